@@ -1,0 +1,72 @@
+"""The one exception family of feedworker.
+
+Every error the project raises on purpose derives from `FeedworkerError`, and its message is meant
+for a person: it says what failed, where (file, source, URL) and, when known, what to do.
+
+Who raises and who catches:
+- `ConfigError`: raised by `worker.config` on load; caught by the CLI (exit 1) and by hot reload
+  (the last good config stays in force).
+- `FetchError` (and subclasses): raised by `worker.fetch` for one URL; the pipeline catches it,
+  reports it against the source (index page) or skips that one article.
+- `ExtractError`: raised by `worker.extract` when a page holds no usable article; the pipeline
+  skips that article with the reason.
+- `StoreError`: raised by `worker.store` when the state database cannot be opened or used.
+- `PublishError`: raised by `worker.publish` when a feed cannot be rendered or written; the old
+  feed file stays in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class FeedworkerError(Exception):
+    """Base of every error feedworker raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One thing wrong in the operator's config, located as precisely as we can."""
+
+    file: str
+    message: str
+    source: str | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.source:
+            where += f": source {self.source!r}"
+        if self.field:
+            where += f": {self.field}"
+        return f"{where}: {self.message}"
+
+
+class ConfigError(FeedworkerError):
+    """The config folder does not validate; holds every problem found, not just the first."""
+
+    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class FetchError(FeedworkerError):
+    """A URL could not be fetched or its response was refused; `reason` is short and stable."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"{url}: {reason}")
+
+
+class ExtractError(FeedworkerError):
+    """A page holds no article we are willing to publish."""
+
+
+class StoreError(FeedworkerError):
+    """The state database could not be opened or used."""
+
+
+class PublishError(FeedworkerError):
+    """A feed could not be rendered or written; the previous file is left in place."""

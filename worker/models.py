@@ -1,0 +1,116 @@
+"""Plain frozen records that travel between the stages.
+
+Dates are always timezone-aware UTC `datetime`s; URLs are absolute strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """HTTP cache validators remembered for a URL, sent back as a conditional GET."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A fetched HTML page, decoded to text."""
+
+    url: str  # the URL asked for
+    final_url: str  # after redirects
+    status: int
+    content_type: str
+    text: str
+    encoding: str
+    validators: Validators = field(default_factory=Validators)
+    size: int = 0  # bytes received on the wire (before decompression)
+
+
+@dataclass(frozen=True, slots=True)
+class NotModified:
+    """The server answered 304 to a conditional GET: nothing to parse."""
+
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """An article link found on an index page."""
+
+    url: str  # absolute and normalised
+    title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """What the extractor makes of one page. `body_html` is sanitised; `body_text` is plain."""
+
+    url: str
+    title: str
+    body_html: str
+    body_text: str
+    canonical_url: str | None = None
+    authors: tuple[str, ...] = ()
+    published: datetime | None = None
+    modified: datetime | None = None
+    image: str | None = None
+    language: str | None = None
+    summary: str = ""
+    # Fingerprints of the page's text blocks, so a source can learn its site's template
+    # (blocks recurring across pages are boilerplate). Opaque strings; see worker.extract.
+    block_fingerprints: tuple[str, ...] = ()
+    # Which path produced the body: "selector" (operator override), "jsonld", "auto", "fallback".
+    method: str = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One published entry of a source's feed. `guid` is the canonical article URL, never a hash."""
+
+    source_id: str
+    guid: str
+    url: str
+    title: str
+    content_html: str
+    content_hash: str  # versioned, e.g. "v1:<sha256 hex>"
+    first_seen: datetime
+    published: datetime  # the article's own date, else first_seen
+    updated: datetime  # the article's modified date, else published
+    authors: tuple[str, ...] = ()
+    summary: str = ""
+    image: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """An article left out of a run, and why."""
+
+    url: str
+    reason: str
+
+
+@dataclass(slots=True)
+class RunReport:
+    """The outcome of one run of one source; the pipeline fills it in as it goes."""
+
+    source_id: str
+    started: datetime
+    finished: datetime | None = None
+    index_not_modified: bool = False
+    links_found: int = 0
+    pages_fetched: int = 0
+    bytes_received: int = 0
+    items_new: int = 0
+    items_unchanged: int = 0
+    skipped: list[Skip] = field(default_factory=list)
+    feeds_written: int = 0
+    error: str | None = None  # set when the source as a whole failed
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
