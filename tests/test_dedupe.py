@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import re
+
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from worker.dedupe import HASH_VERSION, content_hash, normalise_text
+
+# Words: letters and digits only, so a word never holds whitespace and never is, alone, a
+# volatile phrase (those need a number followed by a space and a keyword).
+words = st.text(
+    alphabet=st.characters(categories=["Lu", "Ll", "Lt", "Lo", "Nd"]), min_size=1, max_size=12
+)
+# Every character Python counts as whitespace (str.split splits on all of them).
+WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
+whitespace = st.text(alphabet=WHITESPACE, min_size=1, max_size=4)
+
+
+@given(st.text())
+def test_normalising_twice_changes_nothing(text: str) -> None:
+    once = normalise_text(text)
+    assert normalise_text(once) == once
+
+
+@given(st.lists(words, min_size=1, max_size=8), st.data())
+def test_whitespace_only_differences_give_the_same_hash(tokens: list[str], data) -> None:
+    gaps = [data.draw(whitespace) for _ in range(len(tokens) + 1)]
+    spaced = gaps[0] + "".join(token + gap for token, gap in zip(tokens, gaps[1:], strict=True))
+    assert content_hash(spaced) == content_hash(" ".join(tokens))
+
+
+# Letters only: no list of these words can hold a volatile phrase, so distinct lists must differ.
+lowercase_words = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=12)
+
+
+@given(st.lists(lowercase_words, min_size=1), st.lists(lowercase_words, min_size=1))
+def test_different_words_give_different_hashes(first: list[str], second: list[str]) -> None:
+    assume(first != second)
+    assert content_hash(" ".join(first)) != content_hash(" ".join(second))
+
+
+@given(st.lists(words, min_size=1, max_size=8), st.lists(words, min_size=1, max_size=8))
+def test_hash_differs_exactly_when_normal_forms_differ(first: list[str], second: list[str]) -> None:
+    same_text = normalise_text(" ".join(first)) == normalise_text(" ".join(second))
+    assert (content_hash(" ".join(first)) == content_hash(" ".join(second))) == same_text
+
+
+def test_different_words_give_different_hashes_plainly() -> None:
+    assert content_hash("The cat sat.") != content_hash("The dog sat.")
+
+
+def test_hash_is_versioned_sha256() -> None:
+    assert re.fullmatch(rf"{HASH_VERSION}:[0-9a-f]{{64}}", content_hash("hello"))
+
+
+def test_case_width_and_compatibility_forms_are_folded() -> None:
+    assert normalise_text("  HELLO\u00a0Ｗｏｒｌｄ \t ﬁne\n") == "hello world fine"
+    assert content_hash("Straße") == content_hash("STRASSE")
+
+
+def test_volatile_phrases_are_left_out() -> None:
+    base = content_hash("Budget passes. The vote was close.")
+    assert content_hash("Budget passes. 5 minutes ago The vote was close. 12 comments") == base
+    assert content_hash("Budget passes. 4 min read The vote was close. 1.2k views") == base
+
+
+def test_numbers_in_prose_are_kept() -> None:
+    assert content_hash("The vote was 5 to 4.") != content_hash("The vote was 6 to 3.")
+
+
+def test_characters_a_feed_would_drop_do_not_count() -> None:
+    assert content_hash("a\x00b\ud800c") == content_hash("abc")

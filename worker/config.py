@@ -1,0 +1,749 @@
+"""The operator's config folder -> validated, typed, frozen objects.
+
+This is the only module that reads config files, and every default lives here, as a field default
+of `Settings` or `Source` (or one of the constants just below).
+
+Layout, relative to the config folder (``config/`` unless ``--config`` or ``FEEDWORKER_CONFIG``):
+
+- ``feedworker.toml``: one ``[worker]`` table -> `Settings` (optional; all defaults when missing).
+- ``sources.toml``: ``[[source]]`` tables -> `Source`, then every ``sources.d/*.toml`` sorted by
+  name, one site a file by convention. Either may be missing; no source at all is a problem.
+- ``FEEDWORKER_<SETTING>`` environment variables override the ``[worker]`` table.
+
+Relative paths (``feeds_dir``, a relative ``sqlite:///`` state URL) resolve against the folder that
+holds the config folder, the "root", so ``--config /srv/site/config`` works from any directory.
+
+`load_config` collects every problem it finds (TOML syntax, unknown keys with a suggestion, wrong
+types, bad values, duplicate ids) and raises one `ConfigError` listing them all, each line naming
+the file, the source and the field.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from selectolax.lexbor import LexborHTMLParser
+
+from worker.errors import ConfigError, ConfigProblem
+
+__all__ = [
+    "CONFIG_ENV_VAR",
+    "ENV_PREFIX",
+    "Config",
+    "Settings",
+    "Source",
+    "default_config_dir",
+    "load_config",
+    "parse_duration",
+]
+
+CONFIG_ENV_VAR = "FEEDWORKER_CONFIG"  # where the config folder is, when --config is not given
+ENV_PREFIX = "FEEDWORKER_"  # FEEDWORKER_<SETTING> overrides [worker] <setting>
+SETTINGS_FILE = "feedworker.toml"
+SOURCES_FILE = "sources.toml"
+SOURCES_DIR = "sources.d"
+
+DEFAULT_EVERY = timedelta(hours=1)  # a source with neither `every` nor `cron`
+# The id is the feed's file name: lower case only, so two ids never name one file on a
+# case-insensitive disk; no dots or slashes, so an id can never climb out of feeds/.
+ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+RESERVED_IDS = frozenset({"all"})  # "all" names the combined feed
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MAX_ITEMS_LIMIT = 1000
+
+ID_RULE = "1-64 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
+DURATION_FORMAT = 'a duration like "45s", "15m", "2h", "1h30m" or "1d", or a number of seconds'
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(min|[wdhms])", re.IGNORECASE)
+_DURATION = re.compile(r"\s*(?:\d+(?:\.\d+)?\s*(?:min|[wdhms])\s*)+", re.IGNORECASE)
+_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "min": 60, "s": 1}
+
+
+# ---------------------------------------------------------------------------------------------
+# Value parsers: each returns the clean value or raises ValueError with a message for a person.
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_duration(value: object) -> timedelta:
+    """Parse "1h30m", "15m", "45s", "1d", "2w", "1.5h" or a number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str) and _DURATION.fullmatch(value):
+        parts = _DURATION_PART.findall(value)
+        return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u.lower()] for n, u in parts))
+    raise ValueError(f"expected {DURATION_FORMAT}, got {value!r}")
+
+
+def _check_duration(value: object, *, allow_zero: bool) -> timedelta:
+    delta = parse_duration(value)
+    if delta < timedelta(0) or (delta == timedelta(0) and not allow_zero):
+        bound = "zero or more" if allow_zero else "more than zero"
+        raise ValueError(f"must be {bound}, got {value!r} (expected {DURATION_FORMAT})")
+    return delta
+
+
+def _check_interval(value: object) -> timedelta:
+    return _check_duration(value, allow_zero=False)
+
+
+def _check_jitter(value: object) -> timedelta:
+    return _check_duration(value, allow_zero=True)
+
+
+def _check_seconds(value: object) -> float:
+    return _check_duration(value, allow_zero=False).total_seconds()
+
+
+def _check_seconds_or_zero(value: object) -> float:
+    return _check_duration(value, allow_zero=True).total_seconds()
+
+
+def _check_selector(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a CSS selector string, got {_toml_type(value)}")
+    if not value.strip():
+        raise ValueError("empty CSS selector")
+    try:
+        LexborHTMLParser("<p></p>").css(value)
+    except Exception as exc:  # selectolax raises its own SelectolaxError (and ValueError)
+        raise ValueError(f"invalid CSS selector {value!r}: {exc}") from None
+    return value
+
+
+def _check_selectors(value: object) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError(f"expected a CSS selector or a list of them, got {_toml_type(value)}")
+    return tuple(_check_selector(item) for item in items)
+
+
+def _check_patterns(value: object) -> tuple[re.Pattern[str], ...]:
+    items = [value] if isinstance(value, str | re.Pattern) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError(f"expected a regex or a list of regexes, got {_toml_type(value)}")
+    patterns = []
+    for item in items:
+        if isinstance(item, re.Pattern):
+            patterns.append(item)
+            continue
+        if not isinstance(item, str):
+            raise ValueError(f"expected a regex string, got {_toml_type(item)}")
+        try:
+            patterns.append(re.compile(item))
+        except re.error as exc:
+            raise ValueError(f"bad regular expression {item!r}: {exc}") from None
+    return tuple(patterns)
+
+
+def _check_http_url(value: str) -> str:
+    """An absolute http(s) URL with a host; nothing a browser would have to guess about."""
+    example = 'e.g. "https://example.com/blog/"'
+    if not value.strip():
+        raise ValueError(f"empty URL, {example}")
+    if "\\" in value:
+        raise ValueError(f"backslash in URL {value!r}; use '/'")
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError(f"space or control character in URL {value!r}; percent-encode it")
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https"):
+        shown = f"{parts.scheme}:" if parts.scheme else "no scheme"
+        raise ValueError(f"only http and https URLs are allowed, got {shown} in {value!r}")
+    if not parts.hostname:
+        raise ValueError(f"URL {value!r} has no host, {example}")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ValueError(f"URL {value!r} has a bad port") from None
+    return value
+
+
+def _check_id(value: str) -> str:
+    if value in RESERVED_IDS:
+        raise ValueError(f"{value!r} is reserved; pick another id")
+    if ID_PATTERN.fullmatch(value):
+        return value
+    hint = ""
+    lowered = value.lower()
+    if lowered != value and ID_PATTERN.fullmatch(lowered) and lowered not in RESERVED_IDS:
+        hint = f" (lower case only: try {lowered!r})"
+    raise ValueError(f"invalid id {value!r}: use {ID_RULE} (it names the feed file){hint}")
+
+
+def _is_valid_id(value: object) -> bool:
+    return (
+        isinstance(value, str) and value not in RESERVED_IDS and bool(ID_PATTERN.fullmatch(value))
+    )
+
+
+def _root_from(info: ValidationInfo) -> Path:
+    context = info.context or {}
+    return Path(context.get("root") or Path.cwd())
+
+
+def _resolve_path(value: object, info: ValidationInfo) -> Path:
+    if not isinstance(value, str | Path) or not str(value).strip():
+        raise ValueError(f"expected a folder path string, got {value!r}")
+    path = Path(value).expanduser()
+    return Path(os.path.abspath(_root_from(info) / path))
+
+
+# ---------------------------------------------------------------------------------------------
+# The models. Field defaults are the project's defaults; config/feedworker.toml mirrors them.
+# ---------------------------------------------------------------------------------------------
+
+_MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True, strict=True, validate_default=True)
+
+Seconds = Annotated[float, PlainValidator(_check_seconds)]
+SecondsOrZero = Annotated[float, PlainValidator(_check_seconds_or_zero)]
+Interval = Annotated[timedelta, PlainValidator(_check_interval)]
+Jitter = Annotated[timedelta, PlainValidator(_check_jitter)]
+Selector = Annotated[str, PlainValidator(_check_selector)]
+Selectors = Annotated[tuple[str, ...], PlainValidator(_check_selectors)]
+Patterns = Annotated[tuple[re.Pattern[str], ...], PlainValidator(_check_patterns)]
+
+
+class Settings(BaseModel):
+    """The ``[worker]`` table: how the whole worker behaves. Durations are in seconds."""
+
+    model_config = _MODEL_CONFIG
+
+    feeds_dir: Annotated[Path, PlainValidator(_resolve_path)] = Path("feeds")
+    state_url: str = "sqlite:///state/feedworker.db"
+    user_agent: str = "feedworker/0.1 (+https://github.com/feedworker/feedworker)"
+    connect_timeout: Seconds = 10
+    read_timeout: Seconds = 20
+    request_deadline: Seconds = 30  # the whole request, redirects and body included
+    max_redirects: int = Field(default=5, ge=0)
+    max_page_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    concurrency: int = Field(default=8, ge=1)  # requests in flight over all hosts
+    per_host_concurrency: int = Field(default=2, ge=1)
+    per_host_delay: SecondsOrZero = 1.0  # between request starts to one host
+    source_concurrency: int = Field(default=4, ge=1)  # sources running at once
+    max_links_per_run: int = Field(default=100, ge=1)
+    misfire_grace_time: Seconds = 300
+    log_level: str = "INFO"
+    public_url: str | None = None  # stored without a trailing slash
+
+    @field_validator("state_url")
+    @classmethod
+    def _check_state_url(cls, value: str, info: ValidationInfo) -> str:
+        if value.startswith(("postgresql://", "postgres://", "postgresql+")):
+            return value
+        if not value.startswith("sqlite:///"):
+            raise ValueError(
+                f"expected sqlite:///path/to/file.db or postgresql://..., got {value!r}"
+            )
+        path, sep, query = value.removeprefix("sqlite:///").partition("?")
+        if not path:
+            raise ValueError(f"no database file in {value!r}, e.g. sqlite:///state/feedworker.db")
+        if path == ":memory:":
+            return value
+        absolute = os.path.abspath(_root_from(info) / Path(path).expanduser())
+        return f"sqlite:///{absolute}{sep}{query}"
+
+    @field_validator("user_agent")
+    @classmethod
+    def _check_user_agent(cls, value: str) -> str:
+        if not value.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise ValueError("must be one non-empty line of text")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
+        return value.upper()
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_http_url(value).rstrip("/")
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The state database file when `state_url` is SQLite on disk, else None."""
+        if not self.state_url.startswith("sqlite:///"):
+            return None
+        path = self.state_url.removeprefix("sqlite:///").partition("?")[0]
+        return None if path == ":memory:" else Path(path)
+
+
+class Source(BaseModel):
+    """One ``[[source]]``: a site to scrape into its own feed, ``feeds/<id>.xml``."""
+
+    model_config = _MODEL_CONFIG
+
+    id: str
+    url: str
+    title: str = ""  # filled in with the id when empty
+    description: str = ""
+    language: str | None = None
+    every: Interval | None = None  # DEFAULT_EVERY when `cron` is not given either
+    cron: str | None = None  # 5-field crontab, e.g. "0 7 * * 1-5"
+    jitter: Jitter | None = None  # None: the scheduler picks
+    links: Selector | None = None  # CSS selector of article links on the index page
+    include: Patterns = ()  # article URLs must match one of these (re.search), when given
+    exclude: Patterns = ()  # article URLs matching any of these are skipped
+    max_items: int = Field(default=50, ge=1, le=MAX_ITEMS_LIMIT)
+    body: Selector | None = None  # CSS selector of the article container
+    remove: Selectors = ()  # CSS selectors removed from the article before extraction
+    respect_robots: bool = True
+    allow_private_networks: bool = False
+    enabled: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        if not data.get("title") and isinstance(data.get("id"), str):
+            data["title"] = data["id"]
+        if data.get("every") is None and data.get("cron") is None:
+            data["every"] = DEFAULT_EVERY
+        return data
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        return _check_id(value)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        return _check_http_url(value)
+
+    @field_validator("language")
+    @classmethod
+    def _check_language(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*", value):
+            raise ValueError(f'expected a language tag like "en" or "pt-BR", got {value!r}')
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _check_cron(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if info.data.get("every") is not None:
+            raise ValueError("give either 'every' or 'cron', not both")
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(
+                f"bad crontab {value!r}: {exc} (a crontab has 5 fields: minute hour "
+                f'day-of-month month day-of-week, e.g. "0 7 * * 1-5")'
+            ) from None
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything read from one config folder; `digest` changes when any file read changes."""
+
+    config_dir: Path
+    root: Path  # the folder holding config_dir; relative paths resolve against it
+    settings: Settings
+    sources: tuple[Source, ...]  # enabled and disabled, in file order
+    files: tuple[Path, ...]
+    digest: str
+
+    @property
+    def active_sources(self) -> tuple[Source, ...]:
+        return tuple(source for source in self.sources if source.enabled)
+
+    def source(self, source_id: str) -> Source:
+        for source in self.sources:
+            if source.id == source_id:
+                return source
+        known = ", ".join(s.id for s in self.sources) or "none"
+        raise KeyError(f"no source with id {source_id!r} in {self.config_dir} (known: {known})")
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+
+
+def default_config_dir() -> Path:
+    """``$FEEDWORKER_CONFIG`` when set, else ``./config``."""
+    return Path(os.environ.get(CONFIG_ENV_VAR) or "config")
+
+
+def load_config(config_dir: Path | str, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a config folder; raise `ConfigError` listing every problem found.
+
+    `env` defaults to `os.environ`; its ``FEEDWORKER_<SETTING>`` entries override ``[worker]``.
+    """
+    config_dir = Path(os.path.abspath(Path(config_dir).expanduser()))
+    loader = _Loader(config_dir, os.environ if env is None else env)
+    return loader.load()
+
+
+@dataclass(frozen=True, slots=True)
+class _SourceTable:
+    """A raw ``[[source]]`` table and where it was written."""
+
+    file: str
+    number: int  # 1-based position in its file
+    data: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        source_id = self.data.get("id")
+        return source_id if _is_valid_id(source_id) else f"[[source]] #{self.number}"
+
+
+class _Loader:
+    """One load: reads files, collects problems, builds the `Config`."""
+
+    def __init__(self, config_dir: Path, env: Mapping[str, str]) -> None:
+        self.config_dir = config_dir
+        self.root = config_dir.parent
+        self.env = env
+        self.problems: list[ConfigProblem] = []
+        self.files: list[Path] = []
+        self.contents: list[bytes] = []
+
+    def load(self) -> Config:
+        if not self.config_dir.is_dir():
+            what = "is not a folder" if self.config_dir.exists() else "not found"
+            problem = ConfigProblem(str(self.config_dir), f"config folder {what}")
+            raise ConfigError([problem])
+        settings = self._load_settings()
+        sources = self._load_sources()
+        if self.problems or settings is None:
+            raise ConfigError(self._sorted_problems())
+        return Config(
+            config_dir=self.config_dir,
+            root=self.root,
+            settings=settings,
+            sources=tuple(sources),
+            files=tuple(self.files),
+            digest=self._digest(),
+        )
+
+    def _sorted_problems(self) -> list[ConfigProblem]:
+        """Problems grouped by file, in the order the files are read; environment last."""
+        order = {self._name(path): rank for rank, path in enumerate(self.files)}
+        return sorted(self.problems, key=lambda p: order.get(p.file, len(order)))
+
+    # -- files --------------------------------------------------------------------------------
+
+    def _name(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    def _read_toml(self, path: Path) -> dict[str, Any] | None:
+        """The parsed file, or None (and a problem) when it cannot be read or parsed."""
+        name = self._name(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            self.problems.append(ConfigProblem(name, f"cannot read: {exc.strerror or exc}"))
+            return None
+        self.files.append(path)
+        self.contents.append(raw)
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            self.problems.append(
+                ConfigProblem(name, f"not valid UTF-8 (byte {exc.start}); save it as UTF-8")
+            )
+            return None
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            self.problems.append(ConfigProblem(name, f"TOML syntax error: {exc}"))
+            return None
+
+    def _digest(self) -> str:
+        digest = hashlib.sha256()
+        for path, raw in zip(self.files, self.contents, strict=True):
+            name = self._name(path).encode()
+            digest.update(len(name).to_bytes(8, "big") + name)
+            digest.update(len(raw).to_bytes(8, "big") + raw)
+        return digest.hexdigest()
+
+    # -- [worker] -----------------------------------------------------------------------------
+
+    def _load_settings(self) -> Settings | None:
+        path = self.config_dir / SETTINGS_FILE
+        name = self._name(path)
+        table: dict[str, Any] = {}
+        if path.exists():
+            document = self._read_toml(path)
+            if document is None:
+                return None
+            table = self._worker_table(document, name)
+        overridden = self._apply_env(table)
+        try:
+            return Settings.model_validate(table, context={"root": self.root})
+        except ValidationError as exc:
+            for error in exc.errors():
+                key = str(error["loc"][0]) if error["loc"] else None
+                if key in overridden:
+                    message = _error_message(error, Settings)
+                    self.problems.append(
+                        ConfigProblem("environment", message, field=overridden[key])
+                    )
+                else:
+                    self.problems.append(_problem(error, Settings, name, None))
+            return None
+
+    def _worker_table(self, document: dict[str, Any], name: str) -> dict[str, Any]:
+        for key in document:
+            if key == "worker":
+                continue
+            if key in Settings.model_fields:
+                message = f"setting outside the [worker] table; put {key} = ... under [worker]"
+            else:
+                message = "unknown top-level key" + _suggest(key, ["worker"], " table")
+            self.problems.append(ConfigProblem(name, message, field=key))
+        table = document.get("worker", {})
+        if not isinstance(table, dict):
+            self.problems.append(
+                ConfigProblem(
+                    name, f"expected a [worker] table, got {_toml_type(table)}", None, "worker"
+                )
+            )
+            return {}
+        return dict(table)
+
+    def _apply_env(self, table: dict[str, Any]) -> dict[str, str]:
+        """Put FEEDWORKER_<SETTING> values into `table`; return {setting: variable} applied."""
+        applied: dict[str, str] = {}
+        for field_name, info in Settings.model_fields.items():
+            variable = ENV_PREFIX + field_name.upper()
+            raw = self.env.get(variable)
+            if raw is None or raw == "":
+                continue  # an empty variable counts as unset
+            applied[field_name] = variable
+            if info.annotation is int:
+                try:
+                    table[field_name] = int(raw.strip())
+                except ValueError:
+                    self.problems.append(
+                        ConfigProblem(
+                            "environment", f"expected an integer, got {raw!r}", None, variable
+                        )
+                    )
+                    table.pop(field_name, None)
+                    applied.pop(field_name)
+            elif info.annotation is float:  # a duration: "10", "2.5" or "30s"
+                try:
+                    table[field_name] = float(raw)
+                except ValueError:
+                    table[field_name] = raw
+            else:
+                table[field_name] = raw
+        return applied
+
+    # -- [[source]] ---------------------------------------------------------------------------
+
+    def _load_sources(self) -> list[Source]:
+        paths = [self.config_dir / SOURCES_FILE]
+        folder = self.config_dir / SOURCES_DIR
+        if folder.is_dir():
+            # Dot-files are editor lock and backup files, never an operator's source.
+            found = (p for p in folder.glob("*.toml") if p.is_file() and not p.name.startswith("."))
+            paths += sorted(found, key=lambda p: p.name)
+        tables: list[_SourceTable] = []
+        problems_before = len(self.problems)
+        for path in paths:
+            document = self._read_toml(path) if path.exists() else None
+            if document is not None:
+                tables += self._source_tables(document, self._name(path))
+        # A file we could not read may hold the sources; say "none" only when we saw everything.
+        if not tables and len(self.problems) == problems_before:
+            self.problems.append(
+                ConfigProblem(
+                    self._name(self.config_dir / SOURCES_FILE),
+                    "no sources defined: add [[source]] tables to config/sources.toml or "
+                    "config/sources.d/*.toml",
+                )
+            )
+        self._check_duplicate_ids(tables)
+        return [s for s in (self._validate_source(t) for t in tables) if s is not None]
+
+    def _source_tables(self, document: dict[str, Any], name: str) -> list[_SourceTable]:
+        for key in document:
+            if key != "source":
+                message = "unknown top-level key" + _suggest(key, ["source"], " tables")
+                if key == "worker":
+                    message = f"[worker] belongs in config/{SETTINGS_FILE}"
+                self.problems.append(ConfigProblem(name, message, field=key))
+        entries = document.get("source", [])
+        if isinstance(entries, dict):
+            self.problems.append(
+                ConfigProblem(
+                    name, "write [[source]] (two brackets) for each source", None, "source"
+                )
+            )
+            return []
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            self.problems.append(ConfigProblem(name, "expected [[source]] tables", None, "source"))
+            return []
+        return [_SourceTable(name, n, entry) for n, entry in enumerate(entries, start=1)]
+
+    def _check_duplicate_ids(self, tables: Sequence[_SourceTable]) -> None:
+        first_seen: dict[str, _SourceTable] = {}
+        for table in tables:
+            source_id = table.data.get("id")
+            if not _is_valid_id(source_id):
+                continue
+            earlier = first_seen.setdefault(source_id, table)
+            if earlier is not table:
+                where = f"{earlier.file} ([[source]] #{earlier.number})"
+                message = f"duplicate id {source_id!r}, already used in {where}"
+                self.problems.append(ConfigProblem(table.file, message, table.label, "id"))
+
+    def _validate_source(self, table: _SourceTable) -> Source | None:
+        try:
+            return Source.model_validate(table.data)
+        except ValidationError as exc:
+            for error in exc.errors():
+                self.problems.append(_problem(error, Source, table.file, table.label))
+            return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Pydantic errors -> one line each, for a person
+# ---------------------------------------------------------------------------------------------
+
+_EXPECTED = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_from_float": "a whole number",
+    "bool_type": "true or false",
+    "float_type": "a number",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "list_type": "an array",
+    "tuple_type": "an array",
+}
+_BOUNDS = {
+    "greater_than": "more than {gt}",
+    "greater_than_equal": "{ge} or more",
+    "less_than": "less than {lt}",
+    "less_than_equal": "{le} or less",
+}
+# Names operators reach for (from other scrapers and feed tools) -> the key we use.
+_KEY_HINTS = {
+    "interval": "every",
+    "frequency": "every",
+    "period": "every",
+    "schedule": "cron",
+    "crontab": "cron",
+    "name": "title",
+    "lang": "language",
+    "link": "links",
+    "selector": "links",
+    "link_selector": "links",
+    "content": "body",
+    "article": "body",
+    "content_selector": "body",
+    "strip": "remove",
+    "limit": "max_items",
+    "robots": "respect_robots",
+    "disabled": "enabled",
+    "timeout": "read_timeout",
+    "delay": "per_host_delay",
+    "feeds": "feeds_dir",
+    "database": "state_url",
+}
+_REQUIRED_EXAMPLES = {
+    "id": 'every [[source]] needs an id, e.g. id = "python-blog"',
+    "url": 'every [[source]] needs a url, e.g. url = "https://example.com/blog/"',
+}
+
+
+def _problem(
+    error: Mapping[str, Any], model: type[BaseModel], file: str, source: str | None
+) -> ConfigProblem:
+    loc = error.get("loc") or ()
+    field = _format_loc(loc) or None
+    return ConfigProblem(file, _error_message(error, model), source, field)
+
+
+def _format_loc(loc: Sequence[int | str]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _error_message(error: Mapping[str, Any], model: type[BaseModel]) -> str:
+    kind = error.get("type", "")
+    value = error.get("input")
+    context = error.get("ctx") or {}
+    loc = error.get("loc") or ()
+    if kind == "extra_forbidden":
+        allowed = list(model.model_fields)
+        suggestion = _suggest(str(loc[-1]), allowed, "", _KEY_HINTS)
+        return "unknown key" + (suggestion or f"; allowed keys: {', '.join(allowed)}")
+    if kind == "missing":
+        return "required key missing; " + _REQUIRED_EXAMPLES.get(str(loc[-1]), "add it")
+    if kind in _EXPECTED:
+        return f"expected {_EXPECTED[kind]}, got {_toml_type(value)} {_short(value)}"
+    if kind in _BOUNDS:
+        return f"must be {_BOUNDS[kind].format(**context)}, got {_short(value)}"
+    if kind == "value_error" and "error" in context:
+        return str(context["error"])
+    return str(error.get("msg", "invalid value"))
+
+
+def _suggest(
+    key: str, choices: Sequence[str], suffix: str, hints: Mapping[str, str] | None = None
+) -> str:
+    """ "; did you mean 'x'?" for a close spelling, or a known synonym, of one of `choices`."""
+    hints = {k: v for k, v in (hints or {}).items() if v in choices}
+    match = difflib.get_close_matches(key.lower(), [*choices, *hints], n=1, cutoff=0.6)
+    if not match:
+        return ""
+    return f"; did you mean {hints.get(match[0], match[0])!r}{suffix}?"
+
+
+def _toml_type(value: object) -> str:
+    names = [
+        (bool, "a boolean"),
+        (int, "an integer"),
+        (float, "a number"),
+        (str, "a string"),
+        (list, "an array"),
+        (dict, "a table"),
+    ]
+    for kind, name in names:
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
