@@ -1,0 +1,100 @@
+"""The scheduler fires each source on its schedule and never runs one source twice at once."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from worker.config import Source
+from worker.schedule import SourceScheduler, first_run_at, jitter_for, trigger_for
+
+
+def source(**fields: object) -> Source:
+    return Source.model_validate({"id": "s", "url": "https://example.test/", **fields})
+
+
+def test_interval_job_fires_repeatedly_without_overlap() -> None:
+    starts: list[float] = []
+    active = 0
+    overlaps = 0
+
+    async def slow_run(source_id: str) -> None:
+        nonlocal active, overlaps
+        assert source_id == "s"
+        active += 1
+        overlaps += active > 1
+        starts.append(asyncio.get_running_loop().time())
+        await asyncio.sleep(1.3)  # longer than the interval: the next slot must be skipped
+        active -= 1
+
+    async def scenario() -> None:
+        scheduler = SourceScheduler(slow_run, misfire_grace_time=1)
+        scheduler.start([source(every="1s", jitter="0s")])
+        await asyncio.sleep(3.6)
+        scheduler.shutdown()
+
+    asyncio.run(scenario())
+    assert overlaps == 0
+    assert 2 <= len(starts) <= 3
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert all(gap >= 1.3 for gap in gaps), gaps
+
+
+def test_fast_job_fires_on_each_interval() -> None:
+    starts: list[float] = []
+
+    async def quick(source_id: str) -> None:
+        starts.append(asyncio.get_running_loop().time())
+
+    async def scenario() -> None:
+        scheduler = SourceScheduler(quick)
+        scheduler.start([source(every="1s", jitter="0s")])
+        await asyncio.sleep(2.5)
+        scheduler.shutdown()
+
+    asyncio.run(scenario())
+    assert len(starts) == 3  # at start, +1 s, +2 s
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert all(0.9 <= gap <= 1.2 for gap in gaps), gaps
+
+
+def test_sync_adds_removes_and_reschedules() -> None:
+    async def noop(source_id: str) -> None:
+        return None
+
+    async def scenario() -> None:
+        scheduler = SourceScheduler(noop)
+        scheduler.start([source(id="a", every="1h"), source(id="b", every="1h")])
+        assert {j.id for j in scheduler.scheduler.get_jobs()} == {"a", "b"}
+        scheduler.sync([source(id="a", cron="0 * * * *"), source(id="c", every="2h")])
+        jobs = {j.id: j for j in scheduler.scheduler.get_jobs()}
+        assert set(jobs) == {"a", "c"}
+        assert isinstance(jobs["a"].trigger, CronTrigger)
+        scheduler.shutdown()
+
+    asyncio.run(scenario())
+
+
+def test_restart_resumes_from_last_run() -> None:
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    rng = random.Random(1)
+    hourly = source(every="1h", jitter="0s")
+    assert first_run_at(hourly, None, now, rng) == now
+    assert first_run_at(hourly, now - timedelta(minutes=20), now, rng) == now + timedelta(minutes=40)
+    assert first_run_at(hourly, now - timedelta(hours=5), now, rng) == now  # overdue: once, now
+    assert first_run_at(source(cron="0 * * * *"), None, now, rng) is None
+
+
+def test_triggers_and_default_jitter() -> None:
+    hourly = source(every="2h")
+    assert jitter_for(hourly) == timedelta(minutes=5)  # a tenth of 2 h is capped at 5 min
+    assert jitter_for(source(every="10m")) == timedelta(minutes=1)
+    assert isinstance(trigger_for(hourly), IntervalTrigger)
+    cron = trigger_for(source(cron="*/15 * * * *"))
+    assert isinstance(cron, CronTrigger)
+    fire = cron.get_next_fire_time(None, datetime(2026, 1, 1, 0, 7, tzinfo=UTC))
+    assert fire == datetime(2026, 1, 1, 0, 15, tzinfo=UTC)

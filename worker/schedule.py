@@ -1,0 +1,151 @@
+"""APScheduler wiring: one job per source, fired on its interval or cron expression.
+
+Knows nothing about HTML or HTTP: it calls `run(source_id)` and the caller does the rest.
+Settings, measured or read upstream (see FIELD-NOTES):
+- `max_instances=1`: a source never runs twice at once (a slow run makes the next slot skip);
+- `coalesce=True` and a generous `misfire_grace_time`: after a pause (a suspended machine, a
+  long run) a source runs once to catch up, not once per missed slot;
+- jitter, so that sources with the same interval do not all hit the network at the same second;
+- the first run after a start is placed from the stored last-run time, so a restart does not
+  fire every source at once.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from worker.config import Source
+
+# Default jitter: a tenth of the interval, at most five minutes.
+JITTER_SHARE = 0.1
+JITTER_CAP = timedelta(minutes=5)
+# Sources that never ran, or are overdue, start within this window after the worker starts.
+START_SPREAD_CAP = timedelta(seconds=30)
+
+RunFn = Callable[[str], Awaitable[Any]]
+LastRunFn = Callable[[str], datetime | None]
+
+
+def jitter_for(source: Source) -> timedelta:
+    if source.jitter is not None:
+        return source.jitter
+    if source.every is not None:
+        return min(source.every * JITTER_SHARE, JITTER_CAP)
+    return timedelta(0)
+
+
+def trigger_for(source: Source) -> BaseTrigger:
+    jitter = jitter_for(source).total_seconds() or None
+    if source.cron:
+        return CronTrigger(**_cron_fields(source.cron), timezone=UTC, jitter=jitter)
+    assert source.every is not None
+    return IntervalTrigger(seconds=source.every.total_seconds(), timezone=UTC, jitter=jitter)
+
+
+def _cron_fields(expr: str) -> dict[str, str]:
+    """A 5-field crontab line as CronTrigger's keywords (`from_crontab` takes no jitter)."""
+    minute, hour, day, month, day_of_week = expr.split()
+    return {
+        "minute": minute,
+        "hour": hour,
+        "day": day,
+        "month": month,
+        "day_of_week": day_of_week,
+    }
+
+
+def first_run_at(
+    source: Source, last_run: datetime | None, now: datetime, rng: random.Random
+) -> datetime | None:
+    """When an interval source should first run after a start; None lets a cron trigger decide."""
+    if source.every is None:
+        return None
+    spread = min(jitter_for(source), START_SPREAD_CAP).total_seconds()
+    soon = now + timedelta(seconds=rng.uniform(0, spread))
+    if last_run is None:
+        return soon
+    return max(last_run + source.every, soon)
+
+
+class SourceScheduler:
+    """Keeps one APScheduler job per source, in step with the config it is given."""
+
+    def __init__(
+        self,
+        run: RunFn,
+        *,
+        last_run: LastRunFn = lambda _id: None,
+        misfire_grace_time: float = 300,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rng: random.Random | None = None,
+    ) -> None:
+        self._run = run
+        self._last_run = last_run
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._signatures: dict[str, tuple[Any, ...]] = {}
+        self.scheduler = AsyncIOScheduler(
+            timezone=UTC,
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                # APScheduler wants whole seconds here.
+                "misfire_grace_time": max(1, math.ceil(misfire_grace_time)),
+            },
+        )
+
+    @property
+    def running(self) -> bool:
+        return bool(self.scheduler.running)
+
+    def start(self, sources: Iterable[Source]) -> None:
+        """Add a job for each source and start; call from inside the running event loop."""
+        self.sync(sources)
+        self.scheduler.start()
+
+    def sync(self, sources: Iterable[Source]) -> None:
+        """Add jobs for new sources, drop removed ones, reschedule those whose schedule changed."""
+        wanted = {s.id: s for s in sources if s.enabled}
+        for source_id in set(self._signatures) - set(wanted):
+            self.scheduler.remove_job(source_id)
+            del self._signatures[source_id]
+        for source in wanted.values():
+            signature = (source.every, source.cron, source.jitter)
+            if self._signatures.get(source.id) == signature:
+                continue
+            if source.id in self._signatures:
+                self.scheduler.remove_job(source.id)
+            self._add(source)
+            self._signatures[source.id] = signature
+
+    def _add(self, source: Source) -> None:
+        options: dict[str, Any] = {}
+        start = first_run_at(source, self._last_run(source.id), self._clock(), self._rng)
+        if start is not None:
+            options["next_run_time"] = start
+        self.scheduler.add_job(
+            self._run,
+            trigger_for(source),
+            args=[source.id],
+            id=source.id,
+            name=f"source {source.id}",
+            **options,
+        )
+
+    def next_run(self, source_id: str) -> datetime | None:
+        job = self.scheduler.get_job(source_id)
+        return job.next_run_time if job is not None else None
+
+    def shutdown(self) -> None:
+        """Stop firing jobs; runs already started are left to finish (the caller waits for them)."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
