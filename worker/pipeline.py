@@ -111,6 +111,7 @@ async def _fetch_index(run: _Run) -> Page | None:
             validators=store.get_validators(source.url),
             trusted_host=host_key(source.url),
             allow_private=True,
+            respect_robots=source.respect_robots,
         )
     except FetchError as exc:
         raise FetchError(exc.url, f"index page: {exc.reason}") from exc
@@ -151,6 +152,7 @@ async def _fetch_articles(run: _Run, links: Sequence[Link]) -> None:
                 link.url,
                 allow_private=run.source.allow_private_networks,
                 trusted_host=host_key(run.source.url),
+                respect_robots=run.source.respect_robots,
             )
         except FetchError as exc:
             _skip(run, link.url, exc.reason)

@@ -1,0 +1,207 @@
+"""SSRF guard: address rules (pure), the connect-time hook, and the fetcher on a local server."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import Iterator
+from typing import Any
+
+import httpcore
+import httpx
+import pytest
+import respx
+
+from worker.errors import FetchError
+from worker.fetch import Blocked, Fetcher, FetchOptions
+from worker.models import Page
+from worker.netguard import (
+    AddressBlocked,
+    GuardedBackend,
+    blocked_address,
+    check_url,
+    same_host,
+)
+
+try:
+    from tests.localserver import LocalServer
+except ImportError:  # tests/ is not a package: pytest put it on sys.path
+    from localserver import LocalServer  # type: ignore[no-redef]
+
+HTML = b"<!doctype html><html><head><title>Local</title></head><body><p>ok</p></body></html>"
+HTML_TYPE = ("Content-Type", "text/html; charset=utf-8")
+
+BLOCKED = [
+    "127.0.0.1",
+    "10.1.2.3",
+    "172.16.0.1",
+    "192.168.1.1",
+    "169.254.169.254",  # cloud metadata
+    "100.64.0.1",  # CGNAT
+    "0.0.0.0",
+    "224.0.0.1",
+    "233.1.1.1",  # multicast that Python calls global
+    "240.0.0.1",
+    "255.255.255.255",
+    "::1",
+    "::",
+    "fe80::1",
+    "fc00::1",
+    "ff02::1",
+    "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+    "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+    "2002:7f00:1::",  # 6to4 of 127.0.0.1
+    "::127.0.0.1",  # IPv4-compatible
+    "::ffff:127.0.0.1",  # IPv4-mapped
+    "::ffff:10.0.0.1",
+]
+ALLOWED = ["93.184.215.14", "2606:4700::1", "64:ff9b::5db8:d70e", "2002:5db8:d70e::"]
+
+
+@pytest.mark.parametrize("address", BLOCKED)
+def test_internal_addresses_are_blocked(address: str):  # bad input 14
+    parsed = ipaddress.ip_address(address)
+    assert blocked_address(parsed) == f"blocked address {parsed}"
+
+
+@pytest.mark.parametrize("address", ALLOWED)
+def test_public_addresses_pass(address: str):
+    assert blocked_address(ipaddress.ip_address(address)) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("ftp://example.com/", "unsupported scheme ftp"),
+        ("file:///etc/passwd", "unsupported scheme file"),
+        ("http://user:pw@example.com/", "credentials in URL"),
+        ("http://169.254.169.254/latest/meta-data", "blocked address 169.254.169.254"),
+        ("http://[::1]:8080/", "blocked address ::1"),
+        ("http://[64:ff9b::7f00:1]/", "blocked address 64:ff9b::7f00:1"),
+        ("https://example.com/", None),
+        ("http://127.1/", None),  # not a literal to ipaddress: judged once resolved
+    ],
+)
+def test_check_url(url: str, reason: str | None):
+    assert check_url(httpx.URL(url)) == reason
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["bücher.example", "BÜCHER.example.", "xn--bcher-kva.example", " Xn--Bcher-Kva.Example "],
+)
+def test_same_host_normalises(host: str):
+    assert same_host(httpx.URL("https://bücher.example:8443/x"), host)
+
+
+def test_same_host_refuses_others():
+    url = httpx.URL("https://example.com/")
+    assert not same_host(url, None)
+    assert not same_host(url, "evil.example.com")
+    assert not same_host(url, "example.com.evil")
+
+
+# -- the connect-time hook, with a fake resolver and a fake network -------------------------------
+
+
+class RecordingBackend(httpcore.AsyncNetworkBackend):
+    def __init__(self) -> None:
+        self.connected: list[str] = []
+
+    async def connect_tcp(self, host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        self.connected.append(host)
+        return object()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+def resolver(*answers: list[str]) -> Any:
+    """A resolver giving each answer in turn (a rebinding name), counting its calls."""
+    calls: list[str] = []
+
+    async def resolve(host: str, port: int) -> list[str]:
+        calls.append(host)
+        return answers[min(len(calls), len(answers)) - 1]
+
+    resolve.calls = calls  # type: ignore[attr-defined]
+    return resolve
+
+
+def test_connects_to_the_address_it_judged_after_one_lookup():  # bad input 15
+    inner = RecordingBackend()
+    resolve = resolver(["93.184.215.14"], ["127.0.0.1"])  # answers differently the second time
+    backend = GuardedBackend(inner, resolve)
+    asyncio.run(backend.connect_tcp("rebind.example", 443))
+    assert inner.connected == ["93.184.215.14"]
+    assert resolve.calls == ["rebind.example"]
+
+
+@pytest.mark.parametrize("answer", [["10.0.0.5"], ["93.184.215.14", "127.0.0.1"], ["::1"]])
+def test_a_name_with_any_internal_answer_is_refused(answer: list[str]):  # bad input 15
+    inner = RecordingBackend()
+    with pytest.raises(AddressBlocked):
+        asyncio.run(GuardedBackend(inner, resolver(answer)).connect_tcp("internal.example", 80))
+    assert inner.connected == []
+
+
+# -- the fetcher, on a real local server ----------------------------------------------------------
+
+
+@pytest.fixture
+def server() -> Iterator[LocalServer]:
+    with LocalServer() as running:
+        running.route("/", body=HTML)
+        yield running
+
+
+def fetch(url: str, **kwargs: Any) -> Page:
+    kwargs.setdefault("allow_private", False)
+
+    async def go() -> Any:
+        fetch_options = FetchOptions(user_agent="feedworker-test/1", per_host_delay=0, retries=0)
+        async with Fetcher(fetch_options) as fetcher:
+            return await fetcher.fetch_page(url, **kwargs)
+
+    return asyncio.run(go())
+
+
+def blocked(url: str, **kwargs: Any) -> FetchError:
+    with pytest.raises(Blocked) as info:
+        fetch(url, **kwargs)
+    return info.value
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "127.1", "2130706433", "0x7f000001"])
+def test_a_guarded_fetch_never_reaches_loopback(server: LocalServer, host: str):  # 14, 15
+    error = blocked(server.url("/", host=host))
+    assert error.reason == "blocked address 127.0.0.1"
+    assert server.requests == []  # robots.txt included: nothing reached the server
+
+
+def test_private_is_fine_when_allowed_or_trusted(server: LocalServer):
+    assert isinstance(fetch(server.url("/", host="localhost"), allow_private=True), Page)
+    assert isinstance(fetch(server.url("/", host="localhost"), trusted_host="LOCALHOST."), Page)
+    assert isinstance(fetch(server.url("/"), trusted_host="127.0.0.1"), Page)
+
+
+def test_a_redirect_from_the_trusted_host_to_another_internal_one_is_blocked(server: LocalServer):
+    server.route("/go", status=302, headers=[("Location", server.url("/", host="localhost"))])
+    error = blocked(server.url("/go"), trusted_host="127.0.0.1", respect_robots=False)
+    assert error.reason == "blocked address 127.0.0.1"
+    assert [r.path for r in server.requests] == ["/go"]  # the target received nothing
+
+
+def test_credentials_are_refused_for_untrusted_sources(server: LocalServer):
+    assert blocked("http://user:pw@example.com/").reason == "credentials in URL"
+
+
+@respx.mock
+def test_redirect_to_metadata_address_is_blocked_at_the_hop():  # bad input 14
+    respx.get("https://example.com/a").respond(
+        302, headers={"Location": "http://169.254.169.254/latest/meta-data/"}
+    )
+    metadata = respx.get(url__startswith="http://169.254.169.254/").respond(200)
+    error = blocked("https://example.com/a", respect_robots=False)
+    assert error.reason == "blocked address 169.254.169.254"
+    assert not metadata.called

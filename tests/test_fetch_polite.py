@@ -1,0 +1,142 @@
+"""Per-host politeness and retries, judged on request start times seen by a real local server."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from itertools import pairwise
+from typing import Any
+
+import pytest
+
+from worker.fetch import BadStatus, Fetcher, FetchOptions
+from worker.models import Page
+
+try:
+    from tests.localserver import Exchange, LocalServer
+except ImportError:  # tests/ is not a package: pytest put it on sys.path
+    from localserver import Exchange, LocalServer  # type: ignore[no-redef]
+
+HTML = b"<!doctype html><html><head><title>Local</title></head><body><p>ok</p></body></html>"
+HTML_TYPE = ("Content-Type", "text/html; charset=utf-8")
+SLACK = 0.05  # timer and scheduling jitter between the client's clock and the server's log
+
+
+@pytest.fixture
+def server() -> Iterator[LocalServer]:
+    with LocalServer() as running:
+        yield running
+
+
+def options(**overrides: Any) -> FetchOptions:
+    values: dict[str, Any] = {"user_agent": "feedworker-test/1", "retry_backoff": 0.01}
+    return FetchOptions(**(values | overrides))
+
+
+def fetch_all(urls: list[str], fetch_options: FetchOptions) -> list[Any]:
+    async def go() -> list[Any]:
+        async with Fetcher(fetch_options) as fetcher:
+            jobs = (fetcher.fetch_page(url, respect_robots=False) for url in urls)
+            return await asyncio.gather(*jobs, return_exceptions=True)
+
+    return asyncio.run(go())
+
+
+def gaps(starts: list[float]) -> list[float]:
+    return [b - a for a, b in pairwise(sorted(starts))]
+
+
+def test_requests_to_one_host_start_at_least_the_delay_apart(server: LocalServer):
+    server.route("/p", body=HTML)
+    results = fetch_all([server.url(f"/p?{i}") for i in range(4)], options(per_host_delay=0.3))
+    assert all(isinstance(r, Page) for r in results)
+    assert min(gaps([r.started for r in server.requests])) >= 0.3 - SLACK
+
+
+def test_per_host_concurrency_is_bounded(server: LocalServer):
+    lock = threading.Lock()
+    in_flight = peak = 0
+
+    def slow(ex: Exchange) -> None:
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        ex.sleep(0.3)
+        with lock:
+            in_flight -= 1
+        ex.respond(200, [HTML_TYPE], HTML)
+
+    server.route("/slow", slow)
+    urls = [server.url(f"/slow?{i}") for i in range(6)]
+    fetch_all(urls, options(per_host_delay=0.0, per_host_concurrency=2, concurrency=8))
+    assert peak == 2
+
+
+def test_the_default_is_one_request_in_flight_per_host(server: LocalServer):
+    lock = threading.Lock()
+    in_flight = peak = 0
+
+    def slow(ex: Exchange) -> None:
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        ex.sleep(0.1)
+        with lock:
+            in_flight -= 1
+        ex.respond(200, [HTML_TYPE], HTML)
+
+    server.route("/slow", slow)
+    fetch_all([server.url(f"/slow?{i}") for i in range(3)], options(per_host_delay=0.0))
+    assert peak == 1
+
+
+def test_other_hosts_are_not_held_back(server: LocalServer):
+    server.route("/p", body=HTML)
+    with LocalServer() as other:
+        other.route("/p", body=HTML)
+        urls = [server.url("/p?1"), server.url("/p?2"), other.url("/p?1")]
+        fetch_all(urls, options(per_host_delay=0.5))
+        first, second = sorted(r.started for r in server.requests)
+        assert second - first >= 0.5 - SLACK
+        assert other.requests[0].started - first < 0.3
+
+
+def test_retry_after_holds_back_the_next_request_to_that_host(server: LocalServer):  # input 11
+    calls = 0
+
+    def busy_once(ex: Exchange) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            ex.respond(503, [("Retry-After", "1")])
+        else:
+            ex.respond(200, [HTML_TYPE], HTML)
+
+    server.route("/busy", busy_once)
+    [page] = fetch_all([server.url("/busy")], options(per_host_delay=0.0))
+    assert isinstance(page, Page)
+    assert gaps([r.started for r in server.requests]) >= [1.0 - SLACK]
+
+
+def test_retries_back_off_exponentially(server: LocalServer):  # bad input 10
+    server.route("/down", status=502)
+    [error] = fetch_all([server.url("/down")], options(per_host_delay=0.0, retry_backoff=0.2))
+    assert isinstance(error, BadStatus) and error.reason == "HTTP 502"
+    first, second = gaps([r.started for r in server.requests])
+    assert 0.2 - SLACK <= first <= 0.3 + SLACK  # 0.2 s plus up to 50 % jitter
+    assert 0.4 - SLACK <= second <= 0.6 + SLACK
+
+
+def test_a_server_that_accepts_and_never_answers_is_retried_then_fails(server: LocalServer):
+    def silent(ex: Exchange) -> None:
+        ex.sleep(30)
+
+    server.route("/silent", silent)
+    [error] = fetch_all(
+        [server.url("/silent")], options(per_host_delay=0.0, request_deadline=0.3, retries=1)
+    )
+    assert error.reason == "no response within 0.3 s"
+    assert len(server.requests) == 2

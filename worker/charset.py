@@ -1,0 +1,158 @@
+"""Bytes of an HTML page -> text, choosing the encoding the way the bytes say.
+
+The order, first match wins:
+1. a byte-order mark (UTF-8, UTF-16, UTF-32);
+2. the HTTP `charset=` label, when the bytes agree with it;
+3. `<meta charset>` or `<meta http-equiv="Content-Type">` in the first 4 KiB, when the bytes agree;
+4. valid UTF-8 containing non-ASCII bytes: UTF-8;
+5. charset-normalizer's guess, unless it only says "some Latin code page" (then windows-1252);
+6. windows-1252.
+
+"The bytes agree" means: a UTF-8 label needs (nearly) valid UTF-8; any other label needs bytes
+that decode strictly with it and are not valid non-ASCII UTF-8 (a page labelled iso-8859-1 whose
+bytes are valid UTF-8 is, in practice, always UTF-8). Decoding never raises: errors become U+FFFD.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import unicodedata
+
+import charset_normalizer
+
+__all__ = ["decode_html"]
+
+FALLBACK = "cp1252"
+
+# Longest first: the UTF-32 LE mark starts with the UTF-16 LE one.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+# WHATWG Encoding Standard: these labels mean a superset in every browser.
+_SUPERSETS = {
+    "ascii": "cp1252",
+    "iso8859-1": "cp1252",
+    "iso8859-9": "cp1254",
+    "iso8859-11": "cp874",
+    "tis-620": "cp874",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "euc_kr": "cp949",
+    "shift_jis": "cp932",
+}
+# Never honoured from a label: UTF-7 smuggles markup past filters; UTF-16/32 without a BOM in a
+# <meta> is impossible (the meta itself would not be ASCII), so browsers read it as UTF-8.
+_REFUSED = {"utf-7"}
+_META_UTF16 = {"utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"}
+
+# Tolerate a few broken sequences in a page labelled UTF-8 (a stray byte in an otherwise UTF-8
+# page); cp1251 or cp1252 text mislabelled UTF-8 breaks on almost every non-ASCII character.
+_UTF8_MAX_BAD_RATIO = 0.01
+
+_META_SCAN_BYTES = 4096
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_.:-]+)""", re.I)
+_HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([a-zA-Z0-9_.:-]+)""", re.I)
+
+
+def decode_html(body: bytes, content_type: str | None) -> tuple[str, str]:
+    """Decode an HTML body; returns (text, Python codec name used). Never raises on bad bytes."""
+    for bom, name in _BOMS:
+        if body.startswith(bom):
+            return body[len(bom) :].decode(name, errors="replace"), name
+    encoding = _choose(body, content_type)
+    return body.decode(encoding, errors="replace"), encoding
+
+
+def _choose(body: bytes, content_type: str | None) -> str:
+    for label in (_header_label(content_type), _meta_label(body)):
+        encoding = _lookup(label)
+        if encoding and _agrees(body, encoding):
+            return encoding
+    if not body.isascii() and _decodes(body, "utf-8"):
+        return "utf-8"
+    return _detect(body) or FALLBACK
+
+
+def _header_label(content_type: str | None) -> str | None:
+    match = _HEADER_CHARSET.search(content_type or "")
+    return match.group(1) if match else None
+
+
+def _meta_label(body: bytes) -> str | None:
+    match = _META_CHARSET.search(body[:_META_SCAN_BYTES])
+    if not match:
+        return None
+    label = match.group(1).decode("ascii", errors="replace")
+    encoding = _lookup(label)
+    return "utf-8" if encoding in _META_UTF16 else label
+
+
+def _lookup(label: str | None) -> str | None:
+    """A charset label -> Python codec name, or None when unknown or refused."""
+    if not label:
+        return None
+    try:
+        name = codecs.lookup(label.strip().lower()).name
+    except LookupError:
+        return None
+    if name in _REFUSED:
+        return None
+    return _SUPERSETS.get(name, name)
+
+
+def _agrees(body: bytes, encoding: str) -> bool:
+    if encoding == "utf-8":
+        return _mostly_utf8(body)
+    if encoding.startswith(("utf-16", "utf-32")):
+        return False  # without a BOM we cannot trust it; detection decides
+    if not body.isascii() and _decodes(body, "utf-8"):
+        return False
+    try:
+        body.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _mostly_utf8(body: bytes) -> bool:
+    if _decodes(body, "utf-8"):
+        return True
+    text = body.decode("utf-8", errors="replace")
+    non_ascii = sum(1 for ch in text if ord(ch) > 127)
+    return text.count("\ufffd") <= non_ascii * _UTF8_MAX_BAD_RATIO
+
+
+def _detect(body: bytes) -> str | None:
+    """charset-normalizer's guess; a Latin-only guess becomes windows-1252 when that decodes.
+
+    Detectors cannot tell Latin code pages apart on short pages (French cp1252 text comes back as
+    Baltic cp1257), and windows-1252 is by far the most common of them on the web.
+    """
+    best = charset_normalizer.from_bytes(body).best()
+    if best is None:
+        return None
+    encoding = _lookup(best.encoding)
+    if encoding is None or encoding == "ascii":
+        return None
+    if _latin_only(str(best)) and _decodes(body, FALLBACK):
+        return FALLBACK
+    return encoding
+
+
+def _latin_only(text: str) -> bool:
+    letters = (ch for ch in text if ord(ch) > 127 and ch.isalpha())
+    return all(unicodedata.name(ch, "").startswith("LATIN") for ch in letters)
+
+
+def _decodes(body: bytes, encoding: str) -> bool:
+    try:
+        body.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True

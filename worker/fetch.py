@@ -1,0 +1,698 @@
+"""The network edge: URL -> `Page` or `NotModified`, politely and within hard limits.
+
+One fetch, step by step:
+1. the URL is checked (scheme; with `allow_private=False`, the SSRF rules of `worker.netguard`);
+2. robots.txt is consulted for that host (`worker.robots`, cached), unless told not to;
+3. a turn is taken: a per-host slot, the per-host spacing between request starts, a global slot;
+4. one GET is sent under an overall deadline (`asyncio.timeout`), with conditional headers;
+5. 408/429/5xx and connection errors are retried (`retries` times, backoff + jitter, Retry-After);
+6. a redirect is followed by hand, back to step 1, at most `max_redirects` times, loops refused;
+7. the body of a 2xx HTML response is read raw and decoded by bounded decoders (never more than
+   `max_page_bytes` on the wire or in memory), then decoded to text by `worker.charset`.
+
+Every refusal is a `FetchError` subclass whose `reason` is short and stable ("HTTP 404").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import logging
+import random
+import time
+import zlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Protocol
+
+import brotli
+import httpx
+
+from worker.charset import decode_html
+from worker.errors import FetchError
+from worker.models import NotModified, Page, Validators
+from worker.netguard import AddressBlocked, check_url, guarded_transport, same_host
+from worker.robots import ALLOW_ALL, RobotsCache, RobotsRules, parse_robots, unavailable
+
+__all__ = [
+    "BadStatus",
+    "Blocked",
+    "FetchOptions",
+    "Fetcher",
+    "NetworkError",
+    "RobotsDisallowed",
+    "Timeout",
+    "TooLarge",
+    "TooManyRedirects",
+    "UnsupportedContent",
+    "host_key",
+    "parse_retry_after",
+]
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+ACCEPT_ENCODING = "gzip, deflate, br"  # zstd: no decoder among our dependencies
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# A page without Content-Type is accepted when it starts like HTML (after whitespace).
+HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<!--", b"<meta", b"<title")
+GUARD_EXTENSION = "feedworker.guarded"  # request extension: send through the SSRF-guarded pool
+_BROTLI_STEP = 64 * 1024  # brotli overshoots its output limit by up to one buffer: keep it small
+
+
+@dataclass(frozen=True, slots=True)
+class FetchOptions:
+    """How the fetch stage behaves; defaults follow FIELD-NOTES "Fetching"."""
+
+    user_agent: str
+    connect_timeout: float = 10.0
+    read_timeout: float = 20.0
+    request_deadline: float = 30.0  # per request, whatever the server drips
+    max_redirects: int = 5
+    max_page_bytes: int = 10 * MIB  # on the wire and after decompression
+    concurrency: int = 8
+    per_host_concurrency: int = 1  # trusted crawlers agree on 1 in flight per host
+    per_host_delay: float = 1.0  # between request starts to one host
+    retries: int = 2  # on connection errors, timeouts, 408, 429, 500, 502, 503, 504
+    retry_backoff: float = 1.0  # first wait; doubles per attempt, plus jitter
+    max_retry_after: float = 60.0  # a longer Retry-After gives up instead of waiting
+    max_crawl_delay: float = 30.0  # robots.txt Crawl-delay honoured up to this
+    robots_ttl: float = 24 * 3600.0  # a good robots.txt is kept this long (RFC 9309: at most 24 h)
+    robots_error_ttl: float = (
+        600.0  # an unreadable one blocks the host this long, then is asked again
+    )
+    max_robots_bytes: int = 512 * 1024
+
+    @classmethod
+    def from_settings(cls, settings: object) -> FetchOptions:
+        """Read the same-named attributes of a config `Settings`; missing ones keep defaults."""
+        values = {
+            f.name: getattr(settings, f.name) for f in fields(cls) if hasattr(settings, f.name)
+        }
+        return cls(**values)
+
+
+# -- errors: the pipeline catches FetchError; subclasses say which kind -----------------------
+
+
+class TooLarge(FetchError):
+    """Content-Length, raw or decoded bytes over `max_page_bytes`."""
+
+
+class Timeout(FetchError):
+    """No connection, no data, or no complete response in time."""
+
+
+class NetworkError(FetchError):
+    """Connection refused or broken, DNS failure, TLS failure."""
+
+
+class BadStatus(FetchError):
+    """An HTTP status we do not turn into a page (after retries, when retryable)."""
+
+    def __init__(self, url: str, status: int, reason: str | None = None) -> None:
+        self.status = status
+        super().__init__(url, reason or f"HTTP {status}")
+
+
+class UnsupportedContent(FetchError):
+    """Not HTML, an unknown or stacked Content-Encoding, an empty body."""
+
+
+class TooManyRedirects(FetchError):
+    """A redirect chain longer than `max_redirects`, a loop, or a redirect without a target."""
+
+
+class RobotsDisallowed(FetchError):
+    """robots.txt does not let us fetch this URL (or could not be read: RFC 9309 says wait)."""
+
+
+class Blocked(FetchError):
+    """Refused by the URL rules or the SSRF guard: bad scheme, private address, credentials."""
+
+
+# -- the fetcher ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    url: httpx.URL
+    status: int
+    headers: httpx.Headers
+    body: bytes = b""
+    wire_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _BodyRule:
+    limit: int
+    html_only: bool = True
+    truncate: bool = False  # keep the first `limit` bytes instead of refusing
+
+
+class _HostGate:
+    """Politeness for one host: a few requests in flight and a minimum gap between starts."""
+
+    def __init__(self, slots: int, delay: float) -> None:
+        self.slots = asyncio.Semaphore(slots)
+        self.delay = delay
+        self._next_start = 0.0
+
+    def wait_time(self) -> float:
+        return max(0.0, self._next_start - time.monotonic())
+
+    def claim(self) -> bool:
+        """Start now if the gap allows; the next start is then `delay` away."""
+        now = time.monotonic()
+        if now < self._next_start:
+            return False
+        self._next_start = now + self.delay
+        return True
+
+    def slow_down(self, delay: float) -> None:
+        """A longer gap from now on, counting from the last start (robots.txt Crawl-delay)."""
+        if delay > self.delay:
+            self._next_start += delay - self.delay
+            self.delay = delay
+
+    def defer(self, seconds: float) -> None:
+        """No request to this host sooner than `seconds` from now (Retry-After, backoff)."""
+        self._next_start = max(self._next_start, time.monotonic() + seconds)
+
+
+class Fetcher:
+    """Fetches pages through one shared `httpx.AsyncClient`; use as an async context manager."""
+
+    def __init__(
+        self, options: FetchOptions, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self._options = options
+        self._client = httpx.AsyncClient(
+            transport=transport or _default_transport(options),
+            headers={
+                "User-Agent": options.user_agent,
+                "Accept": ACCEPT,
+                "Accept-Encoding": ACCEPT_ENCODING,
+            },
+            timeout=httpx.Timeout(
+                connect=options.connect_timeout,
+                read=options.read_timeout,
+                write=options.read_timeout,
+                pool=options.request_deadline,
+            ),
+            follow_redirects=False,
+            trust_env=False,  # no proxies or .netrc picked up from the environment
+        )
+        self._slots = asyncio.Semaphore(options.concurrency)
+        self._hosts: dict[str, _HostGate] = {}
+        self._robots = RobotsCache(options.robots_ttl, options.robots_error_ttl)
+        self._robots_locks: dict[str, asyncio.Lock] = {}
+
+    async def __aenter__(self) -> Fetcher:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def fetch_page(
+        self,
+        url: str,
+        *,
+        validators: Validators | None = None,
+        allow_private: bool = True,
+        trusted_host: str | None = None,
+        respect_robots: bool = True,
+    ) -> Page | NotModified:
+        """GET an HTML page, following redirects; raises a `FetchError` subclass when refused.
+
+        With `allow_private=False`, every hop not on `trusted_host` passes the SSRF guard.
+        """
+        shown = _redact(url)
+        current = _parse_url(url, shown)
+        headers = _conditional_headers(validators)
+        rule = _BodyRule(limit=self._options.max_page_bytes)
+        seen = {current}
+        for hop in range(self._options.max_redirects + 1):
+            guarded = not allow_private and not same_host(current, trusted_host)
+            if guarded and (reason := check_url(current)):
+                raise Blocked(shown, reason)
+            if respect_robots:
+                await self._check_robots(current, shown, guarded)
+            reply = await self._send(current, shown, headers, rule, guarded)
+            if reply.status not in REDIRECT_STATUSES:
+                return _to_page(url, shown, reply)
+            if hop == self._options.max_redirects:
+                break
+            current = _redirect_target(reply, shown)
+            if current in seen:
+                raise TooManyRedirects(shown, "redirect loop")
+            seen.add(current)
+        raise TooManyRedirects(shown, f"more than {self._options.max_redirects} redirects")
+
+    # -- one request, retried ------------------------------------------------------------------
+
+    async def _send(
+        self, url: httpx.URL, shown: str, headers: dict[str, str], rule: _BodyRule, guarded: bool
+    ) -> _Reply:
+        options = self._options
+        for attempt in range(options.retries + 1):
+            last = attempt == options.retries
+            try:
+                reply = await self._attempt(url, shown, headers, rule, guarded)
+            except (Timeout, NetworkError) as exc:
+                if last or not _retryable(exc):
+                    raise
+                wait = self._backoff(attempt)
+                self._gate(url).defer(wait)
+            else:
+                if reply.status not in RETRY_STATUSES:
+                    return reply
+                wait = self._retry_wait(reply, attempt)
+                # Retried or not, the next request to this host waits that long (capped).
+                self._gate(url).defer(min(wait, options.max_retry_after))
+                if last or wait > options.max_retry_after:
+                    return reply
+            log.info("retrying", extra={"url": shown, "attempt": attempt + 1, "wait_s": wait})
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _backoff(self, attempt: int) -> float:
+        base = self._options.retry_backoff * 2**attempt
+        return min(base * random.uniform(1.0, 1.5), self._options.max_retry_after)
+
+    def _retry_wait(self, reply: _Reply, attempt: int) -> float:
+        """The server's Retry-After when usable, else our backoff."""
+        asked = parse_retry_after(reply.headers.get("retry-after"), datetime.now(UTC))
+        return self._backoff(attempt) if asked is None else asked
+
+    async def _attempt(
+        self, url: httpx.URL, shown: str, headers: dict[str, str], rule: _BodyRule, guarded: bool
+    ) -> _Reply:
+        options = self._options
+        started = time.monotonic()
+        async with self._turn(url):
+            try:
+                async with asyncio.timeout(options.request_deadline):
+                    request = self._client.build_request(
+                        "GET", url, headers=headers, extensions={GUARD_EXTENSION: guarded}
+                    )
+                    response = await self._client.send(request, stream=True)
+                    try:
+                        reply = await _read_reply(response, shown, rule)
+                    finally:
+                        await response.aclose()
+            except TimeoutError:
+                raise Timeout(shown, f"no response within {options.request_deadline:g} s") from None
+            except httpx.ConnectTimeout:
+                raise Timeout(
+                    shown, f"no connection within {options.connect_timeout:g} s"
+                ) from None
+            except httpx.TimeoutException:
+                raise Timeout(shown, f"no data for {options.read_timeout:g} s") from None
+            except httpx.TransportError as exc:
+                raise _network_error(shown, exc) from exc
+            except AddressBlocked as exc:
+                raise Blocked(shown, exc.reason) from None
+        log.debug(
+            "fetched",
+            extra={
+                "url": shown,
+                "status": reply.status,
+                "bytes": reply.wire_bytes,
+                "duration_ms": round((time.monotonic() - started) * 1000),
+            },
+        )
+        return reply
+
+    # -- robots.txt ----------------------------------------------------------------------------
+
+    async def _check_robots(self, url: httpx.URL, shown: str, guarded: bool) -> None:
+        try:
+            rules = await self._robots_for(url, guarded)
+        except Blocked as exc:
+            raise Blocked(shown, exc.reason) from None
+        if rules.is_error:
+            raise RobotsDisallowed(shown, rules.reason)
+        if not rules.allows(str(url), self._options.user_agent):
+            raise RobotsDisallowed(shown, "disallowed by robots.txt")
+
+    async def _robots_for(self, url: httpx.URL, guarded: bool) -> RobotsRules:
+        """The origin's rules, fetched once per `robots_ttl` (one fetch at a time per origin)."""
+        origin = f"{url.scheme}://{host_key(url)}"
+        async with self._robots_locks.setdefault(origin, asyncio.Lock()):
+            rules = self._robots.get(origin)
+            if rules is None:
+                robots_url = url.copy_with(path="/robots.txt", query=None)
+                rules = await self._fetch_robots(robots_url, guarded)
+                self._robots.put(origin, rules)
+                if rules.crawl_delay is not None:
+                    delay = min(rules.crawl_delay, self._options.max_crawl_delay)
+                    self._gate(url).slow_down(delay)
+        return rules
+
+    async def _fetch_robots(self, robots_url: httpx.URL, guarded: bool) -> RobotsRules:
+        options = self._options
+        rule = _BodyRule(limit=options.max_robots_bytes, html_only=False, truncate=True)
+        shown = _redact(str(robots_url))
+        current = robots_url
+        try:
+            for _ in range(options.max_redirects + 1):
+                if guarded and (reason := check_url(current)):
+                    raise Blocked(shown, reason)
+                reply = await self._send(current, shown, {}, rule, guarded)
+                if reply.status not in REDIRECT_STATUSES:
+                    return parse_robots(
+                        reply.status, reply.body, options.user_agent, options.max_robots_bytes
+                    )
+                current = _redirect_target(reply, shown)
+        except Blocked:
+            raise  # the page is refused for that reason, not for robots.txt
+        except FetchError as exc:
+            return unavailable(exc.reason)
+        return ALLOW_ALL  # RFC 9309: after five redirects, treat robots.txt as absent (a 4xx)
+
+    # -- politeness ----------------------------------------------------------------------------
+
+    def _gate(self, url: httpx.URL) -> _HostGate:
+        key = host_key(url)
+        gate = self._hosts.get(key)
+        if gate is None:
+            options = self._options
+            gate = _HostGate(options.per_host_concurrency, options.per_host_delay)
+            self._hosts[key] = gate
+        return gate
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, url: httpx.URL) -> AsyncIterator[None]:
+        """A host slot, then the host's gap, then a global slot (never sleeping on a global one)."""
+        gate = self._gate(url)
+        async with gate.slots:
+            while True:
+                await asyncio.sleep(gate.wait_time())
+                await self._slots.acquire()
+                if gate.claim():
+                    break
+                self._slots.release()  # another start to this host won the race: wait again
+            try:
+                yield
+            finally:
+                self._slots.release()
+
+
+class _PolicyTransport(httpx.AsyncBaseTransport):
+    """Two connection pools, so a guarded request never reuses a connection opened unchecked."""
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        self._open = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+        self._guarded = guarded_transport(limits)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        pool = self._guarded if request.extensions.get(GUARD_EXTENSION) else self._open
+        return await pool.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._open.aclose()
+        await self._guarded.aclose()
+
+
+def _default_transport(options: FetchOptions) -> httpx.AsyncBaseTransport:
+    limits = httpx.Limits(max_connections=options.concurrency * 2, max_keepalive_connections=None)
+    return _PolicyTransport(limits)
+
+
+# -- the response --------------------------------------------------------------------------------
+
+
+async def _read_reply(response: httpx.Response, shown: str, rule: _BodyRule) -> _Reply:
+    status = response.status_code
+    if not 200 <= status < 300:
+        return _Reply(response.url, status, response.headers)
+    if rule.html_only:
+        _check_content_type(response.headers.get("content-type"), shown)
+    declared = _content_length(response.headers)
+    if declared is not None and declared > rule.limit and not rule.truncate:
+        raise TooLarge(shown, f"body larger than {rule.limit} bytes")
+    decoder = _decoder_for(response.headers.get("content-encoding"), rule.limit, shown)
+    body, wire = await _read_body(response, decoder, rule, shown)
+    return _Reply(response.url, status, response.headers, body, wire)
+
+
+async def _read_body(
+    response: httpx.Response, decoder: _Decoder, rule: _BodyRule, shown: str
+) -> tuple[bytes, int]:
+    parts: list[bytes] = []
+    wire = 0
+    try:
+        async for chunk in _raw_chunks(response):
+            wire += len(chunk)
+            if wire > rule.limit:
+                raise _Overflow
+            parts.append(decoder.decode(chunk))
+        parts.append(decoder.flush())
+    except _Overflow:
+        if not rule.truncate:
+            raise TooLarge(shown, f"body larger than {rule.limit} bytes") from None
+        return b"".join(parts)[: rule.limit], wire
+    except (zlib.error, brotli.error):
+        raise UnsupportedContent(shown, "corrupt compressed body") from None
+    return b"".join(parts), wire
+
+
+def _raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The bytes as received, never decoded by httpx (its decoders are unbounded)."""
+    if response.is_stream_consumed:
+        # An in-memory response built by a mock transport with `content=`: httpx has read it
+        # already, but its stream still holds the raw bytes.
+        return aiter(response.stream)  # type: ignore[arg-type]
+    return response.aiter_raw()
+
+
+def _check_content_type(content_type: str | None, shown: str) -> None:
+    if content_type is None:
+        return  # judged on the bytes once read
+    media_type = _media_type(content_type)
+    if media_type not in HTML_TYPES:
+        raise UnsupportedContent(shown, f"unsupported content type {media_type or '(empty)'}")
+
+
+def _media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def _content_length(headers: httpx.Headers) -> int | None:
+    value = headers.get("content-length", "")
+    return int(value) if value.strip().isdigit() else None
+
+
+def _to_page(url: str, shown: str, reply: _Reply) -> Page | NotModified:
+    if reply.status == 304:
+        return NotModified(url)
+    if not 200 <= reply.status < 300:
+        raise BadStatus(shown, reply.status)
+    if not reply.body.strip():
+        raise UnsupportedContent(shown, "empty body")
+    content_type = reply.headers.get("content-type")
+    if content_type is None and not _looks_like_html(reply.body):
+        raise UnsupportedContent(shown, "no content type and not HTML")
+    text, encoding = decode_html(reply.body, content_type)
+    return Page(
+        url=url,
+        final_url=_redact(str(reply.url)),
+        status=reply.status,
+        content_type=_media_type(content_type or "text/html"),
+        text=text,
+        encoding=encoding,
+        validators=Validators(
+            etag=reply.headers.get("etag"), last_modified=reply.headers.get("last-modified")
+        ),
+        size=reply.wire_bytes,
+    )
+
+
+def _looks_like_html(body: bytes) -> bool:
+    head = body[:1024].lstrip(b"\xef\xbb\xbf \t\r\n\f").lower()
+    return head.startswith(HTML_STARTS)
+
+
+# -- bounded decoders ----------------------------------------------------------------------------
+
+
+class _Overflow(Exception):
+    """More bytes than allowed; turned into `TooLarge` (or a truncation) by the reader."""
+
+
+class _Decoder(Protocol):
+    def decode(self, chunk: bytes) -> bytes: ...
+    def flush(self) -> bytes: ...
+
+
+class _Identity:
+    def __init__(self, limit: int) -> None:
+        self._room = limit
+
+    def decode(self, chunk: bytes) -> bytes:
+        self._room -= len(chunk)
+        if self._room < 0:
+            raise _Overflow
+        return chunk
+
+    def flush(self) -> bytes:
+        return b""
+
+
+class _Zlib:
+    """gzip or deflate; `max_length` keeps each output at most one byte over the room left."""
+
+    def __init__(self, limit: int, wbits: int) -> None:
+        self._room = limit
+        self._wbits = wbits
+        self._obj = zlib.decompressobj(wbits)
+        self._started = False
+
+    def decode(self, chunk: bytes) -> bytes:
+        if not self._started and self._wbits == zlib.MAX_WBITS:
+            chunk = self._sniff_raw_deflate(chunk)
+        self._started = True
+        return self._take(self._obj.decompress(chunk, self._room + 1))
+
+    def flush(self) -> bytes:
+        return self._take(self._obj.flush())
+
+    def _sniff_raw_deflate(self, chunk: bytes) -> bytes:
+        """Some servers send raw deflate as "deflate"; browsers (and httpx) accept both."""
+        try:
+            zlib.decompressobj(zlib.MAX_WBITS).decompress(chunk, 1)
+        except zlib.error:
+            self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
+        return chunk
+
+    def _take(self, out: bytes) -> bytes:
+        self._room -= len(out)
+        if self._room < 0:
+            raise _Overflow
+        return out
+
+
+class _Brotli:
+    def __init__(self, limit: int) -> None:
+        self._room = limit
+        self._obj = brotli.Decompressor()
+
+    def decode(self, chunk: bytes) -> bytes:
+        parts = [self._step(chunk)]
+        while not self._obj.can_accept_more_data():
+            parts.append(self._step(b""))
+        return b"".join(parts)
+
+    def flush(self) -> bytes:
+        return b""
+
+    def _step(self, data: bytes) -> bytes:
+        out = self._obj.process(data, output_buffer_limit=min(self._room + 1, _BROTLI_STEP))
+        self._room -= len(out)
+        if self._room < 0:
+            raise _Overflow
+        return out
+
+
+def _decoder_for(content_encoding: str | None, limit: int, shown: str) -> _Decoder:
+    coding = (content_encoding or "identity").strip().lower()
+    if coding in ("identity", ""):
+        return _Identity(limit)
+    if coding in ("gzip", "x-gzip"):
+        return _Zlib(limit, zlib.MAX_WBITS | 16)
+    if coding == "deflate":
+        return _Zlib(limit, zlib.MAX_WBITS)
+    if coding == "br":
+        return _Brotli(limit)
+    raise UnsupportedContent(shown, f"unsupported content encoding {content_encoding!r}")
+
+
+# -- URLs, headers, small pure helpers ------------------------------------------------------------
+
+
+def _parse_url(url: str, shown: str) -> httpx.URL:
+    if "\\" in url:
+        raise Blocked(shown, "backslash in URL")
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        raise Blocked(shown, "invalid URL") from None
+    if parsed.scheme not in ("http", "https"):
+        raise Blocked(shown, f"unsupported scheme {parsed.scheme or '(none)'}")
+    if not parsed.host:
+        raise Blocked(shown, "no host in URL")
+    return parsed.copy_with(fragment=None)  # never sent; and one URL, one key for loops
+
+
+def _redirect_target(reply: _Reply, shown: str) -> httpx.URL:
+    location = reply.headers.get("location")
+    if not location or not location.strip():
+        raise TooManyRedirects(shown, f"HTTP {reply.status} without Location")
+    try:
+        target = reply.url.join(location.strip())
+    except httpx.InvalidURL:
+        raise TooManyRedirects(shown, "redirect to an invalid URL") from None
+    return _parse_url(str(target), shown)
+
+
+def _redact(url: str) -> str:
+    """The URL without user:password, for messages and logs."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return url.split("@", 1)[-1] if "@" in url else url
+    return str(parsed.copy_with(userinfo=b"")) if parsed.userinfo else url
+
+
+def _conditional_headers(validators: Validators | None) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if validators and validators.etag:
+        headers["If-None-Match"] = validators.etag
+    if validators and validators.last_modified:
+        headers["If-Modified-Since"] = validators.last_modified
+    return headers
+
+
+def _retryable(exc: FetchError) -> bool:
+    return not (isinstance(exc, NetworkError) and exc.reason.startswith("TLS"))
+
+
+def _network_error(shown: str, exc: httpx.TransportError) -> NetworkError:
+    if "CERTIFICATE" in str(exc).upper() or "SSL" in str(exc).upper():
+        return NetworkError(shown, "TLS error")  # fail closed, never retried
+    if isinstance(exc, httpx.ConnectError):
+        return NetworkError(shown, "could not connect")
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return NetworkError(shown, "connection closed by server")
+    return NetworkError(shown, "connection failed")
+
+
+def host_key(url: httpx.URL | str) -> str:
+    """One key per server for politeness: punycode, lower case, no trailing dot, no default port."""
+    parsed = httpx.URL(url) if isinstance(url, str) else url
+    host = parsed.raw_host.decode("ascii").lower().rstrip(".")
+    return host if parsed.port is None else f"{host}:{parsed.port}"
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); None if unusable."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())

@@ -1,0 +1,175 @@
+"""SSRF guard: keep fetches for untrusted sources off loopback, private and other internal networks.
+
+Two layers, both needed (FIELD-NOTES "Fetching"):
+- `check_url` refuses what is wrong in the URL itself, on the first URL and on every redirect
+  hop: a scheme other than http(s), credentials, an IP literal in a blocked range.
+- `GuardedBackend` judges the addresses a host name resolves to, at connect time, once, and then
+  connects to the very address it judged (the Host header and TLS SNI keep the name). So `127.1`,
+  `2130706433`, a name pointing at 10.0.0.1, or a name that answers differently on a second lookup
+  never reach an internal address. `guarded_transport` installs it under httpx.
+
+An address is judged after unwrapping IPv4 embedded in IPv6 (IPv4-mapped, IPv4-compatible, NAT64
+`64:ff9b::/96`, 6to4 `2002::/16`): Python 3.11's `is_global` lets several of those through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+
+import httpcore
+import httpx
+
+__all__ = [
+    "AddressBlocked",
+    "GuardedBackend",
+    "blocked_address",
+    "check_url",
+    "guarded_transport",
+    "same_host",
+]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+class AddressBlocked(Exception):
+    """Raised at connect time; `worker.fetch` turns it into `Blocked` (never retried)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def check_url(url: httpx.URL) -> str | None:
+    """Why this URL may not be fetched for an untrusted source, or None."""
+    if url.scheme not in ("http", "https"):
+        return f"unsupported scheme {url.scheme or '(none)'}"
+    if url.userinfo:
+        return "credentials in URL"
+    try:
+        literal = ipaddress.ip_address(url.host)
+    except ValueError:
+        return None  # a name (or an odd IPv4 form like 127.1): judged when it is resolved
+    return blocked_address(literal)
+
+
+def blocked_address(address: IPAddress) -> str | None:
+    """Why connecting to this address is refused, or None when it is a public unicast address."""
+    judged = _unwrap(address)
+    if (
+        not judged.is_global
+        or judged.is_multicast
+        or judged.is_reserved
+        or judged.is_unspecified
+        or judged.is_loopback
+        or judged.is_link_local
+        or judged.is_private
+    ):
+        return f"blocked address {address}"
+    return None
+
+
+def _unwrap(address: IPAddress) -> IPAddress:
+    """The IPv4 address carried inside an IPv6 one, when there is one."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return address
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64 or (address in _IPV4_COMPATIBLE and int(address) > 1):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return address
+
+
+def same_host(url: httpx.URL, host: str | None) -> bool:
+    """Whether `url` is on `host` (as configured: any case, Unicode or punycode, a final dot)."""
+    if not host:
+        return False
+    try:
+        wanted = httpx.URL(f"http://{host.strip()}/").raw_host
+    except httpx.InvalidURL:
+        return False
+    return url.raw_host.lower().rstrip(b".") == wanted.lower().rstrip(b".")
+
+
+async def _system_resolve(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Resolves once, refuses if any answer is blocked, then connects to an address it judged."""
+
+    def __init__(
+        self, inner: httpcore.AsyncNetworkBackend, resolve: Resolver = _system_resolve
+    ) -> None:
+        self._inner = inner
+        self._resolve = resolve
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await self._judged_addresses(host, port, timeout)
+        last_error: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last_error = exc
+        assert last_error is not None
+        raise last_error
+
+    async def _judged_addresses(self, host: str, port: int, timeout: float | None) -> list[str]:
+        try:
+            async with asyncio.timeout(timeout):
+                addresses = await self._resolve(host, port)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"no address for {host} in time") from None
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        if not addresses:
+            raise httpcore.ConnectError(f"no address for {host}")
+        for address in addresses:
+            reason = blocked_address(ipaddress.ip_address(address.split("%", 1)[0]))
+            if reason:
+                raise AddressBlocked(reason)
+        return addresses
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise AddressBlocked("unix sockets are blocked")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def guarded_transport(
+    limits: httpx.Limits, resolve: Resolver = _system_resolve
+) -> httpx.AsyncHTTPTransport:
+    """An `httpx.AsyncHTTPTransport` whose connections all pass `GuardedBackend`.
+
+    httpx 0.28 has no public way to pass a network backend, so the pool's is wrapped in place
+    (`tests/test_fetch_guard.py` proves it is in force on every connection).
+    """
+    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+    pool = transport._pool
+    pool._network_backend = GuardedBackend(pool._network_backend, resolve)
+    return transport
