@@ -246,6 +246,9 @@ class Settings(BaseModel):
     misfire_grace_time: Seconds = 300
     log_level: str = "INFO"
     public_url: str | None = None  # stored without a trailing slash
+    serve_host: str = "127.0.0.1"  # `serve` / `run --serve`; Docker sets FEEDWORKER_SERVE_HOST=0.0.0.0
+    serve_port: int = Field(default=8080, ge=0, le=65535)
+    shutdown_grace: Seconds = 30  # on SIGTERM, runs in progress may finish for this long
 
     @field_validator("state_url")
     @classmethod

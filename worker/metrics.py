@@ -1,0 +1,115 @@
+"""Prometheus metrics: what the runner did per source, and what the server answered per feed.
+
+`Metrics` owns its own `CollectorRegistry` (never the process-global one), so several apps and
+tests can each keep their own counts. The runner calls `observe_run` after every run; the server
+calls `observe_feed_response` for every feed request and `render` for ``/metrics``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+from worker.models import RunReport
+
+__all__ = ["CONTENT_TYPE", "RUN_DURATION_BUCKETS", "Metrics"]
+
+# What `generate_latest` writes: the classic text format every Prometheus version scrapes.
+# (prometheus_client's own CONTENT_TYPE_LATEST now says version=1.0.0, which Prometheus 2 lacks.)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# A run is one index page plus up to max_links_per_run articles at per_host_delay apart: from
+# under a second (index not modified) to several minutes (a first run of 100 articles).
+RUN_DURATION_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
+
+
+class Metrics:
+    """The worker's counters, each labelled by source (or by feed file for served responses)."""
+
+    def __init__(self, source_ids: Iterable[str] = ()) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        labels = ["source"]
+        # prometheus_client appends "_total" to counter names when exposing them.
+        self.runs = Counter(
+            "feedworker_runs", "Source runs finished.", labels, registry=self.registry
+        )
+        self.failures = Counter(
+            "feedworker_run_failures", "Source runs that failed.", labels, registry=self.registry
+        )
+        self.pages_fetched = Counter(
+            "feedworker_pages_fetched",
+            "Pages fetched (index and articles).",
+            labels,
+            registry=self.registry,
+        )
+        self.bytes_received = Counter(
+            "feedworker_bytes_received",
+            "Bytes received on the wire, before decompression.",
+            labels,
+            registry=self.registry,
+        )
+        self.items_published = Counter(
+            "feedworker_items_published",
+            "New items added to the source's feed.",
+            labels,
+            registry=self.registry,
+        )
+        self.run_duration = Histogram(
+            "feedworker_run_duration_seconds",
+            "Wall time of a source run.",
+            labels,
+            buckets=RUN_DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.last_success = Gauge(
+            "feedworker_last_success_timestamp_seconds",
+            "Unix time the source last finished a run without error.",
+            labels,
+            registry=self.registry,
+        )
+        self.feed_responses = Counter(
+            "feedworker_feed_responses",
+            "Feed file requests answered, by feed file and HTTP status.",
+            ["feed", "status"],
+            registry=self.registry,
+        )
+        self.add_sources(source_ids)
+
+    def add_sources(self, source_ids: Iterable[str]) -> None:
+        """Create every per-source series at zero, so a source that never ran still shows."""
+        per_source = (
+            self.runs,
+            self.failures,
+            self.pages_fetched,
+            self.bytes_received,
+            self.items_published,
+            self.run_duration,
+        )
+        for source_id in source_ids:
+            for metric in per_source:
+                metric.labels(source=source_id)
+
+    def observe_run(self, report: RunReport) -> None:
+        """Count one finished run of one source."""
+        source = report.source_id
+        self.add_sources([source])  # a source added since start-up gets all its series too
+        self.runs.labels(source=source).inc()
+        if not report.ok:
+            self.failures.labels(source=source).inc()
+        self.pages_fetched.labels(source=source).inc(report.pages_fetched)
+        self.bytes_received.labels(source=source).inc(report.bytes_received)
+        self.items_published.labels(source=source).inc(report.items_new)
+        if report.finished is not None:
+            seconds = max(0.0, (report.finished - report.started).total_seconds())
+            self.run_duration.labels(source=source).observe(seconds)
+            if report.ok:
+                self.last_success.labels(source=source).set(report.finished.timestamp())
+
+    def observe_feed_response(self, feed: str, status: int) -> None:
+        """Count one answer to a feed request; `feed` is a known file name such as ``a.rss``."""
+        self.feed_responses.labels(feed=feed, status=str(status)).inc()
+
+    def render(self) -> bytes:
+        """Everything in the Prometheus text format (`CONTENT_TYPE`)."""
+        return generate_latest(self.registry)

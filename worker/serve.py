@@ -1,0 +1,582 @@
+"""HTTP: the feed files, a status page, health, metrics and OPML, served by Starlette on uvicorn.
+
+    GET /                      HTML status of every source, readable on a phone
+    GET /feeds/<id>.rss        RSS 2.0      (also .atom and .json; /feeds/all.atom is every source)
+    GET /healthz               200 "ok" while `health()` is true, else 503
+    GET /metrics               Prometheus text format
+    GET /opml                  OPML 2.0 list of every feed, to subscribe to all at once
+
+Feeds follow HTTP's caching rules: a strong `ETag` from the content hash, `Last-Modified` from
+the file's mtime, 304 for a matching `If-None-Match` (which wins) or `If-Modified-Since`, and
+gzip when asked. The publisher replaces a feed file by rename, so the one open handle a request
+reads from always holds one complete version; its validators come from that same handle's fstat.
+
+Only names built from the configured ids are ever opened, so no request path reaches outside
+`feeds_dir`. The state database is opened per status request, in a worker thread, because
+sqlite connections belong to the thread that made them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import hashlib
+import html
+import os
+import socket
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from email.utils import formatdate, parsedate_to_datetime
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from worker.config import Config, Source
+from worker.errors import FeedworkerError
+from worker.logs import fields, log
+from worker.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from worker.metrics import Metrics
+from worker.store import SourceState, Store
+from worker.xmlchars import xml_safe
+
+__all__ = [
+    "FEED_MEDIA_TYPES",
+    "SourceStatus",
+    "StatusReader",
+    "accepts_gzip",
+    "build_app",
+    "listen",
+    "render_opml",
+    "render_status_page",
+    "serve",
+    "serve_socket",
+    "store_status_reader",
+]
+
+FEED_MEDIA_TYPES = {
+    "rss": "application/rss+xml; charset=utf-8",
+    "atom": "application/atom+xml; charset=utf-8",
+    "json": "application/feed+json",
+}
+FEED_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON"}
+ALL_FEED = "all.atom"  # the combined feed over every source
+OPML_MEDIA_TYPE = "text/x-opml; charset=utf-8"
+# Five minutes: readers polling more often get a cheap 304 anyway; sources rarely run more often.
+FEED_CACHE_CONTROL = "public, max-age=300"
+GZIP_LEVEL = 6  # most of level 9's gain on XML at a fraction of the CPU
+GZIP_MIN_BYTES = 1000  # for the HTML and OPML pages; feed files are always gzipped when asked
+SHUTDOWN_GRACE_SECONDS = 5  # in-flight requests get this long once the server is told to stop
+
+Health = Callable[[], bool]
+NextRuns = Callable[[str], datetime | None]
+
+
+# ---------------------------------------------------------------------------------------------
+# Feed files: read one version whole, validators from the same handle, hash cached per version.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeedVersion:
+    """One complete version of a feed file, as read from one open handle."""
+
+    body: bytes
+    digest: str  # content hash; the ETag is built from it
+    mtime: float  # seconds since the epoch
+    gzipped: bytes | None = None  # `body` gzip-compressed, when the client accepts gzip
+
+    @property
+    def etag(self) -> str:
+        # The gzip bytes are another representation, so they get their own strong tag.
+        return f'"{self.digest}-gz"' if self.gzipped is not None else f'"{self.digest}"'
+
+    @property
+    def last_modified(self) -> str:
+        return formatdate(self.mtime, usegmt=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    key: tuple[int, int, int]  # (inode, size, mtime_ns): a new file by rename changes the inode
+    digest: str
+    gzipped: bytes | None
+
+
+class FeedFiles:
+    """The feed files one app may serve, by name; remembers each version's hash and gzip bytes."""
+
+    def __init__(self, folder: Path, names: Collection[str]) -> None:
+        self.folder = folder
+        self.names = frozenset(names)
+        self._cache: dict[str, _Cached] = {}  # by file name; one entry per feed, so bounded
+
+    def exists(self, name: str) -> bool:
+        return name in self.names and (self.folder / name).is_file()
+
+    def read(self, name: str, *, want_gzip: bool = False) -> FeedVersion | None:
+        """The file's current version, or None when `name` is not a feed or not written yet."""
+        if name not in self.names:
+            return None
+        try:
+            with open(self.folder / name, "rb") as handle:
+                stat = os.fstat(handle.fileno())
+                body = handle.read()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+        cached = self._remember(name, (stat.st_ino, len(body), stat.st_mtime_ns), body)
+        if want_gzip and cached.gzipped is None:
+            cached = _Cached(cached.key, cached.digest, gzip.compress(body, GZIP_LEVEL, mtime=0))
+            self._cache[name] = cached
+        gzipped = cached.gzipped if want_gzip else None
+        return FeedVersion(body, cached.digest, stat.st_mtime, gzipped)
+
+    def _remember(self, name: str, key: tuple[int, int, int], body: bytes) -> _Cached:
+        cached = self._cache.get(name)
+        if cached is None or cached.key != key:
+            # Concurrent requests may both hash a new version; the entries they store are equal.
+            cached = _Cached(key, hashlib.blake2b(body, digest_size=16).hexdigest(), None)
+            self._cache[name] = cached
+        return cached
+
+
+def feed_file_names(sources: Sequence[Source]) -> list[str]:
+    """Every file name a request may ask for: each source in each format, plus the combined feed."""
+    names = [f"{source.id}.{ext}" for source in sources for ext in FEED_MEDIA_TYPES]
+    return [*names, ALL_FEED]
+
+
+def is_not_modified(headers: Mapping[str, str], version: FeedVersion) -> bool:
+    """RFC 9110 §13.2.2: If-None-Match decides when present; else If-Modified-Since."""
+    if_none_match = headers.get("if-none-match")
+    if if_none_match is not None:
+        return _etag_matches(if_none_match, version.digest)
+    since = _parse_http_date(headers.get("if-modified-since"))
+    # Last-Modified has whole seconds, so compare the mtime as sent.
+    return since is not None and int(version.mtime) <= since.timestamp()
+
+
+def _etag_matches(header: str, digest: str) -> bool:
+    """Weak comparison, as If-None-Match requires; either encoding's tag names this content."""
+    for tag in header.split(","):
+        tag = tag.strip().removeprefix("W/")
+        if tag == "*" or tag in (f'"{digest}"', f'"{digest}-gz"'):
+            return True
+    return False
+
+
+def _parse_http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """True when Accept-Encoding allows gzip (``gzip``, ``x-gzip`` or ``*``, with q above 0)."""
+    for part in accept_encoding.split(","):
+        coding, _, params = part.partition(";")
+        if coding.strip().lower() not in ("gzip", "x-gzip", "*"):
+            continue
+        quality = params.strip().lower().removeprefix("q=")
+        try:
+            if not params.strip() or float(quality) > 0:
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def feed_response(version: FeedVersion, media_type: str, headers: Mapping[str, str]) -> Response:
+    """200 with the bytes, or 304 with only the validators."""
+    out = {
+        "ETag": version.etag,
+        "Last-Modified": version.last_modified,
+        "Cache-Control": FEED_CACHE_CONTROL,
+        "Vary": "Accept-Encoding",
+    }
+    if is_not_modified(headers, version):
+        return Response(status_code=304, headers=out)
+    if version.gzipped is not None:
+        out["Content-Encoding"] = "gzip"
+        return Response(version.gzipped, headers=out, media_type=media_type)
+    return Response(version.body, headers=out, media_type=media_type)
+
+
+# ---------------------------------------------------------------------------------------------
+# Source status: read from the store per request, rendered by a pure function.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """What the status page shows about one source's runs."""
+
+    last_run: datetime | None = None
+    last_success: datetime | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    items: int = 0
+    next_run: datetime | None = None
+
+
+StatusReader = Callable[[], Mapping[str, SourceStatus]]
+
+
+def store_status_reader(config: Config) -> StatusReader:
+    """Reads every source's status from the state database, opening it afresh on each call."""
+
+    def read() -> dict[str, SourceStatus]:
+        store = Store.open(config.settings.state_url)
+        try:
+            states = {state.source_id: state for state in store.source_states()}
+            return {
+                source.id: _status_of(states.get(source.id), store.count_items(source.id))
+                for source in config.sources
+            }
+        finally:
+            store.close()
+
+    return read
+
+
+def _status_of(state: SourceState | None, items: int) -> SourceStatus:
+    if state is None:
+        return SourceStatus(items=items)
+    return SourceStatus(
+        last_run=state.last_run,
+        last_success=state.last_success,
+        last_error=state.last_error,
+        consecutive_failures=state.consecutive_failures,
+        items=items,
+        next_run=state.next_run,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRow:
+    """One source on the status page: its config, its run status and which feed files exist."""
+
+    source: Source
+    status: SourceStatus
+    feeds: tuple[str, ...]  # formats written so far, e.g. ("rss", "atom")
+
+
+_PAGE_CSS = """
+body{font:16px/1.45 system-ui,sans-serif;margin:0 auto;max-width:48rem;padding:1rem;color:#222}
+h1{font-size:1.4rem;margin:.2rem 0}h2{font-size:1.1rem;margin:0 0 .3rem}
+.src{border:1px solid #ddd;border-left:.4rem solid #2a2;border-radius:.4rem;padding:.7rem;
+margin:.8rem 0}.src.failing{border-left-color:#c22}.src.never,.src.disabled{border-left-color:#999}
+.meta{color:#666;font-size:.9rem;margin:0 0 .4rem;overflow-wrap:anywhere}
+.feeds a{display:inline-block;margin:0 .6rem .3rem 0;padding:.15rem .5rem;border:1px solid #bbb;
+border-radius:.3rem;text-decoration:none}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem .8rem;margin:.4rem 0 0}
+dt{color:#666}dd{margin:0;overflow-wrap:anywhere}.error{color:#a11;white-space:pre-wrap}
+""".strip()
+
+
+def render_status_page(
+    rows: Sequence[StatusRow], now: datetime, *, has_all_feed: bool, note: str | None = None
+) -> str:
+    """The whole HTML page; every string from config or the database is escaped here."""
+    failing = sum(1 for row in rows if row.status.consecutive_failures)
+    links = ['<a href="opml">OPML</a>']
+    if has_all_feed:
+        links.append(f'<a href="feeds/{ALL_FEED}">all sources (Atom)</a>')
+    summary = f"{len(rows)} sources, {failing} failing · " + " · ".join(links)
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>feedworker</title><style>{_PAGE_CSS}</style></head><body>",
+        f'<header><h1>feedworker</h1><p class="meta">{summary}</p>',
+    ]
+    if note:
+        parts.append(f'<p class="error">{_esc(note)}</p>')
+    parts.append(f'<p class="meta">as of {_esc(_utc(now))}</p></header><main>')
+    parts.extend(_render_source(row, now) for row in rows)
+    parts.append("</main></body></html>\n")
+    return "\n".join(parts)
+
+
+def _render_source(row: StatusRow, now: datetime) -> str:
+    source, status = row.source, row.status
+    feeds = " ".join(
+        f'<a href="feeds/{_esc(source.id)}.{ext}">{FEED_LABELS[ext]}</a>' for ext in row.feeds
+    )
+    details = [
+        ("Last success", _when(status.last_success, now)),
+        ("Last error", _render_error(status)),
+        ("Items", str(status.items)),
+        ("Failures in a row", str(status.consecutive_failures)),
+        (
+            "Next run",
+            _when(status.next_run, now, "not scheduled") if source.enabled else "disabled",
+        ),
+    ]
+    return "\n".join(
+        [
+            f'<section class="src {_state_class(row)}" id="source-{_esc(source.id)}">',
+            f"<h2>{_esc(source.title)}</h2>",
+            f'<p class="meta">{_esc(source.id)} · <a href="{_esc(source.url)}">'
+            f"{_esc(source.url)}</a></p>",
+            f'<p class="feeds">{feeds or "no feed written yet"}</p>',
+            "<dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in details) + "</dl>",
+            "</section>",
+        ]
+    )
+
+
+def _render_error(status: SourceStatus) -> str:
+    if not status.last_error:
+        return "none"
+    return f'<span class="error">{_esc(status.last_error)}</span>'
+
+
+def _state_class(row: StatusRow) -> str:
+    if not row.source.enabled:
+        return "disabled"
+    if row.status.consecutive_failures:
+        return "failing"
+    return "ok" if row.status.last_run or row.status.last_success else "never"
+
+
+def _esc(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+_UNITS = (("d", 86400), ("h", 3600), ("min", 60))
+
+
+def _when(moment: datetime | None, now: datetime, missing: str = "never") -> str:
+    if moment is None:
+        return missing
+    if moment.tzinfo is None:  # the store keeps UTC; a naive value is UTC without its label
+        moment = moment.replace(tzinfo=UTC)
+    return f"{_esc(_utc(moment))} ({_relative(moment - now)})"
+
+
+def _relative(delta: timedelta) -> str:
+    seconds = int(abs(delta.total_seconds()))
+    if seconds < 60:
+        return "now"
+    unit, size = next((u, s) for u, s in _UNITS if seconds >= s)
+    amount = f"{seconds // size} {unit}"
+    return f"in {amount}" if delta.total_seconds() > 0 else f"{amount} ago"
+
+
+# ---------------------------------------------------------------------------------------------
+# OPML
+# ---------------------------------------------------------------------------------------------
+
+
+def render_opml(sources: Sequence[Source], base_url: str) -> bytes:
+    """OPML 2.0 with one outline per source, pointing at its RSS feed under `base_url`."""
+    opml = ET.Element("opml", version="2.0")
+    head = ET.SubElement(opml, "head")
+    ET.SubElement(head, "title").text = "feedworker feeds"
+    body = ET.SubElement(opml, "body")
+    for source in sources:
+        title = xml_safe(source.title)
+        outline = {
+            "type": "rss",
+            "text": title,
+            "title": title,
+            "xmlUrl": f"{base_url}/feeds/{source.id}.rss",
+            "htmlUrl": source.url,
+        }
+        if source.description:
+            outline["description"] = xml_safe(source.description)
+        ET.SubElement(body, "outline", outline)
+    ET.indent(opml)
+    return ET.tostring(opml, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# The app
+# ---------------------------------------------------------------------------------------------
+
+
+class _Handlers:
+    """The endpoints of one app, sharing its config, feed files and collaborators."""
+
+    def __init__(
+        self,
+        config: Config,
+        health: Health,
+        next_runs: NextRuns,
+        metrics: Metrics,
+        status_reader: StatusReader,
+    ) -> None:
+        self.config = config
+        self.health = health
+        self.next_runs = next_runs
+        self.metrics = metrics
+        self.status_reader = status_reader
+        self.files = FeedFiles(config.settings.feeds_dir, feed_file_names(config.sources))
+
+    async def feed(self, request: Request) -> Response:
+        name: str = request.path_params["name"]
+        want_gzip = accepts_gzip(request.headers.get("accept-encoding", ""))
+        version = await run_in_threadpool(self.files.read, name, want_gzip=want_gzip)
+        if version is None:
+            if name in self.files.names:
+                self.metrics.observe_feed_response(name, 404)
+            return PlainTextResponse("no such feed\n", status_code=404)
+        ext = name.rpartition(".")[2]
+        response = feed_response(version, FEED_MEDIA_TYPES[ext], request.headers)
+        self.metrics.observe_feed_response(name, response.status_code)
+        log.debug("served", extra=fields(url=request.url.path, status=response.status_code))
+        return response
+
+    async def status_page(self, request: Request) -> Response:
+        # Asked here, on the event loop, because the scheduler lives there; the rest is blocking.
+        live_next = {source.id: self.next_runs(source.id) for source in self.config.sources}
+        page = await run_in_threadpool(self._status_html, datetime.now(UTC), live_next)
+        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+
+    def _status_html(self, now: datetime, live_next: Mapping[str, datetime | None]) -> str:
+        note = None
+        try:
+            statuses = self.status_reader()
+        except FeedworkerError as exc:  # the page still lists the sources without their state
+            log.warning("status unavailable", extra=fields(error=str(exc)))
+            statuses, note = {}, f"run state unavailable: {exc}"
+        rows = []
+        for source in self.config.sources:
+            status = statuses.get(source.id, SourceStatus())
+            if live_next.get(source.id) is not None:  # the scheduler knows better than the store
+                status = replace(status, next_run=live_next[source.id])
+            feeds = tuple(e for e in FEED_MEDIA_TYPES if self.files.exists(f"{source.id}.{e}"))
+            rows.append(StatusRow(source, status, feeds))
+        has_all = self.files.exists(ALL_FEED)
+        return render_status_page(rows, now, has_all_feed=has_all, note=note)
+
+    async def healthz(self, request: Request) -> Response:
+        healthy = self.health()
+        return PlainTextResponse(
+            "ok\n" if healthy else "unhealthy\n",
+            status_code=200 if healthy else 503,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def metrics_text(self, request: Request) -> Response:
+        return Response(self.metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+    async def opml(self, request: Request) -> Response:
+        base = self.config.settings.public_url or str(request.base_url).rstrip("/")
+        sources = [s for s in self.config.sources if s.enabled or self.files.exists(f"{s.id}.rss")]
+        return Response(
+            render_opml(sources, base),
+            media_type=OPML_MEDIA_TYPE,
+            headers={"Content-Disposition": 'inline; filename="feedworker.opml"'},
+        )
+
+
+def build_app(
+    config: Config,
+    *,
+    health: Health = lambda: True,
+    next_runs: NextRuns = lambda _id: None,
+    metrics: Metrics | None = None,
+    status_reader: StatusReader | None = None,
+) -> Starlette:
+    """The ASGI app serving `config`'s feeds; `status_reader` defaults to the state database."""
+    if metrics is None:
+        metrics = Metrics()
+    metrics.add_sources(source.id for source in config.sources)
+    handlers = _Handlers(
+        config, health, next_runs, metrics, status_reader or store_status_reader(config)
+    )
+    routes = [
+        Route("/", handlers.status_page),
+        Route("/feeds/{name}", handlers.feed),
+        Route("/healthz", handlers.healthz),
+        Route("/metrics", handlers.metrics_text),
+        Route("/opml", handlers.opml),
+    ]
+    # Feed files do their own gzip (cached, with their own ETag); the middleware takes the rest.
+    excluded = (*DEFAULT_EXCLUDED_CONTENT_TYPES, *FEED_MEDIA_TYPES.values())
+    gzip_pages = Middleware(
+        GZipMiddleware, minimum_size=GZIP_MIN_BYTES, exclude_content_types=excluded
+    )
+    return Starlette(routes=routes, middleware=[gzip_pages])
+
+
+# ---------------------------------------------------------------------------------------------
+# Running it
+# ---------------------------------------------------------------------------------------------
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket; binding here makes "address in use" an OSError for the caller.
+
+    Port 0 picks a free port: read it back with ``sock.getsockname()[1]``.
+    """
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    return socket.create_server((host, port), family=family)
+
+
+async def serve(app: Starlette, host: str, port: int, stop: asyncio.Event | None = None) -> None:
+    """Serve `app` on host:port until `stop` is set (or, without `stop`, until SIGINT/SIGTERM)."""
+    await serve_socket(app, listen(host, port), stop)
+
+
+async def serve_socket(
+    app: Starlette, sock: socket.socket, stop: asyncio.Event | None = None
+) -> None:
+    """Serve `app` on an already listening socket (closed when the server stops)."""
+    server = _server(app, own_signals=stop is None)
+    host, port = sock.getsockname()[:2]
+    log.info("serving", extra=fields(url=f"http://{_url_host(host)}:{port}/"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    if stop is not None:
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        server.should_exit = True
+    try:
+        await task
+    finally:
+        sock.close()
+    log.info("server stopped")
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+class _CallerSignals(uvicorn.Server):
+    """A uvicorn server that leaves SIGINT/SIGTERM to its caller, who sets `stop` instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _server(app: Starlette, *, own_signals: bool) -> uvicorn.Server:
+    settings = uvicorn.Config(
+        app,
+        lifespan="off",
+        log_config=None,  # leave logging set-up (and the root logger) to worker.logs
+        access_log=False,  # feed requests are logged at DEBUG and counted in /metrics
+        server_header=False,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+    )
+    return uvicorn.Server(settings) if own_signals else _CallerSignals(settings)
