@@ -235,6 +235,8 @@ class Settings(BaseModel):
     connect_timeout: Seconds = 10
     read_timeout: Seconds = 20
     request_deadline: Seconds = 30  # one HTTP exchange (each redirect hop and retry), body included
+    retries: int = Field(default=2, ge=0, le=10)  # retries of timeouts, 408, 429 and 5xx
+    retry_backoff: Seconds = 1.0  # first wait between attempts; doubles each time, with jitter
     max_redirects: int = Field(default=5, ge=0)
     max_page_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     concurrency: int = Field(default=8, ge=1)  # requests in flight over all hosts
@@ -246,7 +248,7 @@ class Settings(BaseModel):
     misfire_grace_time: Seconds = 300
     log_level: str = "INFO"
     public_url: str | None = None  # stored without a trailing slash
-    serve_host: str = "127.0.0.1"  # `serve` / `run --serve`; Docker sets FEEDWORKER_SERVE_HOST=0.0.0.0
+    serve_host: str = "127.0.0.1"  # for `serve` and `run --serve`; Docker sets 0.0.0.0
     serve_port: int = Field(default=8080, ge=0, le=65535)
     shutdown_grace: Seconds = 30  # on SIGTERM, runs in progress may finish for this long
 

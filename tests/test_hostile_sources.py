@@ -1,0 +1,139 @@
+"""Hostile servers, on real sockets: each case has a defined outcome, and the good source beside
+them still publishes in the same run."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from pathlib import Path
+
+import feedparser
+import pytest
+
+from tests.blogsite import Blog, sample_posts
+from tests.localserver import Exchange, LocalServer
+from worker.config import load_config
+from worker.models import RunReport
+from worker.runner import Worker
+
+HTML = {"Content-Type": "text/html; charset=utf-8"}
+
+
+def drip(ex: Exchange) -> None:
+    ex.head(200, {**HTML, "Content-Length": "100000"})
+    for _ in range(20):
+        ex.write(b"<p>")
+        if not ex.sleep(0.3):
+            return
+
+
+def gzip_bomb(ex: Exchange) -> None:
+    body = gzip.compress(b"<p>" + b"A" * (64 * 1024 * 1024), compresslevel=9)
+    ex.respond(200, {**HTML, "Content-Encoding": "gzip"}, body)
+
+
+def listing(*paths: str) -> bytes:
+    items = "".join(
+        f'<article><h2><a href="{p}">A long enough headline for article {i}</a></h2></article>'
+        for i, p in enumerate(paths)
+    )
+    return f"<html><body><main>{items}</main></body></html>".encode()
+
+
+def article(title: str, paragraph: str) -> bytes:
+    body = "".join(f"<p>{paragraph} Paragraph {i} goes on a little further.</p>" for i in range(4))
+    return (
+        f"<html><head><title>{title}</title></head><body><article><h1>{title}</h1>{body}"
+        "</article></body></html>"
+    ).encode()
+
+
+@pytest.fixture
+def server() -> LocalServer:
+    with LocalServer() as srv:
+        blog = Blog(origin=srv.url("").rstrip("/"), posts=sample_posts())
+        srv.route("/robots.txt", status=404, body=b"")
+        index = blog.index_html([(p.path, p.title) for p in blog.posts]).encode()
+        srv.route("/good/", body=index, headers=HTML)
+        for post in blog.posts:
+            srv.route(post.path, body=blog.post_html(post).encode(), headers=HTML)
+        srv.route("/drip/", drip)
+        srv.route("/bomb/", gzip_bomb)
+        srv.route("/loop/", status=302, headers={"Location": "/loop2/"})
+        srv.route("/loop2/", status=302, headers={"Location": "/loop/"})
+        srv.route(
+            "/mixed/",
+            body=listing("/mixed/report.pdf.html", "/mixed/away.html", "/mixed/dirty.html"),
+            headers=HTML,
+        )
+        srv.route(
+            "/mixed/report.pdf.html",
+            body=b"%PDF-1.7 ...",
+            headers={"Content-Type": "application/pdf"},
+        )
+        srv.route(
+            "/mixed/away.html",
+            status=302,
+            headers={"Location": f"http://127.0.0.2:{srv.port}/secret"},
+        )
+        srv.route("/secret", body=b"<p>internal</p>", headers=HTML)
+        dirty = article(
+            "Dirty\x0b title\x1b",
+            "Text with a control \x0c character.<script>alert(1)</script>"
+            '<a href="javascript:alert(2)">x</a>',
+        )
+        srv.route("/mixed/dirty.html", body=dirty, headers=HTML)
+        yield srv
+
+
+def run(config_dir: Path) -> dict[str, RunReport]:
+    async def go() -> list[RunReport]:
+        async with Worker(load_config(config_dir)) as worker:
+            return await worker.run_once()
+
+    return {r.source_id: r for r in asyncio.run(go())}
+
+
+def test_hostile_sources_fail_alone(tmp_path: Path, server: LocalServer) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "feedworker.toml").write_text(
+        "[worker]\nper_host_delay = 0\nrequest_deadline = 1.5\nretries = 0\n"
+        "max_page_bytes = 1048576\nconcurrency = 4\n"
+    )
+    sources = {
+        "good": "/good/",
+        "drip": "/drip/",
+        "bomb": "/bomb/",
+        "loop": "/loop/",
+        "mixed": "/mixed/",
+    }
+    (config / "sources.toml").write_text(
+        "".join(f'[[source]]\nid = "{i}"\nurl = "{server.url(p)}"\n' for i, p in sources.items())
+    )
+
+    reports = run(config)
+
+    assert reports["good"].ok and reports["good"].items_new == 3
+    good = feedparser.parse((tmp_path / "feeds" / "good.rss").read_bytes())
+    assert not good.bozo and len(good.entries) == 3
+    assert "no response within 1.5 s" in (reports["drip"].error or "")
+    assert "larger than 1048576 bytes" in (reports["bomb"].error or "")
+    assert "redirect loop" in (reports["loop"].error or "")
+    for failed in ("drip", "bomb", "loop"):
+        assert not (tmp_path / "feeds" / f"{failed}.rss").exists()
+
+    mixed = reports["mixed"]
+    assert mixed.ok and mixed.items_new == 1
+    reasons = {s.url.rsplit("/", 1)[-1]: s.reason for s in mixed.skipped}
+    assert reasons["report.pdf.html"] == "unsupported content type application/pdf"
+    assert reasons["away.html"] == "blocked address 127.0.0.2"
+    assert server.seen("/secret") == [], "the blocked redirect target must receive nothing"
+    raw = (tmp_path / "feeds" / "mixed.rss").read_bytes()
+    feed = feedparser.parse(raw)
+    assert not feed.bozo
+    (entry,) = feed.entries
+    assert entry.title == "Dirty title"
+    body = entry.content[0].value
+    assert "control  character" in body or "control character" in body
+    assert "<script" not in body and "javascript:" not in body and "alert(1)" not in body
