@@ -1,0 +1,142 @@
+"""Benchmark feedworker's body extractor against trafilatura and readability-lxml.
+
+    .venv/bin/python -m bench.extract [--data DIR] [--repeat 3] [--only feedworker] [--worst 15]
+
+Runs every extractor over every dataset in the shared bench folder (a sub-folder with a
+`ground-truth.json`) in one process, scores with the shared scorer (`score.py`, 4-token shingles)
+and prints one table per dataset: precision, recall, F1, pages with empty output, median ms per
+page, and each extractor's median time as a multiple of feedworker's. `--worst N` also lists
+feedworker's N lowest-F1 pages with their precision and recall, to see what to fix next.
+
+The peers (trafilatura, readability-lxml) are benchmark-only extras of the venv.
+Also usable as `python ../shared/bench/score.py run bench.extract:feedworker_text`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from worker.errors import ExtractError
+from worker.extract import extract
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "bench"
+
+Extractor = Callable[[str, str], str]
+
+
+def feedworker_text(html: str, url: str) -> str:
+    try:
+        return extract(html, url).body_text
+    except ExtractError:
+        return ""
+
+
+def trafilatura_text(html: str, url: str) -> str:
+    import trafilatura
+
+    return trafilatura.extract(html) or ""
+
+
+def trafilatura_fast_text(html: str, url: str) -> str:
+    import trafilatura
+
+    return trafilatura.extract(html, fast=True) or ""
+
+
+def readability_text(html: str, url: str) -> str:
+    from lxml import html as lxml_html
+    from readability import Document
+
+    summary = Document(html).summary()
+    return lxml_html.fromstring(summary).text_content() if summary.strip() else ""
+
+
+EXTRACTORS: dict[str, Extractor] = {
+    "feedworker": feedworker_text,
+    "trafilatura": trafilatura_text,
+    "trafilatura fast": trafilatura_fast_text,
+    "readability-lxml": readability_text,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PageResult:
+    id: str
+    precision: float
+    recall: float
+    f1: float
+    ms: float
+    empty: bool
+    counts: tuple[float, float, float]  # the scorer's normalised (tp, fp, fn)
+
+
+def run_one(func: Extractor, pages: list, score_page: Callable, repeat: int) -> list[PageResult]:
+    results = []
+    for page in pages:
+        html, best, text = page.html, float("inf"), ""
+        for _ in range(repeat):
+            start = time.perf_counter()
+            try:
+                text = func(html, page.url) or ""
+            except Exception:  # a crash scores as an empty output, as in score.py
+                text = ""
+            best = min(best, time.perf_counter() - start)
+        tp, fp, fn = score_page(page.truth, text)
+        p = tp / (tp + fp) if tp + fp else 0.0
+        r = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        results.append(PageResult(page.id, p, r, f1, 1000 * best, not text.strip(), (tp, fp, fn)))
+    return results
+
+
+def print_table(dataset: str, table: dict[str, list[PageResult]], summarise: Callable) -> None:
+    base = statistics.median(r.ms for r in table["feedworker"]) if "feedworker" in table else None
+    print(f"\n## {dataset}\n")
+    print("| extractor | precision | recall | F1 | empty | median ms | time vs feedworker |")
+    print("|---|---|---|---|---|---|---|")
+    for name, results in table.items():
+        s = summarise(r.counts for r in results)
+        median = statistics.median(r.ms for r in results)
+        ratio = f"{median / base:.1f}x" if base else "-"
+        empty = sum(r.empty for r in results)
+        print(
+            f"| {name} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} | {empty} "
+            f"| {median:.2f} | {ratio} |"
+        )
+
+
+def print_worst(results: list[PageResult], count: int) -> None:
+    print(f"\nfeedworker's {count} lowest-F1 pages:")
+    for r in sorted(results, key=lambda r: r.f1)[:count]:
+        print(f"  {r.id[:16]}  P {r.precision:.3f}  R {r.recall:.3f}  F1 {r.f1:.3f}  {r.ms:.1f} ms")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--only", nargs="*", choices=sorted(EXTRACTORS), help="extractors to run")
+    ap.add_argument("--worst", type=int, default=0)
+    args = ap.parse_args()
+    sys.path.insert(0, str(args.data))
+    from score import load_pages, score_page, summarise
+
+    names = args.only or list(EXTRACTORS)
+    for dataset in sorted(
+        d.name for d in args.data.iterdir() if (d / "ground-truth.json").is_file()
+    ):
+        pages = load_pages(dataset)
+        table = {n: run_one(EXTRACTORS[n], pages, score_page, args.repeat) for n in names}
+        print_table(dataset, table, summarise)
+        if args.worst and "feedworker" in table:
+            print_worst(table["feedworker"], args.worst)
+
+
+if __name__ == "__main__":
+    main()

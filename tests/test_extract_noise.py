@@ -1,0 +1,94 @@
+"""The noise vocabulary: one test per group of class/id hints and of widget labels."""
+
+from __future__ import annotations
+
+import pytest
+
+from worker.extract.noise import (
+    NOISE_HINTS,
+    NOISE_LABELS,
+    hint_groups,
+    is_content_hint,
+    is_noise_hint,
+    label_group,
+    noise_groups,
+)
+
+# (group, hints that must match it, hints that must not be noise at all)
+HINT_CASES = [
+    ("navigation", ["primary-navigation", "navbar-top", "nav", "breadcrumbs", "site-header"], []),
+    ("sidebar", ["sidebar-right", "widget widget_archive", "right-rail rail"], ["railway-story"]),
+    ("related", ["jp-relatedposts", "most-popular", "outbrain-widget", "read-more"], []),
+    ("share", ["share-bar", "social-icons", "sharedaddy"], []),
+    ("newsletter", ["newsletter-signup", "subscribe-box"], []),
+    ("consent", ["cookie-notice", "gdpr-banner", "cmp"], []),
+    ("comments", ["comments-area", "disqus_thread", "comment-respond"], []),
+    ("ads", ["ad-slot", "ad", "ads top", "advertisement", "sponsored-content"], ["header-lead"]),
+    ("byline", ["byline", "entry-meta", "author-box", "tags-links"], ["metadata-free"]),
+    ("footer", ["site-footer", "copyright"], []),
+    ("hidden", ["sr-only", "visually-hidden", "hidden"], []),
+]
+
+
+def test_every_group_has_cases() -> None:
+    assert {case[0] for case in HINT_CASES} == set(NOISE_HINTS)
+
+
+@pytest.mark.parametrize(("group", "hits", "misses"), HINT_CASES, ids=[c[0] for c in HINT_CASES])
+def test_hint_group(group: str, hits: list[str], misses: list[str]) -> None:
+    for hint in hits:
+        assert group in noise_groups(hint), hint
+        assert is_noise_hint(hint), hint
+    for hint in misses:
+        assert group not in noise_groups(hint), hint
+
+
+@pytest.mark.parametrize(
+    "hint", ["entry-content", "article-body", "post-body", "story-text", "main", "hentry"]
+)
+def test_content_hints_are_not_noise(hint: str) -> None:
+    assert is_content_hint(hint)
+    assert not is_noise_hint(hint)
+
+
+@pytest.mark.parametrize(
+    "hint", ["article-comments", "post-share", "entry-footer", "content-related", "entry-meta"]
+)
+def test_strong_groups_beat_content_hints(hint: str) -> None:
+    assert is_noise_hint(hint)
+
+
+def test_weak_groups_yield_to_content_hints() -> None:
+    assert "sidebar" in hint_groups("widget-content")
+    assert not is_noise_hint("widget-content main")
+    assert not is_noise_hint("article-header")
+    assert not is_noise_hint("main-navigation")  # the <nav> tag catches these, not the hint
+
+
+def test_case_is_ignored() -> None:
+    assert is_noise_hint("ShareBar") and is_noise_hint("COMMENTS")
+
+
+# (group, labels that must match it, texts that must not)
+LABEL_CASES = [
+    ("related", ["Popular posts from this blog", "Related Articles", "Lire aussi :",
+                 "Das könnte Sie auch interessieren", "You may also like…"],
+     ["Related parties in the dispute met on Monday to agree the terms of the sale"]),
+    ("share", ["Share this:", "Teilen mit:"], ["Shares fell"]),
+    ("newsletter", ["Subscribe to our newsletter", "Sign up"], []),
+    ("comments", ["Comments (14)", "Leave a Reply", "Kommentare"], []),
+    ("navigation", ["Labels", "Tags:"], []),
+    ("ads", ["Advertisement", "ANZEIGE"], ["Advertising revenue fell"]),
+]  # fmt: skip
+
+
+def test_every_label_group_has_cases() -> None:
+    assert {case[0] for case in LABEL_CASES} == set(NOISE_LABELS)
+
+
+@pytest.mark.parametrize(("group", "hits", "misses"), LABEL_CASES, ids=[c[0] for c in LABEL_CASES])
+def test_label_group(group: str, hits: list[str], misses: list[str]) -> None:
+    for text in hits:
+        assert label_group(text) == group, text
+    for text in misses:
+        assert label_group(text) is None, text

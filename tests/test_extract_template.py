@@ -1,0 +1,126 @@
+"""Site templates: fingerprints of blocks recurring across a source's pages remove a widget that
+single-page extraction cannot tell from article text, and never remove text unique to a page."""
+
+from __future__ import annotations
+
+from worker.extract import ExtractOptions, extract, learn_boilerplate, page_fingerprints
+from worker.extract.template import fingerprint, normalise_block
+
+# A made-up site. Its "From the editors" widget sits inside the article container, has no
+# telling class names, no links and reads like prose: one page alone cannot spot it.
+WIDGET = [
+    "From the editors: every week we pick a handful of long reads from our archive, chosen "
+    "because they still matter, and we send them to readers who asked for them.",
+    "This week, our reporters revisit the lighthouse keepers of the northern isles and ask what "
+    "became of the families who kept the lamps burning for three generations.",
+]
+
+ARTICLES = {
+    "tides": [
+        "The spring tides arrived two days early this year, flooding the lower harbour road "
+        "twice before the council could put out its sandbags, and leaving the fish market shut.",
+        "Harbour master Ines Varga said the readings matched the forecast almost to the "
+        "centimetre, but that the wind had pushed the water further up the slipway than usual.",
+        "Residents of Quay Street, who have asked for a flood barrier since 2015, said they would "
+        "raise the matter again at next month's public meeting in the church hall.",
+    ],
+    "orchard": [
+        "Volunteers replanted the community orchard on Saturday, putting in forty young apple "
+        "and pear trees grafted from the old varieties that once grew in every garden here.",
+        "The scheme, paid for by a lottery grant, will keep a record of each variety, and the "
+        "first fruit should be ready for the autumn fair in about four years, the organisers said.",
+        "Children from the primary school each adopted a tree, and will measure its growth every "
+        "term as part of a science project that runs until they leave for secondary school.",
+    ],
+    "bridge": [
+        "Repairs to the old packhorse bridge will begin in March, after engineers found that two "
+        "of its five arches had shifted during the winter storms, the county said on Tuesday.",
+        "The bridge will be closed to walkers for eight weeks while masons rebuild the parapet "
+        "with stone from the same quarry that supplied the original builders in 1702.",
+        "A temporary footpath across the meadow will be signposted from both ends of the lane, "
+        "and the farmer who owns the field has agreed to keep his cattle away until May.",
+    ],
+}
+
+
+def site_page(paragraphs: list[str], variant: int) -> str:
+    # The widget's markup differs slightly between pages, as templates do over time.
+    widget = "".join(
+        f'<p class="w{variant}">{" " * variant}{text}</p>' if variant % 2 else f"<p>{text}</p>"
+        for text in WIDGET
+    )
+    body = "".join(f"<p>{p}</p>" for p in paragraphs)
+    return (
+        "<html><head><title>Harbour Herald</title></head><body>"
+        '<div class="top"><a href="/">Harbour Herald</a> <a href="/news">News</a></div>'
+        f'<div class="main"><h1>A story</h1><div class="text">{body}'
+        f'<div class="b{variant}">{widget}<p>{3 + variant} comments on this story</p></div>'
+        "</div></div>"
+        "</body></html>"
+    )
+
+
+def index_page() -> str:
+    items = "".join(
+        f'<li><a href="/{slug}">{paras[0][:60]}</a></li>' for slug, paras in ARTICLES.items()
+    )
+    widget = "".join(f"<p>{text}</p>" for text in WIDGET)
+    return f"<html><body><ul>{items}</ul><div>{widget}</div></body></html>"
+
+
+def test_fingerprint_ignores_case_digits_punctuation_and_spacing() -> None:
+    assert fingerprint("5 Comments!") == fingerprint("12   comments")
+    assert fingerprint("Popular posts from this blog") == fingerprint(
+        "POPULAR POSTS FROM THIS BLOG"
+    )
+    assert fingerprint("Popular posts from this blog") != fingerprint("Popular posts from my blog")
+    assert fingerprint("Home") is None  # too short to mean anything
+    assert normalise_block("Hello, World — 2024!") == "hello world"
+
+
+def test_learn_boilerplate_counts_each_page_once() -> None:
+    pages = [("a", "a", "b"), ("a", "c"), ("d",)]
+    assert learn_boilerplate(pages) == frozenset({"a"})
+    assert learn_boilerplate(pages, min_pages=1) == frozenset({"a", "b", "c", "d"})
+    assert learn_boilerplate([]) == frozenset()
+
+
+def test_single_page_extraction_is_fooled_by_the_widget() -> None:
+    article = extract(site_page(ARTICLES["tides"], 1), "https://herald.example/tides")
+    assert "From the editors" in article.body_text
+
+
+def test_learnt_template_removes_the_widget_and_keeps_article_text() -> None:
+    urls = {slug: f"https://herald.example/{slug}" for slug in ARTICLES}
+    seen = [
+        extract(site_page(ARTICLES[slug], n), urls[slug]).block_fingerprints
+        for n, slug in enumerate(["orchard", "bridge"], start=2)
+    ]
+    boilerplate = learn_boilerplate([*seen, page_fingerprints(index_page())])
+    article = extract(
+        site_page(ARTICLES["tides"], 1), urls["tides"], ExtractOptions(boilerplate=boilerplate)
+    )
+    for paragraph in ARTICLES["tides"]:
+        assert paragraph in article.body_text
+    assert "From the editors" not in article.body_text
+    assert "lighthouse keepers" not in article.body_text
+    assert "comments on this story" not in article.body_text
+    assert "From the editors" not in article.body_html
+
+
+def test_article_text_never_becomes_boilerplate() -> None:
+    pages = [
+        extract(site_page(paras, n), f"https://herald.example/{slug}").block_fingerprints
+        for n, (slug, paras) in enumerate(ARTICLES.items())
+    ]
+    learnt = learn_boilerplate([*pages, page_fingerprints(index_page())])
+    unique = {fingerprint(p) for paras in ARTICLES.values() for p in paras}
+    assert not learnt & unique
+    assert {fingerprint(text) for text in WIDGET} <= learnt
+
+
+def test_page_fingerprints_match_article_fingerprints() -> None:
+    html = site_page(ARTICLES["bridge"], 0)
+    assert set(page_fingerprints(html)) == set(
+        extract(html, "https://x.example/").block_fingerprints
+    )

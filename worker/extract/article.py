@@ -1,0 +1,116 @@
+"""html + url -> Article: metadata, body, then sanitising, always last.
+
+Body paths, tried in this order (`Article.method` says which one won):
+- "selector": the operator's `body` CSS selector matched and holds text;
+- "auto": the scored-candidates extractor (body.py) found a body at least as long as a fair
+  share of the page's JSON-LD `articleBody`;
+- "jsonld": the DOM result was poor and the page's JSON-LD `articleBody` is much longer;
+- "fallback": nothing scored; the page's cleaned text as a whole.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+from dataclasses import dataclass
+
+from selectolax.lexbor import LexborHTMLParser
+
+from worker.errors import ExtractError
+from worker.extract import body as body_mod
+from worker.extract.meta import extract_metadata
+from worker.extract.sanitize import sanitize_html
+from worker.models import Article
+from worker.xmlchars import xml_safe
+
+# The DOM body loses to JSON-LD `articleBody` when it is shorter than this share of it: the DOM
+# path then most likely picked a teaser or a paywalled stub.
+JSONLD_PREFERRED_RATIO = 0.5
+# Below this many characters of text a page holds no article worth publishing: what is left
+# is a stray link or a copyright line (the same floor as a paragraph in body.py).
+MIN_ARTICLE_CHARS = 25
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractOptions:
+    """Per-source settings from the operator's config and from learnt site templates."""
+
+    body: str | None = None  # operator's CSS selector for the article container
+    remove: tuple[str, ...] = ()  # operator's CSS selectors to drop before extraction
+    boilerplate: frozenset[str] = frozenset()  # block fingerprints recurring on this source
+
+
+def extract(html: str, url: str, options: ExtractOptions | None = None) -> Article:
+    """Pure: no I/O, no globals that change between calls. Raises ExtractError when no article."""
+    options = options or ExtractOptions()
+    if not html or not html.strip():
+        raise ExtractError(f"{url}: empty page")
+    tree = body_mod.parse(html)
+    meta = extract_metadata(tree, url)
+    found, method = find_body(tree, html, meta.title, meta.jsonld_body, options)
+    if len(found.text) < MIN_ARTICLE_CHARS:
+        raise ExtractError(f"{url}: no article text found")
+    return Article(
+        url=url,
+        title=meta.title,
+        body_html=sanitize_html(found.html, url),
+        body_text=xml_safe(found.text),
+        canonical_url=meta.canonical_url,
+        authors=meta.authors,
+        published=meta.published,
+        modified=meta.modified,
+        image=meta.image,
+        language=meta.language,
+        summary=meta.description,
+        block_fingerprints=found.fingerprints,
+        method=method,
+    )
+
+
+def find_body(
+    tree: LexborHTMLParser,
+    html: str,
+    title: str,
+    jsonld_body: str | None,
+    options: ExtractOptions,
+) -> tuple[body_mod.Body, str]:
+    """The body and the name of the path that produced it."""
+    if options.body:
+        selected = select_body(tree, html, options, title)
+        if selected is not None:
+            return selected, "selector"
+        tree = body_mod.parse(html)
+    found = body_mod.best_body(
+        tree, html, remove=options.remove, title=title, boilerplate=options.boilerplate
+    )
+    if jsonld_body and len(found.text) < JSONLD_PREFERRED_RATIO * len(jsonld_body.strip()):
+        return jsonld_as_body(jsonld_body, found.fingerprints), "jsonld"
+    return found, "auto" if found.scored else "fallback"
+
+
+def select_body(
+    tree: LexborHTMLParser, html: str, options: ExtractOptions, title: str
+) -> body_mod.Body | None:
+    """The operator's container, when the selector matches something with text."""
+    body_mod.prepare_tree(
+        tree, options.remove, body_mod.Preset(strip_noise=False), body_mod.Hints()
+    )
+    node = tree.css_first(options.body) if options.body else None
+    if node is None:
+        return None
+    prints = body_mod.page_blocks(html)
+    found = body_mod.render_selected(node, title, options.boilerplate, prints)
+    return found if found.text else None
+
+
+def jsonld_as_body(text: str, prints: tuple[str, ...]) -> body_mod.Body:
+    paragraphs = [line.strip() for line in text.splitlines() if line.strip()]
+    fragment = "".join(f"<p>{html_lib.escape(p)}</p>" for p in paragraphs)
+    return body_mod.Body("\n".join(paragraphs), fragment, prints)
+
+
+def page_fingerprints(html: str) -> tuple[str, ...]:
+    """Fingerprints of a page's text blocks (e.g. an index page), as `block_fingerprints`."""
+    return body_mod.page_blocks(html)
+
+
+__all__ = ["ExtractOptions", "extract", "page_fingerprints"]

@@ -1,0 +1,680 @@
+"""Find the article body in a parsed page: scored candidates in the spirit of Readability.js.
+
+The sequence, one helper per step:
+1. `prepare_tree`: drop tags that never hold article text, the operator's `remove` selectors and,
+   when the preset says so, elements whose class/id or attributes mark them as furniture.
+2. `collect_blocks`: one walk over the text nodes; each text node belongs to its nearest block
+   element ("own text"). Gives the page's block texts (for template fingerprints) and paragraphs.
+3. `score_candidates`: every paragraph adds to its ancestors' scores (parent full, grandparent
+   half, then less), scores live in a dict keyed by node id, never on the DOM.
+4. `pick_top`: scale the best few by (1 - link density) and take the highest.
+5. `merge_siblings`: add the top candidate's siblings that look like article text too.
+6. `render`: one iterative walk per kept node that drops link-dense or labelled furniture, known
+   boilerplate blocks and the duplicated title, and yields both the text and the cleaned HTML.
+`extract_body` runs the steps over a list of presets, loosest last, until the text is long enough.
+Everything iterates with explicit stacks: 100,000 nested `div`s must not hit the recursion limit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from worker.extract.noise import hint_groups, is_noise_groups, label_group, normalise_label
+from worker.extract.template import fingerprint
+
+# --- Tags ------------------------------------------------------------------------------------
+
+# Removed with their content before anything else: never article text.
+JUNK_TAGS = [
+    "script", "style", "noscript", "template", "svg", "iframe", "object", "embed", "canvas",
+    "button", "input", "select", "textarea", "option", "link", "meta", "head", "dialog", "map",
+    "audio", "video", "source", "track",
+]  # fmt: skip
+
+# Page furniture by element name (HTML5 semantics); kept when they carry a content hint.
+FURNITURE_TAGS = frozenset({"nav", "aside", "footer", "header", "menu"})
+
+# Elements that start a new line of text; text nodes belong to their nearest one.
+BLOCK_TAGS = frozenset({
+    "html", "body", "main", "article", "section", "div", "p", "aside", "header", "footer", "nav",
+    "ul", "ol", "li", "dl", "dt", "dd", "table", "thead", "tbody", "tfoot", "tr", "td", "th",
+    "caption", "blockquote", "pre", "h1", "h2", "h3", "h4", "h5", "h6", "figure", "figcaption",
+    "form", "fieldset", "address", "details", "summary", "center", "hr", "menu", "picture",
+})  # fmt: skip
+
+# The document's own containers: candidates never climb past `body`.
+PAGE_ROOTS = frozenset({"body", "html", "-document"})
+
+HEADING_TAGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+
+# Kept in the body's HTML but left out of its running text: captions describe a picture, they are
+# not part of the story's prose (and galleries repeat them).
+HTML_ONLY_TAGS = frozenset({"figcaption"})
+
+# Containers the cleaner may drop as a whole when they look like furniture.
+CLEANABLE_TAGS = frozenset({
+    "div", "section", "ul", "ol", "dl", "table", "form", "aside", "header", "footer", "nav",
+    "center", "details", "fieldset", "figure",
+})  # fmt: skip
+
+# A furniture-flagged element with at least this much text and less than this share of it in links
+# is kept: widgets are short or link lists, article wrappers with odd class names are not.
+PROSE_CHARS = 1000
+PROSE_LINK_DENSITY = 0.25
+
+# Starting score of a candidate by tag (Readability.js `initializeNode`).
+TAG_WEIGHTS: dict[str, float] = {
+    "div": 5, "article": 10, "main": 5, "section": 3, "pre": 3, "td": 3, "blockquote": 3,
+    "address": -3, "ol": -3, "ul": -3, "dl": -3, "dd": -3, "dt": -3, "li": -3, "form": -3,
+    "h1": -5, "h2": -5, "h3": -5, "h4": -5, "h5": -5, "h6": -5, "th": -5,
+}  # fmt: skip
+
+# Class/id evidence added to a candidate's score (Readability.js `getClassWeight`).
+HINT_WEIGHT = 25.0
+
+# --- Thresholds ------------------------------------------------------------------------------
+
+# Own text shorter than this is not a paragraph (Readability.js uses 25 characters).
+MIN_PARAGRAPH_CHARS = 25
+# How far a paragraph's score reaches up the tree, and the divisor per level beyond the parent.
+SCORE_LEVELS = 5
+# How many of the best raw candidates get their (costlier) link density measured.
+TOP_CANDIDATES = 8
+# Candidates within this share of the best are alternatives; when this many of them share an
+# ancestor of the best, that ancestor is the article (Readability.js: 0.75 and 3).
+ALTERNATIVE_RATIO = 0.75
+MIN_ALTERNATIVES = 3
+# A sibling joins the top candidate when it scores this fraction of it (Readability.js: 0.2).
+SIBLING_SCORE_RATIO = 0.2
+# A kept body shorter than this triggers the next, looser preset (Readability.js: 500 chars;
+# our cleaning is stricter, so a short body is more often a short article).
+MIN_BODY_CHARS = 250
+# A container is furniture when links make up more than this share of its text...
+MAX_LINK_DENSITY = 0.5
+# ...or, when it opens with a furniture label ("Related articles"), more than this share.
+LABELLED_LINK_DENSITY = 0.25
+# A labelled container shorter than this is dropped whatever its links.
+LABELLED_MAX_CHARS = 600
+
+_COMMAS = re.compile("[,，、،]")
+_SPACES = re.compile(r"[ \t\r\f\v\u00a0\u200b]+")
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden")
+
+
+# Nesting deeper than this is flattened before parsing: lexbor's tree builder scans its stack of
+# open elements for each block start tag, so 100,000 nested `div`s take minutes to parse. No real
+# page nests this deep (browsers stop laying out around 512 levels).
+MAX_NESTING = 512
+# Pages with fewer block start tags than this cannot be that deep: skip the scan (a plain count).
+NESTING_CHECK_TAGS = 4 * MAX_NESTING
+_CONTAINER_TAG = re.compile(
+    r"<(/?)(div|section|article|aside|main|header|footer|nav|blockquote|ul|ol|li|dl|table|"
+    r"tbody|tr|td|span|font|center|form|fieldset|figure|details)\b[^>]*>",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    """One attempt's settings; `extract_body` tries them in order, loosest last."""
+
+    strip_noise: bool = True  # drop furniture by class/id and tag before scoring
+    weight_hints: bool = True  # add class/id evidence to candidate scores
+    clean: bool = True  # drop link-dense and labelled containers inside the body
+
+
+PRESETS: tuple[Preset, ...] = (
+    Preset(),
+    Preset(strip_noise=False),
+    Preset(strip_noise=False, weight_hints=False, clean=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """The article body found on a page."""
+
+    text: str  # paragraphs separated by newlines
+    html: str  # unsanitised fragment
+    fingerprints: tuple[str, ...]  # of the whole page's text blocks (first preset)
+    scored: bool = True  # False when no paragraph scored and the whole page body was taken
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A block element with the text it holds directly (its inline descendants included)."""
+
+    node: LexborNode
+    text: str
+    link_chars: int
+
+
+# --- Step 0: parse ---------------------------------------------------------------------------
+
+
+def flatten_deep_nesting(html: str) -> str:
+    """Drop container tags nested deeper than MAX_NESTING (and their end tags), keeping text."""
+    if html.count("<div") + html.count("<DIV") < NESTING_CHECK_TAGS:
+        return html
+    open_kept: list[bool] = []  # per open container: was its start tag kept?
+    depth = 0  # kept containers currently open
+    pieces: list[str] = []
+    last = 0
+    for match in _CONTAINER_TAG.finditer(html):
+        if match.group(1):
+            keep = open_kept.pop() if open_kept else True
+            depth -= keep
+        elif match.group(0).endswith("/>"):
+            continue
+        else:
+            keep = depth < MAX_NESTING
+            open_kept.append(keep)
+            depth += keep
+        if not keep:
+            pieces.append(html[last : match.start()])
+            last = match.end()
+    if not pieces:
+        return html
+    pieces.append(html[last:])
+    return "".join(pieces)
+
+
+def parse(html: str) -> LexborHTMLParser:
+    """Parse a page, flattening pathological nesting first."""
+    return LexborHTMLParser(flatten_deep_nesting(html))
+
+
+# --- Step 1: prepare ---------------------------------------------------------------------------
+
+
+# Elements worth asking `is_furniture` about; lexbor selects them in C, in document order.
+# Inline elements (`a`, `span`, ...) are left alone: furniture comes in blocks, and asking about
+# every link would double the cost of this step.
+FURNITURE_CANDIDATES = ", ".join(
+    sorted(
+        FURNITURE_TAGS | {"div", "section", "ul", "ol", "li", "p", "form", "table", "figure", "dl"}
+    )
+)
+
+
+class Hints:
+    """Per-extraction memo of class/id verdicts, per class word: pages repeat their classes."""
+
+    def __init__(self) -> None:
+        self._words: dict[str, frozenset[str]] = {}
+
+    def groups(self, node: LexborNode) -> frozenset[str]:
+        attrs = node.attributes
+        return self.groups_of(attrs.get("class"), attrs.get("id"))
+
+    def groups_of(self, class_: str | None, id_: str | None) -> frozenset[str]:
+        found: frozenset[str] = frozenset()
+        for value in (class_, id_):
+            if not value:
+                continue
+            for word in value.split():
+                groups = self._words.get(word)
+                if groups is None:
+                    groups = self._words[word] = hint_groups(word)
+                if groups:
+                    found = found | groups
+        return found
+
+
+def is_hidden(attrs: dict[str, str | None]) -> bool:
+    if "hidden" in attrs or attrs.get("aria-hidden") == "true":
+        return True
+    style = attrs.get("style")
+    return bool(style) and _HIDDEN_STYLE.search(style) is not None
+
+
+def is_furniture(node: LexborNode, hints: Hints) -> bool:
+    """Furniture by tag, hint or hidden state; the page's root containers never are."""
+    tag = node.tag
+    if tag in ("html", "body", "main", "article"):
+        return False
+    attrs = node.attributes
+    groups = hints.groups_of(attrs.get("class"), attrs.get("id"))
+    if tag in FURNITURE_TAGS:
+        return "content" not in groups or is_noise_groups(groups)
+    return is_noise_groups(groups) or is_hidden(attrs)
+
+
+def holds_prose(node: LexborNode, hints: Hints) -> bool:
+    """Class names lie ("ad_body", "with-right-rail"): a flagged element holding much text and few
+    links is the article's wrapper, not furniture. Comment sections are long prose too, so a
+    comments hint is always believed."""
+    text = node.text(strip=True)
+    if len(text) < PROSE_CHARS or "comments" in hints.groups(node):
+        return False
+    links = sum(len(a.text(strip=True)) for a in node.css("a"))
+    return links < PROSE_LINK_DENSITY * len(text)
+
+
+def decompose_all(nodes: list[LexborNode]) -> None:
+    """Remove nodes given in document order; descendants go first so no node is freed twice."""
+    for node in reversed(nodes):
+        node.decompose()
+
+
+def prepare_tree(
+    tree: LexborHTMLParser, remove: tuple[str, ...], preset: Preset, hints: Hints
+) -> None:
+    tree.strip_tags(JUNK_TAGS)
+    doomed: list[LexborNode] = []
+    for selector in remove:
+        doomed.extend(tree.css(selector))
+    decompose_all(sorted_unique(doomed))
+    if preset.strip_noise and tree.body is not None:
+        candidates = sorted_unique(tree.body.css(FURNITURE_CANDIDATES))
+        decompose_all(
+            [n for n in candidates if is_furniture(n, hints) and not holds_prose(n, hints)]
+        )
+
+
+def sorted_unique(nodes: list[LexborNode]) -> list[LexborNode]:
+    """Nodes matched by several selectors, de-duplicated; keeps the first selector's order."""
+    seen: dict[int, LexborNode] = {}
+    for node in nodes:
+        seen.setdefault(node.mem_id, node)
+    return list(seen.values())
+
+
+# --- Step 2: blocks ----------------------------------------------------------------------------
+
+
+def nearest_block(node: LexborNode) -> tuple[LexborNode | None, bool]:
+    """A text node's nearest block ancestor, and whether a link lies between them."""
+    in_link = False
+    parent = node.parent
+    while parent is not None and parent.tag not in BLOCK_TAGS:
+        if parent.tag == "a":
+            in_link = True
+        parent = parent.parent
+    return parent, in_link
+
+
+def collect_blocks(root: LexborNode) -> list[Block]:
+    """Every block under `root` with its own text, in document order."""
+    texts: dict[int, list[str]] = {}
+    links: dict[int, int] = {}
+    nodes: dict[int, LexborNode] = {}
+    for node in root.traverse(include_text=True, skip_empty=True):
+        if not node.is_text_node:
+            continue
+        block, in_link = nearest_block(node)
+        if block is None:
+            continue
+        key = block.mem_id
+        text = node.text_content or ""
+        if key not in nodes:
+            nodes[key], texts[key], links[key] = block, [], 0
+        texts[key].append(text)
+        if in_link:
+            links[key] += len(text.strip())
+    return [Block(nodes[k], _SPACES.sub(" ", "".join(texts[k])).strip(), links[k]) for k in nodes]
+
+
+# --- Step 3 and 4: score and pick --------------------------------------------------------------
+
+
+def paragraph_score(text: str) -> float:
+    """Readability.js: one point, one per comma, one per 100 characters up to three."""
+    return 1 + len(_COMMAS.findall(text)) + min(len(text) // 100, 3)
+
+
+def initial_score(node: LexborNode, preset: Preset, hints: Hints) -> float:
+    score = TAG_WEIGHTS.get(node.tag or "", 0.0)
+    if preset.weight_hints:
+        groups = hints.groups(node)
+        if "content" in groups:
+            score += HINT_WEIGHT
+        if is_noise_groups(groups):
+            score -= HINT_WEIGHT
+    return score
+
+
+def score_candidates(
+    blocks: list[Block], preset: Preset, hints: Hints
+) -> tuple[dict[int, float], dict[int, LexborNode]]:
+    scores: dict[int, float] = {}
+    nodes: dict[int, LexborNode] = {}
+    for block in blocks:
+        text = block.text
+        if len(text) < MIN_PARAGRAPH_CHARS or block.link_chars > len(text) / 2:
+            continue
+        points = paragraph_score(text)
+        # A block holding text directly is itself a candidate (a text `div`, a `td`).
+        ancestor: LexborNode | None = block.node if block.node.tag != "p" else block.node.parent
+        for level in range(SCORE_LEVELS):
+            if ancestor is None or ancestor.tag in ("html", None):
+                break
+            key = ancestor.mem_id
+            if key not in scores:
+                scores[key] = initial_score(ancestor, preset, hints)
+                nodes[key] = ancestor
+            scores[key] += points / (1 if level == 0 else 2 if level == 1 else level * 3)
+            ancestor = ancestor.parent
+    return scores, nodes
+
+
+def link_density(node: LexborNode) -> float:
+    total = len(node.text(strip=True))
+    if not total:
+        return 1.0
+    return min(1.0, sum(len(a.text(strip=True)) for a in node.css("a")) / total)
+
+
+def pick_top(scores: dict[int, float], nodes: dict[int, LexborNode]) -> tuple[LexborNode, float]:
+    """The best candidate after link density, promoted to a common ancestor when warranted."""
+    best = sorted(scores, key=scores.__getitem__, reverse=True)[:TOP_CANDIDATES]
+    final = {k: scores[k] * (1 - link_density(nodes[k])) for k in best}
+    ranked = sorted(final, key=final.__getitem__, reverse=True)
+    top = nodes[ranked[0]]
+    close = [nodes[k] for k in ranked[1:] if final[k] >= ALTERNATIVE_RATIO * final[ranked[0]]]
+    top = common_ancestor(top, close) or climb_scores(top, scores)
+    while top.tag not in PAGE_ROOTS and top.parent is not None:
+        if top.parent.tag in PAGE_ROOTS or not single_child(top.parent):
+            break
+        top = top.parent
+    key = top.mem_id
+    score = final.get(key, scores.get(key, 0.0) * (1 - link_density(top)))
+    return top, max(score, final[ranked[0]])
+
+
+def ancestor_ids(node: LexborNode) -> set[int]:
+    ids = set()
+    parent = node.parent
+    while parent is not None:
+        ids.add(parent.mem_id)
+        parent = parent.parent
+    return ids
+
+
+def common_ancestor(top: LexborNode, close: list[LexborNode]) -> LexborNode | None:
+    """Readability.js: when several near-best candidates share an ancestor of the top one, the
+    article is split into blocks (cards, sections) and that ancestor holds all of it."""
+    if len(close) < MIN_ALTERNATIVES:
+        return None
+    chains = [ancestor_ids(node) for node in close]
+    parent = top.parent
+    while parent is not None and parent.tag not in ("body", "html"):
+        key = parent.mem_id
+        if sum(key in chain for chain in chains) >= MIN_ALTERNATIVES:
+            return parent
+        parent = parent.parent
+    return None
+
+
+def climb_scores(top: LexborNode, scores: dict[int, float]) -> LexborNode:
+    """Readability.js: a parent scoring higher than the child below it holds more article."""
+    last = scores.get(top.mem_id, 0.0)
+    floor = last / 3
+    parent = top.parent
+    while parent is not None and parent.tag not in ("body", "html"):
+        score = scores.get(parent.mem_id)
+        if score is not None:
+            if score < floor:
+                break
+            if score > last:
+                return parent
+            last = score
+        parent = parent.parent
+    return top
+
+
+def single_child(node: LexborNode) -> bool:
+    children = [c for c in node.iter() if c.is_element_node]
+    return len(children) == 1
+
+
+# --- Step 5: siblings --------------------------------------------------------------------------
+
+
+def merge_siblings(top: LexborNode, top_score: float, scores: dict[int, float]) -> list[LexborNode]:
+    parent = top.parent
+    if parent is None or top.tag in ("body", "html"):
+        return [top]
+    threshold = max(10.0, top_score * SIBLING_SCORE_RATIO)
+    kept = []
+    for sibling in parent.iter():
+        if sibling.mem_id == top.mem_id or is_sibling_content(sibling, scores, threshold):
+            kept.append(sibling)
+    return kept
+
+
+def is_sibling_content(node: LexborNode, scores: dict[int, float], threshold: float) -> bool:
+    score = scores.get(node.mem_id)
+    if score is not None and score * (1 - link_density(node)) >= threshold:
+        return True
+    if node.tag != "p":
+        return False
+    text = node.text(strip=True)
+    density = link_density(node)
+    if len(text) > 80:
+        return density < 0.25
+    return density == 0 and text.endswith((".", "!", "?", "。", "！", "？"))
+
+
+# --- Step 6: render ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Open:
+    """An element being walked: its text so far and where its output starts."""
+
+    node: LexborNode
+    tag: str
+    parts_at: int
+    own: list[str]
+    chars: int = 0
+    link_chars: int = 0
+    labelled: bool = False
+
+
+def walk(root: LexborNode) -> Iterator[tuple[LexborNode, bool]]:
+    """(node, entering) events in document order, iteratively; text nodes only enter."""
+    stack: list[tuple[LexborNode, bool]] = [(root, True)]
+    while stack:
+        node, entering = stack.pop()
+        yield node, entering
+        if entering and node.is_element_node:
+            stack.append((node, False))
+            stack.extend((child, True) for child in reversed(list(node.iter(include_text=True))))
+
+
+def render(
+    root: LexborNode, keep: Callable[[_Open], bool], title: str, boilerplate: frozenset[str]
+) -> str:
+    """The text of `root` with dropped elements left out; drops them from the tree too."""
+    parts: list[str] = []
+    stack: list[_Open] = []
+    doomed: list[LexborNode] = []
+    title_key = normalise_label(title)
+    for node, entering in walk(root):
+        if node.is_text_node:
+            text = node.text_content or ""
+            parts.append(text)
+            if stack:
+                top = stack[-1]
+                top.own.append(text)
+                size = len(text.strip())
+                top.chars += size
+                if top.tag == "a" or any(o.tag == "a" for o in stack[-3:]):
+                    top.link_chars += size
+            continue
+        tag = node.tag or ""
+        if entering:
+            if tag == "br":
+                parts.append("\n")
+                continue
+            if tag in BLOCK_TAGS:
+                parts.append("\n")
+            stack.append(_Open(node, tag, len(parts), []))
+            continue
+        if tag == "br":
+            continue
+        current = stack.pop()
+        if tag in BLOCK_TAGS:
+            parts.append("\n")
+        drop = current.node is not root and (
+            not keep(current)
+            or is_boilerplate(current, boilerplate)
+            or (tag in HEADING_TAGS and normalise_label(" ".join(current.own)) == title_key)
+        )
+        if drop:
+            del parts[current.parts_at :]
+            doomed.append(current.node)
+            continue
+        if tag in HTML_ONLY_TAGS:
+            del parts[current.parts_at :]
+            parts.append("\n")
+        if stack:
+            parent = stack[-1]
+            parent.chars += current.chars
+            parent.link_chars += current.chars if tag == "a" else current.link_chars
+            if tag not in BLOCK_TAGS:
+                parent.own.extend(current.own)
+            elif current.labelled or (tag in HEADING_TAGS and is_label(current)):
+                parent.labelled = True
+    for node in doomed:  # post-order: descendants before ancestors
+        node.decompose()
+    return tidy_text("".join(parts))
+
+
+def is_label(element: _Open) -> bool:
+    return element.chars < 80 and label_group(" ".join(element.own)) is not None
+
+
+def is_boilerplate(element: _Open, boilerplate: frozenset[str]) -> bool:
+    if not boilerplate or element.tag not in BLOCK_TAGS:
+        return False
+    fp = fingerprint(" ".join(element.own))
+    return fp is not None and fp in boilerplate
+
+
+def keep_clean(element: _Open) -> bool:
+    """The conditional cleaner: is this element article text rather than furniture?"""
+    tag = element.tag
+    if tag in HEADING_TAGS or tag == "p":
+        return not (element.chars < 80 and is_label(element))
+    if tag not in CLEANABLE_TAGS or not element.chars:
+        return True
+    density = element.link_chars / element.chars
+    if density > MAX_LINK_DENSITY:
+        return False
+    if element.labelled:
+        return density <= LABELLED_LINK_DENSITY and element.chars >= LABELLED_MAX_CHARS
+    return not is_label(element)
+
+
+def keep_all(element: _Open) -> bool:
+    return True
+
+
+def tidy_text(text: str) -> str:
+    """One paragraph per line, inner whitespace collapsed, blank lines dropped."""
+    lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
+    return "\n".join(line for line in lines if line)
+
+
+# --- The sequence ------------------------------------------------------------------------------
+
+
+def find_content(
+    tree: LexborHTMLParser, blocks: list[Block], preset: Preset, hints: Hints
+) -> list[LexborNode]:
+    """The top candidate and its article siblings, or the whole body when nothing scored."""
+    scores, nodes = score_candidates(blocks, preset, hints)
+    if not scores:
+        return [tree.body] if tree.body is not None else []
+    top, top_score = pick_top(scores, nodes)
+    return merge_siblings(top, top_score, scores)
+
+
+def extract_body(
+    tree: LexborHTMLParser,
+    preset: Preset,
+    *,
+    remove: tuple[str, ...] = (),
+    title: str = "",
+    boilerplate: frozenset[str] = frozenset(),
+) -> Body:
+    """One attempt with one preset on a fresh tree (it is mutated); the caller retries."""
+    hints = Hints()
+    prepare_tree(tree, remove, preset, hints)
+    if tree.body is None:
+        return Body("", "", ())
+    blocks = collect_blocks(tree.body)
+    prints = tuple(dict.fromkeys(fp for b in blocks if (fp := fingerprint(b.text))))
+    content = find_content(tree, blocks, preset, hints)
+    found = render_content(content, preset, title, boilerplate, prints)
+    if content and content[0].tag == "body":
+        return Body(found.text, found.html, prints, scored=False)
+    return found
+
+
+def render_content(
+    content: list[LexborNode],
+    preset: Preset,
+    title: str,
+    boilerplate: frozenset[str],
+    prints: tuple[str, ...],
+) -> Body:
+    keep = keep_clean if preset.clean else keep_all
+    texts, htmls = [], []
+    for node in content:
+        text = render(node, keep, title, boilerplate)
+        if text:
+            texts.append(text)
+            htmls.append(node.html or "")
+    return Body("\n".join(texts), "\n".join(htmls), prints)
+
+
+def render_selected(
+    node: LexborNode, title: str, boilerplate: frozenset[str], prints: tuple[str, ...]
+) -> Body:
+    """The operator's container, cleaned only of known boilerplate and the title."""
+    return render_content([node], PRESETS[-1], title, boilerplate, prints)
+
+
+def page_blocks(html: str) -> tuple[str, ...]:
+    """Fingerprints of a page's text blocks, with the first preset's preparation."""
+    tree = parse(html)
+    prepare_tree(tree, (), PRESETS[0], Hints())
+    if tree.body is None:
+        return ()
+    return tuple(
+        dict.fromkeys(fp for b in collect_blocks(tree.body) if (fp := fingerprint(b.text)))
+    )
+
+
+def best_body(
+    tree: LexborHTMLParser,
+    html: str,
+    *,
+    remove: tuple[str, ...] = (),
+    title: str = "",
+    boilerplate: frozenset[str] = frozenset(),
+) -> Body:
+    """Try the presets in order; the first long enough wins, else the longest.
+
+    `tree` is `html` parsed, used (and mutated) by the first preset; retries parse afresh.
+    """
+    results: list[Body] = []
+    for i, preset in enumerate(PRESETS):
+        page = tree if i == 0 else parse(html)
+        body = extract_body(page, preset, remove=remove, title=title, boilerplate=boilerplate)
+        if len(body.text) >= MIN_BODY_CHARS:
+            return body if not results else with_prints(body, results[0].fingerprints)
+        results.append(body)
+    longest = max(results, key=lambda b: len(b.text))
+    return with_prints(longest, results[0].fingerprints)
+
+
+def with_prints(body: Body, prints: tuple[str, ...]) -> Body:
+    return Body(body.text, body.html, prints, body.scored)

@@ -1,0 +1,245 @@
+"""The noise vocabulary: what page furniture calls itself, as data, grouped by concept.
+
+Two kinds of evidence, both matched case-insensitively:
+- *hints*: an element's `class` and `id` (e.g. `class="share-bar"`), matched as regex fragments;
+- *labels*: the text of a short heading or lead-in that introduces a widget ("Popular posts from
+  this blog", "Read more"), matched against the whole normalised heading text.
+
+Each group has a comment saying what it catches and a test in tests/test_extract_noise.py. The
+matchers at the bottom are the only code here; body.py asks them, never the tables directly.
+"""
+
+from __future__ import annotations
+
+import re
+
+# --- Hints (class / id words) ----------------------------------------------------------------
+
+# Each group lists *fragments*, found anywhere in the lower-cased "class id" string ("comment"
+# catches "comments-area"), and *tokens*, which must be a whole word of it once split on anything
+# but letters and digits ("ad" catches "ad-slot" but not "header" or "read").
+NOISE_HINTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # Site navigation: menus, breadcrumbs, pagination, skip links.
+    "navigation": (
+        ("navigation", "navbar", "menu", "breadcrumb", "pagination", "skiplink", "skip-link",
+         "site-header", "siteheader", "masthead", "topbar"),
+        ("nav", "pager", "header", "toolbar"),
+    ),
+    # Page-wide side columns and their widgets.
+    "sidebar": (
+        ("sidebar", "side-bar", "widget", "right-col", "rightcol"),
+        ("aside", "rail", "sidecol"),
+    ),
+    # Lists of other articles: related, popular, recommended, trending, "read more".
+    "related": (
+        ("related", "popular", "recommend", "trending", "most-read", "mostread", "most-viewed",
+         "mostviewed", "most-shared", "read-more", "readmore", "more-stories", "morestories",
+         "also-read", "outbrain", "taboola", "teaser", "promo", "read-next", "readnext",
+         "further-reading"),
+        ("recirculation", "recirc"),
+    ),
+    # Share bars and social buttons.
+    "share": (("share", "sharing", "social", "addthis", "sociable"), ()),
+    # Newsletter and subscription boxes.
+    "newsletter": (("newsletter", "subscri", "signup", "sign-up", "mailing", "optin"), ()),
+    # Cookie and consent banners.
+    "consent": (("cookie", "consent", "gdpr", "privacy-banner", "privacy-notice"), ("cmp",)),
+    # Comment sections and their forms.
+    "comments": (("comment", "disqus", "respond", "replies", "discussion"), ("reply",)),
+    # Ad slots.
+    "ads": (
+        ("advert", "sponsor", "ad-slot", "adslot", "ad-unit", "adunit", "ad-container",
+         "ad-wrapper", "adwrapper", "ad-box", "gpt-ad", "banner", "skyscraper", "dfp-"),
+        ("ad", "ads", "dfp", "adsense", "commercial"),
+    ),
+    # Bylines, datelines, tag lists and author boxes repeated around the body.
+    "byline": (
+        ("byline", "author", "post-meta", "postmeta", "entry-meta", "article-meta", "dateline",
+         "tag-list", "taglist", "categor", "timestamp", "published", "pubdate"),
+        ("tags", "tag", "meta", "date", "time", "keywords"),
+    ),
+    # Page footers.
+    "footer": (("footer", "copyright", "colophon"), ()),
+    # Elements hidden from readers, print-only or screen-reader-only.
+    "hidden": (
+        ("sr-only", "visually-hidden", "visuallyhidden", "print-only", "modal"),
+        ("hidden",),
+    ),
+}  # fmt: skip
+
+# Fragments and tokens that mark the article itself; a hint with one of these is treated as noise
+# only when a "strong" group (below) matches too. Readability.js uses the same idea.
+CONTENT_HINTS: tuple[tuple[str, ...], tuple[str, ...]] = (
+    ("article", "content", "story", "hentry", "entry", "prose"),
+    ("body", "main", "post", "text", "blog"),
+)
+
+# Groups strong enough to outweigh a content hint (e.g. "article-comments", "post-share").
+STRONG_GROUPS: frozenset[str] = frozenset(
+    {"comments", "share", "related", "newsletter", "consent", "ads", "byline", "footer"}
+)
+
+# --- Labels (widget headings and lead-ins, in several languages) -------------------------------
+
+# Whole heading texts (normalised: lower case, no punctuation, single spaces) or their starts.
+NOISE_LABELS: dict[str, tuple[str, ...]] = {
+    "related": (
+        "popular posts",
+        "related",
+        "related articles",
+        "related posts",
+        "related stories",
+        "related content",
+        "related news",
+        "related coverage",
+        "related links",
+        "related reading",
+        "related topics",
+        "read more",
+        "read also",
+        "read next",
+        "more from",
+        "more stories",
+        "more on this",
+        "you may also like",
+        "you might also like",
+        "recommended",
+        "trending",
+        "most read",
+        "most popular",
+        "latest news",
+        "latest posts",
+        "recent posts",
+        "top stories",
+        "see also",
+        "lire aussi",
+        "à lire aussi",
+        "sur le même sujet",
+        "articles similaires",
+        "lesen sie auch",
+        "mehr zum thema",
+        "das könnte sie auch interessieren",
+        "ähnliche artikel",
+        "te puede interesar",
+        "lee también",
+        "noticias relacionadas",
+        "leia também",
+        "leggi anche",
+        "articoli correlati",
+        "читайте также",
+        "похожие статьи",
+        "相关文章",
+        "関連記事",
+    ),
+    "share": (
+        "share",
+        "share this",
+        "share this article",
+        "share this post",
+        "share this story",
+        "share on",
+        "partager",
+        "partager sur",
+        "teilen",
+        "teilen mit",
+        "compartir",
+        "condividi",
+    ),
+    "newsletter": (
+        "subscribe",
+        "subscribe to",
+        "sign up",
+        "newsletter",
+        "get our newsletter",
+        "abonnez vous",
+        "newsletter abonnieren",
+        "suscríbete",
+    ),
+    "comments": (
+        "comments",
+        "leave a comment",
+        "leave a reply",
+        "post a comment",
+        "commentaires",
+        "kommentare",
+        "comentarios",
+        "commenti",
+        "комментарии",
+    ),
+    "navigation": ("labels", "tags", "categories", "archive", "blog archive", "follow us"),
+    "ads": ("advertisement", "advertising", "sponsored", "anzeige", "publicité", "publicidad"),
+}
+
+# --- Matchers --------------------------------------------------------------------------------
+
+_ALL_HINTS = {**NOISE_HINTS, "content": CONTENT_HINTS}
+_FRAGMENT_GROUP: dict[str, str] = {f: g for g, (fs, _) in _ALL_HINTS.items() for f in fs}
+_TOKEN_GROUP: dict[str, str] = {t: g for g, (_, ts) in _ALL_HINTS.items() for t in ts}
+# One scan for both: tokens bounded by non-alphanumerics, then plain fragments, longest first.
+# No named groups: they make `re` ten times slower; the matched text maps back to its group.
+_HINT_WORDS = re.compile(
+    "(?<![a-z0-9])(?:"
+    + "|".join(map(re.escape, sorted(_TOKEN_GROUP, key=len, reverse=True)))
+    + ")(?![a-z0-9])|"
+    + "|".join(map(re.escape, sorted(_FRAGMENT_GROUP, key=len, reverse=True)))
+)
+_WORD_GROUP = {**_FRAGMENT_GROUP, **_TOKEN_GROUP}
+_PUNCT = re.compile(r"[^\w\s]+")
+_SPACES = re.compile(r"\s+")
+_LABEL_GROUPS: dict[str, str] = {
+    label: group for group, labels in NOISE_LABELS.items() for label in labels
+}
+# Words a multi-word label may be followed by and still count as that label.
+MAX_WORDS_AFTER_LABEL = 4
+_LONGEST_LABEL_WORDS = max(len(label.split()) for label in _LABEL_GROUPS)
+
+
+def hint_groups(hint: str) -> frozenset[str]:
+    """Every group an element's "class id" hint matches, "content" included."""
+    return frozenset(_WORD_GROUP[word] for word in _HINT_WORDS.findall(hint.lower()))
+
+
+def noise_groups(hint: str) -> frozenset[str]:
+    """The noise groups an element's "class id" hint belongs to (empty when none)."""
+    return hint_groups(hint) - {"content"}
+
+
+def is_content_hint(hint: str) -> bool:
+    """True when the hint names the article itself ("article-body", "entry-content", ...)."""
+    return "content" in hint_groups(hint)
+
+
+def is_noise_groups(groups: frozenset[str]) -> bool:
+    """Furniture: a strong group, or any noise group without a content hint."""
+    if groups & STRONG_GROUPS:
+        return True
+    return bool(groups) and "content" not in groups
+
+
+def is_noise_hint(hint: str) -> bool:
+    """True when the hint marks furniture: a strong group, or any group without a content hint."""
+    return is_noise_groups(hint_groups(hint))
+
+
+def normalise_label(text: str) -> str:
+    """Lower case, punctuation dropped, whitespace collapsed: the form labels are stored in."""
+    return _SPACES.sub(" ", _PUNCT.sub(" ", text.lower())).strip()
+
+
+def label_group(text: str) -> str | None:
+    """The noise group whose label this short text is or starts with, else None.
+
+    A one-word label must be the whole text, counts aside ("Comments (14)"); a longer label may
+    be followed by a few words ("Related articles on this topic"), which are rarely a sentence.
+    """
+    words = normalise_label(text).split()
+    if not words or len(words) > _LONGEST_LABEL_WORDS + MAX_WORDS_AFTER_LABEL:
+        return None
+    for size in range(min(len(words), _LONGEST_LABEL_WORDS), 0, -1):
+        group = _LABEL_GROUPS.get(" ".join(words[:size]))
+        if group is None:
+            continue
+        rest = words[size:]
+        if size > 1 or all(word.isdigit() for word in rest):
+            return group
+    return None

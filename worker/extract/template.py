@@ -1,0 +1,67 @@
+"""Site templates: blocks that recur across a source's pages are boilerplate.
+
+A *block fingerprint* is a short hash of the normalised text of one text block (a paragraph, list
+item, heading, table cell, or a `div` holding text directly). Normalisation lower-cases, drops
+digits, punctuation and extra whitespace, so "5 comments" and "12 Comments" match and a widget
+re-rendered with slightly different markup still matches, while any block carrying article text
+unique to one page cannot match another page's blocks.
+
+Each fingerprint is computed per block, not per widget, so a "Popular posts" list whose items
+rotate still shares its heading and most items with other pages. The pipeline counts, per source,
+on how many distinct pages each fingerprint appeared (`learn_boilerplate`) and passes the recurring
+ones back to `extract` as `ExtractOptions.boilerplate`.
+
+Versioned: fingerprints start with "1"; a change of normalisation bumps it, so fingerprints
+learnt under the old scheme simply stop matching instead of matching the wrong blocks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+FINGERPRINT_VERSION = "1"
+
+# A block needs this many letters (after normalisation) to get a fingerprint: shorter blocks
+# ("Home", "Reply") are too common across unrelated sites' text to mean anything.
+MIN_BLOCK_CHARS = 12
+
+_NOT_LETTERS = re.compile(r"[\W\d_]+")
+
+
+def normalise_block(text: str) -> str:
+    """Letters only, lower-cased, words separated by single spaces."""
+    return _NOT_LETTERS.sub(" ", text.lower()).strip()
+
+
+def fingerprint(text: str) -> str | None:
+    """The fingerprint of one block's text, or None when it is too short to fingerprint."""
+    norm = normalise_block(text)
+    if len(norm) - norm.count(" ") < MIN_BLOCK_CHARS:
+        return None
+    digest = hashlib.blake2b(norm.encode("utf-8"), digest_size=6).hexdigest()
+    return FINGERPRINT_VERSION + digest
+
+
+def fingerprints(texts: Iterable[str]) -> tuple[str, ...]:
+    """Distinct fingerprints of the given block texts, in first-seen order."""
+    seen: dict[str, None] = {}
+    for text in texts:
+        fp = fingerprint(text)
+        if fp is not None:
+            seen.setdefault(fp, None)
+    return tuple(seen)
+
+
+def learn_boilerplate(pages: Iterable[tuple[str, ...]], min_pages: int = 2) -> frozenset[str]:
+    """Fingerprints present on at least `min_pages` of the given pages (each page counted once).
+
+    `pages` are the `block_fingerprints` of distinct pages of one source (article pages and the
+    index page's `page_fingerprints`). Article text is unique to its page, so it never recurs.
+    """
+    counts: Counter[str] = Counter()
+    for page in pages:
+        counts.update(set(page))
+    return frozenset(fp for fp, n in counts.items() if n >= min_pages)
