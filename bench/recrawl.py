@@ -50,7 +50,9 @@ class Site:
         index = f"<html><body><main><ul>{''.join(links)}</ul></main></body></html>"
         self.files["/"] = index.encode()
         self.files["/robots.txt"] = b"User-agent: *\nAllow: /\n"
-        self.etags = {p: '"' + hashlib.sha1(b).hexdigest()[:16] + '"' for p, b in self.files.items()}
+        self.etags = {
+            p: '"' + hashlib.sha1(b).hexdigest()[:16] + '"' for p, b in self.files.items()
+        }
         self.counters = Counters()
         self.lock = threading.Lock()
 
@@ -145,7 +147,7 @@ def main() -> None:
     server.shutdown()
 
     print(f"recrawl: {args.pages} real article pages on a local site, one source, two runs\n")
-    print(f"| run | requests | 304s | bytes received | time | new items |")
+    print("| run | requests | 304s | bytes received | time | new items |")
     print("|---|---:|---:|---:|---:|---:|")
     for label, requests, not_modified, sent, seconds, new in rows:
         print(f"| {label} | {requests} | {not_modified} | {sent:,} | {seconds:.2f} s | {new} |")

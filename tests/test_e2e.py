@@ -215,7 +215,9 @@ def test_cli_run_once_exit_codes(tmp_path: Path, site: BlogServer, capsys) -> No
 def test_cli_check(tmp_path: Path, capsys) -> None:
     good = write_config(tmp_path / "good", '[[source]]\nid = "a"\nurl = "https://a.example/"\n')
     assert main(["check", "--config", str(good)]) == 0
-    bad = write_config(tmp_path / "bad", '[[source]]\nid = "a"\nurl = "ftp://a.example/"\nevry = "1h"\n')
+    bad = write_config(
+        tmp_path / "bad", '[[source]]\nid = "a"\nurl = "ftp://a.example/"\nevry = "1h"\n'
+    )
     assert main(["check", "--config", str(bad)]) == 1
     err = capsys.readouterr().err
     assert "sources.toml" in err and "url" in err and "evry" in err

@@ -9,7 +9,15 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "worker"
 PURE = ["discover.py", "dedupe.py", "urls.py", "xmlchars.py", "models.py", "extract"]
-FORBIDDEN = {"httpx", "sqlite3", "socket", "worker.store", "worker.fetch", "worker.pipeline", "asyncio"}
+FORBIDDEN = {
+    "httpx",
+    "sqlite3",
+    "socket",
+    "worker.store",
+    "worker.fetch",
+    "worker.pipeline",
+    "asyncio",
+}
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -40,7 +41,7 @@ def test_interval_job_fires_repeatedly_without_overlap() -> None:
     asyncio.run(scenario())
     assert overlaps == 0
     assert 2 <= len(starts) <= 3
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert all(gap >= 1.3 for gap in gaps), gaps
 
 
@@ -58,7 +59,7 @@ def test_fast_job_fires_on_each_interval() -> None:
 
     asyncio.run(scenario())
     assert len(starts) == 3  # at start, +1 s, +2 s
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert all(0.9 <= gap <= 1.2 for gap in gaps), gaps
 
 
@@ -84,7 +85,9 @@ def test_restart_resumes_from_last_run() -> None:
     rng = random.Random(1)
     hourly = source(every="1h", jitter="0s")
     assert first_run_at(hourly, None, now, rng) == now
-    assert first_run_at(hourly, now - timedelta(minutes=20), now, rng) == now + timedelta(minutes=40)
+    assert first_run_at(hourly, now - timedelta(minutes=20), now, rng) == now + timedelta(
+        minutes=40
+    )
     assert first_run_at(hourly, now - timedelta(hours=5), now, rng) == now  # overdue: once, now
     assert first_run_at(source(cron="0 * * * *"), None, now, rng) is None
 

@@ -23,9 +23,8 @@ from datetime import UTC, datetime, timedelta
 from worker.config import Settings, Source
 from worker.dedupe import content_hash
 from worker.discover import discover_links
-from worker.errors import ExtractError, FetchError, FeedworkerError
+from worker.errors import ExtractError, FeedworkerError, FetchError
 from worker.extract import ExtractOptions, extract, page_fingerprints
-from worker.extract.template import learn_boilerplate
 from worker.fetch import Fetcher
 from worker.logs import fields, log
 from worker.models import Article, Item, Link, NotModified, Page, RunReport, Skip
