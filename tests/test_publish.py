@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -13,9 +14,12 @@ from worker.errors import PublishError
 from worker.models import Item
 from worker.publish import (
     FeedMeta,
+    publish_combined,
     publish_feeds,
     remove_stale_temp_files,
     render_atom,
+    render_combined,
+    render_json,
     render_rss,
     write_if_changed,
 )
@@ -88,7 +92,7 @@ def test_rss_guids_are_permalinks_and_content_encoded_holds_the_body() -> None:
     ]
     assert b'<guid isPermaLink="true">https://example.org/post/3</guid>' in data
     assert b"<content:encoded><![CDATA[<p>Full body of post 3" in data
-    assert b'href="https://feeds.example.net/blog.rss" rel="self"' in data
+    assert b'href="https://feeds.example.net/feeds/blog.rss" rel="self"' in data
 
 
 def test_atom_ids_content_summary_authors_and_image() -> None:
@@ -103,7 +107,7 @@ def test_atom_ids_content_summary_authors_and_image() -> None:
     assert [a.name for a in entry.authors] == ["Ada Lovelace"]
     assert entry.enclosures == [{"href": "https://example.org/img/3.jpg", "type": "image/jpeg"}]
     assert parsed.feed.language == "en"
-    assert b'href="https://feeds.example.net/blog.atom" rel="self"' in data
+    assert b'href="https://feeds.example.net/feeds/blog.atom" rel="self"' in data
 
 
 @pytest.mark.parametrize("render", RENDERERS)
@@ -198,6 +202,137 @@ def test_unknown_image_type_has_no_enclosure() -> None:
     assert parse(render_atom(META, [item], NOW)).entries[0].enclosures == []
 
 
+# -- JSON Feed, feed metadata, categories ----------------------------------------------------
+
+
+def test_json_feed_carries_the_feed_and_every_item_field() -> None:
+    data = render_json(replace(META, title="Exämple"), [make_item(1, categories=("Python",))], NOW)
+    assert "Exämple".encode() in data  # UTF-8, not \\u-escaped
+    feed = json.loads(data)
+    assert feed == {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "Exämple",
+        "home_page_url": "https://example.org/",
+        "feed_url": "https://feeds.example.net/feeds/blog.json",
+        "description": "Everything Example writes",
+        "language": "en",
+        "items": [
+            {
+                "id": "https://example.org/post/1",
+                "url": "https://example.org/post/1",
+                "title": "Post 1",
+                "content_html": make_item(1).content_html,
+                "summary": "Summary 1",
+                "image": "https://example.org/img/1.jpg",
+                "date_published": "2024-05-01T09:30:00Z",
+                "date_modified": "2024-05-01T10:00:00Z",
+                "authors": [{"name": "Ada Lovelace"}],
+                "tags": ["Python"],
+            }
+        ],
+    }
+
+
+def test_json_feed_leaves_empty_optional_fields_out() -> None:
+    meta = FeedMeta(source_id="blog", title="Blog", link="https://example.org/")
+    bare = make_item(1, authors=(), summary="", image="not a url", categories=())
+    feed = json.loads(render_json(meta, [bare], NOW))
+    assert set(feed) == {"version", "title", "home_page_url", "items"}
+    assert set(feed["items"][0]) == {
+        "id", "url", "title", "content_html", "date_published", "date_modified"
+    }  # fmt: skip
+
+
+def test_json_feed_keeps_sub_second_dates_and_order() -> None:
+    items = [make_item(1, published=T0 + timedelta(milliseconds=n)) for n in (1, 2)]
+    items[1] = replace(items[1], guid="https://example.org/post/x")
+    feed = json.loads(render_json(META, items, NOW))
+    assert [i["date_published"] for i in feed["items"]] == [
+        "2024-05-01T08:30:00.002000Z",
+        "2024-05-01T08:30:00.001000Z",
+    ]
+
+
+def test_rss_ttl_comes_from_meta_and_is_absent_by_default() -> None:
+    assert parse(render_rss(replace(META, ttl_minutes=90), ITEMS, NOW)).feed.ttl == "90"
+    assert b"<ttl>" not in render_rss(META, ITEMS, NOW)
+
+
+@pytest.mark.parametrize("render", RENDERERS)
+def test_categories_are_cleaned_and_kept_in_order(render) -> None:
+    item = make_item(1, categories=(" Python ", "", "News\x00", "Python", "  ", "Mehr  Text"))
+    entry = parse(render(META, [item], NOW)).entries[0]
+    assert [t.term for t in entry.tags] == ["Python", "News", "Mehr Text"]
+
+
+def test_rss_item_carries_its_update_date() -> None:
+    entry = parse(render_rss(META, [make_item(2)], NOW)).entries[0]
+    assert entry.updated_parsed[:5] == (2024, 5, 1, 11, 0)
+    assert entry.published_parsed[:5] == (2024, 5, 1, 10, 30)
+
+
+def test_a_guid_that_is_not_a_url_is_no_permalink() -> None:
+    item = make_item(1, guid="urn:example:1")
+    assert b'<guid isPermaLink="false">urn:example:1</guid>' in render_rss(META, [item], NOW)
+
+
+def test_self_links_without_public_url_are_left_out() -> None:
+    meta = replace(META, self_base_url=None)
+    assert b'rel="self"' not in render_rss(meta, ITEMS, NOW)
+    assert b'rel="self"' not in render_atom(meta, ITEMS, NOW)
+    assert "feed_url" not in json.loads(render_json(meta, ITEMS, NOW))
+
+
+# -- the combined feed -----------------------------------------------------------------------
+
+ALL = FeedMeta(
+    source_id="ignored",
+    title="All feeds",
+    link="https://feeds.example.net/",
+    self_base_url="https://feeds.example.net",
+)
+
+
+def other_source(n: int, **changes: object) -> Item:
+    item = make_item(
+        n, source_id="news", guid=f"https://news.example/{n}", url=f"https://news.example/{n}"
+    )
+    return replace(item, **changes)  # type: ignore[arg-type]
+
+
+def test_combined_feed_merges_sources_newest_first_up_to_the_limit() -> None:
+    items = [make_item(1), other_source(2), make_item(3), other_source(4)]
+    parsed = parse(render_combined(ALL, items, NOW, limit=3))
+    assert [e.id for e in parsed.entries] == [
+        "https://news.example/4",
+        "https://example.org/post/3",
+        "https://news.example/2",
+    ]
+    assert parsed.feed.title == "All feeds"
+    assert b'href="https://feeds.example.net/feeds/all.atom" rel="self"' in render_combined(
+        ALL, items, NOW
+    )
+
+
+def test_combined_feed_has_one_entry_per_shared_article_url() -> None:
+    shared = "https://example.org/post/1"
+    older = other_source(1, guid=shared, url=shared, title="From news", published=T0)
+    newer = make_item(1, title="From blog")
+    parsed = parse(render_combined(ALL, [older, newer, make_item(2)], NOW))
+    assert [e.id for e in parsed.entries] == ["https://example.org/post/2", shared]
+    assert parsed.entries[1].title == "From blog"
+    # An exact tie is broken by source id, never by arrival order.
+    twin = replace(newer, source_id="news", title="From news")
+    first = render_combined(ALL, [newer, twin], NOW)
+    assert first == render_combined(ALL, [twin, newer], NOW)
+    assert parse(first).entries[0].title == "From blog"
+
+
+def test_combined_feed_size_must_be_positive() -> None:
+    with pytest.raises(PublishError, match="at least 1"):
+        render_combined(ALL, ITEMS, NOW, limit=0)
+
+
 # -- writing ---------------------------------------------------------------------------------
 
 
@@ -258,17 +393,18 @@ def test_failed_write_of_data_keeps_old_file(
     assert [p.name for p in tmp_path.iterdir()] == ["blog.atom"]
 
 
-def test_publish_feeds_writes_both_and_only_when_changed(tmp_path: Path) -> None:
+def test_publish_feeds_writes_all_three_and_only_when_changed(tmp_path: Path) -> None:
     feeds = tmp_path / "feeds"
-    assert publish_feeds(feeds, META, ITEMS, NOW) == 2
-    assert sorted(p.name for p in feeds.iterdir()) == ["blog.atom", "blog.rss"]
+    assert publish_feeds(feeds, META, ITEMS, NOW) == 3
+    assert sorted(p.name for p in feeds.iterdir()) == ["blog.atom", "blog.json", "blog.rss"]
     parse((feeds / "blog.rss").read_bytes())
     parse((feeds / "blog.atom").read_bytes())
+    assert json.loads((feeds / "blog.json").read_bytes())["title"] == "Example blog"
     assert publish_feeds(feeds, META, ITEMS, NOW + timedelta(hours=1)) == 0
-    assert publish_feeds(feeds, META, [*ITEMS, make_item(4)], NOW) == 2
+    assert publish_feeds(feeds, META, [*ITEMS, make_item(4)], NOW) == 3
 
 
-@pytest.mark.parametrize("bad_id", ["", ".", "..", "../etc", "a/b", "a\\b"])
+@pytest.mark.parametrize("bad_id", ["", ".", "..", "../etc", "a/b", "a\\b", "all"])
 def test_publish_feeds_refuses_ids_that_are_not_file_names(tmp_path: Path, bad_id: str) -> None:
     with pytest.raises(PublishError, match="file name"):
         publish_feeds(tmp_path, replace(META, source_id=bad_id), ITEMS, NOW)
@@ -282,3 +418,13 @@ def test_remove_stale_temp_files(tmp_path: Path) -> None:
     assert remove_stale_temp_files(tmp_path) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blog.rss", "notes.tmp"]
     assert remove_stale_temp_files(tmp_path / "missing") == 0
+
+
+def test_publish_combined_writes_all_atom_only_when_changed(tmp_path: Path) -> None:
+    feeds = tmp_path / "feeds"
+    items = [make_item(1), other_source(2)]
+    assert publish_combined(feeds, ALL, items, NOW, limit=10) == 1
+    assert [p.name for p in feeds.iterdir()] == ["all.atom"]
+    assert len(parse((feeds / "all.atom").read_bytes()).entries) == 2
+    assert publish_combined(feeds, ALL, list(reversed(items)), NOW + timedelta(days=1)) == 0
+    assert publish_combined(feeds, ALL, items, NOW, limit=1) == 1

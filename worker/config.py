@@ -248,6 +248,7 @@ class Settings(BaseModel):
     misfire_grace_time: Seconds = 300
     log_level: str = "INFO"
     public_url: str | None = None  # stored without a trailing slash
+    combined_feed_size: int = Field(default=100, ge=1)  # items in feeds/all.atom
     serve_host: str = "127.0.0.1"  # for `serve` and `run --serve`; Docker sets 0.0.0.0
     serve_port: int = Field(default=8080, ge=0, le=65535)
     shutdown_grace: Seconds = 30  # on SIGTERM, runs in progress may finish for this long

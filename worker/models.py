@@ -61,6 +61,7 @@ class Article:
     image: str | None = None
     language: str | None = None
     summary: str = ""
+    categories: tuple[str, ...] = ()  # the article's own tags and section
     # Fingerprints of the page's text blocks, so a source can learn its site's template
     # (blocks recurring across pages are boilerplate). Opaque strings; see worker.extract.
     block_fingerprints: tuple[str, ...] = ()
@@ -84,6 +85,7 @@ class Item:
     authors: tuple[str, ...] = ()
     summary: str = ""
     image: str | None = None
+    categories: tuple[str, ...] = ()  # the article's own tags or sections, as the site names them
 
 
 @dataclass(frozen=True, slots=True)

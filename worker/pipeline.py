@@ -15,10 +15,13 @@ failure of one article skips that article with its reason.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+
+from apscheduler.triggers.cron import CronTrigger
 
 from worker.config import Settings, Source
 from worker.dedupe import content_hash
@@ -254,6 +257,7 @@ def build_item(
         authors=article.authors,
         summary=article.summary,
         image=article.image,
+        categories=article.categories,
     )
 
 
@@ -271,7 +275,20 @@ def feed_meta(source: Source, settings: Settings) -> FeedMeta:
         description=source.description or f"Full-text feed of {source.url}",
         language=source.language,
         self_base_url=settings.public_url,
+        ttl_minutes=ttl_minutes(source),
     )
+
+
+def ttl_minutes(source: Source) -> int:
+    """RSS `<ttl>`: how often the feed may change, from the source's schedule."""
+    if source.every is not None:
+        return max(1, math.ceil(source.every.total_seconds() / 60))
+    trigger = CronTrigger.from_crontab(source.cron or "0 * * * *", timezone=UTC)
+    first = trigger.get_next_fire_time(None, datetime(2026, 1, 1, tzinfo=UTC))
+    second = trigger.get_next_fire_time(first, first + timedelta(seconds=1)) if first else None
+    if first is None or second is None:
+        return 60
+    return max(1, round((second - first).total_seconds() / 60))
 
 
 def _skip(run: _Run, url: str, reason: str) -> None:

@@ -63,6 +63,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             authors TEXT NOT NULL DEFAULT '[]',
             summary TEXT NOT NULL DEFAULT '',
             image TEXT,
+            categories TEXT NOT NULL DEFAULT '[]',
             PRIMARY KEY (source_id, guid),
             UNIQUE (source_id, content_hash)
         )""",
@@ -93,7 +94,7 @@ SCHEMA_VERSION = max(_MIGRATIONS)
 
 _ITEM_COLUMNS = (
     "source_id, guid, url, title, content_html, content_hash,"
-    " first_seen, published, updated, authors, summary, image"
+    " first_seen, published, updated, authors, summary, image, categories"
 )
 
 _STATE_COLUMNS = (
@@ -202,7 +203,7 @@ class Store:
         """
         with self._write("adding an item") as conn:
             cursor = conn.execute(
-                f"INSERT INTO items ({_ITEM_COLUMNS}) VALUES ({', '.join('?' * 12)})"
+                f"INSERT INTO items ({_ITEM_COLUMNS}) VALUES ({', '.join('?' * 13)})"
                 " ON CONFLICT DO NOTHING",
                 _item_row(item),
             )
@@ -218,7 +219,7 @@ class Store:
             cursor = conn.execute(
                 """UPDATE OR IGNORE items
                    SET url = ?, title = ?, content_html = ?, content_hash = ?, published = ?,
-                       updated = ?, authors = ?, summary = ?, image = ?
+                       updated = ?, authors = ?, summary = ?, image = ?, categories = ?
                    WHERE source_id = ? AND guid = ? AND content_hash != ?""",
                 (
                     item.url,
@@ -230,6 +231,7 @@ class Store:
                     json.dumps(list(item.authors)),
                     item.summary,
                     item.image,
+                    json.dumps(list(item.categories)),
                     item.source_id,
                     item.guid,
                     item.content_hash,
@@ -243,6 +245,15 @@ class Store:
             f"""SELECT {_ITEM_COLUMNS} FROM items WHERE source_id = ?
                 ORDER BY published DESC, first_seen DESC, guid ASC LIMIT ?""",
             (source_id, limit),
+        )
+        return [_item_from_row(row) for row in rows]
+
+    def recent_items(self, limit: int) -> list[Item]:
+        """The newest `limit` items over all sources, in feed order (for the combined feed)."""
+        rows = self._all(
+            f"""SELECT {_ITEM_COLUMNS} FROM items
+                ORDER BY published DESC, first_seen DESC, guid ASC, source_id ASC LIMIT ?""",
+            (limit,),
         )
         return [_item_from_row(row) for row in rows]
 
@@ -433,12 +444,13 @@ def _item_row(item: Item) -> tuple[object, ...]:
         json.dumps(list(item.authors)),
         item.summary,
         item.image,
+        json.dumps(list(item.categories)),
     )
 
 
 def _item_from_row(row: tuple) -> Item:
     (source_id, guid, url, title, html, digest, first_seen, published, updated) = row[:9]
-    authors, summary, image = row[9:]
+    authors, summary, image, categories = row[9:]
     return Item(
         source_id=source_id,
         guid=guid,
@@ -452,6 +464,7 @@ def _item_from_row(row: tuple) -> Item:
         authors=tuple(json.loads(authors)),
         summary=summary,
         image=image,
+        categories=tuple(json.loads(categories)),
     )
 
 

@@ -100,6 +100,20 @@ LABELLED_LINK_DENSITY = 0.25
 # A labelled container shorter than this is dropped whatever its links.
 LABELLED_MAX_CHARS = 600
 
+# --- Body edges and repeats ------------------------------------------------------------------
+
+# A line ending like a sentence (closing quotes and brackets allowed after the mark).
+_SENTENCE_END = re.compile(r"[.!?。！？…؟।»”\"')\]]\s*$")
+# Lines at the start or end of a body are trimmed while they look like furniture (bylines,
+# datelines, "Share", "Follow us", teaser titles): not ending a sentence, and shorter than this
+# or mostly link text.
+EDGE_SHORT_CHARS = 20
+# A repeated line (gallery captions, a teaser shown twice) is kept once when at least this long;
+# shorter repeats ("Yes", a chorus line) may be the author's.
+MIN_REPEAT_CHARS = 25
+# ...and only within this many long blocks of the first copy.
+REPEAT_WINDOW = 2
+
 _COMMAS = re.compile("[,，、،]")
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0\u200b]+")
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden")
@@ -206,12 +220,20 @@ class Hints:
 
     def __init__(self) -> None:
         self._words: dict[str, frozenset[str]] = {}
+        self._pairs: dict[tuple[str | None, str | None], frozenset[str]] = {}
 
     def groups(self, node: LexborNode) -> frozenset[str]:
         attrs = node.attributes
         return self.groups_of(attrs.get("class"), attrs.get("id"))
 
     def groups_of(self, class_: str | None, id_: str | None) -> frozenset[str]:
+        key = (class_, id_)
+        found = self._pairs.get(key)
+        if found is None:
+            found = self._pairs[key] = self._groups_of(class_, id_)
+        return found
+
+    def _groups_of(self, class_: str | None, id_: str | None) -> frozenset[str]:
         found: frozenset[str] = frozenset()
         for value in (class_, id_):
             if not value:
@@ -226,6 +248,8 @@ class Hints:
 
 
 def is_hidden(attrs: dict[str, str | None]) -> bool:
+    if len(attrs) < 2 and ("class" in attrs or "id" in attrs):
+        return False  # the common case, answered without a lookup per hiding attribute
     if "hidden" in attrs or attrs.get("aria-hidden") == "true":
         return True
     style = attrs.get("style")
@@ -626,13 +650,69 @@ def render_content(
     prints: tuple[str, ...],
 ) -> Body:
     keep = keep_clean if preset.clean else keep_all
-    texts, htmls = [], []
-    for node in content:
-        text = render(node, keep, title, boilerplate)
-        if text:
-            texts.append(text)
-            htmls.append(node.html or "")
-    return Body("\n".join(texts), "\n".join(htmls), prints)
+    kept = [(node, text) for node in content if (text := render(node, keep, title, boilerplate))]
+    if preset.clean and kept and trim_edges_and_repeats([node for node, _ in kept]):
+        kept = [
+            (node, text) for node, _ in kept if (text := render(node, keep_all, "", frozenset()))
+        ]
+    text = "\n".join(text for _, text in kept)
+    return Body(text, "\n".join(node.html or "" for node, _ in kept), prints)
+
+
+def trim_edges_and_repeats(roots: list[LexborNode]) -> bool:
+    """Drop weak blocks at the body's edges and repeated blocks inside it; True if any went."""
+    blocks = [b for root in roots for b in collect_blocks(root) if b.text]
+    doomed = {b.node.mem_id: b.node for b in edge_blocks(blocks) + repeated_blocks(blocks)}
+    root_ids = {root.mem_id for root in roots}
+    nodes = [n for key, n in doomed.items() if key not in root_ids and holds_only_own_text(n)]
+    decompose_all(nodes)
+    return bool(nodes)
+
+
+def holds_only_own_text(node: LexborNode) -> bool:
+    """True when no other block's text lies inside: a weak `div` may wrap the article's `p`s."""
+    inside = node.traverse(include_text=False)
+    next(inside)  # the node itself
+    return not any(child.tag in BLOCK_TAGS for child in inside)
+
+
+def is_weak_block(block: Block) -> bool:
+    """Furniture-like at a body's edge: not ending a sentence, and either very short ("Video",
+    a name) or mostly link text (a teaser title, "Follow us on Twitter")."""
+    text = block.text
+    if _SENTENCE_END.search(text) is not None and block.link_chars <= len(text) / 2:
+        return False
+    return len(text) < EDGE_SHORT_CHARS or block.link_chars > len(text) / 2
+
+
+def edge_blocks(blocks: list[Block]) -> list[Block]:
+    """The weak blocks before the first and after the last substantial one."""
+    strong = [i for i, block in enumerate(blocks) if not is_weak_block(block)]
+    if not strong:
+        return []
+    return blocks[: strong[0]] + blocks[strong[-1] + 1 :]
+
+
+def repeated_blocks(blocks: list[Block]) -> list[Block]:
+    """Copies of a long-enough block shortly after it (a caption shown twice, a gallery's slides);
+    repeats further apart (a recipe line in two menus) are the author's."""
+    seen: dict[str, int] = {}
+    copies: list[int] = []
+    long_blocks = [b for b in blocks if len(b.text) >= MIN_REPEAT_CHARS]
+    for i, block in enumerate(long_blocks):
+        key = normalise_line(block.text)
+        if key in seen:
+            copies.append(i)
+        seen.setdefault(key, i)
+    return [
+        long_blocks[i]
+        for i in copies
+        if i - seen[normalise_line(long_blocks[i].text)] <= REPEAT_WINDOW
+    ]
+
+
+def normalise_line(text: str) -> str:
+    return _SPACES.sub(" ", text).strip().lower()
 
 
 def render_selected(

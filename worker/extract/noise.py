@@ -11,6 +11,7 @@ matchers at the bottom are the only code here; body.py asks them, never the tabl
 
 from __future__ import annotations
 
+import functools
 import re
 
 # --- Hints (class / id words) ----------------------------------------------------------------
@@ -194,6 +195,9 @@ MAX_WORDS_AFTER_LABEL = 4
 _LONGEST_LABEL_WORDS = max(len(label.split()) for label in _LABEL_GROUPS)
 
 
+# A cache of a pure function: the same answer whatever was extracted before, only faster (pages
+# share class names across a site, and across sites: "row", "container", "entry-content").
+@functools.lru_cache(maxsize=8192)
 def hint_groups(hint: str) -> frozenset[str]:
     """Every group an element's "class id" hint matches, "content" included."""
     return frozenset(_WORD_GROUP[word] for word in _HINT_WORDS.findall(hint.lower()))

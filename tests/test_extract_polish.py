@@ -1,0 +1,52 @@
+"""The body's last pass: weak blocks at its edges and blocks repeated at once are dropped."""
+
+from __future__ import annotations
+
+from worker.extract import extract
+
+PROSE = (
+    "The council voted on Tuesday to rebuild the old bridge, a decision that ends a debate "
+    "which has divided the town for more than a decade, and work starts in the spring."
+)
+
+
+def page(inner: str) -> str:
+    paragraphs = "".join(f"<p>{PROSE} Part {i}.</p>" for i in range(4))
+    return f"<html><body><div class='story'>{inner.format(body=paragraphs)}</div></body></html>"
+
+
+def test_short_byline_and_link_rail_at_the_edges_are_trimmed() -> None:
+    html = page(
+        "<div>Jane Doe</div><div>Updated</div>{body}"
+        "<div><a href='/a'>Another story about the harbour</a></div>"
+        "<div><a href='/b'>Council budget explained in full</a></div>"
+    )
+    text = extract(html, "https://example.org/a").body_text
+    assert "Part 0." in text and "Part 3." in text
+    for furniture in ("Jane Doe", "Updated", "Another story", "budget explained"):
+        assert furniture not in text
+
+
+def test_unlinked_list_ending_an_article_is_kept() -> None:
+    dates = "".join(f"<li>June {d} -- Arena Hall, Springfield</li>" for d in range(10, 14))
+    text = extract(page("{body}<ul>" + dates + "</ul>"), "https://example.org/a").body_text
+    assert "June 13 -- Arena Hall, Springfield" in text
+
+
+def test_a_caption_repeated_at_once_appears_once() -> None:
+    caption = "<p>The old bridge at dawn, seen from the river bank.</p>"
+    article = extract(page(caption + caption + "{body}"), "https://example.org/a")
+    assert article.body_text.count("The old bridge at dawn") == 1
+    assert article.body_html.count("The old bridge at dawn") == 1
+
+
+def test_repeats_far_apart_are_the_authors() -> None:
+    line = "<p>Mix one cup of oats with two cups of milk</p>"
+    html = page(line + "{body}" + line + f"<p>{PROSE} End.</p>")
+    assert extract(html, "https://example.org/a").body_text.count("one cup of oats") == 2
+
+
+def test_a_weak_line_in_a_wrapper_does_not_take_the_wrapper_with_it() -> None:
+    html = page("<div>Jane Doe{body}</div>")
+    text = extract(html, "https://example.org/a").body_text
+    assert "Part 0." in text and "Part 3." in text
