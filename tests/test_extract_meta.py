@@ -413,3 +413,38 @@ def test_hostile_jsonld_does_not_crash() -> None:
     found = meta(head)
     assert found.title == ""
     assert found.image is None
+
+
+# --- Categories --------------------------------------------------------------------------------
+
+
+def test_categories_from_jsonld_then_meta_deduplicated_in_order() -> None:
+    head = jsonld(
+        {"@type": "NewsArticle", "articleSection": "World", "keywords": "Climate, world ,Energy"}
+    )
+    head += '<meta property="article:section" content="world">'
+    head += '<meta property="article:tag" content="Oceans">'
+    head += '<meta property="article:tag" content="Climate">'
+    assert meta(head).categories == ("World", "Climate", "Energy", "Oceans")
+
+
+def test_categories_from_jsonld_lists_and_meta_only() -> None:
+    data = {"@type": "BlogPosting", "articleSection": ["Tech", "AI"], "keywords": ["LLM", "", 3]}
+    assert meta(jsonld(data)).categories == ("Tech", "AI", "LLM")
+    assert meta('<meta property="article:tag" content="Cats">').categories == ("Cats",)
+
+
+def test_categories_are_capped() -> None:
+    data = {"@type": "Article", "keywords": ",".join(f"tag{i}" for i in range(40))}
+    assert len(meta(jsonld(data)).categories) == 10
+
+
+def test_categories_reach_the_article() -> None:
+    from worker.extract import extract
+
+    page = (
+        '<html><head><meta property="article:tag" content="Gardening"></head><body><article>'
+        + "<p>Tomatoes need sun, water and patience, and a gardener who waits.</p>" * 8
+        + "</article></body></html>"
+    )
+    assert extract(page, URL).categories == ("Gardening",)

@@ -61,6 +61,7 @@ def extract(html: str, url: str, options: ExtractOptions | None = None) -> Artic
         image=meta.image,
         language=meta.language,
         summary=meta.description,
+        categories=meta.categories,
         block_fingerprints=found.fingerprints,
         method=method,
     )

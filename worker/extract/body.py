@@ -8,15 +8,19 @@ The sequence, one helper per step:
 3. `score_candidates`: every paragraph adds to its ancestors' scores (parent full, grandparent
    half, then less), scores live in a dict keyed by node id, never on the DOM.
 4. `pick_top`: scale the best few by (1 - link density) and take the highest.
-5. `merge_siblings`: add the top candidate's siblings that look like article text too.
+5. `merge_siblings`: add the top candidate's siblings that look like article text too: scoring
+   well and holding mostly sentences (a teaser rail scores, but its lines are titles and blurbs).
 6. `render`: one iterative walk per kept node that drops link-dense or labelled furniture, known
    boilerplate blocks and the duplicated title, and yields both the text and the cleaned HTML.
+   A container that opens with a widget label ("You may also like", "Comments") is that widget
+   and goes whole; a kept node that opens with one is dropped when another node holds text.
 `extract_body` runs the steps over a list of presets, loosest last, until the text is long enough.
 Everything iterates with explicit stacks: 100,000 nested `div`s must not hit the recursion limit.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,6 +38,8 @@ JUNK_TAGS = [
     "button", "input", "select", "textarea", "option", "link", "meta", "head", "dialog", "map",
     "audio", "video", "source", "track",
 ]  # fmt: skip
+
+JUNK_SELECTOR = ",".join(JUNK_TAGS)
 
 # Page furniture by element name (HTML5 semantics); kept when they carry a content hint.
 FURNITURE_TAGS = frozenset({"nav", "aside", "footer", "header", "menu"})
@@ -58,7 +64,7 @@ HTML_ONLY_TAGS = frozenset({"figcaption"})
 # Containers the cleaner may drop as a whole when they look like furniture.
 CLEANABLE_TAGS = frozenset({
     "div", "section", "ul", "ol", "dl", "table", "form", "aside", "header", "footer", "nav",
-    "center", "details", "fieldset", "figure",
+    "center", "details", "fieldset", "figure", "article",
 })  # fmt: skip
 
 # A furniture-flagged element with at least this much text and less than this share of it in links
@@ -90,6 +96,8 @@ ALTERNATIVE_RATIO = 0.75
 MIN_ALTERNATIVES = 3
 # A sibling joins the top candidate when it scores this fraction of it (Readability.js: 0.2).
 SIBLING_SCORE_RATIO = 0.2
+# ...and holds at least this share of its text in sentences (an article's continuation is prose).
+SIBLING_PROSE_SHARE = 0.5
 # A kept body shorter than this triggers the next, looser preset (Readability.js: 500 chars;
 # our cleaning is stricter, so a short body is more often a short article).
 MIN_BODY_CHARS = 250
@@ -97,6 +105,10 @@ MIN_BODY_CHARS = 250
 MAX_LINK_DENSITY = 0.5
 # ...or, when it opens with a furniture label ("Related articles"), more than this share.
 LABELLED_LINK_DENSITY = 0.25
+# Blocks whose text can be a widget's heading, and the label groups that make a container
+# opening with one that widget ("Advertisement" or "Share" may open an article's own wrapper).
+LABEL_TAGS = HEADING_TAGS | {"p", "div"}
+HEAD_GROUPS = frozenset({"related", "comments", "newsletter"})
 # A labelled container shorter than this is dropped whatever its links.
 LABELLED_MAX_CHARS = 600
 
@@ -114,6 +126,8 @@ MIN_REPEAT_CHARS = 25
 # ...and only within this many long blocks of the first copy.
 REPEAT_WINDOW = 2
 
+# A sentence ending inside a line: the mark, then a space and the next sentence's first letter.
+_INNER_SENTENCE = re.compile(r"[.!?…](?=\s+[^\W\d_])|[。！？]")
 _COMMAS = re.compile("[,，、،]")
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0\u200b]+")
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden")
@@ -125,6 +139,8 @@ _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden")
 MAX_NESTING = 512
 # Pages with fewer block start tags than this cannot be that deep: skip the scan (a plain count).
 NESTING_CHECK_TAGS = 4 * MAX_NESTING
+# One case-blind scan: 3.5x faster than `count("<div") + count("<DIV")` on a 1.5 MB page.
+_DIV_START = re.compile("<div", re.IGNORECASE)
 _CONTAINER_TAG = re.compile(
     r"<(/?)(div|section|article|aside|main|header|footer|nav|blockquote|ul|ol|li|dl|table|"
     r"tbody|tr|td|span|font|center|form|fieldset|figure|details)\b[^>]*>",
@@ -172,7 +188,7 @@ class Block:
 
 def flatten_deep_nesting(html: str) -> str:
     """Drop container tags nested deeper than MAX_NESTING (and their end tags), keeping text."""
-    if html.count("<div") + html.count("<DIV") < NESTING_CHECK_TAGS:
+    if len(_DIV_START.findall(html)) < NESTING_CHECK_TAGS:
         return html
     open_kept: list[bool] = []  # per open container: was its start tag kept?
     depth = 0  # kept containers currently open
@@ -216,35 +232,26 @@ FURNITURE_CANDIDATES = ", ".join(
 
 
 class Hints:
-    """Per-extraction memo of class/id verdicts, per class word: pages repeat their classes."""
-
-    def __init__(self) -> None:
-        self._words: dict[str, frozenset[str]] = {}
-        self._pairs: dict[tuple[str | None, str | None], frozenset[str]] = {}
+    """Class/id verdicts for one extraction; the answers come from `element_groups`' cache."""
 
     def groups(self, node: LexborNode) -> frozenset[str]:
         attrs = node.attributes
-        return self.groups_of(attrs.get("class"), attrs.get("id"))
+        return element_groups(attrs.get("class"), attrs.get("id"))
 
     def groups_of(self, class_: str | None, id_: str | None) -> frozenset[str]:
-        key = (class_, id_)
-        found = self._pairs.get(key)
-        if found is None:
-            found = self._pairs[key] = self._groups_of(class_, id_)
-        return found
+        return element_groups(class_, id_)
 
-    def _groups_of(self, class_: str | None, id_: str | None) -> frozenset[str]:
-        found: frozenset[str] = frozenset()
-        for value in (class_, id_):
-            if not value:
-                continue
+
+# A cache of a pure function, as `hint_groups`: a site's pages repeat their class attributes.
+@functools.lru_cache(maxsize=16384)
+def element_groups(class_: str | None, id_: str | None) -> frozenset[str]:
+    """Every hint group an element's `class` words and `id` match, "content" included."""
+    found: frozenset[str] = frozenset()
+    for value in (class_, id_):
+        if value:
             for word in value.split():
-                groups = self._words.get(word)
-                if groups is None:
-                    groups = self._words[word] = hint_groups(word)
-                if groups:
-                    found = found | groups
-        return found
+                found = found | hint_groups(word)
+    return found
 
 
 def is_hidden(attrs: dict[str, str | None]) -> bool:
@@ -288,16 +295,35 @@ def decompose_all(nodes: list[LexborNode]) -> None:
 def prepare_tree(
     tree: LexborHTMLParser, remove: tuple[str, ...], preset: Preset, hints: Hints
 ) -> None:
-    tree.strip_tags(JUNK_TAGS)
+    decompose_all(tree.css(JUNK_SELECTOR))  # one query: 1.5x faster than `strip_tags`
     doomed: list[LexborNode] = []
     for selector in remove:
         doomed.extend(tree.css(selector))
     decompose_all(sorted_unique(doomed))
     if preset.strip_noise and tree.body is not None:
-        candidates = sorted_unique(tree.body.css(FURNITURE_CANDIDATES))
-        decompose_all(
-            [n for n in candidates if is_furniture(n, hints) and not holds_prose(n, hints)]
-        )
+        decompose_all(furniture(tree.body, hints))
+
+
+def furniture(root: LexborNode, hints: Hints) -> list[LexborNode]:
+    """The outermost furniture elements under `root`, in document order: what lies inside one
+    goes with it, so it is never asked about (the prose check reads a whole subtree's text)."""
+    doomed: dict[int, LexborNode] = {}
+    for node in root.css(FURNITURE_CANDIDATES):
+        if is_furniture(node, hints) and not inside(node, doomed) and not holds_prose(node, hints):
+            doomed[node.mem_id] = node
+    return list(doomed.values())
+
+
+def inside(node: LexborNode, nodes: dict[int, LexborNode]) -> bool:
+    """True when an ancestor of `node` is one of `nodes` (keyed by `mem_id`)."""
+    if not nodes:
+        return False
+    parent = node.parent
+    while parent is not None:
+        if parent.mem_id in nodes:
+            return True
+        parent = parent.parent
+    return False
 
 
 def sorted_unique(nodes: list[LexborNode]) -> list[LexborNode]:
@@ -340,7 +366,14 @@ def collect_blocks(root: LexborNode) -> list[Block]:
         texts[key].append(text)
         if in_link:
             links[key] += len(text.strip())
-    return [Block(nodes[k], _SPACES.sub(" ", "".join(texts[k])).strip(), links[k]) for k in nodes]
+    return [Block(nodes[k], collapse_spaces("".join(texts[k])), links[k]) for k in nodes]
+
+
+def collapse_spaces(text: str) -> str:
+    """One line, single spaces: a block's own text (str.split is 4x faster than a regex)."""
+    if "\u200b" in text:
+        text = text.replace("\u200b", " ")
+    return " ".join(text.split())
 
 
 # --- Step 3 and 4: score and pick --------------------------------------------------------------
@@ -459,6 +492,24 @@ def single_child(node: LexborNode) -> bool:
 # --- Step 5: siblings --------------------------------------------------------------------------
 
 
+def prose_share(node: LexborNode) -> float:
+    """The share of a node's text in sentence-like paragraphs: long enough, ending like a
+    sentence, not mostly link text. Teaser rails (linked title, a summary line, an author) score
+    paragraphs too, but few of their lines are sentences."""
+    blocks = collect_blocks(node)
+    total = sum(len(b.text) for b in blocks)
+    prose = sum(len(b.text) for b in blocks if is_sentence_block(b))
+    return prose / total if total else 0.0
+
+
+def is_sentence_block(block: Block) -> bool:
+    text = block.text
+    if len(text) < MIN_PARAGRAPH_CHARS or block.link_chars > len(text) / 2:
+        return False
+    # A paragraph whose last sentence lost its full stop still holds sentences inside.
+    return _SENTENCE_END.search(text) is not None or len(_INNER_SENTENCE.findall(text)) >= 2
+
+
 def merge_siblings(top: LexborNode, top_score: float, scores: dict[int, float]) -> list[LexborNode]:
     parent = top.parent
     if parent is None or top.tag in ("body", "html"):
@@ -474,7 +525,7 @@ def merge_siblings(top: LexborNode, top_score: float, scores: dict[int, float]) 
 def is_sibling_content(node: LexborNode, scores: dict[int, float], threshold: float) -> bool:
     score = scores.get(node.mem_id)
     if score is not None and score * (1 - link_density(node)) >= threshold:
-        return True
+        return prose_share(node) >= SIBLING_PROSE_SHARE
     if node.tag != "p":
         return False
     text = node.text(strip=True)
@@ -497,7 +548,8 @@ class _Open:
     own: list[str]
     chars: int = 0
     link_chars: int = 0
-    labelled: bool = False
+    labelled: bool = False  # a child heading or line is a widget label ("Related posts")
+    headed: bool = False  # ...and it comes first: the element is that widget
 
 
 def walk(root: LexborNode) -> Iterator[tuple[LexborNode, bool]]:
@@ -511,14 +563,21 @@ def walk(root: LexborNode) -> Iterator[tuple[LexborNode, bool]]:
             stack.extend((child, True) for child in reversed(list(node.iter(include_text=True))))
 
 
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    text: str
+    widget: bool  # the root opens with a widget heading ("Related posts", "Comments")
+
+
 def render(
     root: LexborNode, keep: Callable[[_Open], bool], title: str, boilerplate: frozenset[str]
-) -> str:
+) -> Rendered:
     """The text of `root` with dropped elements left out; drops them from the tree too."""
     parts: list[str] = []
     stack: list[_Open] = []
     doomed: list[LexborNode] = []
     title_key = normalise_label(title)
+    root_open: _Open | None = None
     for node, entering in walk(root):
         if node.is_text_node:
             text = node.text_content or ""
@@ -539,12 +598,16 @@ def render(
             if tag in BLOCK_TAGS:
                 parts.append("\n")
             stack.append(_Open(node, tag, len(parts), []))
+            if root_open is None:
+                root_open = stack[-1]
             continue
         if tag == "br":
             continue
         current = stack.pop()
         if tag in BLOCK_TAGS:
             parts.append("\n")
+        if stack and tag in BLOCK_TAGS:
+            mark_label(current, stack[-1])
         drop = current.node is not root and (
             not keep(current)
             or is_boilerplate(current, boilerplate)
@@ -563,11 +626,24 @@ def render(
             parent.link_chars += current.chars if tag == "a" else current.link_chars
             if tag not in BLOCK_TAGS:
                 parent.own.extend(current.own)
-            elif current.labelled or (tag in HEADING_TAGS and is_label(current)):
-                parent.labelled = True
     for node in doomed:  # post-order: descendants before ancestors
         node.decompose()
-    return tidy_text("".join(parts))
+    return Rendered(tidy_text("".join(parts)), root_open is not None and root_open.headed)
+
+
+def mark_label(child: _Open, parent: _Open) -> None:
+    """Pass a closing block's label evidence to its parent, whether or not the block is kept
+    (the cleaner drops label headings themselves): a label heading, or a wrapper holding only
+    one, marks the parent labelled, and headed when nothing came before it."""
+    label_only = (child.headed and not child.chars) or (
+        child.tag in LABEL_TAGS
+        and child.chars < 80
+        and label_group(" ".join(child.own)) in HEAD_GROUPS
+    )
+    if label_only or child.labelled or (child.tag in HEADING_TAGS and is_label(child)):
+        parent.labelled = True
+    if label_only and not parent.chars:
+        parent.headed = True
 
 
 def is_label(element: _Open) -> bool:
@@ -591,6 +667,8 @@ def keep_clean(element: _Open) -> bool:
     density = element.link_chars / element.chars
     if density > MAX_LINK_DENSITY:
         return False
+    if element.headed:
+        return False
     if element.labelled:
         return density <= LABELLED_LINK_DENSITY and element.chars >= LABELLED_MAX_CHARS
     return not is_label(element)
@@ -602,7 +680,7 @@ def keep_all(element: _Open) -> bool:
 
 def tidy_text(text: str) -> str:
     """One paragraph per line, inner whitespace collapsed, blank lines dropped."""
-    lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
+    lines = (line.strip() for line in _SPACES.sub(" ", text).split("\n"))
     return "\n".join(line for line in lines if line)
 
 
@@ -650,10 +728,15 @@ def render_content(
     prints: tuple[str, ...],
 ) -> Body:
     keep = keep_clean if preset.clean else keep_all
-    kept = [(node, text) for node in content if (text := render(node, keep, title, boilerplate))]
+    rendered = [(node, render(node, keep, title, boilerplate)) for node in content]
+    kept = [(node, r.text) for node, r in rendered if r.text and not r.widget]
+    if not kept:  # a widget-headed container is still better than nothing
+        kept = [(node, r.text) for node, r in rendered if r.text]
     if preset.clean and kept and trim_edges_and_repeats([node for node, _ in kept]):
         kept = [
-            (node, text) for node, _ in kept if (text := render(node, keep_all, "", frozenset()))
+            (node, text)
+            for node, _ in kept
+            if (text := render(node, keep_all, "", frozenset()).text)
         ]
     text = "\n".join(text for _, text in kept)
     return Body(text, "\n".join(node.html or "" for node, _ in kept), prints)
@@ -700,19 +783,11 @@ def repeated_blocks(blocks: list[Block]) -> list[Block]:
     copies: list[int] = []
     long_blocks = [b for b in blocks if len(b.text) >= MIN_REPEAT_CHARS]
     for i, block in enumerate(long_blocks):
-        key = normalise_line(block.text)
-        if key in seen:
+        key = block.text.lower()  # block texts are already collapse_spaces'd
+        first = seen.setdefault(key, i)
+        if first != i and i - first <= REPEAT_WINDOW:
             copies.append(i)
-        seen.setdefault(key, i)
-    return [
-        long_blocks[i]
-        for i in copies
-        if i - seen[normalise_line(long_blocks[i].text)] <= REPEAT_WINDOW
-    ]
-
-
-def normalise_line(text: str) -> str:
-    return _SPACES.sub(" ", text).strip().lower()
+    return [long_blocks[i] for i in copies]
 
 
 def render_selected(

@@ -63,6 +63,12 @@ _PUBLISHED_KEYS = (
     "sailthru.date",
     "parsely-pub-date",
 )
+# The article's own tags and section, in this order after JSON-LD `articleSection` and `keywords`.
+_CATEGORY_KEYS = ("article:section", "article:tag")
+# More categories than this are a keyword-stuffing list, not the article's topics.
+_MAX_CATEGORIES = 10
+# A single category longer than this is a sentence, not a tag.
+_MAX_CATEGORY_CHARS = 60
 _MODIFIED_KEYS = (
     "article:modified_time",
     "datemodified",
@@ -170,6 +176,7 @@ class Metadata:
     description: str = ""
     site_name: str = ""
     jsonld_body: str | None = None  # JSON-LD articleBody text, when present
+    categories: tuple[str, ...] = ()  # the article's section and tags, as the site names them
 
 
 def extract_metadata(tree: LexborHTMLParser, url: str) -> Metadata:
@@ -204,6 +211,7 @@ def extract_metadata(tree: LexborHTMLParser, url: str) -> Metadata:
         ),
         site_name=site_name,
         jsonld_body=_clean_body(article.body),
+        categories=_pick_categories(signals, article),
     )
 
 
@@ -324,6 +332,7 @@ class _JsonLdArticle:
     description: str = ""
     site_name: str = ""
     body: str = ""
+    categories: tuple[str, ...] = ()  # `articleSection`, then `keywords`
 
 
 def _parse_json(text: str) -> Any | None:
@@ -354,6 +363,10 @@ def _jsonld_article(blocks: list[Any]) -> _JsonLdArticle:
         description=_jsonld_text(article.get("description")),
         site_name=_jsonld_text(publisher.get("name")) if isinstance(publisher, dict) else "",
         body=_jsonld_raw_text(article.get("articleBody")),
+        categories=(
+            *_jsonld_terms(article.get("articleSection")),
+            *_jsonld_terms(article.get("keywords")),
+        ),
     )
 
 
@@ -417,6 +430,16 @@ def _jsonld_names(value: Any, by_id: dict[str, dict[str, Any]]) -> list[str]:
         if text:
             names.append(text)
     return names
+
+
+def _jsonld_terms(value: Any) -> list[str]:
+    """A list of terms, or one string of comma-separated terms ("keywords": "a, b")."""
+    items = value if isinstance(value, list) else [value]
+    terms: list[str] = []
+    for item in items:
+        if isinstance(item, str):
+            terms.extend(item.split(",") if isinstance(value, str) else [item])
+    return terms
 
 
 def _jsonld_image(value: Any, by_id: dict[str, dict[str, Any]]) -> str:
@@ -523,6 +546,14 @@ def _dedupe(names: Iterable[str]) -> tuple[str, ...]:
             seen.add(name.casefold())
             kept.append(name)
     return tuple(kept)
+
+
+def _pick_categories(signals: _Signals, article: _JsonLdArticle) -> tuple[str, ...]:
+    """JSON-LD section and keywords, then `article:section` and `article:tag`; deduplicated."""
+    values = (*article.categories, *_meta_values(signals, _CATEGORY_KEYS))
+    names = (_clean_text(value) for value in values)
+    kept = _dedupe(name for name in names if name and len(name) <= _MAX_CATEGORY_CHARS)
+    return kept[:_MAX_CATEGORIES]
 
 
 def _first_date(*sources: Iterable[str]) -> datetime | None:

@@ -38,6 +38,8 @@ def normalise_block(text: str) -> str:
 
 def fingerprint(text: str) -> str | None:
     """The fingerprint of one block's text, or None when it is too short to fingerprint."""
+    if len(text) < MIN_BLOCK_CHARS:  # cannot hold enough letters: skip the normalising
+        return None
     norm = normalise_block(text)
     if len(norm) - norm.count(" ") < MIN_BLOCK_CHARS:
         return None
