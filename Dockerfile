@@ -1,4 +1,7 @@
-# feedworker as a container service: `docker run -v ./config:/app/config:ro -v ./feeds:/app/feeds ...`
+# feedworker as a container service, serving its feeds on port 8080:
+#   docker run -p 8080:8080 -v ./config:/app/config:ro -v ./feeds:/app/feeds -v ./state:/app/state feedworker
+# Every [worker] setting can be overridden with FEEDWORKER_<SETTING>, e.g. -e FEEDWORKER_LOG_LEVEL=DEBUG.
+# tests/test_docker_steps.py performs this file's install and start steps in a fresh virtualenv.
 FROM python:3.12-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -12,15 +15,24 @@ RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin feedworker
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY worker ./worker
-RUN pip install . && rm -rf /root/.cache
+RUN pip install .
 
-# The shipped example config; mount your own folder over it (read-only is fine).
+# The shipped example config; mount your own folder over it (read-only is fine: feedworker only
+# reads it, and picks up edits made on the host within a few seconds).
 COPY config ./config
 RUN mkdir -p /app/feeds /app/state && chown feedworker:feedworker /app/feeds /app/state
 
 USER feedworker
 # Mount folders, not single files: feeds are replaced atomically with rename(), which fails
 # with EBUSY on a bind-mounted file.
-VOLUME ["/app/config", "/app/feeds", "/app/state"]
+VOLUME ["/app/feeds", "/app/state"]
+EXPOSE 8080
 
-CMD ["feedworker", "run"]
+# 503 once the scheduler has stopped; no curl in slim images, so Python's urllib asks.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"]
+
+# SIGTERM (docker stop) lets runs in progress finish for up to --grace seconds; give docker stop
+# at least that long (docker stop -t 40, or stop_grace_period: 40s in compose).
+STOPSIGNAL SIGTERM
+CMD ["feedworker", "run", "--serve", "--host", "0.0.0.0", "--port", "8080", "--grace", "30"]

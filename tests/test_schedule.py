@@ -11,7 +11,13 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from worker.config import Source
-from worker.schedule import SourceScheduler, first_run_at, jitter_for, trigger_for
+from worker.schedule import (
+    SourceScheduler,
+    backoff_until,
+    first_run_at,
+    jitter_for,
+    trigger_for,
+)
 
 
 def source(**fields: object) -> Source:
@@ -101,3 +107,16 @@ def test_triggers_and_default_jitter() -> None:
     assert isinstance(cron, CronTrigger)
     fire = cron.get_next_fire_time(None, datetime(2026, 1, 1, 0, 7, tzinfo=UTC))
     assert fire == datetime(2026, 1, 1, 0, 15, tzinfo=UTC)
+
+
+def test_backoff_grows_with_failures_and_is_capped() -> None:
+    last = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    quarter = source(every="15m")
+    assert backoff_until(quarter, 0, last) is None
+    assert backoff_until(quarter, 1, last) is None  # one failure: a glitch, keep the schedule
+    assert backoff_until(quarter, 2, last) == last + timedelta(minutes=30)
+    assert backoff_until(quarter, 3, last) == last + timedelta(hours=1)
+    assert backoff_until(quarter, 20, last) == last + timedelta(hours=6)  # capped
+    daily = source(every="1d")
+    assert backoff_until(daily, 5, last) == last + timedelta(days=1)  # never below the interval
+    assert backoff_until(source(cron="0 * * * *"), 2, last) == last + timedelta(hours=2)

@@ -1,13 +1,15 @@
 """The `feedworker` command: builds the objects of the other modules and calls them.
 
     feedworker check    [--config DIR]
-    feedworker run      [--once] [--source ID ...] [--config DIR]
-    feedworker extract  FILE_OR_URL [--url URL] [--json] [--config DIR]
-    feedworker discover URL [--links CSS] [--json] [--config DIR]
+    feedworker run      [--once] [--source ID ...] [--serve] [--host H] [--port P] [--grace S]
+    feedworker serve    [--host H] [--port P] [--config DIR]
     feedworker status   [--json] [--config DIR]
+    feedworker extract  FILE_OR_URL [--url URL] [--json] [--config DIR]
+    feedworker discover URL [--kind K] [--links CSS] [--pages N] [--json] [--config DIR]
+    feedworker demo     [--once] [--dir DIR] [--port P]
 
-Exit codes: 0 success; 1 a failure the message explains (bad config, every source failed, a
-page that could not be fetched or extracted); 2 wrong usage (argparse).
+Exit codes: 0 success (SIGTERM included); 1 a failure the message explains (bad config, every
+source failed, a page that could not be fetched or extracted, a port in use); 2 wrong usage.
 """
 
 from __future__ import annotations
@@ -16,24 +18,32 @@ import argparse
 import asyncio
 import json
 import signal
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
 
 from worker import __version__
 from worker.charset import decode_html
 from worker.config import Config, Settings, default_config_dir, load_config
-from worker.discover import discover_links
 from worker.errors import ConfigError, FeedworkerError
 from worker.extract import extract
 from worker.fetch import Fetcher, FetchOptions
-from worker.logs import log, setup_logging
-from worker.models import NotModified, Page
-from worker.runner import Worker, run_forever
+from worker.listing import Listing, ListingOptions, list_articles
+from worker.logs import fields, log, progress_line, setup_logging
+from worker.metrics import Metrics
+from worker.models import NotModified, Page, RunReport
+from worker.reload import ConfigWatcher, watch_config
+from worker.runner import RELOAD_INTERVAL, Service, Worker
+from worker.serve import build_app, listen, serve_socket
 from worker.store import Store
+from worker.urls import param_dropper
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,7 +87,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--source", action="append", metavar="ID", help="only this source (repeatable)"
     )
+    run.add_argument("--serve", action="store_true", help="also serve feeds, status and health")
+    _add_listen_options(run)
+    run.add_argument(
+        "--grace",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="on SIGTERM, time runs in progress get to finish (default: shutdown_grace, 30 s)",
+    )
     run.set_defaults(command=cmd_run)
+
+    serve = commands.add_parser(
+        "serve", parents=[common], help="serve feeds, status page, health and metrics over HTTP"
+    )
+    _add_listen_options(serve)
+    serve.set_defaults(command=cmd_serve)
 
     ext = commands.add_parser(
         "extract", parents=[common], help="show what the extractor makes of a page"
@@ -92,13 +117,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     disc.add_argument("target", metavar="URL")
     disc.add_argument("--links", help="CSS selector for article links (as in a source's `links`)")
+    disc.add_argument(
+        "--kind",
+        choices=("auto", "index", "sitemap", "feed"),
+        default="auto",
+        help="read the URL as this kind of source (default: detected)",
+    )
+    disc.add_argument(
+        "--pages", type=int, default=1, help="index pages to follow, as a source's `pages`"
+    )
     disc.add_argument("--json", action="store_true", help="print JSON instead of text")
     disc.set_defaults(command=cmd_discover)
 
     status = commands.add_parser("status", parents=[common], help="show each source's last runs")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status.set_defaults(command=cmd_status)
+
+    demo = commands.add_parser(
+        "demo", parents=[common], help="scrape a bundled sample site offline and serve its feed"
+    )
+    demo.add_argument("--once", action="store_true", help="exit after the run, do not serve")
+    demo.add_argument("--dir", type=Path, help="keep the demo's config, feeds and state here")
+    demo.add_argument("--port", type=int, default=0, help="port for the feeds (default: any free)")
+    demo.set_defaults(command=cmd_demo)
     return parser
+
+
+def _add_listen_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="address to listen on (default: serve_host, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default: serve_port, 8080)")
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -108,12 +155,61 @@ def _config(args: argparse.Namespace) -> Config:
     return config
 
 
+def _listen_address(args: argparse.Namespace, settings: Settings) -> tuple[str, int]:
+    """Flags win over `[worker] serve_host` / `serve_port`."""
+    host = args.host or settings.serve_host
+    return host, settings.serve_port if args.port is None else args.port
+
+
+def _grace(args: argparse.Namespace, settings: Settings) -> float:
+    return float(args.grace) if args.grace is not None else settings.shutdown_grace
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    try:
+        return listen(host, port)
+    except OSError as exc:
+        raise FeedworkerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (Ctrl-C): the service winds down and exits 0."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _on_signal, sig, stop)
+    return stop
+
+
+def _on_signal(sig: signal.Signals, stop: asyncio.Event) -> None:
+    if not stop.is_set():
+        log.info("stopping", extra=fields(signal=sig.name))
+    stop.set()
+
+
+class LiveApp:
+    """An ASGI app that can be rebuilt while serving: each reload swaps in an app for the new
+    config (new sources' feeds, removed ones' status), requests in flight finish on the old."""
+
+    def __init__(self, build: Callable[[Config], Starlette], config: Config) -> None:
+        self._build = build
+        self.app = build(config)
+
+    def load(self, config: Config) -> None:
+        self.app = self._build(config)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    def as_starlette(self) -> Starlette:
+        return cast(Starlette, self)  # uvicorn takes any ASGI callable
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     config = _config(args)
     active = [s for s in config.sources if s.enabled]
-    print(
-        f"config ok: {len(active)} source(s) from {len(config.files)} file(s) in {config.config_dir}"
-    )
+    files = len(config.files)
+    print(f"config ok: {len(active)} source(s) from {files} file(s) in {config.config_dir}")
     for source in config.sources:
         schedule = f"cron {source.cron}" if source.cron else f"every {source.every}"
         state = "" if source.enabled else "  (disabled)"
@@ -124,34 +220,94 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     config = _config(args)
     if args.once:
+        if args.serve:
+            print("--serve does not go with --once", file=sys.stderr)
+            return 2
         return asyncio.run(_run_once(config, args.source))
     if args.source:
         print("--source only goes with --once", file=sys.stderr)
         return 2
-    asyncio.run(_run_service(config))
+    address = _listen_address(args, config.settings) if args.serve else None
+    asyncio.run(_run_service(config, address, _grace(args, config.settings), args.log_level))
     return 0
 
 
 async def _run_once(config: Config, ids: list[str] | None) -> int:
     async with Worker(config) as worker:
         try:
-            reports = await worker.run_once(ids)
+            sources = worker.sources(ids)
         except KeyError as exc:
             print(f"feedworker: {exc.args[0]}", file=sys.stderr)
             return 1
+        with progress_line(len(sources)) as progress:
+            if progress is not None:
+                worker.on_report = lambda report: progress.advance(_report_label(report))
+            reports = await worker.run_once(ids)
     failed = [r for r in reports if not r.ok]
     for report in failed:
         print(f"{report.source_id}: {report.error}", file=sys.stderr)
     return 1 if reports and len(failed) == len(reports) else 0
 
 
-async def _run_service(config: Config) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    async with Worker(config) as worker:
-        await run_forever(worker, stop)
+def _report_label(report: RunReport) -> str:
+    return f"{report.source_id}: {f'{report.items_new} new' if report.ok else 'failed'}"
+
+
+async def _run_service(
+    config: Config, address: tuple[str, int] | None, grace: float, log_level_flag: str | None
+) -> None:
+    """`feedworker run [--serve]`: schedule, reload, serve; SIGTERM winds it all down."""
+    stop = _stop_on_signals()
+    sock = _listen(*address) if address else None  # a port in use fails before any run
+    metrics = Metrics()
+    async with Worker(config, metrics=metrics) as worker:
+        service = Service(worker, grace=grace, watcher=ConfigWatcher(config))
+        if log_level_flag is None:
+            service.on_reload.append(lambda new: log.setLevel(new.settings.log_level))
+        if sock is None:
+            await service.run(stop)
+            return
+        app = LiveApp(
+            lambda c: build_app(
+                c, health=service.healthy, next_runs=service.next_run, metrics=metrics
+            ),
+            worker.config,
+        )
+        service.on_reload.append(app.load)
+        server_stop = asyncio.Event()  # the server outlives the scheduler: /healthz says 503
+        server = asyncio.create_task(serve_socket(app.as_starlette(), sock, server_stop))
+        try:
+            await service.run(stop)
+        finally:
+            server_stop.set()
+            await server
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _config(args)
+    asyncio.run(_serve(config, *_listen_address(args, config.settings)))
+    return 0
+
+
+async def _serve(config: Config, host: str, port: int) -> None:
+    """`feedworker serve`: the feeds and the status page, following config edits."""
+    stop = _stop_on_signals()
+    sock = _listen(host, port)
+    metrics = Metrics()
+    app = LiveApp(lambda c: build_app(c, metrics=metrics), config)
+    watching = asyncio.create_task(
+        watch_config(ConfigWatcher(config), stop, app.load, RELOAD_INTERVAL)
+    )
+    await serve_socket(app.as_starlette(), sock, stop)
+    await watching
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from worker.demo import run_demo  # the demo's sample site is not needed anywhere else
+
+    if args.log_level is None:
+        setup_logging("WARNING", args.log_format)  # the demo prints what matters itself
+    return asyncio.run(run_demo(folder=args.dir, port=args.port, once=args.once))
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
@@ -183,59 +339,102 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_discover(args: argparse.Namespace) -> int:
-    page = asyncio.run(_fetch_one(_settings(args), args.target))
-    found = discover_links(page.text, page.final_url, selector=args.links)
+    settings = _settings(args)
+    options = ListingOptions(
+        url=args.target,
+        kind=args.kind,
+        pages=max(1, args.pages),
+        selector=args.links,
+        limit=settings.max_links_per_run,
+        drop_params=param_dropper(settings.tracking_params),
+    )
+    listing = asyncio.run(_list_one(settings, options))
     if args.json:
         payload = {
-            "url": page.final_url,
-            "method": found.method,
-            "selector_matched": found.selector_matched,
-            "decisions": [asdict(d) for d in found.decisions],
+            "url": args.target,
+            "kind": listing.kind,
+            "documents": [asdict(d) for d in listing.documents],
+            "decisions": [asdict(d) for d in listing.decisions],
         }
-        print(json.dumps(payload, ensure_ascii=False, indent=2))
+        print(json.dumps(payload, default=_json_default, ensure_ascii=False, indent=2))
         return 0
-    print(f"{page.final_url}: {len(found.links)} article link(s), method {found.method}")
-    for decision in found.decisions:
+    print(f"{args.target}: {len(listing.links)} article link(s), kind {listing.kind}")
+    for document in listing.documents:
+        note = f" ({document.note})" if document.note else ""
+        print(f"  read {document.kind}: {document.url}{note}")
+    for decision in listing.decisions:
         mark = "+" if decision.kept else "-"
-        print(f" {mark} {decision.url}  [{decision.reason}]")
+        date = f"  {decision.date:%Y-%m-%d %H:%M}" if decision.date else ""
+        print(f" {mark} {decision.url}  [{decision.reason}]{date}")
         if decision.title:
             print(f"     {decision.title[:100]}")
     return 0
 
 
+async def _list_one(settings: Settings, options: ListingOptions) -> Listing:
+    async with Fetcher(FetchOptions.from_settings(settings)) as fetcher:
+        return await list_articles(options, fetcher)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     config = _config(args)
-    store = Store.open(config.settings.state_url)
-    try:
-        states = {s.source_id: s for s in store.source_states()}
-        rows = []
-        for source in config.sources:
-            state = states.get(source.id)
-            rows.append(
-                {
-                    "source": source.id,
-                    "enabled": source.enabled,
-                    "last_run": state.last_run if state else None,
-                    "last_success": state.last_success if state else None,
-                    "outcome": _outcome(state),
-                    "items": store.count_items(source.id),
-                    "consecutive_failures": state.consecutive_failures if state else 0,
-                    "last_error": state.last_error if state else None,
-                }
-            )
-    finally:
-        store.close()
+    rows = status_rows(config)
     if args.json:
         print(json.dumps(rows, default=_json_default, ensure_ascii=False, indent=2))
         return 0
-    print(f"{'source':<24} {'outcome':<8} {'items':>5} {'fails':>5}  {'last run':<20} last error")
-    for row in rows:
-        print(
-            f"{row['source']:<24} {row['outcome']:<8} {row['items']:>5} "
-            f"{row['consecutive_failures']:>5}  {_short_time(row['last_run']):<20} "
-            f"{row['last_error'] or ''}"
-        )
+    print(render_status_table(rows))
     return 0
+
+
+STATUS_COLUMNS = (  # (key, heading, width); the last error takes the rest of the line
+    ("source", "source", 24),
+    ("outcome", "outcome", 8),
+    ("items", "items", 5),
+    ("consecutive_failures", "fails", 5),
+    ("last_run", "last run", 19),
+    ("last_success", "last success", 19),
+    ("next_run", "next run", 19),
+)
+
+
+def status_rows(config: Config) -> list[dict[str, Any]]:
+    """One dict per configured source, from the state database (what `status --json` prints)."""
+    store = Store.open(config.settings.state_url)
+    try:
+        states = {s.source_id: s for s in store.source_states()}
+        return [
+            _status_row(source.id, source.enabled, states.get(source.id), store)
+            for source in config.sources
+        ]
+    finally:
+        store.close()
+
+
+def _status_row(source_id: str, enabled: bool, state: Any, store: Store) -> dict[str, Any]:
+    return {
+        "source": source_id,
+        "enabled": enabled,
+        "outcome": _outcome(state) if enabled else "disabled",
+        "last_run": state.last_run if state else None,
+        "last_success": state.last_success if state else None,
+        "items": store.count_items(source_id),
+        "consecutive_failures": state.consecutive_failures if state else 0,
+        "next_run": state.next_run if state and enabled else None,
+        "last_error": state.last_error if state else None,
+    }
+
+
+def render_status_table(rows: list[dict[str, Any]]) -> str:
+    lines = [" ".join(f"{h:<{w}}" for _k, h, w in STATUS_COLUMNS) + " last error"]
+    for row in rows:
+        cells = []
+        for key, _heading, width in STATUS_COLUMNS:
+            value = row[key]
+            text = _short_time(value) if key.endswith(("_run", "_success")) else str(value)
+            cells.append(f"{text:>{width}}" if isinstance(value, int) else f"{text:<{width}}")
+        error = (row["last_error"] or "").replace("\n", " ")
+        lines.append(" ".join(cells) + " " + error)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _outcome(state: Any) -> str:

@@ -1,13 +1,19 @@
 """The worker's long-lived objects (config, HTTP client, store) and how sources are run with them.
 
-`Worker` is used as an async context manager by the CLI (`run`, `run --once`) and the scheduler
-calls `Worker.run_source` for each due source. It enforces the two run-level rules: at most
-`source_concurrency` sources at once, and never the same source twice at once.
+`Worker` is used as an async context manager by the CLI (`run`, `run --once`, `demo`) and the
+scheduler calls `Worker.run_source_id` for each due source. It enforces the two run-level rules:
+at most `source_concurrency` sources at once, and never the same source twice at once. After each
+run it counts the run in `Metrics` and the store records when the scheduler runs the source next.
+
+`Service` is `feedworker run`: the scheduler over a worker, hot reload of the config folder, and
+a clean stop (runs in progress get a grace period, then are cancelled).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from types import TracebackType
@@ -15,13 +21,27 @@ from types import TracebackType
 import httpx
 
 from worker.config import Config, Source
+from worker.errors import FeedworkerError
 from worker.fetch import Fetcher, FetchOptions
 from worker.logs import fields, log
+from worker.metrics import Metrics
 from worker.models import RunReport
 from worker.pipeline import RunContext, run_source, utc_now
-from worker.publish import remove_stale_temp_files
-from worker.schedule import SourceScheduler
+from worker.publish import FeedMeta, publish_combined, remove_stale_temp_files
+from worker.reload import (
+    RESTART_ONLY_SETTINGS,
+    ConfigWatcher,
+    restart_only_changes,
+    watch_config,
+)
+from worker.schedule import SourceScheduler, backoff_until
 from worker.store import Store
+
+DEFAULT_GRACE = 30.0  # seconds runs in progress get to finish after SIGTERM
+RELOAD_INTERVAL = 1.0  # seconds between two looks at the config folder
+
+NextRunFn = Callable[[str], datetime | None]
+ReportFn = Callable[[RunReport], None]
 
 
 class Worker:
@@ -31,11 +51,15 @@ class Worker:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], datetime] = utc_now,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics
+        self.on_report: ReportFn | None = None  # e.g. a progress bar
         self._transport = transport
         self._clock = clock
         self._ctx: RunContext | None = None
+        self._next_run: NextRunFn = lambda _id: None
         self._slots = asyncio.Semaphore(config.settings.source_concurrency)
         self._running: dict[str, asyncio.Lock] = {}
         self._active: set[asyncio.Task[object]] = set()
@@ -48,7 +72,9 @@ class Worker:
             log.info("removed stale temporary files", extra=fields(count=removed))
         store = Store.open(settings.state_url)
         fetcher = Fetcher(FetchOptions.from_settings(settings), transport=self._transport)
-        self._ctx = RunContext(settings, fetcher, store, self._clock)
+        self._ctx = RunContext(
+            settings, fetcher, store, self._clock, next_run=lambda sid: self._next_run(sid)
+        )
         return self
 
     async def __aexit__(
@@ -69,7 +95,7 @@ class Worker:
         return self._ctx
 
     def sources(self, ids: Iterable[str] | None = None) -> list[Source]:
-        """The enabled sources, or the named ones (which must exist: `Config.source` says if not)."""
+        """The enabled sources, or the named ones (`Config.source` raises for an unknown id)."""
         if ids is None:
             return [s for s in self.config.sources if s.enabled]
         return [self.config.source(i) for i in ids]
@@ -85,9 +111,58 @@ class Worker:
             self._active.add(task)
         try:
             async with lock, self._slots:
-                return await run_source(source, self.ctx)
+                report = await run_source(source, self.ctx)
         finally:
             self._active.discard(task)  # type: ignore[arg-type]
+        self._observe(report)
+        self._publish_combined(report)
+        return report
+
+    def _publish_combined(self, report: RunReport) -> None:
+        """Refresh `feeds/all.atom`, every source's newest items (rewritten only when changed)."""
+        settings, store = self.ctx.settings, self.ctx.store
+        if not report.items_new and (settings.feeds_dir / "all.atom").exists():
+            return
+        size = settings.combined_feed_size
+        home = settings.public_url or f"http://{settings.serve_host}:{settings.serve_port}"
+        meta = FeedMeta(
+            source_id="all",
+            title="All feeds",
+            link=home + "/",
+            description="The newest items of every source",
+            self_base_url=settings.public_url,
+        )
+        try:
+            publish_combined(
+                settings.feeds_dir, meta, store.recent_items(size), report.started, size
+            )
+        except FeedworkerError as exc:
+            log.warning("combined feed not written", extra=fields(error=str(exc)))
+
+    def _observe(self, report: RunReport) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_run(report)
+        if self.on_report is not None:
+            self.on_report(report)
+
+    def use_scheduler(self, next_run: NextRunFn) -> None:
+        """Record `next_run(source_id)` with each run, for `feedworker status`."""
+        self._next_run = next_run
+
+    def apply_config(self, new: Config) -> list[str]:
+        """Use `new` from the next run on; runs in progress keep the config they started with.
+
+        Restart-only settings keep their current value; their names are returned when `new`
+        changes them, so the caller can say that a restart is needed.
+        """
+        old = self.config.settings
+        held = restart_only_changes(old, new.settings)
+        kept = {name: getattr(old, name) for name in RESTART_ONLY_SETTINGS}
+        settings = new.settings.model_copy(update=kept)
+        self.config = dataclasses.replace(new, settings=settings)
+        if self._ctx is not None:  # a new context: a run in progress holds on to its own
+            self._ctx = dataclasses.replace(self._ctx, settings=settings)
+        return held
 
     async def run_source_id(self, source_id: str) -> RunReport | None:
         """Run a source by id from the current config (the scheduler's entry point)."""
@@ -95,6 +170,20 @@ class Worker:
         if source is None or not source.enabled:
             log.info("run skipped: source no longer configured", extra=fields(source=source_id))
             return None
+        state = self.ctx.store.source_state(source_id)
+        if state is not None and state.last_run is not None:
+            until = backoff_until(source, state.consecutive_failures, state.last_run)
+            if until is not None and self._clock() < until:
+                log.info(
+                    "run skipped: backing off",
+                    extra=fields(
+                        source=source_id,
+                        failures=state.consecutive_failures,
+                        next_attempt=until.isoformat(timespec="seconds"),
+                        error=state.last_error,
+                    ),
+                )
+                return None
         return await self.run_source(source)
 
     def last_run(self, source_id: str) -> datetime | None:
@@ -118,19 +207,86 @@ class Worker:
         return [r for r in reports if r is not None]
 
 
-async def run_forever(worker: Worker, stop: asyncio.Event, *, grace: float = 30.0) -> None:
+ConfigListener = Callable[[Config], None]
+
+
+class Service:
+    """Runs a worker's sources on their schedules, following edits of the config folder.
+
+    `healthy` and `next_run` are what the HTTP server asks; `on_reload` listeners (the server's
+    app) hear about each config swapped in.
+    """
+
+    def __init__(
+        self,
+        worker: Worker,
+        *,
+        grace: float = DEFAULT_GRACE,
+        watcher: ConfigWatcher | None = None,
+        reload_interval: float = RELOAD_INTERVAL,
+    ) -> None:
+        self.worker = worker
+        self.grace = grace
+        self.watcher = watcher
+        self.reload_interval = reload_interval
+        self.on_reload: list[ConfigListener] = []
+        self.scheduler = SourceScheduler(
+            worker.run_source_id,
+            last_run=worker.last_run,
+            misfire_grace_time=worker.config.settings.misfire_grace_time,
+        )
+        worker.use_scheduler(self.scheduler.next_run)
+
+    def healthy(self) -> bool:
+        return self.scheduler.running
+
+    def next_run(self, source_id: str) -> datetime | None:
+        return self.scheduler.next_run(source_id)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until `stop` is set; then stop scheduling, let runs finish for `grace` s, cancel."""
+        self.scheduler.start(self.worker.config.sources)
+        log.info("worker started", extra=fields(sources=len(self.worker.sources())))
+        watching = None
+        if self.watcher is not None:
+            watching = asyncio.create_task(
+                watch_config(self.watcher, stop, self.apply, self.reload_interval)
+            )
+        try:
+            await stop.wait()
+        finally:
+            if watching is not None:
+                watching.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watching
+            self.scheduler.shutdown()
+            await self.worker.drain(self.grace)
+            log.info("worker stopped")
+
+    def apply(self, new: Config) -> None:
+        """Swap in a new valid config: re-sync the jobs, tell the listeners."""
+        before = {s.id for s in self.worker.config.active_sources}
+        held = self.worker.apply_config(new)
+        config = self.worker.config
+        self.scheduler.sync(config.sources)
+        after = {s.id for s in config.active_sources}
+        log.info(
+            "config reloaded",
+            extra=fields(
+                sources=len(after),
+                added=",".join(sorted(after - before)),
+                removed=",".join(sorted(before - after)),
+            ),
+        )
+        if held:
+            log.warning(
+                "restart needed for changed settings; they keep their old values until then",
+                extra=fields(settings=",".join(held)),
+            )
+        for listener in self.on_reload:
+            listener(config)
+
+
+async def run_forever(worker: Worker, stop: asyncio.Event, *, grace: float = DEFAULT_GRACE) -> None:
     """Run every enabled source on its schedule until `stop` is set, then wind down cleanly."""
-    settings = worker.config.settings
-    scheduler = SourceScheduler(
-        worker.run_source_id,
-        last_run=worker.last_run,
-        misfire_grace_time=settings.misfire_grace_time,
-    )
-    scheduler.start(worker.config.sources)
-    log.info("worker started", extra=fields(sources=len(worker.sources())))
-    try:
-        await stop.wait()
-    finally:
-        scheduler.shutdown()
-        await worker.drain(grace)
-        log.info("worker stopped")
+    await Service(worker, grace=grace).run(stop)

@@ -7,11 +7,15 @@ Settings, measured or read upstream (see FIELD-NOTES):
   long run) a source runs once to catch up, not once per missed slot;
 - jitter, so that sources with the same interval do not all hit the network at the same second;
 - the first run after a start is placed from the stored last-run time, so a restart does not
-  fire every source at once.
+  fire every source at once;
+- each run is its own task, shielded from the job: shutting APScheduler down cancels the jobs it
+  is running, but a run in progress is left for the caller to wait for (`Worker.drain`), so
+  SIGTERM gives it its grace period.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 from collections.abc import Awaitable, Callable, Iterable
@@ -30,6 +34,13 @@ JITTER_SHARE = 0.1
 JITTER_CAP = timedelta(minutes=5)
 # Sources that never ran, or are overdue, start within this window after the worker starts.
 START_SPREAD_CAP = timedelta(seconds=30)
+
+# A failing source waits its interval times 2**(failures - 1) between attempts, at most this long
+# (or its own interval, when that is longer): a dead site costs little, and a site that comes
+# back is noticed within hours.
+BACKOFF_CAP = timedelta(hours=6)
+# Cron sources have no fixed interval; their backoff grows from this base.
+CRON_BACKOFF_BASE = timedelta(hours=1)
 
 RunFn = Callable[[str], Awaitable[Any]]
 LastRunFn = Callable[[str], datetime | None]
@@ -76,6 +87,19 @@ def first_run_at(
     return max(last_run + source.every, soon)
 
 
+def backoff_until(source: Source, failures: int, last_run: datetime) -> datetime | None:
+    """When a source that failed `failures` times in a row may next be tried; None: no backoff.
+
+    The first failure changes nothing (a passing glitch); then the wait doubles with each
+    failure, capped, and a success (failures back to 0) ends it.
+    """
+    if failures < 2:
+        return None
+    base = source.every or CRON_BACKOFF_BASE
+    cap = max(BACKOFF_CAP, base)
+    return last_run + min(base * 2 ** (failures - 1), cap)
+
+
 class SourceScheduler:
     """Keeps one APScheduler job per source, in step with the config it is given."""
 
@@ -93,6 +117,7 @@ class SourceScheduler:
         self._clock = clock
         self._rng = rng or random.Random()
         self._signatures: dict[str, tuple[Any, ...]] = {}
+        self._runs: set[asyncio.Task[Any]] = set()  # strong references to runs in progress
         self.scheduler = AsyncIOScheduler(
             timezone=UTC,
             job_defaults={
@@ -133,13 +158,25 @@ class SourceScheduler:
         if start is not None:
             options["next_run_time"] = start
         self.scheduler.add_job(
-            self._run,
+            self._fire,
             trigger_for(source),
             args=[source.id],
             id=source.id,
             name=f"source {source.id}",
             **options,
         )
+
+    async def _fire(self, source_id: str) -> Any:
+        """The job: run the source in its own task and wait for it (so max_instances holds)."""
+        run = asyncio.create_task(self._run(source_id), name=f"run {source_id}")
+        self._runs.add(run)
+        run.add_done_callback(self._runs.discard)
+        try:
+            return await asyncio.shield(run)
+        except asyncio.CancelledError:
+            # The scheduler is shutting down (the run goes on, the caller drains it) or the
+            # drain cancelled the run; neither is an error of the job.
+            return None
 
     def next_run(self, source_id: str) -> datetime | None:
         job = self.scheduler.get_job(source_id)
