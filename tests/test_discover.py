@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from worker import discover
-from worker.discover import Discovery, LinkDecision, discover_links
+from worker.discover import (
+    Discovery,
+    LinkDecision,
+    advertised_feeds,
+    discover_links,
+    next_page_url,
+)
 
 PAGES = Path(__file__).parent / "discover_pages"
 
@@ -601,3 +607,58 @@ def test_title_whitespace_is_collapsed() -> None:
     body = '<main><h2><a href="/2024/a-b-c">  A\n   headline\twith   gaps </a></h2></main>'
     found = discover_links(html_page(body), "https://e.com/")
     assert found.links[0].title == "A headline with gaps"
+
+
+# -- next page and advertised feeds (issue 5) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "page", "expected"),
+    [
+        ('<a href="/blog/page/2/" rel="next">»</a>', 1, "https://e.com/blog/page/2/"),
+        ('<div class="nav-links"><a href="/p2">Older posts »</a></div>', 1, "https://e.com/p2"),
+        (
+            '<a href="/?page=2">Newer</a><a href="/?page=3">Next page</a>',
+            2,
+            "https://e.com/?page=3",
+        ),
+        (
+            '<ul class="pagination"><a href="/page/2/">2</a><a href="/page/3/">3</a></ul>',
+            2,
+            "https://e.com/page/3/",
+        ),
+        ('<a href="/a-story-numbered">3</a>', 2, None),  # a number that is no pagination link
+        ('<a href="https://other.test/page/2/" rel="next">Next</a>', 1, None),
+        ('<a href="/">Next</a>', 1, None),  # the page itself
+    ],
+)
+def test_next_page_url(body: str, page: int, expected: str | None) -> None:
+    assert next_page_url(html_page(body), "https://e.com/", page) == expected
+
+
+def test_next_page_from_head_link() -> None:
+    html = '<html><head><link rel="next" href="/page/2/"></head><body></body></html>'
+    assert next_page_url(html, "https://e.com/") == "https://e.com/page/2/"
+
+
+def test_advertised_feeds_skip_comment_feeds() -> None:
+    html = """<html><head>
+    <link rel="alternate" type="application/rss+xml" title="Blog &raquo; Comments Feed" href="/comments/feed/">
+    <link rel="alternate" type="application/rss+xml" title="Blog" href="/feed/">
+    <link rel="alternate" type="application/atom+xml" href="/feed/atom/">
+    <link rel="alternate" type="application/feed+json" href="/feed.json">
+    <link rel="alternate" hreflang="de" href="/de/">
+    <link rel="stylesheet" type="text/css" href="/style.css"></head><body></body></html>"""
+    assert advertised_feeds(html, "https://e.com/blog/") == (
+        "https://e.com/feed/",
+        "https://e.com/feed/atom/",
+        "https://e.com/feed.json",
+    )
+
+
+def test_page_of_only_menus_and_footer_has_no_listing() -> None:
+    body = (
+        '<nav><a href="/about-the-team">About the team</a><a href="/contact-the-desk">Contact the desk</a></nav>'
+        '<footer><a href="/privacy-and-cookies">Privacy and cookies</a><a href="/terms-of-use">Terms of use</a></footer>'
+    )
+    assert discover_links(html_page(body), "https://e.com/").links == ()

@@ -10,9 +10,11 @@ from hypothesis import strategies as st
 
 from worker.urls import (
     TRACKING_PARAMS,
+    amp_to_regular,
     host_key,
     is_tracking_param,
     normalise_url,
+    param_dropper,
     resolve,
     same_site,
 )
@@ -289,3 +291,38 @@ def test_same_site(a: str, b: str, expected: bool) -> None:
 )
 def test_resolve(href: str, expected: str | None) -> None:
     assert resolve("https://example.com/blog/index", href) == expected
+
+
+# -- AMP variants and operator-configured tracking parameters (issue 5) --------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "regular"),
+    [
+        ("https://e.com/story/amp/", "https://e.com/story/"),
+        ("https://e.com/story/amp", "https://e.com/story"),
+        ("https://e.com/story?amp=1", "https://e.com/story"),
+        ("https://e.com/story?amp&b=2", "https://e.com/story?b=2"),
+        ("https://e.com/story?outputType=amp", "https://e.com/story"),
+        ("https://e.com/amp/", "https://e.com/amp/"),  # a section named "amp", not a variant
+        ("https://e.com/amp/story", "https://e.com/amp/story"),  # unsure: left to rel=canonical
+        ("https://amp.e.com/story", "https://amp.e.com/story"),
+        ("https://e.com/amplifier-review", "https://e.com/amplifier-review"),
+    ],
+)
+def test_amp_to_regular(url: str, regular: str) -> None:
+    assert amp_to_regular(url) == regular
+
+
+def test_param_dropper_names_and_prefixes() -> None:
+    drop = param_dropper(["Ref", "src_*"])
+    url = "https://e.com/a?ref=x&src_a=1&SRC_b=2&srcx=3&utm_medium=y&id=4"
+    assert normalise_url(url, drop_params=drop) == "https://e.com/a?id=4&srcx=3"
+    assert param_dropper([]) is None and param_dropper(["  "]) is None
+
+
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz_=&?/:.%", max_size=40))
+def test_normalising_with_extra_params_is_idempotent(tail: str) -> None:
+    drop = param_dropper(["ref", "x_*"])
+    once = normalise_url("https://e.com/" + tail, drop_params=drop)
+    assert normalise_url(once, drop_params=drop) == once

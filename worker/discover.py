@@ -30,8 +30,9 @@ from __future__ import annotations
 import functools
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from urllib.parse import parse_qsl, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
@@ -39,7 +40,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 from worker.models import Link
 from worker.urls import normalise_url, resolve, same_site
 
-__all__ = ["Discovery", "LinkDecision", "discover_links"]
+__all__ = ["Discovery", "LinkDecision", "advertised_feeds", "discover_links", "next_page_url"]
 
 # ==================================================================================================
 # Heuristics, as data. Words are matched against class/id/aria-label split into lower-case words
@@ -124,6 +125,15 @@ PAGINATION_TEXT = frozenset(
         "articoli meno recenti", "oudere berichten",
     }
 )  # fmt: skip
+# The subset that leads *on* through a listing (to older posts), for `pages = N`.
+NEXT_PAGE_TEXT = frozenset(
+    {
+        "older posts", "older entries", "older", "next", "next page", "more posts",
+        "more stories", "ältere beiträge", "nächste seite", "weitere beiträge",
+        "articles plus anciens", "page suivante", "entradas antiguas", "página siguiente",
+        "postagens mais antigas", "articoli meno recenti", "oudere berichten",
+    }
+)  # fmt: skip
 PAGINATION_PATH = re.compile(r"/page/\d+/?$|/page\d+(?:\.html?)?$", re.IGNORECASE)
 PAGINATION_QUERY_KEYS = frozenset(
     {"page", "paged", "pg", "updated-max", "updated-min", "max-results", "offset", "start"}
@@ -155,6 +165,8 @@ FEED_PATH = re.compile(
     r"(?:^|/)(?:feed|feeds|rss|atom)(?:/|$)|\.(?:rss|atom|xml)$|/rss\.xml$", re.IGNORECASE
 )
 FEED_TYPES = frozenset({"application/rss+xml", "application/atom+xml", "application/feed+json"})
+# An advertised feed titled so is a comments feed, never the listing's articles.
+COMMENT_FEED_TITLE = re.compile(r"\bcomments?\b|\bkommentare\b|\bcommentaires\b", re.IGNORECASE)
 SHARE_PATH = re.compile(
     r"(?:^|/)(?:share|sharer(?:\.php)?|sharearticle|intent/tweet|pin/create)(?:/|$)",
     re.IGNORECASE,
@@ -241,6 +253,7 @@ class LinkDecision:
     title: str
     kept: bool
     reason: str
+    date: datetime | None = None  # a sitemap's or feed's date for the entry; None on index pages
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,26 +280,83 @@ def discover_links(
     exclude: Sequence[re.Pattern[str]] = (),
     same_site_only: bool = True,
     limit: int | None = None,
+    drop_params: Callable[[str], bool] | None = None,
 ) -> Discovery:
     """The article links of the index page `html` fetched from `base_url`.
 
+    `drop_params` names extra query parameters to drop (see `normalise_url`).
     Raises ValueError for an invalid CSS `selector` (config validation normally catches it first).
     """
     tree = LexborHTMLParser(html)
-    screen = _Screen(normalise_url(base_url), base_url, same_site_only, include, exclude)
+    page_url = normalise_url(base_url, drop_params=drop_params)
+    screen = _Screen(page_url, base_url, same_site_only, include, exclude)
     link_base = _link_base(tree, base_url)
     if selector is not None:
         anchors, matched = _selected_anchors(tree, selector)
-        candidates = [_candidate(anchor, link_base, {}) for anchor in anchors]
+        candidates = [_candidate(anchor, link_base, {}, drop_params) for anchor in anchors]
         verdicts = [screen.hard(c) or "matched selector" for c in candidates]
     else:
         matched = None
         urls: dict[str, str | None] = {}
-        candidates = [_candidate(a, link_base, urls) for a in tree.css("body a[href]")]
+        anchors = tree.css("body a[href]")
+        candidates = [_candidate(a, link_base, urls, drop_params) for a in anchors]
         verdicts = [screen.hard(c) or _url_kind(c) for c in candidates]
         _locate(tree, candidates, verdicts, urlsplit(screen.page_url).path)
         _choose_listing(candidates, verdicts)
     return _finish(candidates, verdicts, "auto" if selector is None else "selector", matched, limit)
+
+
+def next_page_url(html: str, base_url: str, page_number: int = 1) -> str | None:
+    """The listing's next page (older posts) from page `page_number`, or None: `rel=next`, then a
+    "Next"/"Older posts" link, then a pagination link numbered `page_number + 1`. Same site only."""
+    tree = LexborHTMLParser(html)
+    link_base = _link_base(tree, base_url)
+    here = normalise_url(base_url)
+    number = str(page_number + 1)
+    ranked: list[tuple[int, str]] = []
+    for node in tree.css("link[rel][href], a[href]"):
+        attrs = node.attributes
+        rel = frozenset((attrs.get("rel") or "").lower().split())
+        text = _plain_text(_collapse(node.text(deep=True)) if node.tag == "a" else "")
+        label = _plain_text(attrs.get("aria-label") or attrs.get("title") or "")
+        absolute = resolve(link_base, attrs.get("href") or "")
+        if absolute is None:
+            continue
+        url = normalise_url(absolute)
+        if _page_key(url) == _page_key(here) or not same_site(url, base_url):
+            continue
+        if "next" in rel:
+            ranked.append((0, url))
+        elif node.tag == "a" and (text in NEXT_PAGE_TEXT or label in NEXT_PAGE_TEXT):
+            ranked.append((1, url))
+        elif node.tag == "a" and text == number and _is_pagination_url(url):
+            ranked.append((2, url))
+    return min(ranked, key=lambda r: r[0])[1] if ranked else None  # min keeps page order on ties
+
+
+def advertised_feeds(html: str, base_url: str) -> tuple[str, ...]:
+    """The feeds a page advertises (`<link rel=alternate type=application/rss+xml|atom+xml|
+    feed+json>`), absolute and normalised, in page order with comment feeds left out."""
+    tree = LexborHTMLParser(html)
+    link_base = _link_base(tree, base_url)
+    found: list[str] = []
+    for node in tree.css("link[rel][href][type]"):
+        attrs = node.attributes
+        rel = (attrs.get("rel") or "").lower().split()
+        if "alternate" not in rel or (attrs.get("type") or "").lower().strip() not in FEED_TYPES:
+            continue
+        if COMMENT_FEED_TITLE.search(attrs.get("title") or ""):
+            continue
+        absolute = resolve(link_base, attrs.get("href") or "")
+        if absolute and (url := normalise_url(absolute)) not in found:
+            found.append(url)
+    return tuple(found)
+
+
+def _is_pagination_url(url: str) -> bool:
+    parts = urlsplit(url)
+    keys = {key.lower() for key, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    return bool(PAGINATION_PATH.search(parts.path) or keys & PAGINATION_QUERY_KEYS)
 
 
 # ==================================================================================================
@@ -344,13 +414,18 @@ def _anchor_for(element: LexborNode) -> LexborNode | None:
     return element.css_first("a[href]")
 
 
-def _candidate(anchor: LexborNode, link_base: str, urls: dict[str, str | None]) -> _Candidate:
+def _candidate(
+    anchor: LexborNode,
+    link_base: str,
+    urls: dict[str, str | None],
+    drop_params: Callable[[str], bool] | None = None,
+) -> _Candidate:
     """`urls` memoises href -> normalised URL (None: no web link) across one page's anchors."""
     attrs = anchor.attributes
     href = attrs.get("href") or ""
     if href not in urls:
         absolute = resolve(link_base, href)
-        urls[href] = normalise_url(absolute) if absolute else None
+        urls[href] = normalise_url(absolute, drop_params=drop_params) if absolute else None
     url = urls[href]
     title, title_source = _title(anchor)
     return _Candidate(
@@ -775,8 +850,12 @@ def _choose_listing(candidates: list[_Candidate], verdicts: list[str]) -> None:
     if not groups:
         return
     best = max(groups, key=lambda g: g.score)  # max keeps the first on ties: page order
+    # Only menu, footer, pagination or share links left: the page has no listing (a landing
+    # page), so the caller may read the site's feed or sitemap instead. A lone sidebar list still
+    # counts: on some blogs it is the only list of posts.
+    usable = best.region is None or best.region.startswith("sidebar")
     for group in groups:
-        joins = group is best or _joins(group, best)
+        joins = usable and (group is best or _joins(group, best))
         for i in group.members:
             verdicts[i] = (
                 "in main listing" if joins else candidates[i].region or "not in main listing"

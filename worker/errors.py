@@ -8,6 +8,9 @@ Who raises and who catches:
   (the last good config stays in force).
 - `FetchError` (and subclasses): raised by `worker.fetch` for one URL; the pipeline catches it,
   reports it against the source (index page) or skips that one article.
+- `ListingError`: raised by `worker.sitemap` and `worker.feedsource` for a document they cannot
+  read, and by `worker.listing` when a source's URL leads to no listing; the pipeline reports it
+  against the source, `feedworker discover` prints it.
 - `ExtractError`: raised by `worker.extract` when a page holds no usable article; the pipeline
   skips that article with the reason.
 - `StoreError`: raised by `worker.store` when the state database cannot be opened or used.
@@ -58,6 +61,10 @@ class FetchError(FeedworkerError):
         self.url = url
         self.reason = reason
         super().__init__(f"{url}: {reason}")
+
+
+class ListingError(FeedworkerError):
+    """A sitemap or feed that cannot be read, or a URL that leads to no list of articles."""
 
 
 class ExtractError(FeedworkerError):

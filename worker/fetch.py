@@ -37,6 +37,8 @@ from worker.netguard import AddressBlocked, check_url, guarded_transport, same_h
 from worker.robots import ALLOW_ALL, RobotsCache, RobotsRules, parse_robots, unavailable
 
 __all__ = [
+    "DOCUMENT_TYPES",
+    "HTML_TYPES",
     "BadStatus",
     "Blocked",
     "FetchOptions",
@@ -57,11 +59,21 @@ MIB = 1024 * 1024
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 ACCEPT_ENCODING = "gzip, deflate, br"  # zstd: no decoder among our dependencies
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+GZIP_TYPES = frozenset({"application/gzip", "application/x-gzip", "application/octet-stream"})
+# What a listing may be besides HTML: sitemaps, RSS/Atom/JSON feeds, gzipped sitemap files, and
+# text sitemaps (fetch_page(accept=DOCUMENT_TYPES) keeps the raw bytes for their parsers).
+DOCUMENT_TYPES = HTML_TYPES | GZIP_TYPES | frozenset(
+    {
+        "application/xml", "text/xml", "application/rss+xml", "application/atom+xml",
+        "application/rdf+xml", "application/feed+json", "application/json", "text/plain",
+    }
+)  # fmt: skip
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # A page without Content-Type is accepted when it starts like HTML (after whitespace).
 HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<!--", b"<meta", b"<title")
 GUARD_EXTENSION = "feedworker.guarded"  # request extension: send through the SSRF-guarded pool
+GZIP_MAGIC = b"\x1f\x8b"
 _BROTLI_STEP = 64 * 1024  # brotli overshoots its output limit by up to one buffer: keep it small
 
 
@@ -152,6 +164,7 @@ class _Reply:
 class _BodyRule:
     limit: int
     html_only: bool = True
+    accept: frozenset[str] = HTML_TYPES  # media types taken when `html_only`
     truncate: bool = False  # keep the first `limit` bytes instead of refusing
 
 
@@ -230,15 +243,19 @@ class Fetcher:
         allow_private: bool = True,
         trusted_host: str | None = None,
         respect_robots: bool = True,
+        accept: frozenset[str] = HTML_TYPES,
     ) -> Page | NotModified:
         """GET an HTML page, following redirects; raises a `FetchError` subclass when refused.
 
         With `allow_private=False`, every hop not on `trusted_host` passes the SSRF guard.
+        `accept` widens the media types taken (e.g. `DOCUMENT_TYPES` for sitemaps and feeds);
+        a page that is not HTML then comes with its raw bytes in `Page.body` (a gzipped file
+        unpacked, within `max_page_bytes`) and no `text`.
         """
         shown = _redact(url)
         current = _parse_url(url, shown)
         headers = _conditional_headers(validators)
-        rule = _BodyRule(limit=self._options.max_page_bytes)
+        rule = _BodyRule(limit=self._options.max_page_bytes, accept=accept)
         seen = {current}
         for hop in range(self._options.max_redirects + 1):
             guarded = not allow_private and not same_host(current, trusted_host)
@@ -248,7 +265,7 @@ class Fetcher:
                 await self._check_robots(current, shown, guarded)
             reply = await self._send(current, shown, headers, rule, guarded)
             if reply.status not in REDIRECT_STATUSES:
-                return _to_page(url, shown, reply)
+                return _to_page(url, shown, reply, rule)
             if hop == self._options.max_redirects:
                 break
             current = _redirect_target(reply, shown)
@@ -256,6 +273,19 @@ class Fetcher:
                 raise TooManyRedirects(shown, "redirect loop")
             seen.add(current)
         raise TooManyRedirects(shown, f"more than {self._options.max_redirects} redirects")
+
+    async def robots_sitemaps(
+        self, url: str, *, allow_private: bool = True, trusted_host: str | None = None
+    ) -> tuple[str, ...]:
+        """The `Sitemap:` URLs of the robots.txt of `url`'s origin (read through the cache)."""
+        shown = _redact(url)
+        current = _parse_url(url, shown)
+        guarded = not allow_private and not same_host(current, trusted_host)
+        try:
+            rules = await self._robots_for(current, guarded)
+        except Blocked as exc:
+            raise Blocked(shown, exc.reason) from None
+        return tuple(rules.parser.sitemaps) if rules.parser is not None else ()
 
     # -- one request, retried ------------------------------------------------------------------
 
@@ -435,7 +465,7 @@ async def _read_reply(response: httpx.Response, shown: str, rule: _BodyRule) -> 
     if not 200 <= status < 300:
         return _Reply(response.url, status, response.headers)
     if rule.html_only:
-        _check_content_type(response.headers.get("content-type"), shown)
+        _check_content_type(response.headers.get("content-type"), shown, rule.accept)
     declared = _content_length(response.headers)
     if declared is not None and declared > rule.limit and not rule.truncate:
         raise TooLarge(shown, f"body larger than {rule.limit} bytes")
@@ -474,11 +504,11 @@ def _raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
     return response.aiter_raw()
 
 
-def _check_content_type(content_type: str | None, shown: str) -> None:
+def _check_content_type(content_type: str | None, shown: str, accept: frozenset[str]) -> None:
     if content_type is None:
         return  # judged on the bytes once read
     media_type = _media_type(content_type)
-    if media_type not in HTML_TYPES:
+    if media_type not in accept:
         raise UnsupportedContent(shown, f"unsupported content type {media_type or '(empty)'}")
 
 
@@ -491,7 +521,7 @@ def _content_length(headers: httpx.Headers) -> int | None:
     return int(value) if value.strip().isdigit() else None
 
 
-def _to_page(url: str, shown: str, reply: _Reply) -> Page | NotModified:
+def _to_page(url: str, shown: str, reply: _Reply, rule: _BodyRule) -> Page | NotModified:
     if reply.status == 304:
         return NotModified(url)
     if not 200 <= reply.status < 300:
@@ -499,26 +529,67 @@ def _to_page(url: str, shown: str, reply: _Reply) -> Page | NotModified:
     if not reply.body.strip():
         raise UnsupportedContent(shown, "empty body")
     content_type = reply.headers.get("content-type")
-    if content_type is None and not _looks_like_html(reply.body):
+    media_type = _media_type(content_type) if content_type else _sniff_media_type(reply.body)
+    body = reply.body
+    if media_type in GZIP_TYPES & rule.accept:  # a file, not a Content-Encoding
+        body = _gunzip(body, rule.limit, shown) if body[:2] == GZIP_MAGIC else body
+        media_type = _sniff_media_type(body)
+    documents = rule.accept != HTML_TYPES
+    if media_type not in rule.accept:
+        if documents:
+            raise UnsupportedContent(shown, f"unsupported content {media_type or '(unknown)'}")
         raise UnsupportedContent(shown, "no content type and not HTML")
-    text, encoding = decode_html(reply.body, content_type)
+    is_html = media_type in HTML_TYPES and not (documents and _looks_like_xml(body))
+    text, encoding = decode_html(body, content_type) if is_html else ("", "")
     return Page(
         url=url,
         final_url=_redact(str(reply.url)),
         status=reply.status,
-        content_type=_media_type(content_type or "text/html"),
+        content_type=media_type,
         text=text,
         encoding=encoding,
         validators=Validators(
             etag=reply.headers.get("etag"), last_modified=reply.headers.get("last-modified")
         ),
         size=reply.wire_bytes,
+        body=b"" if is_html else body,
     )
 
 
 def _looks_like_html(body: bytes) -> bool:
     head = body[:1024].lstrip(b"\xef\xbb\xbf \t\r\n\f").lower()
     return head.startswith(HTML_STARTS)
+
+
+def _looks_like_xml(body: bytes) -> bool:
+    """An XML document (a feed or sitemap some servers label text/html)."""
+    head = body[:1024].lstrip(b"\xef\xbb\xbf \t\r\n\f").lower()
+    return head.startswith(b"<?xml") or head.startswith((b"<rss", b"<feed", b"<urlset"))
+
+
+def _sniff_media_type(body: bytes) -> str:
+    """The media type of a body sent without Content-Type (or inside a gzip file)."""
+    head = body[:1024].lstrip(b"\xef\xbb\xbf \t\r\n\f")
+    if head[:2] == GZIP_MAGIC:
+        return "application/gzip"
+    if _looks_like_html(head):
+        return "text/html"
+    if head.startswith(b"<"):
+        return "application/xml"
+    if head.startswith(b"{"):
+        return "application/json"
+    return "text/plain" if head.lower().startswith((b"http://", b"https://")) else ""
+
+
+def _gunzip(body: bytes, limit: int, shown: str) -> bytes:
+    """A gzip *file* (a `.xml.gz` sitemap), unpacked by the same bounded decoder as the wire."""
+    decoder = _Zlib(limit, zlib.MAX_WBITS | 16)
+    try:
+        return decoder.decode(body) + decoder.flush()
+    except _Overflow:
+        raise TooLarge(shown, f"unpacked body larger than {limit} bytes") from None
+    except zlib.error:
+        raise UnsupportedContent(shown, "corrupt gzip file") from None
 
 
 # -- bounded decoders ----------------------------------------------------------------------------

@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from urllib.parse import unquote_plus, urljoin, urlsplit
 
 __all__ = [
     "TRACKING_PARAMS",
     "TRACKING_PARAM_PREFIXES",
+    "amp_to_regular",
     "host_key",
     "is_tracking_param",
     "normalise_url",
+    "param_dropper",
     "resolve",
     "same_site",
 ]
@@ -51,6 +53,13 @@ TRACKING_PARAMS: frozenset[str] = frozenset(
         "ref_src", "ref_url", "ref_source",
     }
 )  # fmt: skip
+
+# --- AMP variants that name the regular page without a doubt -------------------------------------
+# "?amp", "?amp=1", "?outputType=amp" and a last path segment "amp" ("/story/amp/", WordPress's
+# AMP plugin). Not rewritten: "amp." hosts and ".amp.html" names (which host or file the regular
+# page has is a guess); an AMP page's own `<link rel=canonical>` maps those once fetched.
+AMP_QUERY = frozenset({"amp", "amp=1", "amp=true", "outputtype=amp"})
+AMP_LAST_SEGMENT = "amp"
 
 # --- URL grammar (RFC 3986) ---------------------------------------------------------------------
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
@@ -102,6 +111,40 @@ def normalise_url(url: str, *, drop_params: Callable[[str], bool] | None = None)
         out += f"//{netloc}"
     out += path
     return f"{out}?{query}" if query else out
+
+
+def param_dropper(names: Iterable[str]) -> Callable[[str], bool] | None:
+    """A `drop_params` for `normalise_url` from an operator's list of extra tracking parameters:
+    names compared case-insensitively; a name ending in "*" is a prefix ("ref_*"). None for none."""
+    lowered = [name.strip().lower() for name in names if name.strip()]
+    exact = frozenset(name for name in lowered if not name.endswith("*"))
+    prefixes = tuple(name[:-1] for name in lowered if name.endswith("*") and len(name) > 1)
+    if not exact and not prefixes:
+        return None
+
+    def drop(name: str) -> bool:
+        name = name.lower()
+        return name in exact or (bool(prefixes) and name.startswith(prefixes))
+
+    return drop
+
+
+def amp_to_regular(url: str) -> str:
+    """The regular page of an AMP URL when its spelling says so for sure, else `url` unchanged:
+    "/story/amp/" -> "/story/", "/story?amp=1" -> "/story". For a normalised URL."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    params = parts.query.split("&") if parts.query else []
+    kept = [p for p in params if p.lower() not in AMP_QUERY]
+    path = parts.path
+    head, _, last = path.rstrip("/").rpartition("/")
+    if head and last.lower() == AMP_LAST_SEGMENT:
+        path = head + "/" if path.endswith("/") else head  # "/story/amp/" -> "/story/"
+    if path == parts.path and len(kept) == len(params):
+        return url
+    return parts._replace(path=path, query="&".join(kept)).geturl()
 
 
 def host_key(url: str) -> str:

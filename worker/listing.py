@@ -1,0 +1,416 @@
+"""A source's URL -> the article links to follow (`Listing`): the one loop that fetches listings.
+
+Step by step:
+1. a URL list (`kind = "urls"`) is read from the config, nothing fetched;
+2. otherwise the source's URL is fetched (a conditional GET; 304 ends the listing) accepting HTML,
+   XML, feeds and gzip files, and its kind is the config's `kind` or what `worker.kinds` detects;
+3. an **index** page goes through `discover_links`; with `pages = N` its "next page" links are
+   followed up to N pages. When automatic detection finds no listing on it, the first feed it
+   advertises is read instead, else (for a site root) the sitemaps its robots.txt names;
+4. a **feed** (or a page advertising one, with `kind = "feed"`) gives its entries with their
+   title, dates, authors and categories;
+5. a **sitemap** (or a site whose robots.txt names sitemaps, or `/sitemap.xml`, with
+   `kind = "sitemap"`) is read with its children, newest first, at most `MAX_SITEMAPS` documents;
+6. every link is normalised (with the operator's extra tracking parameters), an unambiguous AMP
+   URL becomes its regular page, duplicates are dropped and `limit` applies. Each candidate gets a
+   `LinkDecision` for `feedworker discover`.
+
+URLs the worker is led to (next pages, feeds, sitemaps named elsewhere) are fetched with the
+source's `allow_private` and the source's host as the trusted one, like article pages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from worker.config import Settings, Source
+from worker.discover import LinkDecision, advertised_feeds, discover_links, next_page_url
+from worker.errors import FetchError, ListingError
+from worker.feedsource import parse_feed
+from worker.fetch import DOCUMENT_TYPES, HTML_TYPES, Fetcher
+from worker.kinds import detect_kind
+from worker.models import EntryInfo, Link, NotModified, Page, Validators
+from worker.sitemap import SitemapEntry, newest_first, parse_sitemap
+from worker.urls import amp_to_regular, host_key, normalise_url, param_dropper, resolve, same_site
+
+__all__ = ["MAX_SITEMAPS", "Document", "Listing", "ListingOptions", "list_articles"]
+
+# Sitemap documents read per run (an index and its newest children). News sites keep one child
+# per day or month; the newest few hold every article a run can take (`max_items`).
+MAX_SITEMAPS = 8
+MAX_SITEMAP_DEPTH = 2  # an index of indexes of urlsets, no deeper
+SNIFF_BYTES = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class ListingOptions:
+    """What to list and how; `ListingOptions.for_source` builds it from the config."""
+
+    url: str
+    kind: str = "auto"  # "auto" | "index" | "sitemap" | "feed" | "urls"
+    pages: int = 1
+    urls: tuple[str, ...] = ()
+    selector: str | None = None
+    include: Sequence[re.Pattern[str]] = ()
+    exclude: Sequence[re.Pattern[str]] = ()
+    limit: int = 100
+    validators: Validators | None = None  # for the conditional GET of `url`
+    respect_robots: bool = True
+    allow_private: bool = False  # for URLs the worker is led to; `url` itself is trusted
+    drop_params: Callable[[str], bool] | None = None
+
+    @classmethod
+    def for_source(
+        cls, source: Source, settings: Settings, validators: Validators | None = None
+    ) -> ListingOptions:
+        return cls(
+            url=source.url,
+            kind=source.kind,
+            pages=source.pages,
+            urls=source.urls,
+            selector=source.links,
+            include=source.include,
+            exclude=source.exclude,
+            limit=settings.max_links_per_run,
+            validators=validators,
+            respect_robots=source.respect_robots,
+            allow_private=source.allow_private_networks,
+            drop_params=param_dropper(settings.tracking_params),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One document read for the listing, and why."""
+
+    url: str
+    kind: str  # "index" | "sitemap" | "feed" | "robots.txt"
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    kind: str  # what the links came from: "index" | "sitemap" | "feed" | "urls"
+    links: tuple[Link, ...]  # unique, normalised, at most `limit`; newest first when dated
+    decisions: tuple[LinkDecision, ...]
+    documents: tuple[Document, ...]
+    # The source URL's document, for the pipeline (template learning, validators). Its validators
+    # are blanked when the listing took more than that one document, so a 304 on it never hides a
+    # change elsewhere. A stand-in without text for a URL list; None when `not_modified`.
+    page: Page | None
+    not_modified: bool = False
+    pages_fetched: int = 0
+    bytes_received: int = 0
+
+
+async def list_articles(options: ListingOptions, fetcher: Fetcher) -> Listing:
+    """The article links of a source. Raises `FetchError` when the source's URL cannot be fetched
+    and `ListingError` when it leads to no listing."""
+    return await _Lister(options, fetcher).run()
+
+
+@dataclass(slots=True)
+class _Lister:
+    options: ListingOptions
+    fetcher: Fetcher
+    links: list[Link] = field(default_factory=list)
+    decisions: list[LinkDecision] = field(default_factory=list)
+    documents: list[Document] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    pages_fetched: int = 0
+    bytes_received: int = 0
+
+    async def run(self) -> Listing:
+        options = self.options
+        if options.kind == "urls":
+            self._take_urls()
+            return self._result("urls", _stand_in(options.url))
+        first = await self._fetch(options.url, trusted=True, validators=options.validators)
+        if isinstance(first, NotModified):
+            return Listing(options.kind, (), (), (), None, not_modified=True)
+        detected = detect_kind(first.content_type, first.body[:SNIFF_BYTES] or _head(first))
+        kind = detected if options.kind == "auto" else options.kind
+        if kind is None:
+            raise ListingError(
+                f"{first.final_url}: neither an HTML page, a sitemap nor a feed "
+                f"({first.content_type or 'no content type'})"
+            )
+        kind = await self._list(kind, first, detected)
+        multiple = len(self.documents) > 1
+        page = replace(first, validators=Validators()) if multiple else first
+        return self._result(kind, page)
+
+    async def _list(self, kind: str, first: Page, detected: str | None) -> str:
+        """Read the listing from `first` as `kind`; the kind the links finally came from."""
+        if kind == "sitemap":
+            if detected == "sitemap":
+                await self._sitemaps([first])
+            else:
+                await self._site_sitemaps(first, required=True)
+            return "sitemap"
+        if kind == "feed" or detected == "feed":
+            if detected == "feed":
+                self._feed(first)
+            else:
+                await self._advertised_feed(first, required=True)
+            return "feed"
+        if detected == "sitemap":
+            raise ListingError(f'{first.final_url}: a sitemap, not an index page (kind = "index")')
+        await self._index(first)
+        if self.links or self.options.kind == "index" or self.options.selector:
+            return "index"
+        # No usable listing on the page: its own feed, else the site's sitemaps.
+        if await self._advertised_feed(first, required=False):
+            return "feed"
+        if _is_site_root(first.final_url) and await self._site_sitemaps(first, required=False):
+            return "sitemap"
+        return "index"
+
+    # -- index pages ---------------------------------------------------------------------------
+
+    async def _index(self, first: Page) -> None:
+        options = self.options
+        self.documents.append(Document(first.final_url, "index"))
+        page, number = first, 1
+        visited = {normalise_url(first.final_url)}
+        while True:
+            found = discover_links(
+                page.text,
+                page.final_url,
+                selector=options.selector,
+                include=options.include,
+                exclude=options.exclude,
+                drop_params=options.drop_params,
+            )
+            for link, decision in _kept_pairs(found.links, found.decisions):
+                if link is None:
+                    self.decisions.append(decision)
+                else:
+                    self._take(link, decision.reason, decision.date)
+            if number >= options.pages:
+                return
+            following = next_page_url(page.text, page.final_url, number)
+            if following is None or following in visited:
+                return
+            visited.add(following)
+            fetched = await self._fetch_led(following, "index", f"page {number + 1}", HTML_TYPES)
+            if fetched is None:
+                return
+            page, number = fetched, number + 1
+
+    # -- feeds ---------------------------------------------------------------------------------
+
+    async def _advertised_feed(self, page: Page, *, required: bool) -> bool:
+        feeds = advertised_feeds(page.text, page.final_url) if page.text else ()
+        if not feeds:
+            if required:
+                raise ListingError(f"{page.final_url}: the page advertises no feed")
+            return False
+        note = "advertised by the page" + ("" if required else ", which has no listing")
+        document = await self._fetch_led(feeds[0], "feed", note, DOCUMENT_TYPES)
+        if document is None:
+            return False
+        self._feed(document, note_document=False)
+        return True
+
+    def _feed(self, document: Page, *, note_document: bool = True) -> None:
+        if note_document:
+            self.documents.append(Document(document.final_url, "feed"))
+        result = parse_feed(document.body or document.text.encode(), document.final_url)
+        entries = sorted(result.entries, key=lambda e: _newest(e.info.published or e.info.modified))
+        for entry in entries:
+            self._offer(document.final_url, entry.url, entry.info, "in feed", same_site_only=False)
+
+    # -- sitemaps ------------------------------------------------------------------------------
+
+    async def _site_sitemaps(self, page: Page, *, required: bool) -> bool:
+        """The sitemaps named by the site's robots.txt, else (when `required`) /sitemap.xml."""
+        options = self.options
+        named = await self.fetcher.robots_sitemaps(
+            page.final_url, allow_private=True, trusted_host=host_key(options.url)
+        )
+        note = "named by robots.txt"
+        if named:
+            self.documents.append(Document(_robots_url(page.final_url), "robots.txt"))
+        elif required:
+            named, note = (resolve(page.final_url, "/sitemap.xml") or "",), "the usual place"
+        else:
+            return False
+        fetched = []
+        for url in named[:MAX_SITEMAPS]:
+            document = await self._fetch_led(url, "sitemap", note, DOCUMENT_TYPES)
+            if document is not None:
+                fetched.append(document)
+        if not fetched and required:
+            raise ListingError(f"{page.final_url}: no sitemap could be read")
+        await self._sitemaps(fetched, noted=True)
+        return bool(fetched)
+
+    async def _sitemaps(self, roots: list[Page], *, noted: bool = False) -> None:
+        """Read sitemap documents, following index children newest first, within the bounds."""
+        entries: list[tuple[str, SitemapEntry]] = []
+        queue: list[tuple[Page, int]] = [(page, 0) for page in roots]
+        if not noted:
+            self.documents.extend(Document(p.final_url, "sitemap") for p in roots)
+        read = len(roots)
+        while queue:
+            document, depth = queue.pop(0)
+            result = parse_sitemap(document.body or document.text.encode())
+            entries += [(document.final_url, e) for e in result.entries]
+            for child in newest_first(result.children):
+                url = resolve(document.final_url, child.url)
+                if url is None:
+                    continue
+                if read >= MAX_SITEMAPS or depth + 1 > MAX_SITEMAP_DEPTH:
+                    reason = f"sitemap not read (over the limit of {MAX_SITEMAPS} sitemaps)"
+                    self.decisions.append(LinkDecision(url, "", False, reason, child.lastmod))
+                    continue
+                fetched = await self._fetch_led(url, "sitemap", "child", DOCUMENT_TYPES)
+                read += 1
+                if fetched is not None:
+                    queue.append((fetched, depth + 1))
+        for base, entry in sorted(entries, key=lambda pair: _newest(pair[1].date)):
+            info = EntryInfo(title=entry.title, published=entry.published, modified=entry.lastmod)
+            self._offer(base, entry.url, info, "in sitemap", same_site_only=True)
+
+    # -- URL lists -----------------------------------------------------------------------------
+
+    def _take_urls(self) -> None:
+        for url in self.options.urls:
+            self._offer(self.options.url, url, None, "in URL list", same_site_only=False)
+
+    # -- one candidate -------------------------------------------------------------------------
+
+    def _offer(
+        self, base: str, raw: str, info: EntryInfo | None, reason: str, *, same_site_only: bool
+    ) -> None:
+        """Screen a sitemap, feed or URL-list entry and take it, or note why not."""
+        options = self.options
+        title = info.title if info else ""
+        date = (info.published or info.modified) if info else None
+        absolute = resolve(base, raw)
+        if absolute is None:
+            self.decisions.append(LinkDecision(raw, title, False, "not a web link", date))
+            return
+        url = normalise_url(absolute, drop_params=options.drop_params)
+        refusal = _screen(url, options, same_site_only)
+        if refusal:
+            self.decisions.append(LinkDecision(url, title, False, refusal, date))
+            return
+        self._take(Link(url, title, info), reason, date)
+
+    def _take(self, link: Link, reason: str, date: datetime | None = None) -> None:
+        url = amp_to_regular(link.url)
+        if url != link.url:
+            link, reason = replace(link, url=url), f"{reason} (AMP page -> regular page)"
+        kept = url not in self.seen and len(self.links) < self.options.limit
+        if url in self.seen:
+            reason = "duplicate"
+        elif not kept:
+            reason = f"over the limit of {self.options.limit} links"
+        else:
+            self.seen.add(url)
+            self.links.append(link)
+        self.decisions.append(LinkDecision(url, link.title, kept, reason, date))
+
+    # -- fetching ------------------------------------------------------------------------------
+
+    async def _fetch(
+        self,
+        url: str,
+        *,
+        trusted: bool = False,
+        validators: Validators | None = None,
+        accept: frozenset[str] = DOCUMENT_TYPES,
+    ) -> Page | NotModified:
+        options = self.options
+        result = await self.fetcher.fetch_page(
+            url,
+            validators=validators,
+            allow_private=trusted or options.allow_private,
+            trusted_host=host_key(options.url),
+            respect_robots=options.respect_robots,
+            accept=accept,
+        )
+        if isinstance(result, Page):
+            self.pages_fetched += 1
+            self.bytes_received += result.size
+        return result
+
+    async def _fetch_led(
+        self, url: str, kind: str, note: str, accept: frozenset[str]
+    ) -> Page | None:
+        """A document the listing leads to; a failure is noted as a decision, not raised."""
+        try:
+            result = await self._fetch(url, accept=accept)
+        except FetchError as exc:
+            self.decisions.append(LinkDecision(url, "", False, f"{kind} not read: {exc.reason}"))
+            return None
+        if isinstance(result, NotModified):  # no validators were sent
+            self.decisions.append(LinkDecision(url, "", False, f"{kind} answered 304"))
+            return None
+        self.documents.append(Document(result.final_url, kind, note))
+        return result
+
+    def _result(self, kind: str, page: Page) -> Listing:
+        return Listing(
+            kind=kind,
+            links=tuple(self.links),
+            decisions=tuple(self.decisions),
+            documents=tuple(self.documents),
+            page=page,
+            pages_fetched=self.pages_fetched,
+            bytes_received=self.bytes_received,
+        )
+
+
+# -- pure helpers ------------------------------------------------------------------------------
+
+
+def _kept_pairs(
+    links: Sequence[Link], decisions: Sequence[LinkDecision]
+) -> Iterable[tuple[Link | None, LinkDecision]]:
+    """An index page's decisions, each with its `Link` when kept (same order, same URLs)."""
+    by_url = {link.url: link for link in links}
+    for decision in decisions:
+        link = by_url.pop(decision.url, None) if decision.kept else None
+        yield link, decision
+
+
+def _screen(url: str, options: ListingOptions, same_site_only: bool) -> str:
+    if same_site_only and not same_site(url, options.url):
+        return "other site"
+    for pattern in options.exclude:
+        if pattern.search(url):
+            return f"excluded by pattern {pattern.pattern!r}"
+    if options.include and not any(pattern.search(url) for pattern in options.include):
+        return "not included by pattern"
+    return ""
+
+
+def _newest(date: datetime | None) -> float:
+    """Sort key: dated entries newest first, undated ones after them in their order."""
+    return -date.timestamp() if date else float("inf")
+
+
+def _head(page: Page) -> bytes:
+    return page.text[:SNIFF_BYTES].encode("utf-8", errors="replace")
+
+
+def _is_site_root(url: str) -> bool:
+    return urlsplit(url).path in ("", "/")
+
+
+def _robots_url(url: str) -> str:
+    return resolve(url, "/robots.txt") or url
+
+
+def _stand_in(url: str) -> Page:
+    """The pipeline's index page for a URL list: nothing fetched, nothing to learn or revalidate."""
+    return Page(
+        url=url, final_url=url, status=200, content_type="text/uri-list", text="", encoding=""
+    )
