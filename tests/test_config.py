@@ -565,3 +565,87 @@ def test_shipped_folder_copy_loads_elsewhere(tmp_path: Path) -> None:
     shutil.copytree(SHIPPED, tmp_path / "config")
     config = load_config(tmp_path / "config", env={})
     assert config.settings.feeds_dir == tmp_path / "feeds"
+
+
+# -- source kinds, pages, URL lists, extra tracking parameters (issue 5) -------------------------
+
+URL = 'id = "s"\nurl = "https://e.com/"\n'
+
+
+def test_kind_pages_and_urls_parse(tmp_path: Path) -> None:
+    sources = (
+        f'[[source]]\n{URL}kind = "index"\npages = 3\n'
+        '[[source]]\nid = "list"\nurl = "https://e.com/"\nurls = ["https://e.com/a", "https://e.com/b"]\n'
+        '[[source]]\nid = "map"\nurl = "https://e.com/"\nkind = "sitemap"\n'
+    )
+    config = load_config(make_config(tmp_path, sources), env={})
+    assert (config.source("s").kind, config.source("s").pages) == ("index", 3)
+    assert config.source("list").kind == "urls"  # implied by urls
+    assert config.source("list").urls == ("https://e.com/a", "https://e.com/b")
+    assert config.source("map").kind == "sitemap" and config.source("map").pages == 1
+    assert load_config(make_config(tmp_path / "d"), env={}).source("blog").kind == "auto"
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ('kind = "rss"\n', "kind", 'expected one of "auto", "index"'),
+        ('kind = "urls"\n', None, 'kind = "urls" needs urls'),
+        ('kind = "feed"\nurls = ["https://e.com/a"]\n', None, 'urls is for kind = "urls"'),
+        ('kind = "feed"\npages = 2\n', None, "pages follows index pages"),
+        ('kind = "sitemap"\nlinks = "a"\n', None, "links selects links on an index page"),
+        ("pages = 0\n", "pages", "must be 1 or more"),
+        ("pages = 21\n", "pages", "must be 20 or less"),
+        ('urls = ["ftp://e.com/a"]\n', "urls", "urls[0]: only http and https"),
+        ('urls = "https://e.com/a"\n', "urls", "expected an array of URLs"),
+    ],
+)
+def test_kind_problems(tmp_path: Path, body: str, field: str | None, message: str) -> None:
+    problem = source_problem(tmp_path, URL + body)
+    assert problem.source == "s" and message in problem.message, str(problem)
+    if field:
+        assert problem.field == field
+
+
+@pytest.mark.parametrize(("key", "intended"), [("type", "kind"), ("max_pages", "pages")])
+def test_kind_key_synonyms(tmp_path: Path, key: str, intended: str) -> None:
+    problem = source_problem(tmp_path, URL + f"{key} = 1\n")
+    assert f"did you mean {intended!r}" in problem.message
+
+
+def test_tracking_params_setting(tmp_path: Path) -> None:
+    worker = '[worker]\ntracking_params = ["ref", "src_*"]\n'
+    config = load_config(make_config(tmp_path, worker=worker), env={})
+    assert config.settings.tracking_params == ("ref", "src_*")
+    bad = make_config(tmp_path / "bad", worker='[worker]\ntracking_params = ["a=b"]\n')
+    assert "query parameter name" in one_problem(bad).message
+
+
+# -- dedupe, update checks and retention (issue 8) --------------------------------------------
+
+
+def test_recheck_keep_days_and_near_duplicate_settings(tmp_path: Path) -> None:
+    sources = (
+        '[[source]]\nid = "blog"\nurl = "https://example.org/"\nrecheck = "1d"\nkeep_days = 30\n'
+    )
+    worker = "[worker]\nnear_duplicate_distance = 6\ndedupe_across_sources = true\n"
+    config = load_config(make_config(tmp_path, sources, worker), env={})
+    source = config.source("blog")
+    assert source.recheck == timedelta(days=1) and source.keep_days == 30
+    assert config.settings.near_duplicate_distance == 6 and config.settings.dedupe_across_sources
+
+
+def test_dedupe_defaults(tmp_path: Path) -> None:
+    config = load_config(make_config(tmp_path), env={})
+    assert config.source("blog").recheck is None and config.source("blog").keep_days == 90
+    assert config.settings.near_duplicate_distance == 10
+    assert not config.settings.dedupe_across_sources
+
+
+def test_bad_dedupe_values(tmp_path: Path) -> None:
+    sources = (
+        '[[source]]\nid = "blog"\nurl = "https://example.org/"\nrecheck = "0s"\nkeep_days = 0\n'
+    )
+    worker = "[worker]\nnear_duplicate_distance = 12\n"
+    found = problems(make_config(tmp_path, sources, worker))
+    assert {p.field for p in found} == {"recheck", "keep_days", "near_duplicate_distance"}

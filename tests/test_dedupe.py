@@ -5,7 +5,7 @@ import re
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from worker.dedupe import HASH_VERSION, content_hash, normalise_text
+from worker.dedupe import HASH_VERSION, content_hash, normalise_text, text_signature
 
 # Words: letters and digits only, so a word never holds whitespace and never is, alone, a
 # volatile phrase (those need a number followed by a space and a keyword).
@@ -71,3 +71,52 @@ def test_numbers_in_prose_are_kept() -> None:
 
 def test_characters_a_feed_would_drop_do_not_count() -> None:
     assert content_hash("a\x00b\ud800c") == content_hash("abc")
+
+
+# -- v2: edit stamps and counters, and the signature feeding near-duplicate checks ---------------
+
+VOLATILE = (
+    "Updated 10:42 am",
+    "Last updated: 3 May 2024, 10:42 BST",
+    "modified on 2024-05-03",
+    "1,204 views",
+    "Views: 1,204",
+    "12 comments",
+    "5 minutes ago",
+    "4 min read",
+)
+
+
+@given(
+    st.lists(lowercase_words, min_size=2, max_size=12),
+    st.sampled_from(VOLATILE),
+    st.data(),
+)
+def test_a_volatile_phrase_between_words_does_not_change_the_hash(
+    tokens: list[str], phrase: str, data
+) -> None:
+    at = data.draw(st.integers(0, len(tokens)))
+    noisy = " ".join([*tokens[:at], phrase, *tokens[at:]])
+    assert content_hash(noisy) == content_hash(" ".join(tokens))
+
+
+@given(st.lists(words, min_size=1, max_size=10), st.data())
+def test_signature_agrees_with_content_hash_and_ignores_spacing(tokens: list[str], data) -> None:
+    gaps = [data.draw(whitespace) for _ in range(len(tokens) + 1)]
+    spaced = gaps[0] + "".join(token + gap for token, gap in zip(tokens, gaps[1:], strict=True))
+    signature = text_signature(spaced)
+    assert signature.content_hash == content_hash(" ".join(tokens))
+    assert signature.simhash == text_signature(" ".join(tokens)).simhash
+
+
+@given(st.text())
+def test_normal_form_is_single_spaced_and_stable(text: str) -> None:
+    normal = normalise_text(text)
+    assert normal == " ".join(normal.split())
+    assert normalise_text(normal.upper()) == normalise_text(normal)
+
+
+def test_prose_about_updates_is_kept() -> None:
+    assert normalise_text("They updated 3 systems.") == "they updated 3 systems."
+    assert normalise_text("Updated guidance was published") == "updated guidance was published"
+    assert content_hash("Budget updated 10:42 passes") == content_hash("Budget passes")

@@ -63,6 +63,9 @@ class BlogServer:
             return httpx.Response(404, text="not found")
         return _html(self.blog.post_html(post))
 
+    def total_hits(self) -> int:
+        return sum(self.hits.values())
+
     def article_hits(self) -> int:
         return sum(n for path, n in self.hits.items() if path not in ("/", "/robots.txt"))
 
@@ -221,3 +224,38 @@ def test_cli_check(tmp_path: Path, capsys) -> None:
     assert main(["check", "--config", str(bad)]) == 1
     err = capsys.readouterr().err
     assert "sources.toml" in err and "url" in err and "evry" in err
+
+
+def test_failing_source_backs_off_then_recovers(tmp_path: Path, site: BlogServer) -> None:
+    config = write_config(tmp_path, blog_source(site.blog), worker="retries = 0\n")
+    now = [T0]
+    slot_hits: list[int] = []
+
+    async def scheduled_runs(count: int, step: timedelta) -> list:
+        results = []
+        async with Worker(load_config(config), clock=lambda: now[0]) as worker:
+            for _ in range(count):
+                before = site.total_hits()
+                results.append(await worker.run_source_id("allotment"))
+                slot_hits.append(site.total_hits() - before)
+                now[0] += step
+        return results
+
+    with respx.mock(assert_all_called=False) as mock:
+        mock.route(host="blog.example.test").mock(side_effect=site)
+        site.down = True
+        # Hourly source: failures 1 and 2 run on schedule; after the second, the next attempt
+        # waits two hours, so the slot one hour later is skipped without a request.
+        runs = asyncio.run(scheduled_runs(3, timedelta(hours=1)))
+        assert [r is None for r in runs] == [False, False, True]
+        assert all("503" in (r.error or "") for r in runs[:2])
+        assert slot_hits[0] > 0 and slot_hits[2] == 0, slot_hits
+        site.down = False
+        (recovered,) = asyncio.run(scheduled_runs(1, timedelta(0)))
+    assert recovered is not None and recovered.ok and recovered.items_new == 3
+    store = Store.open(load_config(config).settings.state_url)
+    try:
+        state = store.source_state("allotment")
+        assert state is not None and state.consecutive_failures == 0 and state.last_error is None
+    finally:
+        store.close()

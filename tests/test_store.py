@@ -369,3 +369,32 @@ def test_errors_after_close_are_store_errors(store: Store) -> None:
     store.close()
     with pytest.raises(StoreError):
         store.count_items("blog")
+
+
+def test_migration_2_keeps_items_of_a_version_1_file_as_identities(db_path: Path) -> None:
+    from worker.store import _MIGRATIONS
+
+    db_path.parent.mkdir(parents=True)
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for statement in _MIGRATIONS[1]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version VALUES (1)")
+    old = Store.open(f"sqlite:///{db_path}")
+    try:
+        old.add_item(make_item(1))
+    finally:
+        old.close()
+    with sqlite3.connect(db_path) as conn:  # as a version-1 worker would have left it
+        conn.execute("DELETE FROM identities")
+        conn.execute("DELETE FROM schema_version")
+        conn.execute("INSERT INTO schema_version VALUES (1)")
+        for table in ("identities",):
+            conn.execute(f"DROP TABLE {table}")
+    reopened = Store.open(f"sqlite:///{db_path}")
+    try:
+        identity = reopened.identity("blog", make_item(1).guid)
+        assert identity is not None and identity.simhash is None and not identity.pruned
+        assert reopened.guid_for_hash("blog", make_item(1).content_hash) == make_item(1).guid
+    finally:
+        reopened.close()

@@ -71,6 +71,10 @@ ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 RESERVED_IDS = frozenset({"all"})  # "all" names the combined feed
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MAX_ITEMS_LIMIT = 1000
+MAX_NEAR_DUPLICATE_DISTANCE = 11  # what the store's SimHash index answers exactly
+DEFAULT_KEEP_DAYS = 90
+SOURCE_KINDS = ("auto", "index", "sitemap", "feed", "urls")  # `kind`; auto: detected on fetch
+MAX_PAGES = 20  # `pages`: index pages followed per run
 
 ID_RULE = "1-64 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
 DURATION_FORMAT = 'a duration like "45s", "15m", "2h", "1h30m" or "1d", or a number of seconds'
@@ -179,6 +183,29 @@ def _check_http_url(value: str) -> str:
     return value
 
 
+def _check_urls(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"expected an array of URLs, got {_toml_type(value)}")
+    urls = []
+    for n, item in enumerate(value):
+        if not isinstance(item, str):
+            raise ValueError(f"urls[{n}]: expected a URL string, got {_toml_type(item)}")
+        try:
+            urls.append(_check_http_url(item))
+        except ValueError as exc:
+            raise ValueError(f"urls[{n}]: {exc}") from None
+    return tuple(urls)
+
+
+def _check_param_names(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ValueError('expected an array of parameter names like ["ref", "source_*"]')
+    names = tuple(v.strip() for v in value)
+    if any(not name or name == "*" or "=" in name or "&" in name for name in names):
+        raise ValueError('each name is a query parameter name ("ref"), or a prefix ("ref_*")')
+    return names
+
+
 def _check_id(value: str) -> str:
     if value in RESERVED_IDS:
         raise ValueError(f"{value!r} is reserved; pick another id")
@@ -222,6 +249,8 @@ Jitter = Annotated[timedelta, PlainValidator(_check_jitter)]
 Selector = Annotated[str, PlainValidator(_check_selector)]
 Selectors = Annotated[tuple[str, ...], PlainValidator(_check_selectors)]
 Patterns = Annotated[tuple[re.Pattern[str], ...], PlainValidator(_check_patterns)]
+Urls = Annotated[tuple[str, ...], PlainValidator(_check_urls)]
+ParamNames = Annotated[tuple[str, ...], PlainValidator(_check_param_names)]
 
 
 class Settings(BaseModel):
@@ -245,6 +274,9 @@ class Settings(BaseModel):
     per_host_delay: SecondsOrZero = 1.0  # between request starts to one host
     source_concurrency: int = Field(default=4, ge=1)  # sources running at once
     max_links_per_run: int = Field(default=100, ge=1)
+    # Query parameters dropped from every URL on top of the built-in tracking list
+    # (worker.urls.TRACKING_PARAMS); "name_*" drops a prefix.
+    tracking_params: ParamNames = ()
     misfire_grace_time: Seconds = 300
     log_level: str = "INFO"
     public_url: str | None = None  # stored without a trailing slash
@@ -252,6 +284,11 @@ class Settings(BaseModel):
     serve_host: str = "127.0.0.1"  # for `serve` and `run --serve`; Docker sets 0.0.0.0
     serve_port: int = Field(default=8080, ge=0, le=65535)
     shutdown_grace: Seconds = 30  # on SIGTERM, runs in progress may finish for this long
+    # Bodies whose SimHashes differ in at most this many of 64 bits are near-duplicates: 10 keeps
+    # 96% of syndicated copies (new headline, other footer, 3 edited sentences) of 300+ word
+    # articles and is 6 bits below the closest pair of different articles (bench/neardup.py).
+    near_duplicate_distance: int = Field(default=10, ge=0, le=MAX_NEAR_DUPLICATE_DISTANCE)
+    dedupe_across_sources: bool = False  # near-duplicates of another source's items too
 
     @field_validator("state_url")
     @classmethod
@@ -304,7 +341,10 @@ class Source(BaseModel):
     model_config = _MODEL_CONFIG
 
     id: str
-    url: str
+    url: str  # the site's page: what is fetched (unless kind = "urls") and the feed's link
+    kind: str = "auto"  # see SOURCE_KINDS; "urls" when `urls` is given
+    pages: int = Field(default=1, ge=1, le=MAX_PAGES)  # index pages followed ("next page")
+    urls: Urls = ()  # kind = "urls": the pages to watch
     title: str = ""  # filled in with the id when empty
     description: str = ""
     language: str | None = None
@@ -319,6 +359,10 @@ class Source(BaseModel):
     remove: Selectors = ()  # CSS selectors removed from the article before extraction
     respect_robots: bool = True
     allow_private_networks: bool = False
+    # Refetch known articles still in the feed (conditional GET) at most this often, so edits
+    # reach the feed; None: an article is fetched once.
+    recheck: Interval | None = None
+    keep_days: int = Field(default=DEFAULT_KEEP_DAYS, ge=1)  # items beyond max_items kept this long
     enabled: bool = True
 
     @model_validator(mode="before")
@@ -331,7 +375,30 @@ class Source(BaseModel):
             data["title"] = data["id"]
         if data.get("every") is None and data.get("cron") is None:
             data["every"] = DEFAULT_EVERY
+        if data.get("urls") and "kind" not in data:
+            data["kind"] = "urls"
         return data
+
+    @field_validator("kind")
+    @classmethod
+    def _check_kind(cls, value: str) -> str:
+        if value not in SOURCE_KINDS:
+            choices = ", ".join(f'"{k}"' for k in SOURCE_KINDS)
+            raise ValueError(f"expected one of {choices}, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_kind_keys(self) -> Source:
+        """Keys that only mean something for some kinds; a mismatch is the operator's slip."""
+        if self.kind == "urls" and not self.urls:
+            raise ValueError('kind = "urls" needs urls = ["https://...", ...]')
+        if self.urls and self.kind != "urls":
+            raise ValueError(f'urls is for kind = "urls", not kind = "{self.kind}"')
+        if self.pages > 1 and self.kind not in ("auto", "index"):
+            raise ValueError(f'pages follows index pages; kind = "{self.kind}" has none')
+        if self.links is not None and self.kind not in ("auto", "index"):
+            raise ValueError(f'links selects links on an index page, not in a "{self.kind}"')
+        return self
 
     @field_validator("id")
     @classmethod
@@ -677,6 +744,11 @@ _KEY_HINTS = {
     "content_selector": "body",
     "strip": "remove",
     "limit": "max_items",
+    "type": "kind",
+    "max_pages": "pages",
+    "pagination": "pages",
+    "url_list": "urls",
+    "tracking": "tracking_params",
     "robots": "respect_robots",
     "disabled": "enabled",
     "timeout": "read_timeout",

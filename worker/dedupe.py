@@ -1,19 +1,46 @@
 """Tell changed text from unchanged text: a versioned hash over normalised text. Pure, no I/O.
 
-Identity is the canonical URL (the item's GUID); this module only answers "is this the same text?".
-The hash carries its version (`v1:`), so a later change of `normalise_text` can be introduced as
-`v2:` without every stored item suddenly looking edited and being republished.
+Identity is the canonical URL (the item's GUID); this module only answers "is this the same text?"
+(`content_hash`), "is it nearly the same text?" (the SimHash in `text_signature`, compared by
+`worker.simhash`) and "did a known article change materially?" (`compare_texts`).
+The hash carries its version (`v2:`), so a change of `normalise_text` is introduced as a new
+version: a stored hash of another version is re-baselined, never taken for an edit.
+
+v1 -> v2: "updated 10:42", "last updated: 3 may 2024 10:42 bst" and "views: 1,204" count as
+volatile too (a page's edit stamp and counters change between fetches of an unchanged article).
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import re
 import unicodedata
+from dataclasses import dataclass
 
+from worker.simhash import simhash
 from worker.xmlchars import xml_safe
 
-HASH_VERSION = "v1"
+HASH_VERSION = "v2"
+
+_MONTH = (
+    r"(?:january|february|march|april|may|june|july|august|september|october|november|december"
+    r"|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec)\.?"
+)
+# Edit stamps are a run of date and time tokens, at least one of which ("strong") cannot be
+# prose: a clock time, a month, a year, a numeric date. Every token must end a word.
+_STRONG = (
+    r"(?:\d{4}-\d{2}-\d{2}|\d{1,2}:\d{2}(?::\d{2})?|" + _MONTH + r"|\d{4}"
+    r"|\d{1,2}[./-]\d{1,2}[./-]\d{2,4})"
+)
+_WEAK = r"(?:\d{1,2}(?:st|nd|rd|th)?|at|on)"
+_ZONE = r"(?:utc|gmt|bst|cet|cest|est|edt|cst|cdt|pst|pdt|[ap]\.?m\.?)"
+_SEP = r",? "
+_END = r"(?!\w)"
+_STAMP = (
+    rf"(?:{_WEAK}{_END}{_SEP})*{_STRONG}{_END}"
+    rf"(?:{_SEP}(?:{_STRONG}|{_WEAK}|{_ZONE}){_END})*"
+)
 
 # Volatile phrases that change between two fetches of an unchanged article. Matched after
 # case folding and whitespace collapsing, so they are lower case with single spaces. Cheap,
@@ -27,6 +54,11 @@ _VOLATILE = re.compile(
             r"\b\d+ min(?:ute)?s? read\b",
             # engagement counters: "12 comments", "1.2k views", "3,401 shares"
             r"\b\d[\d.,]*k? (?:comment|view|share|like|read|reaction)s?\b",
+            # counters the other way round: "views: 1,204", "comments (12)"
+            r"\b(?:comment|view|share|like|reaction)s?:? \(?\d[\d.,]*k?\)?",
+            # edit stamps: "updated 10:42 am", "last updated: 3 may 2024, 10:42 bst"; prose such
+            # as "updated guidance" or "updated 3 systems" holds no date or time and stays
+            rf"\b(?:last )?(?:updated|modified|edited)(?: on| at)?:? {_STAMP}",
         )
     )
 )
@@ -48,8 +80,42 @@ def normalise_text(text: str) -> str:
 
 
 def content_hash(text: str) -> str:
-    """The versioned hash of `text`'s normalised form, e.g. ``"v1:9f86d0…"``."""
-    digest = hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()
+    """The versioned hash of `text`'s normalised form, e.g. ``"v2:9f86d0…"``."""
+    return _hash_normalised(normalise_text(text))
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """What is compared of an article's text: its exact hash and its SimHash."""
+
+    content_hash: str
+    simhash: int
+
+
+def text_signature(text: str) -> Signature:
+    """Both hashes of `text`, normalising it once."""
+    normalised = normalise_text(text)
+    return Signature(_hash_normalised(normalised), simhash(normalised))
+
+
+class Change(enum.Enum):
+    """How a known article's new text relates to the stored one."""
+
+    UNCHANGED = "unchanged"  # same normalised text: a counter, a stamp, whitespace at most
+    EDITED = "edited"  # materially changed: update the item, same GUID
+    REHASHED = "rehashed"  # stored under another hash version: cannot tell, keep, store new hash
+
+
+def compare_texts(stored_hash: str, new_hash: str) -> Change:
+    if stored_hash == new_hash:
+        return Change.UNCHANGED
+    if stored_hash.partition(":")[0] != new_hash.partition(":")[0]:
+        return Change.REHASHED
+    return Change.EDITED
+
+
+def _hash_normalised(normalised: str) -> str:
+    digest = hashlib.sha256(normalised.encode("utf-8")).hexdigest()
     return f"{HASH_VERSION}:{digest}"
 
 

@@ -29,6 +29,9 @@ class Page:
     encoding: str
     validators: Validators = field(default_factory=Validators)
     size: int = 0  # bytes received on the wire (before decompression)
+    # The raw bytes of a document that is not HTML (a sitemap or feed, fetched with
+    # `accept=DOCUMENT_TYPES`; its parser decodes it); `text` is then empty.
+    body: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +42,24 @@ class NotModified:
 
 
 @dataclass(frozen=True, slots=True)
+class EntryInfo:
+    """What a feed entry or a sitemap entry says about an article; used where the page is silent."""
+
+    title: str = ""
+    published: datetime | None = None
+    modified: datetime | None = None
+    authors: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    summary: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Link:
-    """An article link found on an index page."""
+    """An article link found on an index page, in a sitemap or in a feed."""
 
     url: str  # absolute and normalised
     title: str = ""
+    entry: EntryInfo | None = None  # from a feed or sitemap; None for index-page links
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +102,7 @@ class Item:
     summary: str = ""
     image: str | None = None
     categories: tuple[str, ...] = ()  # the article's own tags or sections, as the site names them
+    simhash: int | None = None  # 64-bit SimHash of the normalised body, for near-duplicates
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +126,8 @@ class RunReport:
     bytes_received: int = 0
     items_new: int = 0
     items_unchanged: int = 0
+    items_updated: int = 0  # known articles whose text changed materially (same GUID)
+    items_pruned: int = 0  # items past retention, kept as tombstones
     skipped: list[Skip] = field(default_factory=list)
     feeds_written: int = 0
     error: str | None = None  # set when the source as a whole failed

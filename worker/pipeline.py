@@ -1,7 +1,8 @@
 """Run one source: the one place where the stages meet.
 
-1. fetch the index page (conditional GET; a 304 skips straight to publishing);
-2. discover the article links on it;
+1. read the source's listing: its index page(s), sitemap or feed (`worker.listing`; a conditional
+   GET of the source's URL, a 304 skips straight to publishing);
+2. take the links not seen before;
 3. fetch the articles not seen before, at most `max_items` new ones per run;
 4. extract each article, with the source's learnt template (recurring blocks) removed;
 5. dedupe by canonical URL and by content hash, store new items;
@@ -18,21 +19,22 @@ import asyncio
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
 
 from worker.config import Settings, Source
-from worker.dedupe import content_hash
-from worker.discover import discover_links
+from worker.dedupe import Change, Signature, compare_texts, text_signature
 from worker.errors import ExtractError, FeedworkerError, FetchError
 from worker.extract import ExtractOptions, extract, page_fingerprints
+from worker.feedsource import fill_article
 from worker.fetch import Fetcher
+from worker.listing import Listing, ListingOptions, list_articles
 from worker.logs import fields, log
 from worker.models import Article, Item, Link, NotModified, Page, RunReport, Skip
 from worker.publish import FeedMeta, publish_feeds
-from worker.store import Store
+from worker.store import Identity, Store
 from worker.urls import host_key, normalise_url
 
 # A block seen on this many distinct pages of a source is its template, not article text. Three,
@@ -54,6 +56,8 @@ class RunContext:
     fetcher: Fetcher
     store: Store
     clock: Callable[[], datetime] = utc_now
+    # When the scheduler will run a source next, recorded with each run for `feedworker status`.
+    next_run: Callable[[str], datetime | None] = lambda _source_id: None
 
 
 @dataclass(slots=True)
@@ -61,6 +65,7 @@ class _Fetched:
     link: Link
     page: Page
     position: int  # place on the listing (0 = first), to keep listing order among undated items
+    recheck: bool = False  # a known article fetched again to see whether it was edited
 
 
 @dataclass(slots=True)
@@ -71,6 +76,7 @@ class _Run:
     ctx: RunContext
     report: RunReport
     fetched: list[_Fetched] = field(default_factory=list)
+    listing: Listing | None = None  # what _fetch_index read; _discover takes its links
 
 
 async def run_source(source: Source, ctx: RunContext) -> RunReport:
@@ -86,8 +92,8 @@ async def run_source(source: Source, ctx: RunContext) -> RunReport:
         log.exception("run crashed", extra=fields(source=source.id))
         run.report.error = f"internal error: {type(exc).__name__}: {exc}"
     run.report.finished = ctx.clock()
-    ctx.store.record_run(run.report)
-    _log_summary(run.report, time.perf_counter() - clock_start)
+    ctx.store.record_run(run.report, ctx.next_run(source.id))
+    _log_summary(run.report, source.url, time.perf_counter() - clock_start)
     return run.report
 
 
@@ -97,7 +103,7 @@ async def _run(run: _Run) -> None:
     if index is not None:
         links = _discover(run, index)
         await _fetch_articles(run, links)
-        _store_articles(run, index)
+        await _store_articles(run, index)
     items = ctx.store.feed_items(source.id, source.max_items)
     report.feeds_written = publish_feeds(
         ctx.settings.feeds_dir, feed_meta(source, ctx.settings), items, report.started
@@ -105,39 +111,30 @@ async def _run(run: _Run) -> None:
 
 
 async def _fetch_index(run: _Run) -> Page | None:
-    """The index page, or None when it has not changed since the last run."""
+    """Read the source's listing (index pages, sitemaps or feed; `worker.listing`) and return the
+    source URL's page, or None when it has not changed since the last run."""
     source, store = run.source, run.ctx.store
+    options = ListingOptions.for_source(source, run.ctx.settings, store.get_validators(source.url))
     try:
-        result = await run.ctx.fetcher.fetch_page(
-            source.url,
-            validators=store.get_validators(source.url),
-            trusted_host=host_key(source.url),
-            allow_private=True,
-            respect_robots=source.respect_robots,
-        )
+        listing = await list_articles(options, run.ctx.fetcher)
     except FetchError as exc:
         raise FetchError(exc.url, f"index page: {exc.reason}") from exc
-    if isinstance(result, NotModified):
+    run.report.pages_fetched += listing.pages_fetched
+    run.report.bytes_received += listing.bytes_received
+    if listing.not_modified:
         run.report.index_not_modified = True
         return None
-    run.report.pages_fetched += 1
-    run.report.bytes_received += result.size
-    return result
+    run.listing = listing
+    return listing.page
 
 
 def _discover(run: _Run, index: Page) -> list[Link]:
+    """The listing's links not seen before, at most `max_items` (`index` was read with them)."""
     source, store, report = run.source, run.ctx.store, run.report
-    found = discover_links(
-        index.text,
-        index.final_url,
-        selector=source.links,
-        include=source.include,
-        exclude=source.exclude,
-        limit=run.ctx.settings.max_links_per_run,
-    )
-    report.links_found = len(found.links)
+    links = run.listing.links if run.listing is not None else ()
+    report.links_found = len(links)
     new: list[Link] = []
-    for link in found.links:
+    for link in links:
         if store.known_url(source.id, link.url) is not None:
             report.items_unchanged += 1
         elif len(new) < source.max_items:
@@ -146,12 +143,16 @@ def _discover(run: _Run, index: Page) -> list[Link]:
 
 
 async def _fetch_articles(run: _Run, links: Sequence[Link]) -> None:
-    """Fetch the new article pages concurrently (the fetcher enforces the limits per host)."""
+    """Fetch the new article pages concurrently, and the known ones due an update check with a
+    conditional GET (the fetcher enforces the limits per host)."""
+    rechecks = [Link(url) for url in _due_rechecks(run, {link.url for link in links})]
 
-    async def fetch_one(position: int, link: Link) -> None:
+    async def fetch_one(position: int, link: Link, recheck: bool) -> None:
+        validators = run.ctx.store.get_validators(link.url) if recheck else None
         try:
             result = await run.ctx.fetcher.fetch_page(
                 link.url,
+                validators=validators,
                 allow_private=run.source.allow_private_networks,
                 trusted_host=host_key(run.source.url),
                 respect_robots=run.source.respect_robots,
@@ -159,24 +160,41 @@ async def _fetch_articles(run: _Run, links: Sequence[Link]) -> None:
         except FetchError as exc:
             _skip(run, link.url, exc.reason)
             return
-        if isinstance(result, NotModified):  # we sent no validators; a server's odd answer
-            _skip(run, link.url, "answered 304 without a conditional request")
+        if isinstance(result, NotModified):
+            if recheck:  # unchanged since the last check: nothing to parse
+                run.ctx.store.mark_checked(run.source.id, link.url, run.report.started)
+            else:  # we sent no validators; a server's odd answer
+                _skip(run, link.url, "answered 304 without a conditional request")
             return
         run.report.pages_fetched += 1
         run.report.bytes_received += result.size
-        run.fetched.append(_Fetched(link, result, position))
+        run.fetched.append(_Fetched(link, result, position, recheck))
 
-    await asyncio.gather(*(fetch_one(i, link) for i, link in enumerate(links)))
+    await asyncio.gather(
+        *(fetch_one(i, link, False) for i, link in enumerate(links)),
+        *(fetch_one(len(links) + i, link, True) for i, link in enumerate(rechecks)),
+    )
     run.fetched.sort(key=lambda f: f.position)
 
 
-def _store_articles(run: _Run, index: Page) -> None:
-    """Extract, dedupe and store the fetched articles, learning the site's template on the way."""
+def _due_rechecks(run: _Run, new_urls: set[str]) -> list[str]:
+    """URLs of the source's items in the feed not checked for edits within `recheck`."""
+    source = run.source
+    if source.recheck is None:
+        return []
+    checked_before = run.report.started - source.recheck
+    due = run.ctx.store.recheck_due(source.id, checked_before, source.max_items)
+    return [url for url in due if url not in new_urls]
+
+
+async def _store_articles(run: _Run, index: Page) -> None:
+    """Extract, dedupe and store the fetched articles, learning the site's template on the way;
+    then prune what the source's retention lets go."""
     source, store, report = run.source, run.ctx.store, run.report
     store.save_validators(source.url, index.validators)
     store.record_blocks(source.id, index.final_url, page_fingerprints(index.text))
     known = store.boilerplate_blocks(source.id, TEMPLATE_MIN_PAGES)
-    articles = [_extract(run, f, known) for f in run.fetched]
+    articles = await _extract_all(run, run.fetched, known)
     # Blocks that recur across this run's pages are template too, even on a source's first run:
     # re-extract only the pages that hold such a newly learnt block.
     for fetched, article in zip(run.fetched, articles, strict=True):
@@ -184,13 +202,32 @@ def _store_articles(run: _Run, index: Page) -> None:
             store.record_blocks(source.id, fetched.page.final_url, article.block_fingerprints)
     learnt = store.boilerplate_blocks(source.id, TEMPLATE_MIN_PAGES)
     fresh = learnt - known
-    for i, (fetched, article) in enumerate(zip(run.fetched, articles, strict=True)):
-        if article is not None and fresh.intersection(article.block_fingerprints):
-            articles[i] = _extract(run, fetched, learnt)
+    again = [
+        i
+        for i, article in enumerate(articles)
+        if article is not None and fresh.intersection(article.block_fingerprints)
+    ]
+    redone = await _extract_all(run, [run.fetched[i] for i in again], learnt)
+    for i, article in zip(again, redone, strict=True):
+        articles[i] = article
     for fetched, article in zip(run.fetched, articles, strict=True):
         if article is not None:
             _store_article(run, fetched, article)
+    keep_since = report.started - timedelta(days=source.keep_days)
+    report.items_pruned = store.prune(source.id, source.max_items, keep_since, report.started)
     report.skipped.sort(key=lambda s: s.url)
+
+
+async def _extract_all(
+    run: _Run, fetched: Sequence[_Fetched], boilerplate: frozenset[str]
+) -> list[Article | None]:
+    """Extract pages one by one, letting the event loop move (other sources' fetches) between
+    them."""
+    articles = []
+    for page in fetched:
+        articles.append(_extract(run, page, boilerplate))
+        await asyncio.sleep(0)
+    return articles
 
 
 def _extract(run: _Run, fetched: _Fetched, boilerplate: frozenset[str]) -> Article | None:
@@ -198,7 +235,8 @@ def _extract(run: _Run, fetched: _Fetched, boilerplate: frozenset[str]) -> Artic
         body=run.source.body, remove=tuple(run.source.remove), boilerplate=boilerplate
     )
     try:
-        return extract(fetched.page.text, fetched.page.final_url, options)
+        article = extract(fetched.page.text, fetched.page.final_url, options)
+        return fill_article(article, fetched.link.entry)  # a feed's title, date... where missing
     except ExtractError as exc:
         _skip(run, fetched.link.url, str(exc))
     except Exception as exc:  # an extractor bug costs one article, not the run
@@ -210,21 +248,86 @@ def _extract(run: _Run, fetched: _Fetched, boilerplate: frozenset[str]) -> Artic
 def _store_article(run: _Run, fetched: _Fetched, article: Article) -> None:
     source, store, report = run.source, run.ctx.store, run.report
     guid = article_identity(article, fetched.page)
-    seen_as = (fetched.link.url, normalise_url(fetched.page.final_url))
-    if store.has_item(source.id, guid):
-        report.items_unchanged += 1
+    signature = text_signature(article.body_text)
+    known = store.identity(source.id, guid)
+    if known is not None:
+        _refresh_item(run, fetched, article, known, signature)
+    elif (twin := _find_twin(run, signature)) is not None:
+        _skip(run, fetched.link.url, twin.reason)
+        guid = twin.guid
     else:
-        digest = content_hash(article.body_text)
-        same_text = store.guid_for_hash(source.id, digest)
-        if same_text is not None:
-            _skip(run, fetched.link.url, f"same text as {same_text}")
-            guid = same_text
-        else:
-            item = build_item(source.id, guid, article, digest, report.started, fetched.position)
-            if store.add_item(item):
-                report.items_new += 1
-    for url in seen_as:
+        item = build_item(
+            source.id, guid, article, signature.content_hash, report.started, fetched.position
+        )
+        if store.add_item(replace(item, simhash=signature.simhash)):
+            report.items_new += 1
+    if source.recheck is not None:
+        store.save_validators(fetched.page.url, fetched.page.validators)
+        store.mark_checked(source.id, guid, report.started)
+    for url in (fetched.link.url, normalise_url(fetched.page.final_url)):
         store.remember_url(source.id, url, guid)
+
+
+@dataclass(frozen=True, slots=True)
+class _Twin:
+    """A stored item with the same or nearly the same text as a new article."""
+
+    guid: str
+    reason: str
+
+
+def _find_twin(run: _Run, signature: Signature) -> _Twin | None:
+    """The item (or tombstone) a new article duplicates: the same text in this source, else a
+    near-duplicate in this source or, when the operator enables it, in any source."""
+    source, store, settings = run.source, run.ctx.store, run.ctx.settings
+    same = store.guid_for_hash(source.id, signature.content_hash)
+    if same is not None:
+        return _Twin(same, f"same text as {same}")
+    scope = None if settings.dedupe_across_sources else source.id
+    near = store.near_duplicate(signature.simhash, settings.near_duplicate_distance, scope)
+    if near is None:
+        return None
+    where = "" if near.source_id == source.id else f" in source {near.source_id}"
+    return _Twin(near.guid, f"near-duplicate of {near.guid}{where} ({near.distance} bits)")
+
+
+def _refresh_item(
+    run: _Run, fetched: _Fetched, article: Article, known: Identity, signature: Signature
+) -> None:
+    """A known article seen again: its item takes the new text when it changed materially."""
+    source, store, report = run.source, run.ctx.store, run.report
+    change = compare_texts(known.content_hash, signature.content_hash)
+    if change is Change.REHASHED and not known.pruned:
+        store.rehash(source.id, known.guid, signature.content_hash, signature.simhash)
+    stored = None if known.pruned else store.item(source.id, known.guid)
+    if change is not Change.EDITED or stored is None:
+        report.items_unchanged += 0 if fetched.recheck else 1
+        return
+    if store.update_item(edited_item(stored, article, signature, report.started)):
+        report.items_updated += 1
+        log.info("article updated", extra=fields(source=source.id, url=known.guid))
+
+
+def edited_item(stored: Item, article: Article, signature: Signature, seen: datetime) -> Item:
+    """`stored` with an edited article's new content: same GUID, first-seen and (unless the page
+    now gives one) published date; `updated` is the page's modified date when it is newer than
+    the stored one, else the moment the edit was seen."""
+    modified = _plausible(article.modified, seen)
+    updated = modified if modified is not None and modified > stored.updated else seen
+    published = _plausible(article.published, seen) or stored.published
+    return replace(
+        stored,
+        title=article.title or stored.title,
+        content_html=article.body_html,
+        content_hash=signature.content_hash,
+        simhash=signature.simhash,
+        published=published,
+        updated=max(updated, published),
+        authors=article.authors or stored.authors,
+        summary=article.summary,
+        image=article.image,
+        categories=article.categories or stored.categories,
+    )
 
 
 def article_identity(article: Article, page: Page) -> str:
@@ -296,9 +399,10 @@ def _skip(run: _Run, url: str, reason: str) -> None:
     log.info("article skipped", extra=fields(source=run.source.id, url=url, reason=reason))
 
 
-def _log_summary(report: RunReport, seconds: float) -> None:
+def _log_summary(report: RunReport, url: str, seconds: float) -> None:
     summary = fields(
         source=report.source_id,
+        url=url,
         outcome="ok" if report.ok else "failed",
         links=report.links_found,
         items_new=report.items_new,

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from worker.errors import StoreError
 from worker.models import Item, RunReport, Validators
+from worker.simhash import BANDS, band_probes, bands, hamming
 
 # How long a writer waits for a lock held by another connection before giving up.
 BUSY_TIMEOUT_MS = 5000
@@ -89,6 +90,33 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
         "CREATE INDEX block_pages_seen ON block_pages (source_id, seen)",
     ),
+    # Identity outlives content: one row per item ever stored, kept as a tombstone when
+    # retention prunes the item, so a pruned article still listed never comes back as new. Its
+    # SimHash is kept whole and as four 16-bit bands, each indexed: near-duplicate lookups probe
+    # the bands (see worker.simhash) instead of scanning. `checked` is the last update check.
+    2: (
+        """CREATE TABLE identities (
+            source_id TEXT NOT NULL,
+            guid TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            simhash INTEGER,
+            band0 INTEGER,
+            band1 INTEGER,
+            band2 INTEGER,
+            band3 INTEGER,
+            first_seen TEXT NOT NULL,
+            checked TEXT,
+            pruned TEXT,
+            PRIMARY KEY (source_id, guid)
+        )""",
+        "CREATE INDEX identities_hash ON identities (source_id, content_hash)",
+        "CREATE INDEX identities_band0 ON identities (band0, source_id)",
+        "CREATE INDEX identities_band1 ON identities (band1, source_id)",
+        "CREATE INDEX identities_band2 ON identities (band2, source_id)",
+        "CREATE INDEX identities_band3 ON identities (band3, source_id)",
+        """INSERT INTO identities (source_id, guid, content_hash, first_seen, checked)
+            SELECT source_id, guid, content_hash, first_seen, first_seen FROM items""",
+    ),
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 
@@ -114,6 +142,26 @@ class SourceState:
     consecutive_failures: int
     items_new_last_run: int
     next_run: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What the store keeps of an item for ever: enough to recognise it, even once pruned."""
+
+    source_id: str
+    guid: str
+    content_hash: str
+    simhash: int | None  # None for items stored before SimHashes were kept
+    pruned: bool  # a tombstone: the item's content is gone, its identity stays
+
+
+@dataclass(frozen=True, slots=True)
+class NearMatch:
+    """A stored item whose SimHash is within the asked distance of a new text's."""
+
+    source_id: str
+    guid: str
+    distance: int
 
 
 class Store:
@@ -187,13 +235,52 @@ class Store:
         sql = "SELECT 1 FROM items WHERE source_id = ? AND guid = ?"
         return self._one(sql, (source_id, guid)) is not None
 
-    def guid_for_hash(self, source_id: str, content_hash: str) -> str | None:
-        """The GUID of the item with this text, if any: the same article under another URL."""
+    def item(self, source_id: str, guid: str) -> Item | None:
         row = self._one(
-            "SELECT guid FROM items WHERE source_id = ? AND content_hash = ?",
+            f"SELECT {_ITEM_COLUMNS} FROM items WHERE source_id = ? AND guid = ?",
+            (source_id, guid),
+        )
+        return None if row is None else _item_from_row(row)
+
+    def identity(self, source_id: str, guid: str) -> Identity | None:
+        """The item with this GUID as stored, or its tombstone; None when never stored."""
+        row = self._one(
+            """SELECT source_id, guid, content_hash, simhash, pruned FROM identities
+               WHERE source_id = ? AND guid = ?""",
+            (source_id, guid),
+        )
+        return None if row is None else _identity_from_row(row)
+
+    def guid_for_hash(self, source_id: str, content_hash: str) -> str | None:
+        """The GUID of the item (or tombstone) with this text: the same article, another URL."""
+        row = self._one(
+            "SELECT guid FROM identities WHERE source_id = ? AND content_hash = ?",
             (source_id, content_hash),
         )
         return None if row is None else row[0]
+
+    def near_duplicate(
+        self, simhash: int, max_distance: int, source_id: str | None = None
+    ) -> NearMatch | None:
+        """The closest item (or tombstone) within `max_distance` bits, of `source_id` or of any
+        source when None; ties go to the oldest. Band probes, so a few index seeks, no scan."""
+        probes = band_probes(simhash, max_distance)
+        same_source = "" if source_id is None else " AND source_id = :source"
+        sql = " UNION ".join(
+            f"SELECT source_id, guid, simhash, first_seen FROM identities"
+            f" WHERE band{n} IN ({', '.join(map(str, values))}){same_source}"
+            for n, values in enumerate(probes)
+        )
+        rows = self._all(sql, {"source": source_id})
+        found = []
+        for other_source, guid, stored, first_seen in rows:
+            distance = hamming(simhash, _unsigned(stored))
+            if distance <= max_distance:
+                found.append((distance, first_seen, other_source, guid))
+        if not found:
+            return None
+        distance, _, other_source, guid = min(found)
+        return NearMatch(other_source, guid, distance)
 
     def add_item(self, item: Item) -> bool:
         """Insert `item`; False (and nothing written) when its GUID or its text is already there.
@@ -207,7 +294,27 @@ class Store:
                 " ON CONFLICT DO NOTHING",
                 _item_row(item),
             )
-            return cursor.rowcount == 1
+            if cursor.rowcount != 1:
+                return False
+            conn.execute(
+                """INSERT INTO identities (source_id, guid, content_hash, simhash,
+                       band0, band1, band2, band3, first_seen, checked)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (source_id, guid) DO UPDATE SET
+                       content_hash = excluded.content_hash, simhash = excluded.simhash,
+                       band0 = excluded.band0, band1 = excluded.band1,
+                       band2 = excluded.band2, band3 = excluded.band3,
+                       checked = excluded.checked, pruned = NULL""",
+                (
+                    item.source_id,
+                    item.guid,
+                    item.content_hash,
+                    *_simhash_columns(item.simhash),
+                    _to_text(item.first_seen),
+                    _to_text(item.first_seen),
+                ),
+            )
+            return True
 
     def update_item(self, item: Item) -> bool:
         """Replace the stored item with `item`'s GUID when its text changed (edited in place).
@@ -237,7 +344,75 @@ class Store:
                     item.content_hash,
                 ),
             )
-            return cursor.rowcount == 1
+            if cursor.rowcount != 1:
+                return False
+            self._set_signature(conn, item.source_id, item.guid, item.content_hash, item.simhash)
+            return True
+
+    def rehash(self, source_id: str, guid: str, content_hash: str, simhash: int | None) -> None:
+        """Store a new hash of unchanged text (after a change of hash version); no republish."""
+        with self._write("rehashing an item") as conn:
+            conn.execute(
+                "UPDATE OR IGNORE items SET content_hash = ? WHERE source_id = ? AND guid = ?",
+                (content_hash, source_id, guid),
+            )
+            self._set_signature(conn, source_id, guid, content_hash, simhash)
+
+    @staticmethod
+    def _set_signature(
+        conn: sqlite3.Connection, source_id: str, guid: str, content_hash: str, simhash: int | None
+    ) -> None:
+        conn.execute(
+            """UPDATE identities SET content_hash = ?, simhash = ?,
+                   band0 = ?, band1 = ?, band2 = ?, band3 = ?
+               WHERE source_id = ? AND guid = ?""",
+            (content_hash, *_simhash_columns(simhash), source_id, guid),
+        )
+
+    # -- update checks and retention ------------------------------------------------------
+
+    def recheck_due(self, source_id: str, checked_before: datetime, limit: int) -> list[str]:
+        """URLs of the source's live items not checked for edits since `checked_before`,
+        newest first."""
+        rows = self._all(
+            """SELECT items.url FROM items JOIN identities USING (source_id, guid)
+               WHERE items.source_id = ? AND identities.pruned IS NULL
+                 AND (identities.checked IS NULL OR identities.checked < ?)
+               ORDER BY items.first_seen DESC, items.guid LIMIT ?""",
+            (source_id, _to_text(checked_before), limit),
+        )
+        return [row[0] for row in rows]
+
+    def mark_checked(self, source_id: str, guid: str, when: datetime) -> None:
+        with self._write("marking an item checked") as conn:
+            conn.execute(
+                "UPDATE identities SET checked = ? WHERE source_id = ? AND guid = ?",
+                (_to_text(when), source_id, guid),
+            )
+
+    def prune(self, source_id: str, keep_newest: int, older_than: datetime, now: datetime) -> int:
+        """Delete the items beyond the newest `keep_newest` (feed order) first seen before
+        `older_than`; their identities stay as tombstones. Returns how many were pruned."""
+        with self._write("pruning items") as conn:
+            doomed = [
+                row[0]
+                for row in conn.execute(
+                    """SELECT guid FROM items WHERE source_id = ? AND first_seen < ?
+                         AND guid NOT IN (
+                           SELECT guid FROM items WHERE source_id = ?
+                           ORDER BY published DESC, first_seen DESC, guid ASC LIMIT ?)""",
+                    (source_id, _to_text(older_than), source_id, keep_newest),
+                )
+            ]
+            conn.executemany(
+                "DELETE FROM items WHERE source_id = ? AND guid = ?",
+                [(source_id, guid) for guid in doomed],
+            )
+            conn.executemany(
+                "UPDATE identities SET pruned = ? WHERE source_id = ? AND guid = ?",
+                [(_to_text(now), source_id, guid) for guid in doomed],
+            )
+            return len(doomed)
 
     def feed_items(self, source_id: str, limit: int) -> list[Item]:
         """The newest `limit` items: by published, then first seen, newest first; then GUID."""
@@ -391,7 +566,7 @@ class Store:
         with self._guard("reading"):
             return self._conn.execute(sql, params).fetchone()
 
-    def _all(self, sql: str, params: tuple[object, ...]) -> list[tuple]:
+    def _all(self, sql: str, params: tuple[object, ...] | dict[str, object]) -> list[tuple]:
         with self._guard("reading"):
             return self._conn.execute(sql, params).fetchall()
 
@@ -445,6 +620,36 @@ def _item_row(item: Item) -> tuple[object, ...]:
         item.summary,
         item.image,
         json.dumps(list(item.categories)),
+    )
+
+
+_SIGN_BIT = 1 << 63
+
+
+def _signed(value: int) -> int:
+    """SQLite integers are signed 64-bit: a SimHash is stored in two's complement."""
+    return value - (1 << 64) if value >= _SIGN_BIT else value
+
+
+def _unsigned(value: int) -> int:
+    return value + (1 << 64) if value < 0 else value
+
+
+def _simhash_columns(simhash: int | None) -> tuple[int | None, ...]:
+    """simhash, band0..band3 as stored; all NULL when there is no SimHash."""
+    if simhash is None:
+        return (None,) * (BANDS + 1)
+    return (_signed(simhash), *bands(simhash))
+
+
+def _identity_from_row(row: tuple) -> Identity:
+    source_id, guid, digest, simhash, pruned = row
+    return Identity(
+        source_id=source_id,
+        guid=guid,
+        content_hash=digest,
+        simhash=None if simhash is None else _unsigned(simhash),
+        pruned=pruned is not None,
     )
 
 
