@@ -72,13 +72,14 @@ def test_case_is_ignored() -> None:
 # (group, labels that must match it, texts that must not)
 LABEL_CASES = [
     ("related", ["Popular posts from this blog", "Related Articles", "Lire aussi :",
-                 "Das könnte Sie auch interessieren", "You may also like…"],
+                 "Das könnte Sie auch interessieren", "You may also like…",
+                 "Самые популярные диеты"],
      ["Related parties in the dispute met on Monday to agree the terms of the sale"]),
     ("share", ["Share this:", "Teilen mit:"], ["Shares fell"]),
     ("newsletter", ["Subscribe to our newsletter", "Sign up"], []),
-    ("comments", ["Comments (14)", "Leave a Reply", "Kommentare"], []),
+    ("comments", ["Comments (14)", "Leave a Reply", "Kommentare", "Отзывы"], []),
     ("navigation", ["Labels", "Tags:"], []),
-    ("ads", ["Advertisement", "ANZEIGE"], ["Advertising revenue fell"]),
+    ("ads", ["Advertisement", "ANZEIGE", "Advert"], ["Advertising revenue fell", "Advert agency"]),
 ]  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import html as html_lib
 from dataclasses import dataclass
 
-from selectolax.lexbor import LexborHTMLParser
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from worker.errors import ExtractError
 from worker.extract import body as body_mod
@@ -45,8 +45,9 @@ def extract(html: str, url: str, options: ExtractOptions | None = None) -> Artic
     if not html or not html.strip():
         raise ExtractError(f"{url}: empty page")
     tree = body_mod.parse(html)
-    meta = extract_metadata(tree, url)
-    found, method = find_body(tree, html, meta.title, meta.jsonld_body, options)
+    junk = body_mod.junk_elements(tree)  # one walk finds both the junk and the metadata
+    meta = extract_metadata(tree, url, junk)
+    found, method = find_body(tree, html, meta.title, meta.jsonld_body, options, junk)
     if len(found.text) < MIN_ARTICLE_CHARS:
         raise ExtractError(f"{url}: no article text found")
     return Article(
@@ -73,15 +74,16 @@ def find_body(
     title: str,
     jsonld_body: str | None,
     options: ExtractOptions,
+    junk: list[LexborNode] | None,
 ) -> tuple[body_mod.Body, str]:
-    """The body and the name of the path that produced it."""
+    """The body and the name of the path that produced it; `junk` are the `tree`'s."""
     if options.body:
-        selected = select_body(tree, html, options, title)
+        selected = select_body(tree, html, options, title, junk)
         if selected is not None:
             return selected, "selector"
-        tree = body_mod.parse(html)
+        tree, junk = body_mod.parse(html), None
     found = body_mod.best_body(
-        tree, html, remove=options.remove, title=title, boilerplate=options.boilerplate
+        tree, html, remove=options.remove, title=title, boilerplate=options.boilerplate, junk=junk
     )
     if jsonld_body and len(found.text) < JSONLD_PREFERRED_RATIO * len(jsonld_body.strip()):
         return jsonld_as_body(jsonld_body, found.fingerprints), "jsonld"
@@ -89,12 +91,15 @@ def find_body(
 
 
 def select_body(
-    tree: LexborHTMLParser, html: str, options: ExtractOptions, title: str
+    tree: LexborHTMLParser,
+    html: str,
+    options: ExtractOptions,
+    title: str,
+    junk: list[LexborNode] | None,
 ) -> body_mod.Body | None:
     """The operator's container, when the selector matches something with text."""
-    body_mod.prepare_tree(
-        tree, options.remove, body_mod.Preset(strip_noise=False), body_mod.Hints()
-    )
+    preset = body_mod.Preset(strip_noise=False)
+    body_mod.prepare_tree(tree, options.remove, preset, body_mod.Hints(), junk)
     node = tree.css_first(options.body) if options.body else None
     if node is None:
         return None

@@ -2,7 +2,8 @@
 
 The sequence, one helper per step:
 1. `prepare_tree`: drop tags that never hold article text, the operator's `remove` selectors and,
-   when the preset says so, elements whose class/id or attributes mark them as furniture.
+   when the preset says so, elements whose class/id or attributes mark them as furniture (a
+   flagged element holding long prose is kept, unless it is hidden: a hidden copy of the article).
 2. `collect_blocks`: one walk over the text nodes; each text node belongs to its nearest block
    element ("own text"). Gives the page's block texts (for template fingerprints) and paragraphs.
 3. `score_candidates`: every paragraph adds to its ancestors' scores (parent full, grandparent
@@ -14,7 +15,12 @@ The sequence, one helper per step:
    boilerplate blocks and the duplicated title, and yields both the text and the cleaned HTML.
    A container that opens with a widget label ("You may also like", "Comments") is that widget
    and goes whole; a kept node that opens with one is dropped when another node holds text.
-`extract_body` runs the steps over a list of presets, loosest last, until the text is long enough.
+   Captions (`figcaption`, short "caption"-classed photo captions) stay in the HTML only.
+   The walk also records each kept block's line and where it lies in the output, so that
+7. `trim_edges_and_repeats` drops weak lines at the body's edges and repeats of a line just
+   shown, from the output and the tree, without walking the tree again.
+`extract_body` runs the steps over a list of presets, loosest last, until the text is long enough
+(and, for a retry, reads as prose: with furniture left in, a looser preset may pick the footer).
 Everything iterates with explicit stacks: 100,000 nested `div`s must not hit the recursion limit.
 """
 
@@ -24,11 +30,12 @@ import functools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from worker.extract.noise import hint_groups, is_noise_groups, label_group, normalise_label
-from worker.extract.template import fingerprint
+from worker.extract.template import fingerprint, fingerprints
 
 # --- Tags ------------------------------------------------------------------------------------
 
@@ -60,6 +67,14 @@ HEADING_TAGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 # Kept in the body's HTML but left out of its running text: captions describe a picture, they are
 # not part of the story's prose (and galleries repeat them).
 HTML_ONLY_TAGS = frozenset({"figcaption"})
+# ...and so are elements whose class calls them a caption (WordPress `wp-caption-text`, galleries'
+# `image-caption`), when short: a long "caption"-classed block is a wrapper, not a caption. A
+# "caption" holding a heading is a card's title and blurb, and one right after a video player is
+# the video's summary: both read as part of the story.
+CAPTION_SELECTOR = "[class*=caption i]"
+CAPTION_MAX_CHARS = 400
+VIDEO_SELECTOR = "[class*=video i]"
+CAPTION_NOT_PHOTO = ", ".join([*sorted(HEADING_TAGS), VIDEO_SELECTOR])
 
 # Containers the cleaner may drop as a whole when they look like furniture.
 CLEANABLE_TAGS = frozenset({
@@ -101,6 +116,9 @@ SIBLING_PROSE_SHARE = 0.5
 # A kept body shorter than this triggers the next, looser preset (Readability.js: 500 chars;
 # our cleaning is stricter, so a short body is more often a short article).
 MIN_BODY_CHARS = 250
+# ...and a retry's body must hold at least this share of its text in sentences (the threshold
+# used for siblings: SIBLING_PROSE_SHARE).
+RETRY_PROSE_SHARE = 0.5
 # A container is furniture when links make up more than this share of its text...
 MAX_LINK_DENSITY = 0.5
 # ...or, when it opens with a furniture label ("Related articles"), more than this share.
@@ -129,7 +147,6 @@ REPEAT_WINDOW = 2
 # A sentence ending inside a line: the mark, then a space and the next sentence's first letter.
 _INNER_SENTENCE = re.compile(r"[.!?…](?=\s+[^\W\d_])|[。！？]")
 _COMMAS = re.compile("[,，、،]")
-_SPACES = re.compile(r"[ \t\r\f\v\u00a0\u200b]+")
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden")
 
 
@@ -183,6 +200,9 @@ class Block:
     link_chars: int
 
 
+AnyBlock = TypeVar("AnyBlock", bound=Block)
+
+
 # --- Step 0: parse ---------------------------------------------------------------------------
 
 
@@ -223,12 +243,17 @@ def parse(html: str) -> LexborHTMLParser:
 
 # Elements worth asking `is_furniture` about; lexbor selects them in C, in document order.
 # Inline elements (`a`, `span`, ...) are left alone: furniture comes in blocks, and asking about
-# every link would double the cost of this step.
+# every link would double the cost of this step. A block without a class, id or hiding attribute
+# cannot be furniture unless its tag says so: those are not even selected.
 FURNITURE_CANDIDATES = ", ".join(
-    sorted(
-        FURNITURE_TAGS | {"div", "section", "ul", "ol", "li", "p", "form", "table", "figure", "dl"}
-    )
+    [
+        *sorted(FURNITURE_TAGS),
+        ":is(div, section, ul, ol, li, p, form, table, figure, dl)"
+        ":is([class], [id], [style], [hidden], [aria-hidden])",
+    ]
 )
+# Never furniture: the page's own containers.
+ROOT_CONTAINERS = frozenset({"html", "body", "main", "article"})
 
 
 class Hints:
@@ -266,13 +291,22 @@ def is_hidden(attrs: dict[str, str | None]) -> bool:
 def is_furniture(node: LexborNode, hints: Hints) -> bool:
     """Furniture by tag, hint or hidden state; the page's root containers never are."""
     tag = node.tag
-    if tag in ("html", "body", "main", "article"):
+    if tag in ROOT_CONTAINERS:
         return False
     attrs = node.attributes
-    groups = hints.groups_of(attrs.get("class"), attrs.get("id"))
-    if tag in FURNITURE_TAGS:
-        return "content" not in groups or is_noise_groups(groups)
-    return is_noise_groups(groups) or is_hidden(attrs)
+    furniture_tag = tag in FURNITURE_TAGS
+    if hint_verdict(furniture_tag, attrs.get("class"), attrs.get("id")):
+        return True
+    return not furniture_tag and is_hidden(attrs)
+
+
+@functools.lru_cache(maxsize=16384)
+def hint_verdict(furniture_tag: bool, class_: str | None, id_: str | None) -> bool:
+    """Furniture by class/id: a noise hint, or for `nav`, `aside` ... the lack of a content one."""
+    groups = element_groups(class_, id_)
+    if furniture_tag and "content" not in groups:
+        return True
+    return is_noise_groups(groups)
 
 
 def holds_prose(node: LexborNode, hints: Hints) -> bool:
@@ -292,10 +326,21 @@ def decompose_all(nodes: list[LexborNode]) -> None:
         node.decompose()
 
 
+def junk_elements(tree: LexborHTMLParser) -> list[LexborNode]:
+    """The elements that never hold article text (JUNK_TAGS), in document order; the page's
+    metadata (`meta`, `link`, `script`) is among them."""
+    return tree.css(JUNK_SELECTOR)  # one query: 1.5x faster than `strip_tags`
+
+
 def prepare_tree(
-    tree: LexborHTMLParser, remove: tuple[str, ...], preset: Preset, hints: Hints
+    tree: LexborHTMLParser,
+    remove: tuple[str, ...],
+    preset: Preset,
+    hints: Hints,
+    junk: list[LexborNode] | None = None,
 ) -> None:
-    decompose_all(tree.css(JUNK_SELECTOR))  # one query: 1.5x faster than `strip_tags`
+    """Drop junk (`junk`, when the caller found it already), `remove` matches and furniture."""
+    decompose_all(junk_elements(tree) if junk is None else junk)
     doomed: list[LexborNode] = []
     for selector in remove:
         doomed.extend(tree.css(selector))
@@ -309,7 +354,10 @@ def furniture(root: LexborNode, hints: Hints) -> list[LexborNode]:
     goes with it, so it is never asked about (the prose check reads a whole subtree's text)."""
     doomed: dict[int, LexborNode] = {}
     for node in root.css(FURNITURE_CANDIDATES):
-        if is_furniture(node, hints) and not inside(node, doomed) and not holds_prose(node, hints):
+        if not is_furniture(node, hints) or inside(node, doomed):
+            continue
+        # Hidden copies of the article (schema.org microdata, print versions) are long prose too.
+        if is_hidden(node.attributes) or not holds_prose(node, hints):
             doomed[node.mem_id] = node
     return list(doomed.values())
 
@@ -503,8 +551,11 @@ def prose_share(node: LexborNode) -> float:
 
 
 def is_sentence_block(block: Block) -> bool:
-    text = block.text
-    if len(text) < MIN_PARAGRAPH_CHARS or block.link_chars > len(text) / 2:
+    return is_sentence_line(block.text, block.link_chars)
+
+
+def is_sentence_line(text: str, link_chars: int = 0) -> bool:
+    if len(text) < MIN_PARAGRAPH_CHARS or link_chars > len(text) / 2:
         return False
     # A paragraph whose last sentence lost its full stop still holds sentences inside.
     return _SENTENCE_END.search(text) is not None or len(_INNER_SENTENCE.findall(text)) >= 2
@@ -546,27 +597,56 @@ class _Open:
     tag: str
     parts_at: int
     own: list[str]
+    lines_at: int  # how many lines (kept blocks) were rendered before this element
     chars: int = 0
     link_chars: int = 0
+    own_link_chars: int = 0  # link text among `own` (the block's own line, as in `Block`)
+    first_own_at: int = -1  # index in the output of the first piece of `own`, -1 if none yet
+    holds_block: bool = False  # a kept block element lies inside
     labelled: bool = False  # a child heading or line is a widget label ("Related posts")
     headed: bool = False  # ...and it comes first: the element is that widget
 
 
+@dataclass(frozen=True, slots=True)
+class Line(Block):
+    """A kept block's own text as rendered, with where its output lies (`parts[start:end]`)."""
+
+    start: int
+    end: int
+    order: int  # where its own text starts: lines sort into reading order by this
+    leaf: bool  # no other block lies inside: dropping it loses no one else's text
+
+
 def walk(root: LexborNode) -> Iterator[tuple[LexborNode, bool]]:
-    """(node, entering) events in document order, iteratively; text nodes only enter."""
+    """(node, entering) events in document order, iteratively; text nodes only enter, comments
+    (and other non-element nodes) never appear."""
     stack: list[tuple[LexborNode, bool]] = [(root, True)]
     while stack:
         node, entering = stack.pop()
-        yield node, entering
-        if entering and node.is_element_node:
+        if not entering:
+            yield node, False
+        elif node.is_element_node:
+            yield node, True
             stack.append((node, False))
             stack.extend((child, True) for child in reversed(list(node.iter(include_text=True))))
+        elif node.is_text_node:
+            yield node, True
 
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    text: str
+    node: LexborNode
+    parts: list[str]  # the output: text pieces and line breaks
+    lines: list[Line]  # the kept blocks holding text, in reading order
     widget: bool  # the root opens with a widget heading ("Related posts", "Comments")
+
+    @property
+    def text(self) -> str:
+        return tidy_text("".join(self.parts))
+
+    @property
+    def has_text(self) -> bool:
+        return any(not part.isspace() for part in self.parts if part)
 
 
 def render(
@@ -574,9 +654,12 @@ def render(
 ) -> Rendered:
     """The text of `root` with dropped elements left out; drops them from the tree too."""
     parts: list[str] = []
+    lines: list[Line] = []
     stack: list[_Open] = []
     doomed: list[LexborNode] = []
     title_key = normalise_label(title)
+    captions = {node.mem_id for node in root.css(CAPTION_SELECTOR) if is_photo_caption(node)}
+    links = 0  # open `a` elements
     root_open: _Open | None = None
     for node, entering in walk(root):
         if node.is_text_node:
@@ -585,10 +668,13 @@ def render(
             if stack:
                 top = stack[-1]
                 top.own.append(text)
+                if top.first_own_at < 0:
+                    top.first_own_at = len(parts) - 1
                 size = len(text.strip())
                 top.chars += size
-                if top.tag == "a" or any(o.tag == "a" for o in stack[-3:]):
+                if links:
                     top.link_chars += size
+                    top.own_link_chars += size
             continue
         tag = node.tag or ""
         if entering:
@@ -597,16 +683,19 @@ def render(
                 continue
             if tag in BLOCK_TAGS:
                 parts.append("\n")
-            stack.append(_Open(node, tag, len(parts), []))
+            links += tag == "a"
+            stack.append(_Open(node, tag, len(parts), [], len(lines)))
             if root_open is None:
                 root_open = stack[-1]
             continue
         if tag == "br":
             continue
+        links -= tag == "a"
         current = stack.pop()
-        if tag in BLOCK_TAGS:
+        block = tag in BLOCK_TAGS
+        if block:
             parts.append("\n")
-        if stack and tag in BLOCK_TAGS:
+        if stack and block:
             mark_label(current, stack[-1])
         drop = current.node is not root and (
             not keep(current)
@@ -615,20 +704,66 @@ def render(
         )
         if drop:
             del parts[current.parts_at :]
+            del lines[current.lines_at :]
             doomed.append(current.node)
             continue
-        if tag in HTML_ONLY_TAGS:
+        if tag in HTML_ONLY_TAGS or (
+            current.chars < CAPTION_MAX_CHARS and current.node.mem_id in captions
+        ):
             del parts[current.parts_at :]
+            del lines[current.lines_at :]
             parts.append("\n")
+            # Out of the text, so out of its wrappers' counts: a caption inside a caption
+            # wrapper leaves it a short caption.
+            current.chars = current.link_chars = 0
+        elif block and current.first_own_at >= 0:
+            add_line(lines, current, len(parts))
         if stack:
-            parent = stack[-1]
-            parent.chars += current.chars
-            parent.link_chars += current.chars if tag == "a" else current.link_chars
-            if tag not in BLOCK_TAGS:
-                parent.own.extend(current.own)
+            close_into(stack[-1], current, block)
     for node in doomed:  # post-order: descendants before ancestors
         node.decompose()
-    return Rendered(tidy_text("".join(parts)), root_open is not None and root_open.headed)
+    lines.sort(key=lambda line: line.order)
+    widget = root_open is not None and root_open.headed
+    return Rendered(root, parts, lines, widget)
+
+
+def add_line(lines: list[Line], element: _Open, end: int) -> None:
+    text = collapse_spaces("".join(element.own))
+    if text:
+        start, order, leaf = element.parts_at - 1, element.first_own_at, not element.holds_block
+        lines.append(Line(element.node, text, element.own_link_chars, start, end, order, leaf))
+
+
+def close_into(parent: _Open, child: _Open, block: bool) -> None:
+    """Pass a kept element's counts to its parent; an inline element's text is the parent's own."""
+    parent.chars += child.chars
+    parent.link_chars += child.chars if child.tag == "a" else child.link_chars
+    parent.holds_block = parent.holds_block or block or child.holds_block
+    if not block:
+        parent.own.extend(child.own)
+        parent.own_link_chars += child.own_link_chars
+        if parent.first_own_at < 0:  # else the parent's own text came first
+            parent.first_own_at = child.first_own_at
+
+
+def is_photo_caption(node: LexborNode) -> bool:
+    """A "caption"-classed element describing a picture (see CAPTION_SELECTOR)."""
+    if node.css_first(CAPTION_NOT_PHOTO) is not None:
+        return False
+    return not any(is_video(element_before(near)) for near in (node, node.parent))
+
+
+def element_before(node: LexborNode | None) -> LexborNode | None:
+    before = node.prev if node is not None else None
+    while before is not None and not before.is_element_node:
+        before = before.prev
+    return before
+
+
+def is_video(node: LexborNode | None) -> bool:
+    """A video player, or a block holding one, by class (the `video` tag itself is junk); lexbor's
+    `css` on a node matches the node itself too."""
+    return node is not None and node.css_first(VIDEO_SELECTOR) is not None
 
 
 def mark_label(child: _Open, parent: _Open) -> None:
@@ -679,9 +814,13 @@ def keep_all(element: _Open) -> bool:
 
 
 def tidy_text(text: str) -> str:
-    """One paragraph per line, inner whitespace collapsed, blank lines dropped."""
-    lines = (line.strip() for line in _SPACES.sub(" ", text).split("\n"))
-    return "\n".join(line for line in lines if line)
+    """One paragraph per line, inner whitespace collapsed, blank lines dropped.
+
+    `str.split` collapses every Unicode space (no-break and ideographic ones too) twice as fast
+    as a regex; the zero-width space is not whitespace to Python, so it is replaced first."""
+    if "\u200b" in text:
+        text = text.replace("\u200b", " ")
+    return "\n".join(" ".join(words) for line in text.split("\n") if (words := line.split()))
 
 
 # --- The sequence ------------------------------------------------------------------------------
@@ -705,14 +844,15 @@ def extract_body(
     remove: tuple[str, ...] = (),
     title: str = "",
     boilerplate: frozenset[str] = frozenset(),
+    junk: list[LexborNode] | None = None,
 ) -> Body:
     """One attempt with one preset on a fresh tree (it is mutated); the caller retries."""
     hints = Hints()
-    prepare_tree(tree, remove, preset, hints)
+    prepare_tree(tree, remove, preset, hints, junk)
     if tree.body is None:
         return Body("", "", ())
     blocks = collect_blocks(tree.body)
-    prints = tuple(dict.fromkeys(fp for b in blocks if (fp := fingerprint(b.text))))
+    prints = fingerprints(b.text for b in blocks)
     content = find_content(tree, blocks, preset, hints)
     found = render_content(content, preset, title, boilerplate, prints)
     if content and content[0].tag == "body":
@@ -728,35 +868,27 @@ def render_content(
     prints: tuple[str, ...],
 ) -> Body:
     keep = keep_clean if preset.clean else keep_all
-    rendered = [(node, render(node, keep, title, boilerplate)) for node in content]
-    kept = [(node, r.text) for node, r in rendered if r.text and not r.widget]
+    rendered = [render(node, keep, title, boilerplate) for node in content]
+    kept = [r for r in rendered if r.has_text and not r.widget]
     if not kept:  # a widget-headed container is still better than nothing
-        kept = [(node, r.text) for node, r in rendered if r.text]
-    if preset.clean and kept and trim_edges_and_repeats([node for node, _ in kept]):
-        kept = [
-            (node, text)
-            for node, _ in kept
-            if (text := render(node, keep_all, "", frozenset()).text)
-        ]
-    text = "\n".join(text for _, text in kept)
-    return Body(text, "\n".join(node.html or "" for node, _ in kept), prints)
+        kept = [r for r in rendered if r.has_text]
+    if preset.clean:
+        trim_edges_and_repeats(kept)
+    texts = [(r.node, text) for r in kept if (text := r.text)]
+    return Body("\n".join(t for _, t in texts), "\n".join(n.html or "" for n, _ in texts), prints)
 
 
-def trim_edges_and_repeats(roots: list[LexborNode]) -> bool:
-    """Drop weak blocks at the body's edges and repeated blocks inside it; True if any went."""
-    blocks = [b for root in roots for b in collect_blocks(root) if b.text]
-    doomed = {b.node.mem_id: b.node for b in edge_blocks(blocks) + repeated_blocks(blocks)}
-    root_ids = {root.mem_id for root in roots}
-    nodes = [n for key, n in doomed.items() if key not in root_ids and holds_only_own_text(n)]
-    decompose_all(nodes)
-    return bool(nodes)
-
-
-def holds_only_own_text(node: LexborNode) -> bool:
-    """True when no other block's text lies inside: a weak `div` may wrap the article's `p`s."""
-    inside = node.traverse(include_text=False)
-    next(inside)  # the node itself
-    return not any(child.tag in BLOCK_TAGS for child in inside)
+def trim_edges_and_repeats(rendered: list[Rendered]) -> None:
+    """Drop weak lines at the body's edges and repeated lines inside it, from the output and
+    the tree. Only leaves go: a weak `div` line may wrap the article's `p`s."""
+    lines = [line for r in rendered for line in r.lines]
+    doomed = {id(line) for line in edge_blocks(lines) + repeated_blocks(lines) if line.leaf}
+    for r in rendered:
+        root = r.node.mem_id
+        gone = [line for line in r.lines if id(line) in doomed and line.node.mem_id != root]
+        for line in sorted(gone, key=lambda line: line.start, reverse=True):
+            del r.parts[line.start : line.end]
+            line.node.decompose()
 
 
 def is_weak_block(block: Block) -> bool:
@@ -768,7 +900,7 @@ def is_weak_block(block: Block) -> bool:
     return len(text) < EDGE_SHORT_CHARS or block.link_chars > len(text) / 2
 
 
-def edge_blocks(blocks: list[Block]) -> list[Block]:
+def edge_blocks(blocks: list[AnyBlock]) -> list[AnyBlock]:
     """The weak blocks before the first and after the last substantial one."""
     strong = [i for i, block in enumerate(blocks) if not is_weak_block(block)]
     if not strong:
@@ -776,7 +908,7 @@ def edge_blocks(blocks: list[Block]) -> list[Block]:
     return blocks[: strong[0]] + blocks[strong[-1] + 1 :]
 
 
-def repeated_blocks(blocks: list[Block]) -> list[Block]:
+def repeated_blocks(blocks: list[AnyBlock]) -> list[AnyBlock]:
     """Copies of a long-enough block shortly after it (a caption shown twice, a gallery's slides);
     repeats further apart (a recipe line in two menus) are the author's."""
     seen: dict[str, int] = {}
@@ -803,9 +935,7 @@ def page_blocks(html: str) -> tuple[str, ...]:
     prepare_tree(tree, (), PRESETS[0], Hints())
     if tree.body is None:
         return ()
-    return tuple(
-        dict.fromkeys(fp for b in collect_blocks(tree.body) if (fp := fingerprint(b.text)))
-    )
+    return fingerprints(b.text for b in collect_blocks(tree.body))
 
 
 def best_body(
@@ -815,20 +945,32 @@ def best_body(
     remove: tuple[str, ...] = (),
     title: str = "",
     boilerplate: frozenset[str] = frozenset(),
+    junk: list[LexborNode] | None = None,
 ) -> Body:
     """Try the presets in order; the first long enough wins, else the longest.
 
-    `tree` is `html` parsed, used (and mutated) by the first preset; retries parse afresh.
+    `tree` is `html` parsed, used (and mutated) by the first preset, with its `junk_elements`
+    when the caller has them; retries parse afresh.
     """
     results: list[Body] = []
     for i, preset in enumerate(PRESETS):
-        page = tree if i == 0 else parse(html)
-        body = extract_body(page, preset, remove=remove, title=title, boilerplate=boilerplate)
-        if len(body.text) >= MIN_BODY_CHARS:
+        page, page_junk = (tree, junk) if i == 0 else (parse(html), None)
+        body = extract_body(
+            page, preset, remove=remove, title=title, boilerplate=boilerplate, junk=page_junk
+        )
+        if len(body.text) >= MIN_BODY_CHARS and (i == 0 or reads_as_prose(body.text)):
             return body if not results else with_prints(body, results[0].fingerprints)
         results.append(body)
     longest = max(results, key=lambda b: len(b.text))
     return with_prints(longest, results[0].fingerprints)
+
+
+def reads_as_prose(text: str) -> bool:
+    """A retry's body must be mostly sentences: with the furniture left in, a looser preset may
+    pick the page's footer or menus, which are long enough but hold no article."""
+    lines = text.split("\n")
+    prose = sum(len(line) for line in lines if is_sentence_line(line))
+    return prose >= RETRY_PROSE_SHARE * len(text)
 
 
 def with_prints(body: Body, prints: tuple[str, ...]) -> Body:

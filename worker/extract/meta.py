@@ -106,6 +106,8 @@ _SCAN_SELECTOR = ",".join(
         'script[type*="ld+json" i]',
     )
 )
+# The part of it found in `<head>` alone (see `_scanned`).
+_HEAD_SELECTOR = "title,base[href]"
 # Visible markup, queried only when the metadata above leaves a field empty.
 _H1_SELECTOR = "article h1,main h1"
 _TIME_SELECTOR = "article time[datetime],main time[datetime],time[pubdate]"
@@ -179,9 +181,15 @@ class Metadata:
     categories: tuple[str, ...] = ()  # the article's section and tags, as the site names them
 
 
-def extract_metadata(tree: LexborHTMLParser, url: str) -> Metadata:
-    """Read the metadata of the page `tree`, fetched from `url` (used to make URLs absolute)."""
-    signals = _collect_signals(tree)
+def extract_metadata(
+    tree: LexborHTMLParser, url: str, elements: list[LexborNode] | None = None
+) -> Metadata:
+    """Read the metadata of the page `tree`, fetched from `url` (used to make URLs absolute).
+
+    `elements`, when given, are the page's `<meta>`, `<link>` and `<script>` elements (among
+    others) in document order, found by a walk the caller makes anyway: this one is then saved.
+    """
+    signals = _collect_signals(tree, elements)
     base = _absolute_web_url(url, signals.base_href) or url
     article = _jsonld_article(signals.jsonld)
     site_name = _first_text(_meta_values(signals, _SITE_NAME_KEYS), [article.site_name])
@@ -247,11 +255,27 @@ class _Signals:
     image_src: str = ""
 
 
-def _collect_signals(tree: LexborHTMLParser) -> _Signals:
+def _collect_signals(tree: LexborHTMLParser, elements: list[LexborNode] | None) -> _Signals:
     signals = _Signals()
-    for node in tree.css(_SCAN_SELECTOR):
+    nodes = tree.css(_SCAN_SELECTOR) if elements is None else _scanned(tree, elements)
+    for node in nodes:
         _read_node(node, signals)
     return signals
+
+
+def _scanned(tree: LexborHTMLParser, elements: list[LexborNode]) -> Iterator[LexborNode]:
+    """What `_SCAN_SELECTOR` would select, from `elements` and the small `<head>`. The order
+    differs only between kinds of element, which fill different signals."""
+    if tree.root is not None and tree.root.attributes.get("lang"):
+        yield tree.root
+    if tree.head is not None:
+        yield from tree.head.css(_HEAD_SELECTOR)
+    for node in elements:
+        tag = node.tag
+        if tag in ("meta", "link") or (
+            tag == "script" and "ld+json" in (node.attributes.get("type") or "").lower()
+        ):
+            yield node
 
 
 def _read_node(node: LexborNode, signals: _Signals) -> None:

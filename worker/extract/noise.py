@@ -158,8 +158,13 @@ NOISE_LABELS: dict[str, tuple[str, ...]] = {
         "potrebbe interessarti",
         "leggi anche",
         "articoli correlati",
+        "les plus lus",
+        "lo más leído",
+        "meistgelesen",
         "читайте также",
         "похожие статьи",
+        "смотрите также",
+        "самые популярные",
         "相关文章",
         "関連記事",
     ),
@@ -197,9 +202,23 @@ NOISE_LABELS: dict[str, tuple[str, ...]] = {
         "comentarios",
         "commenti",
         "комментарии",
+        "отзывы",
+        "добавить отзыв",
+        "добавить комментарий",
     ),
     "navigation": ("labels", "tags", "categories", "archive", "blog archive", "follow us"),
-    "ads": ("advertisement", "advertising", "sponsored", "anzeige", "publicité", "publicidad"),
+    "ads": (
+        "advertisement",
+        "advertising",
+        "advert",
+        "sponsored",
+        "anzeige",
+        "werbung",
+        "publicité",
+        "publicidad",
+        "pubblicità",
+        "реклама",
+    ),
 }
 
 # --- Matchers --------------------------------------------------------------------------------
@@ -261,6 +280,9 @@ def normalise_label(text: str) -> str:
     return _SPACES.sub(" ", _PUNCT.sub(" ", text.lower())).strip()
 
 
+# Cached as `hint_groups`: the cleaner asks about each short line twice (as a label and as its
+# container's heading), and sites repeat their widget headings on every page.
+@functools.lru_cache(maxsize=4096)
 def label_group(text: str) -> str | None:
     """The noise group whose label this short text is or starts with, else None.
 
