@@ -57,11 +57,20 @@ def readability_text(html: str, url: str) -> str:
     return lxml_html.fromstring(summary).text_content() if summary.strip() else ""
 
 
+def parse_floor_text(html: str, url: str) -> str:
+    """Not an extractor: the cost floor, parsing the page and reading all of its text."""
+    from selectolax.lexbor import LexborHTMLParser
+
+    body = LexborHTMLParser(html).body
+    return body.text(separator="\n") if body is not None else ""
+
+
 EXTRACTORS: dict[str, Extractor] = {
     "feedworker": feedworker_text,
     "trafilatura": trafilatura_text,
     "trafilatura fast": trafilatura_fast_text,
     "readability-lxml": readability_text,
+    "floor: selectolax parse + all text": parse_floor_text,
 }
 
 
