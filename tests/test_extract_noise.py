@@ -93,3 +93,30 @@ def test_label_group(group: str, hits: list[str], misses: list[str]) -> None:
         assert label_group(text) == group, text
     for text in misses:
         assert label_group(text) is None, text
+
+
+# --- Furniture removal: outermost elements only, in document order ------------------------------
+
+PROSE = (
+    "The council voted on Tuesday to keep the library open on Sundays, after a petition signed "
+    "by more than two thousand residents asked for longer hours during the exam season. "
+) * 8  # long prose with no links: a flagged element holding it is the article's wrapper
+
+
+def test_furniture_is_outermost_and_skips_only_what_goes() -> None:
+    from worker.extract.body import Hints, furniture, parse
+
+    tree = parse(
+        "<body>"
+        '<div class="sidebar" id="side"><div class="widget"><ul class="menu">'
+        '<li class="menu-item">Home</li></ul></div></div>'
+        '<div class="share-bar" id="share">Share</div>'
+        f'<div class="ad_body" id="wrapper"><p>{PROSE}</p>'
+        '<div class="related-posts" id="inner">Related</div></div>'
+        '<aside id="rail"><div class="promo">More</div></aside>'
+        "</body>"
+    )
+    assert tree.body is not None
+    doomed = furniture(tree.body, Hints())
+    # Inside a doomed element nothing is asked about; inside a kept (prose) one, all is.
+    assert [node.attributes.get("id") for node in doomed] == ["side", "share", "inner", "rail"]

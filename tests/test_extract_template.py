@@ -124,3 +124,13 @@ def test_page_fingerprints_match_article_fingerprints() -> None:
     assert set(page_fingerprints(html)) == set(
         extract(html, "https://x.example/").block_fingerprints
     )
+
+
+def test_ascii_text_fingerprints_as_the_unicode_path_does() -> None:
+    """ASCII blocks take a byte-table shortcut; it must agree with the regex normalisation."""
+    ascii_text = "Popular posts from this blog -- 12 Comments_here!"
+    unicode_text = ascii_text + " \u2026"  # an ellipsis: not a letter, so normalised away
+    assert not unicode_text.isascii()
+    assert fingerprint(ascii_text) == fingerprint(unicode_text) is not None
+    assert fingerprint("12 Comments, 5 + 7") is None  # too few letters either way
+    assert fingerprint("12 Comments, 5 + 7\u2026") is None

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -47,6 +47,9 @@ JUNK_TAGS = [
 ]  # fmt: skip
 
 JUNK_SELECTOR = ",".join(JUNK_TAGS)
+
+# The tag lexbor gives text nodes.
+TEXT_TAG = "-text"
 
 # Page furniture by element name (HTML5 semantics); kept when they carry a content hint.
 FURNITURE_TAGS = frozenset({"nav", "aside", "footer", "header", "menu"})
@@ -146,7 +149,8 @@ REPEAT_WINDOW = 2
 
 # A sentence ending inside a line: the mark, then a space and the next sentence's first letter.
 _INNER_SENTENCE = re.compile(r"[.!?…](?=\s+[^\W\d_])|[。！？]")
-_COMMAS = re.compile("[,，、،]")
+# Commas in the scripts that use their own (counted with `str.count`: faster than a regex).
+COMMAS = (",", "，", "、", "،")
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden")
 
 
@@ -313,11 +317,12 @@ def holds_prose(node: LexborNode, hints: Hints) -> bool:
     """Class names lie ("ad_body", "with-right-rail"): a flagged element holding much text and few
     links is the article's wrapper, not furniture. Comment sections are long prose too, so a
     comments hint is always believed."""
-    text = node.text(strip=True)
-    if len(text) < PROSE_CHARS or "comments" in hints.groups(node):
+    if "comments" in hints.groups(node):
         return False
-    links = sum(len(a.text(strip=True)) for a in node.css("a"))
-    return links < PROSE_LINK_DENSITY * len(text)
+    chars = text_chars(node)
+    if chars < PROSE_CHARS:
+        return False
+    return link_chars(node) < PROSE_LINK_DENSITY * chars
 
 
 def decompose_all(nodes: list[LexborNode]) -> None:
@@ -352,26 +357,47 @@ def prepare_tree(
 def furniture(root: LexborNode, hints: Hints) -> list[LexborNode]:
     """The outermost furniture elements under `root`, in document order: what lies inside one
     goes with it, so it is never asked about (the prose check reads a whole subtree's text)."""
-    doomed: dict[int, LexborNode] = {}
+    doomed: list[LexborNode] = []
+    # Candidates come in document order, so those inside a doomed element follow it at once:
+    # only the latest one is asked about, and only until a candidate lies outside it.
+    latest: Subtree | None = None
     for node in root.css(FURNITURE_CANDIDATES):
-        if not is_furniture(node, hints) or inside(node, doomed):
+        if latest is not None:
+            if latest.holds(node):
+                continue
+            latest = None
+        if not is_furniture(node, hints):
             continue
         # Hidden copies of the article (schema.org microdata, print versions) are long prose too.
         if is_hidden(node.attributes) or not holds_prose(node, hints):
-            doomed[node.mem_id] = node
-    return list(doomed.values())
+            doomed.append(node)
+            latest = Subtree(node)
+    return doomed
 
 
-def inside(node: LexborNode, nodes: dict[int, LexborNode]) -> bool:
-    """True when an ancestor of `node` is one of `nodes` (keyed by `mem_id`)."""
-    if not nodes:
+class Subtree:
+    """Asks whether a node coming after `root` in document order lies inside it: a few `parent`
+    calls, where a selector query for the subtree's candidates costs a walk of all of it."""
+
+    __slots__ = ("parent_id", "root_id")
+
+    def __init__(self, root: LexborNode) -> None:
+        parent = root.parent
+        self.root_id = root.mem_id
+        self.parent_id = parent.mem_id if parent is not None else 0
+
+    def holds(self, node: LexborNode) -> bool:
+        """Climb from `node` until the root (inside), or the root's parent or the top (outside):
+        a later node outside the subtree lies under a later sibling of the root, or further up."""
+        parent = node.parent
+        while parent is not None:
+            key = parent.mem_id
+            if key == self.root_id:
+                return True
+            if key == self.parent_id:
+                return False
+            parent = parent.parent
         return False
-    parent = node.parent
-    while parent is not None:
-        if parent.mem_id in nodes:
-            return True
-        parent = parent.parent
-    return False
 
 
 def sorted_unique(nodes: list[LexborNode]) -> list[LexborNode]:
@@ -429,7 +455,7 @@ def collapse_spaces(text: str) -> str:
 
 def paragraph_score(text: str) -> float:
     """Readability.js: one point, one per comma, one per 100 characters up to three."""
-    return 1 + len(_COMMAS.findall(text)) + min(len(text) // 100, 3)
+    return 1 + sum(map(text.count, COMMAS)) + min(len(text) // 100, 3)
 
 
 def initial_score(node: LexborNode, preset: Preset, hints: Hints) -> float:
@@ -448,6 +474,7 @@ def score_candidates(
 ) -> tuple[dict[int, float], dict[int, LexborNode]]:
     scores: dict[int, float] = {}
     nodes: dict[int, LexborNode] = {}
+    parents: dict[int, LexborNode | None] = {}  # of the candidates: paragraphs share ancestors
     for block in blocks:
         text = block.text
         if len(text) < MIN_PARAGRAPH_CHARS or block.link_chars > len(text) / 2:
@@ -456,22 +483,35 @@ def score_candidates(
         # A block holding text directly is itself a candidate (a text `div`, a `td`).
         ancestor: LexborNode | None = block.node if block.node.tag != "p" else block.node.parent
         for level in range(SCORE_LEVELS):
-            if ancestor is None or ancestor.tag in ("html", None):
+            if ancestor is None:
                 break
             key = ancestor.mem_id
             if key not in scores:
+                if ancestor.tag in ("html", None):
+                    break
                 scores[key] = initial_score(ancestor, preset, hints)
-                nodes[key] = ancestor
+                nodes[key], parents[key] = ancestor, ancestor.parent
             scores[key] += points / (1 if level == 0 else 2 if level == 1 else level * 3)
-            ancestor = ancestor.parent
+            ancestor = parents[key]
     return scores, nodes
 
 
 def link_density(node: LexborNode) -> float:
-    total = len(node.text(strip=True))
+    total = text_chars(node)
     if not total:
         return 1.0
-    return min(1.0, sum(len(a.text(strip=True)) for a in node.css("a")) / total)
+    return min(1.0, link_chars(node) / total)
+
+
+def text_chars(node: LexborNode) -> int:
+    """len(node.text(strip=True)): whitespace-only text nodes strip to nothing, so they are
+    skipped rather than decoded and stripped (most of a page's text nodes are indentation)."""
+    return len(node.text(strip=True, skip_empty=True))
+
+
+def link_chars(node: LexborNode) -> int:
+    """The text length of every link in `node` (`node` itself included, nested links twice)."""
+    return sum(len(a.text(strip=True, skip_empty=True)) for a in node.css("a"))
 
 
 def pick_top(scores: dict[int, float], nodes: dict[int, LexborNode]) -> tuple[LexborNode, float]:
@@ -617,22 +657,6 @@ class Line(Block):
     leaf: bool  # no other block lies inside: dropping it loses no one else's text
 
 
-def walk(root: LexborNode) -> Iterator[tuple[LexborNode, bool]]:
-    """(node, entering) events in document order, iteratively; text nodes only enter, comments
-    (and other non-element nodes) never appear."""
-    stack: list[tuple[LexborNode, bool]] = [(root, True)]
-    while stack:
-        node, entering = stack.pop()
-        if not entering:
-            yield node, False
-        elif node.is_element_node:
-            yield node, True
-            stack.append((node, False))
-            stack.extend((child, True) for child in reversed(list(node.iter(include_text=True))))
-        elif node.is_text_node:
-            yield node, True
-
-
 @dataclass(frozen=True, slots=True)
 class Rendered:
     node: LexborNode
@@ -661,8 +685,13 @@ def render(
     captions = {node.mem_id for node in root.css(CAPTION_SELECTOR) if is_photo_caption(node)}
     links = 0  # open `a` elements
     root_open: _Open | None = None
-    for node, entering in walk(root):
-        if node.is_text_node:
+    # (node, tag, entering) events in document order, from an explicit stack; text nodes (tag
+    # TEXT_TAG) only enter, comments never appear. Inlined, not a generator, and each node's tag
+    # read once: this loop runs for every node of the body.
+    todo: list[tuple[LexborNode, str, bool]] = [(root, root.tag or "", True)]
+    while todo:
+        node, tag, entering = todo.pop()
+        if tag == TEXT_TAG:
             text = node.text_content or ""
             parts.append(text)
             if stack:
@@ -676,19 +705,24 @@ def render(
                     top.link_chars += size
                     top.own_link_chars += size
             continue
-        tag = node.tag or ""
         if entering:
             if tag == "br":
                 parts.append("\n")
                 continue
+            todo.append((node, tag, False))
+            children = [
+                (child, child_tag, True)
+                for child in node.iter(include_text=True)
+                if (child_tag := child.tag) == TEXT_TAG or child.is_element_node
+            ]
+            children.reverse()
+            todo.extend(children)
             if tag in BLOCK_TAGS:
                 parts.append("\n")
             links += tag == "a"
             stack.append(_Open(node, tag, len(parts), [], len(lines)))
             if root_open is None:
                 root_open = stack[-1]
-            continue
-        if tag == "br":
             continue
         links -= tag == "a"
         current = stack.pop()
@@ -708,7 +742,7 @@ def render(
             doomed.append(current.node)
             continue
         if tag in HTML_ONLY_TAGS or (
-            current.chars < CAPTION_MAX_CHARS and current.node.mem_id in captions
+            captions and current.chars < CAPTION_MAX_CHARS and current.node.mem_id in captions
         ):
             del parts[current.parts_at :]
             del lines[current.lines_at :]

@@ -30,6 +30,8 @@ MIN_BLOCK_CHARS = 12
 
 # Runs of letters: digits and the underscore are word characters to `re`, not letters.
 _LETTERS = re.compile(r"[^\W\d_]+")
+# The same for ASCII text, as a byte table: every byte but A-Z and a-z becomes a space.
+_ASCII_NON_LETTERS = bytes(c if chr(c).isalpha() and c < 128 else 32 for c in range(256))
 
 
 def normalise_block(text: str) -> str:
@@ -42,10 +44,16 @@ def fingerprint(text: str) -> str | None:
     """The fingerprint of one block's text, or None when it is too short to fingerprint."""
     if len(text) < MIN_BLOCK_CHARS:  # cannot hold enough letters: skip the normalising
         return None
-    norm = normalise_block(text)
-    if len(norm) - norm.count(" ") < MIN_BLOCK_CHARS:
+    if text.isascii():  # `normalise_block` on bytes: twice as fast, and most blocks are ASCII
+        words = text.encode("ascii").lower().translate(_ASCII_NON_LETTERS).split()
+        norm = b" ".join(words)
+        letters = len(norm) - len(words) + 1
+    else:
+        text = normalise_block(text)
+        norm, letters = text.encode("utf-8"), len(text) - text.count(" ")
+    if letters < MIN_BLOCK_CHARS:
         return None
-    return FINGERPRINT_VERSION + hashlib.blake2b(norm.encode("utf-8"), digest_size=6).hexdigest()
+    return FINGERPRINT_VERSION + hashlib.blake2b(norm, digest_size=6).hexdigest()
 
 
 def fingerprints(texts: Iterable[str]) -> tuple[str, ...]:
