@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run once test bench venv
+.PHONY: run once test bench bench-cluster venv
 
 venv:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,12 +19,22 @@ once: venv
 	$(BIN)/python -m pip install -q -e .
 	$(BIN)/feedworker run --once
 
+# The suite runs twice: on SQLite, then on a throwaway PostgreSQL (.ci/postgres.sh; exit 3 when
+# PostgreSQL is not installed: said aloud, and an error when FEEDWORKER_REQUIRE_POSTGRES is set).
 test: venv
 	$(BIN)/python -m pip install -q -e '.[test]'
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+	@status=0; .ci/postgres.sh $(BIN)/python -m pytest -q || status=$$?; \
+	if [ $$status -eq 3 ] && [ -z "$$FEEDWORKER_REQUIRE_POSTGRES" ]; then \
+	    echo "make test: PostgreSQL is not installed: the PostgreSQL pass was SKIPPED (apt-get install postgresql)"; \
+	elif [ $$status -ne 0 ]; then exit $$status; fi
 
 bench: venv
 	$(BIN)/python -m pip install -q -e '.[test,bench]'
 	$(BIN)/python bench/extract.py
+
+bench-cluster: venv
+	$(BIN)/python -m pip install -q -e '.[test]'
+	.ci/postgres.sh $(BIN)/python bench/cluster.py

@@ -200,6 +200,9 @@ def test_status_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
         "consecutive_failures": 0,
         "next_run": None,
         "last_error": None,
+        "health": "-",
+        "health_reasons": [],
+        "health_since": None,
     }
 
 

@@ -85,7 +85,7 @@ def test_shipped_worker_file_documents_every_setting() -> None:
     settings = "[worker]\n" + "\n".join(
         line.removeprefix("# ")
         for line in text.splitlines()
-        if re.match(r"# [a-z_]+ = ", line) and "public_url" not in line
+        if re.match(r"# [a-z_]+ = ", line) and not re.match(r"# (public|webhook)_url", line)
     )
     assert Settings.model_validate(
         tomllib.loads(settings)["worker"], context={"root": SHIPPED.parent}
@@ -271,6 +271,16 @@ def test_env_overrides(tmp_path: Path) -> None:
     assert settings.public_url is None
 
 
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("true", True), ("YES", True), ("0", False), ("off", False)]
+)
+def test_env_overrides_booleans_and_lists(tmp_path: Path, raw: str, expected: bool) -> None:
+    env = {"FEEDWORKER_DEDUPE_ACROSS_SOURCES": raw, "FEEDWORKER_TRACKING_PARAMS": "ref, src_*"}
+    settings = load_config(make_config(tmp_path), env=env).settings
+    assert settings.dedupe_across_sources is expected
+    assert tuple(settings.tracking_params) == ("ref", "src_*")
+
+
 def test_env_overrides_read_os_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FEEDWORKER_MAX_LINKS_PER_RUN", "7")
     assert load_config(make_config(tmp_path)).settings.max_links_per_run == 7
@@ -284,6 +294,7 @@ def test_env_overrides_read_os_environ(tmp_path: Path, monkeypatch: pytest.Monke
         ("FEEDWORKER_LOG_LEVEL", "LOUD", "DEBUG"),
         ("FEEDWORKER_READ_TIMEOUT", "soon", "duration"),
         ("FEEDWORKER_STATE_URL", "mysql://x", "sqlite"),
+        ("FEEDWORKER_DEDUPE_ACROSS_SOURCES", "maybe", "true or false"),
     ],
 )
 def test_bad_env_value_names_the_variable(

@@ -66,10 +66,13 @@ def test_open_in_memory() -> None:
     store.close()
 
 
-@pytest.mark.parametrize("url", ["postgresql://db/feedworker", "postgres://db/feedworker"])
-def test_postgresql_is_refused_clearly(url: str) -> None:
-    with pytest.raises(StoreError, match="PostgreSQL state is not supported yet"):
+@pytest.mark.parametrize(
+    "url", ["postgresql://fw:secret@127.0.0.1:1/feedworker", "postgres://127.0.0.1:1/feedworker"]
+)
+def test_unreachable_postgresql_is_a_clear_store_error(url: str) -> None:
+    with pytest.raises(StoreError, match=r"cannot open state database postgresql://") as caught:
         Store.open(url)
+    assert "secret" not in str(caught.value)
 
 
 @pytest.mark.parametrize("url", ["mysql://db", "sqlite:///", "/var/state.db"])
@@ -389,7 +392,8 @@ def test_migration_2_keeps_items_of_a_version_1_file_as_identities(db_path: Path
         conn.execute("DELETE FROM identities")
         conn.execute("DELETE FROM schema_version")
         conn.execute("INSERT INTO schema_version VALUES (1)")
-        for table in ("identities",):
+        later = ("identities", "run_health", "source_health")
+        for table in (*later, "stored_feeds", "source_slots", "replicas"):
             conn.execute(f"DROP TABLE {table}")
     reopened = Store.open(f"sqlite:///{db_path}")
     try:

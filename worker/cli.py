@@ -4,6 +4,8 @@
     feedworker run      [--once] [--source ID ...] [--serve] [--host H] [--port P] [--grace S]
     feedworker serve    [--host H] [--port P] [--config DIR]
     feedworker status   [--json] [--config DIR]
+    feedworker db upgrade [--config DIR]
+    feedworker try      SOURCE_ID [--fresh] [--json] [--config DIR]
     feedworker extract  FILE_OR_URL [--url URL] [--json] [--config DIR]
     feedworker discover URL [--kind K] [--links CSS] [--pages N] [--json] [--config DIR]
     feedworker demo     [--once] [--dir DIR] [--port P]
@@ -22,7 +24,7 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -31,7 +33,9 @@ from starlette.types import Receive, Scope, Send
 
 from worker import __version__
 from worker.charset import decode_html
+from worker.cluster import ClusterView, config_notes, live_replicas, upgrade_schema
 from worker.config import Config, Settings, default_config_dir, load_config
+from worker.db import redact
 from worker.errors import ConfigError, FeedworkerError
 from worker.extract import extract
 from worker.fetch import Fetcher, FetchOptions
@@ -132,6 +136,27 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", parents=[common], help="show each source's last runs")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status.set_defaults(command=cmd_status)
+
+    db = commands.add_parser("db", help="the state database")
+    db_commands = db.add_subparsers(required=True, metavar="ACTION")
+    upgrade = db_commands.add_parser(
+        "upgrade",
+        parents=[common],
+        help="create or migrate the state database (and the cluster's job queue); run also does",
+    )
+    upgrade.set_defaults(command=cmd_db_upgrade)
+
+    trial = commands.add_parser(
+        "try",
+        parents=[common],
+        help="run one source end to end without writing anything; show each stage and its health",
+    )
+    trial.add_argument("source_id", metavar="SOURCE_ID")
+    trial.add_argument(
+        "--fresh", action="store_true", help="treat every listed article as new: fetch them all"
+    )
+    trial.add_argument("--json", action="store_true", help="print JSON instead of text")
+    trial.set_defaults(command=cmd_try)
 
     demo = commands.add_parser(
         "demo", parents=[common], help="scrape a bundled sample site offline and serve its feed"
@@ -267,9 +292,14 @@ async def _run_service(
         if sock is None:
             await service.run(stop)
             return
+        view = ClusterView(worker.ctx.store) if config.settings.cluster else None
         app = LiveApp(
             lambda c: build_app(
-                c, health=service.healthy, next_runs=service.next_run, metrics=metrics
+                c,
+                health=service.healthy,
+                next_runs=service.next_run,
+                metrics=metrics,
+                **(view.app_options(c) if view else {}),
             ),
             worker.config,
         )
@@ -294,12 +324,21 @@ async def _serve(config: Config, host: str, port: int) -> None:
     stop = _stop_on_signals()
     sock = _listen(host, port)
     metrics = Metrics()
-    app = LiveApp(lambda c: build_app(c, metrics=metrics), config)
-    watching = asyncio.create_task(
-        watch_config(ConfigWatcher(config), stop, app.load, RELOAD_INTERVAL)
-    )
-    await serve_socket(app.as_starlette(), sock, stop)
-    await watching
+    store = Store.open(config.settings.state_url) if config.settings.cluster else None
+    view = ClusterView(store) if store is not None else None
+    try:
+        app = LiveApp(
+            lambda c: build_app(c, metrics=metrics, **(view.app_options(c) if view else {})),
+            config,
+        )
+        watching = asyncio.create_task(
+            watch_config(ConfigWatcher(config), stop, app.load, RELOAD_INTERVAL)
+        )
+        await serve_socket(app.as_starlette(), sock, stop)
+        await watching
+    finally:
+        if store is not None:
+            store.close()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -383,6 +422,32 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(rows, default=_json_default, ensure_ascii=False, indent=2))
         return 0
     print(render_status_table(rows))
+    if config.settings.cluster:
+        print("\n".join(cluster_status_lines(config)))
+    return 0
+
+
+def cluster_status_lines(config: Config) -> list[str]:
+    """The live replicas and their config digests, and a warning when the digests differ."""
+    store = Store.open(config.settings.state_url)
+    try:
+        replicas = live_replicas(store, datetime.now(UTC))
+    finally:
+        store.close()
+    lines = [f"\nreplicas: {len(replicas)} live"]
+    for replica in replicas:
+        beat = _short_time(replica.heartbeat)
+        lines.append(f"  {replica.name:<32} config {replica.config_digest[:12]}  last beat {beat}")
+    lines.extend(f"warning: {note}" for note in config_notes(replicas))
+    return lines
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    config = _config(args)
+    version = asyncio.run(upgrade_schema(config))
+    where = redact(config.settings.state_url)
+    queue = " and the job queue" if config.settings.cluster else ""
+    print(f"state database {where}{queue} up to date (schema version {version})")
     return 0
 
 
@@ -391,6 +456,7 @@ STATUS_COLUMNS = (  # (key, heading, width); the last error takes the rest of th
     ("outcome", "outcome", 8),
     ("items", "items", 5),
     ("consecutive_failures", "fails", 5),
+    ("health", "health", 8),
     ("last_run", "last run", 19),
     ("last_success", "last success", 19),
     ("next_run", "next run", 19),
@@ -411,6 +477,7 @@ def status_rows(config: Config) -> list[dict[str, Any]]:
 
 
 def _status_row(source_id: str, enabled: bool, state: Any, store: Store) -> dict[str, Any]:
+    health = store.source_health(source_id)
     return {
         "source": source_id,
         "enabled": enabled,
@@ -421,6 +488,9 @@ def _status_row(source_id: str, enabled: bool, state: Any, store: Store) -> dict
         "consecutive_failures": state.consecutive_failures if state else 0,
         "next_run": state.next_run if state and enabled else None,
         "last_error": state.last_error if state else None,
+        "health": health.state if health else "-",
+        "health_reasons": list(health.reasons) if health else [],
+        "health_since": health.since if health else None,
     }
 
 
@@ -429,12 +499,112 @@ def render_status_table(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         cells = []
         for key, _heading, width in STATUS_COLUMNS:
-            value = row[key]
+            value = row.get(key, "-")
             text = _short_time(value) if key.endswith(("_run", "_success")) else str(value)
             cells.append(f"{text:>{width}}" if isinstance(value, int) else f"{text:<{width}}")
         error = (row["last_error"] or "").replace("\n", " ")
+        if row.get("health") == "degraded":
+            error = "; ".join(filter(None, [error, *row["health_reasons"]]))
         lines.append(" ".join(cells) + " " + error)
     return "\n".join(line.rstrip() for line in lines)
+
+
+def cmd_try(args: argparse.Namespace) -> int:
+    from worker.dryrun import try_source  # only this command needs the dry-run store
+
+    config = _config(args)
+    try:
+        source = config.source(args.source_id)
+    except KeyError as exc:
+        print(f"feedworker: {exc.args[0]}", file=sys.stderr)
+        return 1
+    result = asyncio.run(try_source(config, source, fresh=args.fresh))
+    if args.json:
+        payload = try_payload(result)
+        print(json.dumps(payload, default=_json_default, ensure_ascii=False, indent=2))
+    else:
+        print(render_try(result))
+    return 0 if result.report.ok else 1
+
+
+def try_payload(result: Any) -> dict[str, Any]:
+    """What `try --json` prints: every stage of the dry run."""
+    report = result.report
+    return {
+        "source": report.source_id,
+        "dry_run": True,
+        "error": report.error,
+        "listing": {
+            "kind": report.listing_kind,
+            "not_modified": report.index_not_modified,
+            "links_found": report.links_found,
+            "selector_matched": report.selector_matched,
+            "documents": [asdict(d) for listing in result.listings for d in listing.documents],
+            "decisions": [asdict(d) for listing in result.listings for d in listing.decisions],
+        },
+        "known_links": report.items_unchanged,
+        "statuses": {str(k): v for k, v in sorted(report.statuses.items())},
+        "articles": [asdict(trace) for trace in report.articles],
+        "would_publish": [_item_summary(item) for item in result.would_add],
+        "would_update": [_item_summary(item) for item in result.would_update],
+        "health": {
+            "state": report.health_state,
+            "reasons": list(report.health_reasons),
+            "before": result.health_before,
+        },
+    }
+
+
+def _item_summary(item: Any) -> dict[str, Any]:
+    return {"guid": item.guid, "title": item.title, "published": item.published}
+
+
+def render_try(result: Any) -> str:
+    """`try` as text: one block per stage."""
+    report, source = result.report, result.source
+    lines = [f"feedworker try {source.id}: {source.url} (dry run: nothing is written)"]
+    kept = sum(1 for listing in result.listings for d in listing.decisions if d.kept)
+    skipped: dict[str, int] = {}
+    for listing in result.listings:
+        for decision in listing.decisions:
+            if not decision.kept:
+                skipped[decision.reason] = skipped.get(decision.reason, 0) + 1
+    if report.index_not_modified:
+        lines.append("listing:  not modified since the last run (304)")
+    elif report.listing_kind:
+        matched = (
+            f"; selector {source.links!r} matched {report.selector_matched}"
+            if report.selector_matched is not None
+            else ""
+        )
+        lines.append(f"listing:  {report.listing_kind}, {kept} link(s) kept{matched}")
+        top = sorted(skipped.items(), key=lambda pair: -pair[1])[:8]
+        if top:
+            lines.append("          skipped: " + ", ".join(f"{r} ×{n}" for r, n in top))
+    if report.items_unchanged and not report.articles:
+        known = report.items_unchanged
+        lines.append(f"          {known} link(s) already known (--fresh fetches them)")
+    statuses = ", ".join(f"{k} ×{v}" for k, v in sorted(report.statuses.items()))
+    lines.append(f"fetch:    {statuses or 'nothing fetched'}")
+    if report.articles:
+        lines.append("articles:")
+        for trace in report.articles:
+            status = "-" if trace.status is None else str(trace.status)
+            note = f"  ({trace.note})" if trace.note and trace.decision == "skipped" else ""
+            lines.append(
+                f"  {trace.decision:<14} {trace.method or '-':<12} {trace.body_chars:>7,} chars"
+                f"  {status:>3}  {trace.url}{note}"
+            )
+    lines.append(
+        f"would publish: {len(result.would_add)} new item(s), {len(result.would_update)} update(s)"
+    )
+    for item in result.would_add + result.would_update:
+        lines.append(f"  + {item.title}  <{item.guid}>")
+    if report.error:
+        lines.append(f"error:    {report.error}")
+    lines.append(f"health:   {report.health_state or '-'} (stored state: {result.health_before})")
+    lines.extend(f"  - {reason}" for reason in report.health_reasons)
+    return "\n".join(lines)
 
 
 def _outcome(state: Any) -> str:

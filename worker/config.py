@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_origin
 from urllib.parse import urlsplit
 
 from apscheduler.triggers.cron import CronTrigger
@@ -51,6 +51,7 @@ __all__ = [
     "CONFIG_ENV_VAR",
     "ENV_PREFIX",
     "Config",
+    "HealthThresholds",
     "Settings",
     "Source",
     "default_config_dir",
@@ -60,6 +61,17 @@ __all__ = [
 
 CONFIG_ENV_VAR = "FEEDWORKER_CONFIG"  # where the config folder is, when --config is not given
 ENV_PREFIX = "FEEDWORKER_"  # FEEDWORKER_<SETTING> overrides [worker] <setting>
+# How a boolean setting may be spelt in an environment variable.
+_ENV_BOOLEANS = {
+    "true": True,
+    "1": True,
+    "yes": True,
+    "on": True,
+    "false": False,
+    "0": False,
+    "no": False,
+    "off": False,
+}
 SETTINGS_FILE = "feedworker.toml"
 SOURCES_FILE = "sources.toml"
 SOURCES_DIR = "sources.d"
@@ -75,6 +87,9 @@ MAX_NEAR_DUPLICATE_DISTANCE = 11  # what the store's SimHash index answers exact
 DEFAULT_KEEP_DAYS = 90
 SOURCE_KINDS = ("auto", "index", "sitemap", "feed", "urls")  # `kind`; auto: detected on fetch
 MAX_PAGES = 20  # `pages`: index pages followed per run
+# Runs of health history kept per source: two days of hourly runs, more than any baseline
+# window needs, a few hundred bytes a row.
+HEALTH_HISTORY_RUNS = 50
 
 ID_RULE = "1-64 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
 DURATION_FORMAT = 'a duration like "45s", "15m", "2h", "1h30m" or "1d", or a number of seconds'
@@ -253,6 +268,33 @@ Urls = Annotated[tuple[str, ...], PlainValidator(_check_urls)]
 ParamNames = Annotated[tuple[str, ...], PlainValidator(_check_param_names)]
 
 
+class HealthThresholds(BaseModel):
+    """When a source counts as degraded (``[worker.health]``, or a source's ``health = {...}``,
+    which overrides only the keys it sets). Every rule compares a source with its own history;
+    see `worker.health` and the README's "Source health"."""
+
+    model_config = _MODEL_CONFIG
+
+    # Earlier healthy runs a source's baseline (links found, body length) is taken from.
+    window: int = Field(default=10, ge=1, le=HEALTH_HISTORY_RUNS)
+    # Consecutive bad runs before a source is degraded: 2, so one odd answer (a deploy, a flaky
+    # CDN) raises no alarm, while an hourly source is flagged within about two hours.
+    bad_runs: int = Field(default=2, ge=1, le=20)
+    # Bodies "collapse" when a run's median length is under this share of the source's recent
+    # median: a chrome-only body (a teaser, a cookie notice) is a tenth of an article or less,
+    # while short and long articles on one site vary by about 2-3x.
+    body_drop: float = Field(default=0.25, gt=0, lt=1)
+    # "Most articles": the share that fell back to the whole page, missed the operator's body
+    # selector, or were too short, before a run counts as bad; also for non-HTML pages.
+    poor_share: float = Field(default=0.5, gt=0, le=1)
+    # Share of a run's responses that were 403/429 or challenge pages for an anti-bot wall.
+    blocked_share: float = Field(default=0.5, gt=0, le=1)
+    # Article bodies shorter than this are not published (skipped, or the feed's summary
+    # instead), unless the source's own recent median is lower: then half that median. 200
+    # characters is about two sentences, more than a byline, share bar or cookie notice.
+    min_body_chars: int = Field(default=200, ge=0)
+
+
 class Settings(BaseModel):
     """The ``[worker]`` table: how the whole worker behaves. Durations are in seconds."""
 
@@ -284,11 +326,15 @@ class Settings(BaseModel):
     serve_host: str = "127.0.0.1"  # for `serve` and `run --serve`; Docker sets 0.0.0.0
     serve_port: int = Field(default=8080, ge=0, le=65535)
     shutdown_grace: Seconds = 30  # on SIGTERM, runs in progress may finish for this long
+    # Several replicas share the sources through procrastinate (worker.cluster); PostgreSQL only.
+    cluster: bool = False
     # Bodies whose SimHashes differ in at most this many of 64 bits are near-duplicates: 10 keeps
     # 96% of syndicated copies (new headline, other footer, 3 edited sentences) of 300+ word
     # articles and is 6 bits below the closest pair of different articles (bench/neardup.py).
     near_duplicate_distance: int = Field(default=10, ge=0, le=MAX_NEAR_DUPLICATE_DISTANCE)
     dedupe_across_sources: bool = False  # near-duplicates of another source's items too
+    health: HealthThresholds = HealthThresholds()  # [worker.health]: when a source is degraded
+    webhook_url: str | None = None  # receives a JSON POST when a source degrades or recovers
 
     @field_validator("state_url")
     @classmethod
@@ -306,6 +352,17 @@ class Settings(BaseModel):
             return value
         absolute = os.path.abspath(_root_from(info) / Path(path).expanduser())
         return f"sqlite:///{absolute}{sep}{query}"
+
+    @field_validator("cluster")
+    @classmethod
+    def _check_cluster(cls, value: bool, info: ValidationInfo) -> bool:
+        state_url = info.data.get("state_url", "")
+        if value and not state_url.startswith(("postgresql://", "postgres://", "postgresql+")):
+            raise ValueError(
+                "cluster mode needs a PostgreSQL state_url (postgresql://user@host/db): a SQLite"
+                " file belongs to one process and cannot be shared by replicas"
+            )
+        return value
 
     @field_validator("user_agent")
     @classmethod
@@ -325,6 +382,11 @@ class Settings(BaseModel):
     @classmethod
     def _check_public_url(cls, value: str | None) -> str | None:
         return None if value is None else _check_http_url(value).rstrip("/")
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_webhook_url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_http_url(value)
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -363,7 +425,17 @@ class Source(BaseModel):
     # reach the feed; None: an article is fetched once.
     recheck: Interval | None = None
     keep_days: int = Field(default=DEFAULT_KEEP_DAYS, ge=1)  # items beyond max_items kept this long
+    # Health thresholds for this source; only the keys given override [worker.health].
+    health: HealthThresholds | None = None
     enabled: bool = True
+
+    def health_thresholds(self, defaults: HealthThresholds) -> HealthThresholds:
+        """`defaults` (the worker's) with the keys this source sets in its `health` table."""
+        if self.health is None:
+            return defaults
+        return defaults.model_copy(
+            update={key: getattr(self.health, key) for key in self.health.model_fields_set}
+        )
 
     @model_validator(mode="before")
     @classmethod
@@ -629,6 +701,20 @@ class _Loader:
                     )
                     table.pop(field_name, None)
                     applied.pop(field_name)
+            elif info.annotation is bool:
+                flag = _ENV_BOOLEANS.get(raw.strip().lower())
+                if flag is None:
+                    self.problems.append(
+                        ConfigProblem(
+                            "environment", f"expected true or false, got {raw!r}", None, variable
+                        )
+                    )
+                    table.pop(field_name, None)
+                    applied.pop(field_name)
+                else:
+                    table[field_name] = flag
+            elif get_origin(info.annotation) in (list, tuple):  # "a, b" -> ["a", "b"]
+                table[field_name] = [part.strip() for part in raw.split(",") if part.strip()]
             elif info.annotation is float:  # a duration: "10", "2.5" or "30s"
                 try:
                     table[field_name] = float(raw)
@@ -756,6 +842,10 @@ _KEY_HINTS = {
     "feeds": "feeds_dir",
     "database": "state_url",
 }
+_NESTED_MODELS: dict[Any, type[BaseModel]] = {
+    HealthThresholds: HealthThresholds,
+    HealthThresholds | None: HealthThresholds,
+}
 _REQUIRED_EXAMPLES = {
     "id": 'every [[source]] needs an id, e.g. id = "python-blog"',
     "url": 'every [[source]] needs a url, e.g. url = "https://example.com/blog/"',
@@ -783,7 +873,7 @@ def _error_message(error: Mapping[str, Any], model: type[BaseModel]) -> str:
     context = error.get("ctx") or {}
     loc = error.get("loc") or ()
     if kind == "extra_forbidden":
-        allowed = list(model.model_fields)
+        allowed = list(_model_at(model, loc[:-1]).model_fields)
         suggestion = _suggest(str(loc[-1]), allowed, "", _KEY_HINTS)
         return "unknown key" + (suggestion or f"; allowed keys: {', '.join(allowed)}")
     if kind == "missing":
@@ -795,6 +885,17 @@ def _error_message(error: Mapping[str, Any], model: type[BaseModel]) -> str:
     if kind == "value_error" and "error" in context:
         return str(context["error"])
     return str(error.get("msg", "invalid value"))
+
+
+def _model_at(model: type[BaseModel], loc: Sequence[int | str]) -> type[BaseModel]:
+    """The model a nested error location points into (`health.bad_run` -> HealthThresholds)."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        inner = _NESTED_MODELS.get(field.annotation) if field is not None else None
+        if inner is None:
+            return model
+        model = inner
+    return model
 
 
 def _suggest(

@@ -70,6 +70,10 @@ DOCUMENT_TYPES = HTML_TYPES | GZIP_TYPES | frozenset(
 )  # fmt: skip
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# Refusals whose body is kept (its start, as `BadStatus.snippet`): anti-bot walls answer with
+# these, and their challenge page says who refused (worker.health.challenge_marker).
+SNIPPET_STATUSES = frozenset({403, 429, 503})
+SNIPPET_BYTES = 16 * 1024
 # A page without Content-Type is accepted when it starts like HTML (after whitespace).
 HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<!--", b"<meta", b"<title")
 GUARD_EXTENSION = "feedworker.guarded"  # request extension: send through the SSRF-guarded pool
@@ -127,8 +131,9 @@ class NetworkError(FetchError):
 class BadStatus(FetchError):
     """An HTTP status we do not turn into a page (after retries, when retryable)."""
 
-    def __init__(self, url: str, status: int, reason: str | None = None) -> None:
+    def __init__(self, url: str, status: int, reason: str | None = None, snippet: str = "") -> None:
         self.status = status
+        self.snippet = snippet  # the body's start for SNIPPET_STATUSES, else ""
         super().__init__(url, reason or f"HTTP {status}")
 
 
@@ -463,7 +468,8 @@ def _default_transport(options: FetchOptions) -> httpx.AsyncBaseTransport:
 async def _read_reply(response: httpx.Response, shown: str, rule: _BodyRule) -> _Reply:
     status = response.status_code
     if not 200 <= status < 300:
-        return _Reply(response.url, status, response.headers)
+        snippet = await _snippet(response, shown) if status in SNIPPET_STATUSES else b""
+        return _Reply(response.url, status, response.headers, snippet)
     if rule.html_only:
         _check_content_type(response.headers.get("content-type"), shown, rule.accept)
     declared = _content_length(response.headers)
@@ -472,6 +478,16 @@ async def _read_reply(response: httpx.Response, shown: str, rule: _BodyRule) -> 
     decoder = _decoder_for(response.headers.get("content-encoding"), rule.limit, shown)
     body, wire = await _read_body(response, decoder, rule, shown)
     return _Reply(response.url, status, response.headers, body, wire)
+
+
+async def _snippet(response: httpx.Response, shown: str) -> bytes:
+    """The first `SNIPPET_BYTES` of a refusal's body; b"" when it cannot be read."""
+    rule = _BodyRule(limit=SNIPPET_BYTES, truncate=True)
+    try:
+        decoder = _decoder_for(response.headers.get("content-encoding"), rule.limit, shown)
+        return (await _read_body(response, decoder, rule, shown))[0]
+    except (FetchError, httpx.HTTPError):  # the status is the answer; its body is a bonus
+        return b""
 
 
 async def _read_body(
@@ -525,7 +541,7 @@ def _to_page(url: str, shown: str, reply: _Reply, rule: _BodyRule) -> Page | Not
     if reply.status == 304:
         return NotModified(url)
     if not 200 <= reply.status < 300:
-        raise BadStatus(shown, reply.status)
+        raise BadStatus(shown, reply.status, snippet=reply.body.decode("utf-8", "replace"))
     if not reply.body.strip():
         raise UnsupportedContent(shown, "empty body")
     content_type = reply.headers.get("content-type")

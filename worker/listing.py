@@ -105,6 +105,7 @@ class Listing:
     not_modified: bool = False
     pages_fetched: int = 0
     bytes_received: int = 0
+    selector_matched: int | None = None  # elements the `selector` matched; None without one
 
 
 async def list_articles(options: ListingOptions, fetcher: Fetcher) -> Listing:
@@ -123,6 +124,7 @@ class _Lister:
     seen: set[str] = field(default_factory=set)
     pages_fetched: int = 0
     bytes_received: int = 0
+    selector_matched: int | None = None
 
     async def run(self) -> Listing:
         options = self.options
@@ -186,6 +188,8 @@ class _Lister:
                 exclude=options.exclude,
                 drop_params=options.drop_params,
             )
+            if found.selector_matched is not None:
+                self.selector_matched = (self.selector_matched or 0) + found.selector_matched
             for link, decision in _kept_pairs(found.links, found.decisions):
                 if link is None:
                     self.decisions.append(decision)
@@ -365,6 +369,7 @@ class _Lister:
             page=page,
             pages_fetched=self.pages_fetched,
             bytes_received=self.bytes_received,
+            selector_matched=self.selector_matched,
         )
 
 

@@ -7,11 +7,13 @@ calls `observe_feed_response` for every feed request and `render` for ``/metrics
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
+from worker.health import SKIP_KINDS
 from worker.models import RunReport
 
 __all__ = ["CONTENT_TYPE", "RUN_DURATION_BUCKETS", "Metrics"]
@@ -68,6 +70,30 @@ class Metrics:
             labels,
             registry=self.registry,
         )
+        self.degraded = Gauge(
+            "feedworker_source_degraded",
+            "1 while the source is degraded (see the status page for why), else 0.",
+            labels,
+            registry=self.registry,
+        )
+        self.links_found = Gauge(
+            "feedworker_links_found",
+            "Article links the source's listing yielded on its last run that read it.",
+            labels,
+            registry=self.registry,
+        )
+        self.median_body_chars = Gauge(
+            "feedworker_median_body_chars",
+            "Median extracted body length (characters) on the source's last run with articles.",
+            labels,
+            registry=self.registry,
+        )
+        self.articles_skipped = Counter(
+            "feedworker_articles_skipped",
+            "Articles left out of the feed, by reason (worker.health.SKIP_KINDS).",
+            ["source", "reason"],
+            registry=self.registry,
+        )
         self.feed_responses = Counter(
             "feedworker_feed_responses",
             "Feed file requests answered, by feed file and HTTP status.",
@@ -85,6 +111,7 @@ class Metrics:
             self.bytes_received,
             self.items_published,
             self.run_duration,
+            self.degraded,
         )
         for source_id in source_ids:
             for metric in per_source:
@@ -100,11 +127,24 @@ class Metrics:
         self.pages_fetched.labels(source=source).inc(report.pages_fetched)
         self.bytes_received.labels(source=source).inc(report.bytes_received)
         self.items_published.labels(source=source).inc(report.items_new)
+        self._observe_health(report)
         if report.finished is not None:
             seconds = max(0.0, (report.finished - report.started).total_seconds())
             self.run_duration.labels(source=source).observe(seconds)
             if report.ok:
                 self.last_success.labels(source=source).set(report.finished.timestamp())
+
+    def _observe_health(self, report: RunReport) -> None:
+        source = report.source_id
+        if report.health_state:
+            self.degraded.labels(source=source).set(report.health_state == "degraded")
+        if report.listing_kind and not report.index_not_modified:
+            self.links_found.labels(source=source).set(report.links_found)
+        if report.body_lengths:
+            self.median_body_chars.labels(source=source).set(statistics.median(report.body_lengths))
+        for skip in report.skipped:
+            kind = skip.kind if skip.kind in SKIP_KINDS else "other"
+            self.articles_skipped.labels(source=source, reason=kind).inc()
 
     def observe_feed_response(self, feed: str, status: int) -> None:
         """Count one answer to a feed request; `feed` is a known file name such as ``a.rss``."""

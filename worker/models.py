@@ -107,10 +107,23 @@ class Item:
 
 @dataclass(frozen=True, slots=True)
 class Skip:
-    """An article left out of a run, and why."""
+    """An article left out of a run, and why; `kind` groups reasons (`worker.health.SKIP_KINDS`)."""
 
     url: str
     reason: str
+    kind: str = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleTrace:
+    """What became of one article page in a run, stage by stage (for `feedworker try`)."""
+
+    url: str
+    status: int | None = None  # HTTP status; None when no response came
+    method: str = ""  # extraction path (`Article.method`), "" when not extracted
+    body_chars: int = 0
+    decision: str = ""  # "new", "updated", "unchanged", "duplicate", "near-duplicate", "skipped"
+    note: str = ""  # the skip reason, the twin's GUID...
 
 
 @dataclass(slots=True)
@@ -131,7 +144,46 @@ class RunReport:
     skipped: list[Skip] = field(default_factory=list)
     feeds_written: int = 0
     error: str | None = None  # set when the source as a whole failed
+    # Health figures, judged by `worker.health` against the source's own history.
+    listing_kind: str = ""  # "index", "sitemap", "feed" or "urls"
+    selector_matched: int | None = None  # elements the operator's `links` selector matched
+    statuses: dict[int, int] = field(default_factory=dict)  # HTTP status -> responses
+    content_types: dict[str, int] = field(default_factory=dict)  # of article pages received
+    body_lengths: list[int] = field(default_factory=list)  # characters, per extracted article
+    methods: dict[str, int] = field(default_factory=dict)  # extraction path -> articles
+    blocked: int = 0  # responses that were 403/429 or an anti-bot challenge page
+    challenge: str = ""  # the first challenge marker seen, e.g. "cf-chl"
+    articles: list[ArticleTrace] = field(default_factory=list)
+    health_state: str = ""  # "ok" | "degraded" after this run ("" when not judged)
+    health_reasons: tuple[str, ...] = ()
+    health_changed: bool = False  # this run moved the source from ok to degraded or back
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class RunHealth:
+    """One run as the source's health history keeps it: a compact row, judged by
+    `worker.health.assess` against the runs before it."""
+
+    at: datetime
+    failed: bool = False  # the run as a whole failed (e.g. the index page could not be read)
+    listing_read: bool = False  # False when the index was not modified (304) or not reached
+    links_found: int = 0
+    selector: str | None = None  # the operator's `links` selector, when set
+    selector_matched: int | None = None
+    items_new: int = 0
+    items_updated: int = 0
+    articles: int = 0  # article pages received as HTML and put through extraction
+    median_body_chars: int | None = None  # None when no article was extracted
+    methods: dict[str, int] = field(default_factory=dict)  # "auto", "selector", "feed-summary"...
+    body_selector: str | None = None  # the operator's `body` selector, when set
+    skipped: dict[str, int] = field(default_factory=dict)  # by `Skip.kind`
+    statuses: dict[str, int] = field(default_factory=dict)  # "200" -> responses (JSON keys)
+    content_types: dict[str, int] = field(default_factory=dict)
+    responses: int = 0
+    blocked: int = 0
+    challenge: str = ""
+    degraded: bool = False  # the source's state once this run was judged

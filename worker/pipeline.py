@@ -7,15 +7,19 @@
 4. extract each article, with the source's learnt template (recurring blocks) removed;
 5. dedupe by canonical URL and by content hash, store new items;
 6. render the source's feeds and write the files that changed;
-7. record the run and log one summary line.
+7. record the run, judge the source's health against its own history (`worker.health`; one log
+   line when it degrades or recovers) and log one summary line.
 
 A failure of the index page fails the run (the feeds already published stay as they are); a
-failure of one article skips that article with its reason.
+failure of one article skips that article with its reason. An article whose body is missing or
+under the source's floor is never published as such: it is skipped, or, when the source is a
+feed, published with the feed's own summary (`method="feed-summary"`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -24,16 +28,28 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
 
-from worker.config import Settings, Source
+from worker.config import HEALTH_HISTORY_RUNS, Settings, Source
 from worker.dedupe import Change, Signature, compare_texts, text_signature
 from worker.errors import ExtractError, FeedworkerError, FetchError
 from worker.extract import ExtractOptions, extract, page_fingerprints
 from worker.feedsource import fill_article
-from worker.fetch import Fetcher
+from worker.fetch import BadStatus, Blocked, Fetcher, RobotsDisallowed, UnsupportedContent
+from worker.health import BLOCKING_STATUSES, assess, body_floor, challenge_marker, run_health
 from worker.listing import Listing, ListingOptions, list_articles
 from worker.logs import fields, log
-from worker.models import Article, Item, Link, NotModified, Page, RunReport, Skip
-from worker.publish import FeedMeta, publish_feeds
+from worker.models import (
+    Article,
+    ArticleTrace,
+    EntryInfo,
+    Item,
+    Link,
+    NotModified,
+    Page,
+    RunHealth,
+    RunReport,
+    Skip,
+)
+from worker.publish import FeedMeta, FeedSink, publish_feeds
 from worker.store import Identity, Store
 from worker.urls import host_key, normalise_url
 
@@ -58,6 +74,12 @@ class RunContext:
     clock: Callable[[], datetime] = utc_now
     # When the scheduler will run a source next, recorded with each run for `feedworker status`.
     next_run: Callable[[str], datetime | None] = lambda _source_id: None
+    # Where feeds are published: None for the files in `settings.feeds_dir` (cluster mode: the
+    # state database, worker.cluster.FeedTable).
+    feeds: FeedSink | None = None
+    # `feedworker try`: no feeds written, no health transitions logged (its store writes nothing).
+    dry_run: bool = False
+    on_listing: Callable[[Listing], None] | None = None  # sees each listing read
 
 
 @dataclass(slots=True)
@@ -77,6 +99,8 @@ class _Run:
     report: RunReport
     fetched: list[_Fetched] = field(default_factory=list)
     listing: Listing | None = None  # what _fetch_index read; _discover takes its links
+    history: list[RunHealth] = field(default_factory=list)  # the source's earlier runs
+    floor: int = 0  # bodies shorter than this are not published (`health.body_floor`)
 
 
 async def run_source(source: Source, ctx: RunContext) -> RunReport:
@@ -85,6 +109,8 @@ async def run_source(source: Source, ctx: RunContext) -> RunReport:
     clock_start = time.perf_counter()
     run = _Run(source, ctx, RunReport(source.id, started=started))
     try:
+        run.history = ctx.store.health_history(source.id, HEALTH_HISTORY_RUNS)
+        run.floor = body_floor(run.history, source.health_thresholds(ctx.settings.health))
         await _run(run)
     except FeedworkerError as exc:
         run.report.error = str(exc)
@@ -93,8 +119,32 @@ async def run_source(source: Source, ctx: RunContext) -> RunReport:
         run.report.error = f"internal error: {type(exc).__name__}: {exc}"
     run.report.finished = ctx.clock()
     ctx.store.record_run(run.report, ctx.next_run(source.id))
+    _judge_health(run)
     _log_summary(run.report, source.url, time.perf_counter() - clock_start)
     return run.report
+
+
+def _judge_health(run: _Run) -> None:
+    """Add this run to the source's health history and store its state; log a transition once."""
+    source, ctx, report = run.source, run.ctx, run.report
+    thresholds = source.health_thresholds(ctx.settings.health)
+    current = run_health(report, selector=source.links, body_selector=source.body)
+    verdict = assess([*run.history, current], thresholds)
+    before = ctx.store.source_health(source.id)
+    was = before.state if before is not None else "ok"
+    report.health_state, report.health_reasons = verdict.state, verdict.reasons
+    report.health_changed = verdict.state != was
+    ctx.store.record_health(
+        source.id, replace(current, degraded=verdict.degraded), HEALTH_HISTORY_RUNS
+    )
+    when = report.finished or report.started
+    ctx.store.set_health(source.id, verdict.state, verdict.reasons, when)
+    if report.health_changed and not ctx.dry_run:
+        if verdict.degraded:
+            reason = "; ".join(verdict.reasons)
+            log.warning("source degraded", extra=fields(source=source.id, reason=reason))
+        else:
+            log.warning("source recovered", extra=fields(source=source.id, was=was))
 
 
 async def _run(run: _Run) -> None:
@@ -104,9 +154,11 @@ async def _run(run: _Run) -> None:
         links = _discover(run, index)
         await _fetch_articles(run, links)
         await _store_articles(run, index)
+    if ctx.dry_run:
+        return
     items = ctx.store.feed_items(source.id, source.max_items)
     report.feeds_written = publish_feeds(
-        ctx.settings.feeds_dir, feed_meta(source, ctx.settings), items, report.started
+        ctx.feeds or ctx.settings.feeds_dir, feed_meta(source, ctx.settings), items, report.started
     )
 
 
@@ -118,14 +170,46 @@ async def _fetch_index(run: _Run) -> Page | None:
     try:
         listing = await list_articles(options, run.ctx.fetcher)
     except FetchError as exc:
+        if isinstance(exc, BadStatus):
+            _note_refusal(run, exc)
         raise FetchError(exc.url, f"index page: {exc.reason}") from exc
-    run.report.pages_fetched += listing.pages_fetched
-    run.report.bytes_received += listing.bytes_received
+    report = run.report
+    report.pages_fetched += listing.pages_fetched
+    report.bytes_received += listing.bytes_received
+    if run.ctx.on_listing is not None:
+        run.ctx.on_listing(listing)
     if listing.not_modified:
-        run.report.index_not_modified = True
+        report.index_not_modified = True
+        _count(report.statuses, 304)
         return None
+    report.listing_kind, report.selector_matched = listing.kind, listing.selector_matched
+    page = listing.page
+    if page is not None and listing.kind != "urls":
+        _count(report.statuses, page.status)
+        if not listing.links and (marker := challenge_marker(page.text)):
+            _note_challenge(report, marker)
     run.listing = listing
-    return listing.page
+    return page
+
+
+def _count(counts: dict, key: object) -> None:
+    counts[key] = counts.get(key, 0) + 1
+
+
+def _note_refusal(run: _Run, exc: BadStatus) -> None:
+    """Count a 4xx/5xx answer; a 403/429 or a challenge page is an anti-bot wall's sign."""
+    report = run.report
+    _count(report.statuses, exc.status)
+    marker = challenge_marker(exc.snippet) if exc.snippet else None
+    if marker is not None:
+        _note_challenge(report, marker)
+    elif exc.status in BLOCKING_STATUSES:
+        report.blocked += 1
+
+
+def _note_challenge(report: RunReport, marker: str) -> None:
+    report.blocked += 1
+    report.challenge = report.challenge or marker
 
 
 def _discover(run: _Run, index: Page) -> list[Link]:
@@ -158,14 +242,21 @@ async def _fetch_articles(run: _Run, links: Sequence[Link]) -> None:
                 respect_robots=run.source.respect_robots,
             )
         except FetchError as exc:
-            _skip(run, link.url, exc.reason)
+            status = exc.status if isinstance(exc, BadStatus) else None
+            if isinstance(exc, BadStatus):
+                _note_refusal(run, exc)
+            _skip(run, link.url, exc.reason, _fetch_skip_kind(exc), status=status)
             return
         if isinstance(result, NotModified):
+            _count(run.report.statuses, 304)
             if recheck:  # unchanged since the last check: nothing to parse
                 run.ctx.store.mark_checked(run.source.id, link.url, run.report.started)
+                run.report.articles.append(ArticleTrace(link.url, 304, decision="unchanged"))
             else:  # we sent no validators; a server's odd answer
-                _skip(run, link.url, "answered 304 without a conditional request")
+                _skip(run, link.url, "answered 304 without a conditional request", status=304)
             return
+        _count(run.report.statuses, result.status)
+        _count(run.report.content_types, result.content_type)
         run.report.pages_fetched += 1
         run.report.bytes_received += result.size
         run.fetched.append(_Fetched(link, result, position, recheck))
@@ -175,6 +266,17 @@ async def _fetch_articles(run: _Run, links: Sequence[Link]) -> None:
         *(fetch_one(len(links) + i, link, True) for i, link in enumerate(rechecks)),
     )
     run.fetched.sort(key=lambda f: f.position)
+
+
+def _fetch_skip_kind(exc: FetchError) -> str:
+    """The `Skip.kind` of an article page that could not be fetched."""
+    if isinstance(exc, BadStatus):
+        return "http"
+    if isinstance(exc, UnsupportedContent):
+        return "empty" if exc.reason == "empty body" else "not_html"
+    if isinstance(exc, RobotsDisallowed | Blocked):
+        return "blocked"
+    return "network"
 
 
 def _due_rechecks(run: _Run, new_urls: set[str]) -> list[str]:
@@ -212,7 +314,10 @@ async def _store_articles(run: _Run, index: Page) -> None:
         articles[i] = article
     for fetched, article in zip(run.fetched, articles, strict=True):
         if article is not None:
-            _store_article(run, fetched, article)
+            article = _vet(run, fetched, article)
+        if article is not None:
+            decision, note = _store_article(run, fetched, article)
+            _trace(run, fetched, article, decision, note)
     keep_since = report.started - timedelta(days=source.keep_days)
     report.items_pruned = store.prune(source.id, source.max_items, keep_since, report.started)
     report.skipped.sort(key=lambda s: s.url)
@@ -238,34 +343,113 @@ def _extract(run: _Run, fetched: _Fetched, boilerplate: frozenset[str]) -> Artic
         article = extract(fetched.page.text, fetched.page.final_url, options)
         return fill_article(article, fetched.link.entry)  # a feed's title, date... where missing
     except ExtractError as exc:
-        _skip(run, fetched.link.url, str(exc))
+        return _junk(run, fetched, str(exc), "no_text")
     except Exception as exc:  # an extractor bug costs one article, not the run
         log.exception("extract crashed", extra=fields(source=run.source.id, url=fetched.link.url))
-        _skip(run, fetched.link.url, f"internal error: {type(exc).__name__}: {exc}")
+        reason = f"internal error: {type(exc).__name__}: {exc}"
+        _skip(run, fetched.link.url, reason, "error", status=fetched.page.status)
     return None
 
 
-def _store_article(run: _Run, fetched: _Fetched, article: Article) -> None:
+def _vet(run: _Run, fetched: _Fetched, article: Article) -> Article | None:
+    """Count an extracted article's body and path; one under the source's floor is junk."""
+    if article.method == FEED_SUMMARY:
+        return article
+    chars = len(article.body_text)
+    run.report.body_lengths.append(chars)
+    if chars < run.floor:
+        reason = f"body too short ({chars} characters, under {run.floor})"
+        return _junk(run, fetched, reason, "too_short", article)
+    _count(run.report.methods, article.method)
+    return article
+
+
+def _junk(
+    run: _Run, fetched: _Fetched, reason: str, kind: str, article: Article | None = None
+) -> Article | None:
+    """A page with no article worth publishing: the feed entry's summary stands in for it when
+    there is one (marked as such), else it is skipped with its reason."""
+    marker = challenge_marker(fetched.page.text)
+    if marker is not None:
+        _note_challenge(run.report, marker)
+        reason, kind = f"challenge page ({marker!r})", "challenge"
+    entry = fetched.link.entry
+    if entry is not None and entry.summary.strip():
+        _count(run.report.methods, FEED_SUMMARY)
+        log.info(
+            "feed summary published instead",
+            extra=fields(source=run.source.id, url=fetched.link.url, reason=reason),
+        )
+        return summary_article(fetched.page.final_url, entry)
+    method, chars = (article.method, len(article.body_text)) if article else ("", 0)
+    status = fetched.page.status
+    _skip(run, fetched.link.url, reason, kind, status=status, method=method, chars=chars)
+    return None
+
+
+FEED_SUMMARY = "feed-summary"
+FEED_SUMMARY_NOTE = "Summary from the site's feed: the full article could not be extracted."
+
+
+def summary_article(url: str, entry: EntryInfo) -> Article:
+    """An article made of a feed entry's own summary, with a note saying so."""
+    text = entry.summary.strip()
+    note = html.escape(FEED_SUMMARY_NOTE, quote=False)
+    body = f"<p>{html.escape(text, quote=False)}</p>\n<p><em>{note}</em></p>"
+    return Article(
+        url=url,
+        title=entry.title,
+        body_html=body,
+        body_text=text,
+        authors=entry.authors,
+        published=entry.published,
+        modified=entry.modified,
+        summary=text,
+        categories=entry.categories,
+        method=FEED_SUMMARY,
+    )
+
+
+def _trace(run: _Run, fetched: _Fetched, article: Article, decision: str, note: str) -> None:
+    run.report.articles.append(
+        ArticleTrace(
+            fetched.link.url,
+            fetched.page.status,
+            article.method,
+            len(article.body_text),
+            decision,
+            note,
+        )
+    )
+
+
+def _store_article(run: _Run, fetched: _Fetched, article: Article) -> tuple[str, str]:
+    """Store a new article, update an edited one, or skip a duplicate; returns the decision
+    ("new", "updated", "unchanged", "duplicate", "near-duplicate") and a note."""
     source, store, report = run.source, run.ctx.store, run.report
     guid = article_identity(article, fetched.page)
     signature = text_signature(article.body_text)
     known = store.identity(source.id, guid)
+    decision, note = "unchanged", guid
     if known is not None:
-        _refresh_item(run, fetched, article, known, signature)
+        decision = _refresh_item(run, fetched, article, known, signature)
     elif (twin := _find_twin(run, signature)) is not None:
-        _skip(run, fetched.link.url, twin.reason)
-        guid = twin.guid
+        _skip(run, fetched.link.url, twin.reason, "duplicate")
+        guid, note = twin.guid, twin.reason
+        decision = "near-duplicate" if twin.reason.startswith("near") else "duplicate"
     else:
         item = build_item(
             source.id, guid, article, signature.content_hash, report.started, fetched.position
         )
         if store.add_item(replace(item, simhash=signature.simhash)):
             report.items_new += 1
+            decision = "new"
     if source.recheck is not None:
         store.save_validators(fetched.page.url, fetched.page.validators)
         store.mark_checked(source.id, guid, report.started)
     for url in (fetched.link.url, normalise_url(fetched.page.final_url)):
         store.remember_url(source.id, url, guid)
+    return decision, note
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,8 +477,9 @@ def _find_twin(run: _Run, signature: Signature) -> _Twin | None:
 
 def _refresh_item(
     run: _Run, fetched: _Fetched, article: Article, known: Identity, signature: Signature
-) -> None:
-    """A known article seen again: its item takes the new text when it changed materially."""
+) -> str:
+    """A known article seen again: its item takes the new text when it changed materially;
+    "updated" or "unchanged"."""
     source, store, report = run.source, run.ctx.store, run.report
     change = compare_texts(known.content_hash, signature.content_hash)
     if change is Change.REHASHED and not known.pruned:
@@ -302,10 +487,12 @@ def _refresh_item(
     stored = None if known.pruned else store.item(source.id, known.guid)
     if change is not Change.EDITED or stored is None:
         report.items_unchanged += 0 if fetched.recheck else 1
-        return
-    if store.update_item(edited_item(stored, article, signature, report.started)):
-        report.items_updated += 1
-        log.info("article updated", extra=fields(source=source.id, url=known.guid))
+        return "unchanged"
+    if not store.update_item(edited_item(stored, article, signature, report.started)):
+        return "unchanged"
+    report.items_updated += 1
+    log.info("article updated", extra=fields(source=source.id, url=known.guid))
+    return "updated"
 
 
 def edited_item(stored: Item, article: Article, signature: Signature, seen: datetime) -> Item:
@@ -394,8 +581,19 @@ def ttl_minutes(source: Source) -> int:
     return max(1, round((second - first).total_seconds() / 60))
 
 
-def _skip(run: _Run, url: str, reason: str) -> None:
-    run.report.skipped.append(Skip(url, reason))
+def _skip(
+    run: _Run,
+    url: str,
+    reason: str,
+    kind: str = "other",
+    *,
+    status: int | None = None,
+    method: str = "",
+    chars: int = 0,
+) -> None:
+    run.report.skipped.append(Skip(url, reason, kind))
+    if kind != "duplicate":  # a duplicate's trace is written with its store decision
+        run.report.articles.append(ArticleTrace(url, status, method, chars, "skipped", reason))
     log.info("article skipped", extra=fields(source=run.source.id, url=url, reason=reason))
 
 

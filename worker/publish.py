@@ -25,6 +25,10 @@ Choices worth knowing:
   a reader would show the same article twice otherwise and Atom ids must be unique.
 - Every string passes through `xml_safe` (JSON too: lone surrogates cannot be UTF-8); naive
   datetimes are taken as UTC.
+- Where feeds go is a `FeedSink`: files in `feeds/` (`FeedFolder`, the default), or, in cluster
+  mode, the state database (`worker.cluster.FeedTable`), where each write carries a version
+  (microseconds of the run's start, or of the read of the combined feed's items) and a stale
+  writer never replaces a newer feed.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from html import unescape
 from pathlib import Path, PurePosixPath
+from typing import Protocol
 from urllib.parse import quote, urlsplit
 
 from feedgen.entry import FeedEntry
@@ -373,8 +378,42 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
-def publish_feeds(feeds_dir: Path, meta: FeedMeta, items: Sequence[Item], now: datetime) -> int:
-    """Write `<source_id>.rss`, `.atom` and `.json`; the number of files actually rewritten."""
+class FeedSink(Protocol):
+    """Where rendered feeds go. `write` returns True when the stored bytes changed; a write
+    whose `version` is older than the stored one changes nothing."""
+
+    def write(self, name: str, data: bytes, version: int) -> bool: ...
+
+    def exists(self, name: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FeedFolder:
+    """Feeds as files in one folder (a single node: one writer, so `version` is not needed)."""
+
+    folder: Path
+
+    def write(self, name: str, data: bytes, version: int) -> bool:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PublishError(f"cannot create feeds folder {self.folder}: {exc}") from exc
+        return write_if_changed(self.folder / name, data)
+
+    def exists(self, name: str) -> bool:
+        return (self.folder / name).is_file()
+
+
+def feed_version(moment: datetime) -> int:
+    """A publish's version: microseconds since the epoch of the state it rendered."""
+    return int(_utc(moment).timestamp() * 1_000_000)
+
+
+def publish_feeds(
+    feeds_dir: Path | FeedSink, meta: FeedMeta, items: Sequence[Item], now: datetime
+) -> int:
+    """Write `<source_id>.rss`, `.atom` and `.json`; the number of files actually rewritten.
+    `now` is the run's start: the version of what is written."""
     if not _is_plain_name(meta.source_id) or meta.source_id == COMBINED_ID:
         raise PublishError(f"source id {meta.source_id!r} cannot be used as a file name")
     renderers: dict[str, Callable[[FeedMeta, Sequence[Item], datetime], bytes]] = {
@@ -383,31 +422,30 @@ def publish_feeds(feeds_dir: Path, meta: FeedMeta, items: Sequence[Item], now: d
         ".json": render_json,
     }
     documents = {suffix: render(meta, items, now) for suffix, render in renderers.items()}
-    return _write_all(feeds_dir, meta.source_id, documents)
+    return _write_all(feeds_dir, meta.source_id, documents, now)
 
 
 def publish_combined(
-    feeds_dir: Path,
+    feeds_dir: Path | FeedSink,
     meta: FeedMeta,
     items: Sequence[Item],
     now: datetime,
     limit: int = COMBINED_LIMIT,
+    read_at: datetime | None = None,
 ) -> int:
     """Write `all.atom`, the newest `limit` of every source's `items`; 1 if rewritten, else 0.
-    `meta.source_id` is ignored: the combined feed is always `all`."""
+    `meta.source_id` is ignored: the combined feed is always `all`. `read_at`, when the items
+    were read (default `now`), is the version of what is written."""
     document = render_combined(meta, items, now, limit)
-    return _write_all(feeds_dir, COMBINED_ID, {".atom": document})
+    return _write_all(feeds_dir, COMBINED_ID, {".atom": document}, read_at or now)
 
 
-def _write_all(feeds_dir: Path, name: str, documents: dict[str, bytes]) -> int:
-    try:
-        feeds_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PublishError(f"cannot create feeds folder {feeds_dir}: {exc}") from exc
-    written = 0
-    for suffix, data in documents.items():
-        written += write_if_changed(feeds_dir / f"{name}{suffix}", data)
-    return written
+def _write_all(
+    target: Path | FeedSink, name: str, documents: dict[str, bytes], now: datetime
+) -> int:
+    sink = FeedFolder(target) if isinstance(target, Path) else target
+    version = feed_version(now)
+    return sum(sink.write(f"{name}{suffix}", data, version) for suffix, data in documents.items())
 
 
 def remove_stale_temp_files(feeds_dir: Path) -> int:

@@ -41,7 +41,7 @@ __all__ = [
 # the server listens and how long a shutdown waits (when those are settings).
 RESTART_ONLY_SETTINGS: frozenset[str] = frozenset(
     {f.name for f in dataclasses.fields(FetchOptions)}
-    | {"feeds_dir", "state_url", "source_concurrency", "misfire_grace_time"}
+    | {"feeds_dir", "state_url", "source_concurrency", "misfire_grace_time", "cluster"}
     | {"host", "port", "shutdown_grace"}
 ) & frozenset(Settings.model_fields)
 

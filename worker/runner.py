@@ -6,7 +6,12 @@ at most `source_concurrency` sources at once, and never the same source twice at
 run it counts the run in `Metrics` and the store records when the scheduler runs the source next.
 
 `Service` is `feedworker run`: the scheduler over a worker, hot reload of the config folder, and
-a clean stop (runs in progress get a grace period, then are cancelled).
+a clean stop (runs in progress get a grace period, then are cancelled). In cluster mode
+(`[worker] cluster = true`) the scheduler queues each run for whichever replica takes it, and
+feeds are published to the state database (see `worker.cluster`).
+
+A SQLite state file belongs to one running worker: a second `feedworker run` on the same file is
+refused (a lock file beside it), because two schedulers on one state run every source twice.
 """
 
 from __future__ import annotations
@@ -20,14 +25,22 @@ from types import TracebackType
 
 import httpx
 
+from worker.cluster import ClusterNode, FeedTable
 from worker.config import Config, Source
+from worker.db import SingleWriterLock
 from worker.errors import FeedworkerError
 from worker.fetch import Fetcher, FetchOptions
 from worker.logs import fields, log
 from worker.metrics import Metrics
 from worker.models import RunReport
 from worker.pipeline import RunContext, run_source, utc_now
-from worker.publish import FeedMeta, publish_combined, remove_stale_temp_files
+from worker.publish import (
+    COMBINED_ID,
+    FeedFolder,
+    FeedMeta,
+    publish_combined,
+    remove_stale_temp_files,
+)
 from worker.reload import (
     RESTART_ONLY_SETTINGS,
     ConfigWatcher,
@@ -36,6 +49,7 @@ from worker.reload import (
 )
 from worker.schedule import SourceScheduler, backoff_until
 from worker.store import Store
+from worker.webhook import notify_transition
 
 DEFAULT_GRACE = 30.0  # seconds runs in progress get to finish after SIGTERM
 RELOAD_INTERVAL = 1.0  # seconds between two looks at the config folder
@@ -63,6 +77,7 @@ class Worker:
         self._slots = asyncio.Semaphore(config.settings.source_concurrency)
         self._running: dict[str, asyncio.Lock] = {}
         self._active: set[asyncio.Task[object]] = set()
+        self._writer_lock: SingleWriterLock | None = None
 
     async def __aenter__(self) -> Worker:
         settings = self.config.settings
@@ -70,10 +85,21 @@ class Worker:
         removed = remove_stale_temp_files(settings.feeds_dir)
         if removed:
             log.info("removed stale temporary files", extra=fields(count=removed))
-        store = Store.open(settings.state_url)
+        if settings.sqlite_path is not None:
+            self._writer_lock = SingleWriterLock.take(settings.sqlite_path)
+        try:
+            store = Store.open(settings.state_url)
+        except BaseException:
+            self._release_writer_lock()
+            raise
         fetcher = Fetcher(FetchOptions.from_settings(settings), transport=self._transport)
         self._ctx = RunContext(
-            settings, fetcher, store, self._clock, next_run=lambda sid: self._next_run(sid)
+            settings,
+            fetcher,
+            store,
+            self._clock,
+            next_run=lambda sid: self._next_run(sid),
+            feeds=FeedTable(store) if settings.cluster else None,
         )
         return self
 
@@ -87,6 +113,12 @@ class Worker:
             await self._ctx.fetcher.aclose()
             self._ctx.store.close()
             self._ctx = None
+        self._release_writer_lock()
+
+    def _release_writer_lock(self) -> None:
+        if self._writer_lock is not None:
+            self._writer_lock.release()
+            self._writer_lock = None
 
     @property
     def ctx(self) -> RunContext:
@@ -116,12 +148,16 @@ class Worker:
             self._active.discard(task)  # type: ignore[arg-type]
         self._observe(report)
         self._publish_combined(report)
+        webhook = self.config.settings.webhook_url
+        if report.health_changed and webhook:
+            await notify_transition(webhook, report)
         return report
 
     def _publish_combined(self, report: RunReport) -> None:
         """Refresh `feeds/all.atom`, every source's newest items (rewritten only when changed)."""
         settings, store = self.ctx.settings, self.ctx.store
-        if not report.items_new and (settings.feeds_dir / "all.atom").exists():
+        feeds = self.ctx.feeds or FeedFolder(settings.feeds_dir)
+        if not report.items_new and feeds.exists(f"{COMBINED_ID}.atom"):
             return
         size = settings.combined_feed_size
         home = settings.public_url or f"http://{settings.serve_host}:{settings.serve_port}"
@@ -133,9 +169,9 @@ class Worker:
             self_base_url=settings.public_url,
         )
         try:
-            publish_combined(
-                settings.feeds_dir, meta, store.recent_items(size), report.started, size
-            )
+            read_at = self._clock()  # the version of the combined feed: when its items were read
+            items = store.recent_items(size)
+            publish_combined(feeds, meta, items, report.started, size, read_at=read_at)
         except FeedworkerError as exc:
             log.warning("combined feed not written", extra=fields(error=str(exc)))
 
@@ -230,10 +266,21 @@ class Service:
         self.watcher = watcher
         self.reload_interval = reload_interval
         self.on_reload: list[ConfigListener] = []
+        settings = worker.config.settings
+        self.cluster: ClusterNode | None = None
+        if settings.cluster:  # the scheduler queues runs; the cluster's workers run them
+            self.cluster = ClusterNode(
+                worker.config,
+                worker.ctx.store,
+                worker.run_source_id,
+                concurrency=settings.source_concurrency,
+                grace=grace,
+            )
         self.scheduler = SourceScheduler(
-            worker.run_source_id,
+            self.cluster.fire if self.cluster is not None else worker.run_source_id,
             last_run=worker.last_run,
-            misfire_grace_time=worker.config.settings.misfire_grace_time,
+            misfire_grace_time=settings.misfire_grace_time,
+            aligned=settings.cluster,
         )
         worker.use_scheduler(self.scheduler.next_run)
 
@@ -245,8 +292,23 @@ class Service:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop` is set; then stop scheduling, let runs finish for `grace` s, cancel."""
+        if self.cluster is None:
+            await self._run(stop)
+            return
+        async with self.cluster:
+            await self._run(stop)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         self.scheduler.start(self.worker.config.sources)
-        log.info("worker started", extra=fields(sources=len(self.worker.sources())))
+        cluster_stop = asyncio.Event()
+        background: list[asyncio.Task[None]] = []
+        if self.cluster is not None:
+            background.append(asyncio.create_task(self.cluster.run(cluster_stop)))
+            background.append(asyncio.create_task(self.cluster.catch_up(self.worker.sources())))
+        log.info(
+            "worker started",
+            extra=fields(sources=len(self.worker.sources()), cluster=self.cluster is not None),
+        )
         watching = None
         if self.watcher is not None:
             watching = asyncio.create_task(
@@ -260,6 +322,10 @@ class Service:
                 with contextlib.suppress(asyncio.CancelledError):
                     await watching
             self.scheduler.shutdown()
+            cluster_stop.set()  # the job worker takes no new job; its runs get the grace period
+            for task in background[1:]:
+                task.cancel()  # the catch-up, if still queueing
+            await asyncio.gather(*background, return_exceptions=True)
             await self.worker.drain(self.grace)
             log.info("worker stopped")
 
@@ -268,6 +334,8 @@ class Service:
         before = {s.id for s in self.worker.config.active_sources}
         held = self.worker.apply_config(new)
         config = self.worker.config
+        if self.cluster is not None:
+            self.cluster.use_config(config)
         self.scheduler.sync(config.sources)
         after = {s.id for s in config.active_sources}
         log.info(

@@ -11,11 +11,17 @@ Settings, measured or read upstream (see FIELD-NOTES):
 - each run is its own task, shielded from the job: shutting APScheduler down cancels the jobs it
   is running, but a run in progress is left for the caller to wait for (`Worker.drain`), so
   SIGTERM gives it its grace period.
+
+Aligned (cluster mode, `aligned=True`): every replica must fire a source at the same instants,
+so interval schedules count from the epoch plus a fixed per-source offset (`slot_offset`, the
+jitter drawn from a hash of the source id instead of at random) and there is no random jitter;
+the start-up catch-up is `worker.cluster.ClusterNode.catch_up`'s job.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import random
 from collections.abc import Awaitable, Callable, Iterable
@@ -52,6 +58,25 @@ def jitter_for(source: Source) -> timedelta:
     if source.every is not None:
         return min(source.every * JITTER_SHARE, JITTER_CAP)
     return timedelta(0)
+
+
+def slot_offset(source: Source) -> float:
+    """Seconds into its interval where an aligned source's slots sit: within its jitter, the
+    same on every replica, so that sources sharing an interval still spread out."""
+    span_ms = int(jitter_for(source).total_seconds() * 1000)
+    if span_ms <= 0:
+        return 0.0
+    digest = hashlib.blake2b(source.id.encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") % span_ms) / 1000
+
+
+def aligned_trigger_for(source: Source) -> BaseTrigger:
+    """The same instants on every replica: no random jitter, intervals counted from the epoch."""
+    if source.cron:
+        return CronTrigger(**_cron_fields(source.cron), timezone=UTC)
+    assert source.every is not None
+    start = datetime.fromtimestamp(slot_offset(source), UTC)
+    return IntervalTrigger(seconds=source.every.total_seconds(), start_date=start, timezone=UTC)
 
 
 def trigger_for(source: Source) -> BaseTrigger:
@@ -111,8 +136,10 @@ class SourceScheduler:
         misfire_grace_time: float = 300,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: random.Random | None = None,
+        aligned: bool = False,
     ) -> None:
         self._run = run
+        self._aligned = aligned
         self._last_run = last_run
         self._clock = clock
         self._rng = rng or random.Random()
@@ -155,11 +182,11 @@ class SourceScheduler:
     def _add(self, source: Source) -> None:
         options: dict[str, Any] = {}
         start = first_run_at(source, self._last_run(source.id), self._clock(), self._rng)
-        if start is not None:
+        if start is not None and not self._aligned:
             options["next_run_time"] = start
         self.scheduler.add_job(
             self._fire,
-            trigger_for(source),
+            aligned_trigger_for(source) if self._aligned else trigger_for(source),
             args=[source.id],
             id=source.id,
             name=f"source {source.id}",

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
+from typing import Protocol
 
 import uvicorn
 from starlette.applications import Starlette
@@ -46,7 +47,7 @@ from worker.errors import FeedworkerError
 from worker.logs import fields, log
 from worker.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from worker.metrics import Metrics
-from worker.store import SourceState, Store
+from worker.store import SourceHealth, SourceState, Store
 from worker.xmlchars import xml_safe
 
 __all__ = [
@@ -79,6 +80,8 @@ SHUTDOWN_GRACE_SECONDS = 5  # in-flight requests get this long once the server i
 
 Health = Callable[[], bool]
 NextRuns = Callable[[str], datetime | None]
+# Extra lines for the top of the status page (cluster mode: replicas whose configs differ).
+Notes = Callable[[], Sequence[str]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,6 +150,17 @@ class FeedFiles:
             cached = _Cached(key, hashlib.blake2b(body, digest_size=16).hexdigest(), None)
             self._cache[name] = cached
         return cached
+
+
+class FeedReader(Protocol):
+    """Where the server reads feeds: `FeedFiles` (the default) or, in cluster mode, the state
+    database (`worker.cluster.StoredFeeds`)."""
+
+    names: frozenset[str]
+
+    def exists(self, name: str) -> bool: ...
+
+    def read(self, name: str, *, want_gzip: bool = False) -> FeedVersion | None: ...
 
 
 def feed_file_names(sources: Sequence[Source]) -> list[str]:
@@ -230,6 +244,9 @@ class SourceStatus:
     consecutive_failures: int = 0
     items: int = 0
     next_run: datetime | None = None
+    health: str = ""  # "ok" | "degraded"; "" before the first judged run
+    health_reasons: tuple[str, ...] = ()
+    health_since: datetime | None = None
 
 
 StatusReader = Callable[[], Mapping[str, SourceStatus]]
@@ -242,14 +259,26 @@ def store_status_reader(config: Config) -> StatusReader:
         store = Store.open(config.settings.state_url)
         try:
             states = {state.source_id: state for state in store.source_states()}
+            healths = {health.source_id: health for health in store.source_healths()}
             return {
-                source.id: _status_of(states.get(source.id), store.count_items(source.id))
+                source.id: _with_health(
+                    _status_of(states.get(source.id), store.count_items(source.id)),
+                    healths.get(source.id),
+                )
                 for source in config.sources
             }
         finally:
             store.close()
 
     return read
+
+
+def _with_health(status: SourceStatus, health: SourceHealth | None) -> SourceStatus:
+    if health is None:
+        return status
+    return replace(
+        status, health=health.state, health_reasons=health.reasons, health_since=health.since
+    )
 
 
 def _status_of(state: SourceState | None, items: int) -> SourceStatus:
@@ -284,6 +313,8 @@ margin:.8rem 0}.src.failing{border-left-color:#c22}.src.never,.src.disabled{bord
 border-radius:.3rem;text-decoration:none}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem .8rem;margin:.4rem 0 0}
 dt{color:#666}dd{margin:0;overflow-wrap:anywhere}.error{color:#a11;white-space:pre-wrap}
+.src.degraded{border-left-color:#d80}.health{background:#fff4e0;border-radius:.3rem;
+padding:.4rem .6rem;margin:.3rem 0 .5rem;color:#6b3a00}.health ul{margin:.2rem 0 0 1.1rem;padding:0}
 """.strip()
 
 
@@ -292,10 +323,11 @@ def render_status_page(
 ) -> str:
     """The whole HTML page; every string from config or the database is escaped here."""
     failing = sum(1 for row in rows if row.status.consecutive_failures)
+    degraded = sum(1 for row in rows if row.status.health == "degraded")
     links = ['<a href="opml">OPML</a>']
     if has_all_feed:
         links.append(f'<a href="feeds/{ALL_FEED}">all sources (Atom)</a>')
-    summary = f"{len(rows)} sources, {failing} failing · " + " · ".join(links)
+    summary = f"{len(rows)} sources, {failing} failing, {degraded} degraded · " + " · ".join(links)
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -332,10 +364,25 @@ def _render_source(row: StatusRow, now: datetime) -> str:
             f"<h2>{_esc(source.title)}</h2>",
             f'<p class="meta">{_esc(source.id)} · <a href="{_esc(source.url)}">'
             f"{_esc(source.url)}</a></p>",
+            _render_health(row, now),
             f'<p class="feeds">{feeds or "no feed written yet"}</p>',
             "<dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in details) + "</dl>",
             "</section>",
         ]
+    )
+
+
+def _render_health(row: StatusRow, now: datetime) -> str:
+    """A degraded source's state and reasons, above everything else it shows ("" when ok)."""
+    status = row.status
+    if status.health != "degraded":
+        return ""
+    since = f" since {_when(status.health_since, now)}" if status.health_since else ""
+    reasons = "".join(f"<li>{_esc(reason)}</li>" for reason in status.health_reasons)
+    return (
+        f'<div class="health"><strong>Degraded{since}</strong>: its published items stay in its'
+        f" feed; <code>feedworker try {_esc(row.source.id)}</code> shows why."
+        f"<ul>{reasons}</ul></div>"
     )
 
 
@@ -350,6 +397,8 @@ def _state_class(row: StatusRow) -> str:
         return "disabled"
     if row.status.consecutive_failures:
         return "failing"
+    if row.status.health == "degraded":
+        return "degraded"
     return "ok" if row.status.last_run or row.status.last_success else "never"
 
 
@@ -423,13 +472,16 @@ class _Handlers:
         next_runs: NextRuns,
         metrics: Metrics,
         status_reader: StatusReader,
+        files: FeedReader | None = None,
+        notes: Notes = lambda: (),
     ) -> None:
         self.config = config
         self.health = health
         self.next_runs = next_runs
         self.metrics = metrics
         self.status_reader = status_reader
-        self.files = FeedFiles(config.settings.feeds_dir, feed_file_names(config.sources))
+        self.notes = notes
+        self.files = files or FeedFiles(config.settings.feeds_dir, feed_file_names(config.sources))
 
     async def feed(self, request: Request) -> Response:
         name: str = request.path_params["name"]
@@ -458,6 +510,7 @@ class _Handlers:
         except FeedworkerError as exc:  # the page still lists the sources without their state
             log.warning("status unavailable", extra=fields(error=str(exc)))
             statuses, note = {}, f"run state unavailable: {exc}"
+        note = "\n".join(n for n in (note, *self.notes()) if n) or None
         rows = []
         for source in self.config.sources:
             status = statuses.get(source.id, SourceStatus())
@@ -496,14 +549,16 @@ def build_app(
     next_runs: NextRuns = lambda _id: None,
     metrics: Metrics | None = None,
     status_reader: StatusReader | None = None,
+    files: FeedReader | None = None,
+    notes: Notes = lambda: (),
 ) -> Starlette:
-    """The ASGI app serving `config`'s feeds; `status_reader` defaults to the state database."""
+    """The ASGI app serving `config`'s feeds (from `files`, default the feeds folder);
+    `status_reader` defaults to the state database."""
     if metrics is None:
         metrics = Metrics()
     metrics.add_sources(source.id for source in config.sources)
-    handlers = _Handlers(
-        config, health, next_runs, metrics, status_reader or store_status_reader(config)
-    )
+    reader = status_reader or store_status_reader(config)
+    handlers = _Handlers(config, health, next_runs, metrics, reader, files, notes)
     routes = [
         Route("/", handlers.status_page),
         Route("/feeds/{name}", handlers.feed),

@@ -1,4 +1,4 @@
-"""The worker's state in SQLite; the only module that speaks SQL.
+"""The worker's state in SQLite or PostgreSQL; the only module that speaks SQL.
 
 What is kept: HTTP cache validators per URL, the article URLs already handled per source, the
 published items, per-source run state, and the block fingerprints a source's pages share (so the
@@ -9,32 +9,33 @@ transaction across `kill -9` (see FIELD-NOTES). One process owns the file: never
 shared between replicas. Each mutating method is one transaction (`BEGIN IMMEDIATE` … commit, or
 rollback when anything raises), so a crash or an error leaves the database consistent.
 
+PostgreSQL (`postgresql://…` state URLs) is for several replicas sharing one state (cluster
+mode). The SQL below is written once for both: `worker.db` runs it on either backend and
+translates the little that differs (placeholders, `BEGIN IMMEDIATE`, `INTEGER` in DDL), so keep
+it portable: `?`/`:name` placeholders, `ON CONFLICT`, no `rowid`, no `INSERT/UPDATE OR IGNORE`.
+
 Datetimes are stored as ISO 8601 UTC text with a fixed shape (`2024-05-01T08:30:00.000000Z`), so
 text order is time order, and come back timezone-aware UTC.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
+from worker.db import Database, Params, open_database
 from worker.errors import StoreError
-from worker.models import Item, RunReport, Validators
+from worker.models import Item, RunHealth, RunReport, Validators
 from worker.simhash import BANDS, band_probes, bands, hamming
 
-# How long a writer waits for a lock held by another connection before giving up.
-BUSY_TIMEOUT_MS = 5000
 # Rows of (fingerprint, page) kept per source: about 100 recent pages of ~40 blocks, plenty to
 # see a template recur, small enough that a source with endless pages cannot grow the file.
 MAX_BLOCK_ROWS_PER_SOURCE = 4000
-
-_MEMORY = ":memory:"
 
 # Migrations by the schema version they produce; `open` applies those above the file's version.
 # Never edit a released step: add the next one.
@@ -117,13 +118,67 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         """INSERT INTO identities (source_id, guid, content_hash, first_seen, checked)
             SELECT source_id, guid, content_hash, first_seen, first_seen FROM items""",
     ),
+    # Source health (worker.health): a rolling history of compact per-run rows (`record` is a
+    # JSON object, read and written whole, never queried into), and each source's current state;
+    # `since` is when that state began, `checked` the last run that judged it.
+    3: (
+        """CREATE TABLE run_health (
+            source_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            run_at TEXT NOT NULL,
+            record TEXT NOT NULL,
+            PRIMARY KEY (source_id, seq)
+        )""",
+        """CREATE TABLE source_health (
+            source_id TEXT PRIMARY KEY,
+            state TEXT NOT NULL,
+            reasons TEXT NOT NULL DEFAULT '[]',
+            since TEXT NOT NULL,
+            checked TEXT NOT NULL
+        )""",
+    ),
+    # Cluster mode (worker.cluster); empty on a single node. The rendered feeds every replica
+    # serves (`version` only grows, so a stale writer never replaces a newer feed; `etag` is the
+    # body's digest), the schedule slots a replica already claimed (one run per source and slot,
+    # whichever replica fires first), and each replica's heartbeat and config digest.
+    4: (
+        """CREATE TABLE stored_feeds (
+            name TEXT PRIMARY KEY,
+            version INTEGER NOT NULL,
+            body BLOB NOT NULL,
+            etag TEXT NOT NULL,
+            modified TEXT NOT NULL
+        )""",
+        """CREATE TABLE source_slots (
+            source_id TEXT NOT NULL,
+            slot INTEGER NOT NULL,
+            replica TEXT NOT NULL,
+            claimed TEXT NOT NULL,
+            PRIMARY KEY (source_id, slot)
+        )""",
+        "CREATE INDEX source_slots_claimed ON source_slots (claimed)",
+        """CREATE TABLE replicas (
+            name TEXT PRIMARY KEY,
+            config_digest TEXT NOT NULL,
+            started TEXT NOT NULL,
+            heartbeat TEXT NOT NULL
+        )""",
+    ),
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
+# Claimed schedule slots are kept this long: far longer than any replica's clock skew.
+SLOT_MEMORY = timedelta(days=1)
 
 _ITEM_COLUMNS = (
     "source_id, guid, url, title, content_html, content_hash,"
     " first_seen, published, updated, authors, summary, image, categories"
 )
+
+# An edit must not give an item the text another item of its source already has (that one
+# wins); portable where SQLite alone has UPDATE OR IGNORE. Parameters: source_id, hash, guid.
+_NO_OTHER_ITEM_WITH_HASH = """
+    AND NOT EXISTS (SELECT 1 FROM items AS other
+                    WHERE other.source_id = ? AND other.content_hash = ? AND other.guid != ?)"""
 
 _STATE_COLUMNS = (
     "source_id, last_run, last_success, last_error,"
@@ -145,6 +200,17 @@ class SourceState:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceHealth:
+    """A source's health state (worker.health): "ok" or "degraded", why, and since when."""
+
+    source_id: str
+    state: str
+    reasons: tuple[str, ...]
+    since: datetime  # when the source entered this state
+    checked: datetime  # the last run that judged it
+
+
+@dataclass(frozen=True, slots=True)
 class Identity:
     """What the store keeps of an item for ever: enough to recognise it, even once pruned."""
 
@@ -153,6 +219,27 @@ class Identity:
     content_hash: str
     simhash: int | None  # None for items stored before SimHashes were kept
     pruned: bool  # a tombstone: the item's content is gone, its identity stays
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFeed:
+    """A rendered feed kept in the database (cluster mode), as every replica serves it."""
+
+    name: str  # the file name it would have: "blog.rss", "all.atom"
+    version: int  # grows with each publish; an older one never replaces a newer
+    body: bytes
+    etag: str  # digest of `body`, the same on every replica
+    modified: datetime  # when `body` last changed (Last-Modified)
+
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    """A cluster replica as its last heartbeat described it."""
+
+    name: str
+    config_digest: str
+    started: datetime
+    heartbeat: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,35 +254,31 @@ class NearMatch:
 class Store:
     """The state database. Safe to call from several threads (calls are serialised)."""
 
-    def __init__(self, conn: sqlite3.Connection, where: str) -> None:
-        self._conn = conn
-        self._where = where
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._where = db.where
         self._lock = threading.RLock()
 
     @classmethod
     def open(cls, state_url: str) -> Store:
         """Open (creating folder, file and schema as needed) the database `state_url` names."""
-        path = _sqlite_path(state_url)
+        db = open_database(state_url)
+        store = cls(db)
         try:
-            if path != _MEMORY:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-            )
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open state database {path}: {exc}") from exc
-        store = cls(conn, path)
-        try:
-            store._configure()
             store._migrate()
         except BaseException:
-            conn.close()
+            db.close()
             raise
         return store
 
+    @property
+    def backend(self) -> str:
+        """The backend: "sqlite" or "postgresql"."""
+        return self._db.kind
+
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._db.close()
 
     # -- HTTP cache validators ------------------------------------------------------------
 
@@ -324,10 +407,11 @@ class Store:
         """
         with self._write("updating an item") as conn:
             cursor = conn.execute(
-                """UPDATE OR IGNORE items
+                """UPDATE items
                    SET url = ?, title = ?, content_html = ?, content_hash = ?, published = ?,
                        updated = ?, authors = ?, summary = ?, image = ?, categories = ?
-                   WHERE source_id = ? AND guid = ? AND content_hash != ?""",
+                   WHERE source_id = ? AND guid = ? AND content_hash != ?"""
+                + _NO_OTHER_ITEM_WITH_HASH,
                 (
                     item.url,
                     item.title,
@@ -342,6 +426,9 @@ class Store:
                     item.source_id,
                     item.guid,
                     item.content_hash,
+                    item.source_id,
+                    item.content_hash,
+                    item.guid,
                 ),
             )
             if cursor.rowcount != 1:
@@ -353,14 +440,15 @@ class Store:
         """Store a new hash of unchanged text (after a change of hash version); no republish."""
         with self._write("rehashing an item") as conn:
             conn.execute(
-                "UPDATE OR IGNORE items SET content_hash = ? WHERE source_id = ? AND guid = ?",
-                (content_hash, source_id, guid),
+                "UPDATE items SET content_hash = ? WHERE source_id = ? AND guid = ?"
+                + _NO_OTHER_ITEM_WITH_HASH,
+                (content_hash, source_id, guid, source_id, content_hash, guid),
             )
             self._set_signature(conn, source_id, guid, content_hash, simhash)
 
     @staticmethod
     def _set_signature(
-        conn: sqlite3.Connection, source_id: str, guid: str, content_hash: str, simhash: int | None
+        conn: Database, source_id: str, guid: str, content_hash: str, simhash: int | None
     ) -> None:
         conn.execute(
             """UPDATE identities SET content_hash = ?, simhash = ?,
@@ -448,10 +536,10 @@ class Store:
                    VALUES (:source, :ran, :success, :error, :failures, :new, :next)
                    ON CONFLICT (source_id) DO UPDATE SET
                        last_run = excluded.last_run,
-                       last_success = COALESCE(excluded.last_success, last_success),
+                       last_success = COALESCE(excluded.last_success, source_state.last_success),
                        last_error = excluded.last_error,
                        consecutive_failures = CASE WHEN excluded.consecutive_failures = 0
-                           THEN 0 ELSE consecutive_failures + 1 END,
+                           THEN 0 ELSE source_state.consecutive_failures + 1 END,
                        items_new_last_run = excluded.items_new_last_run,
                        next_run = excluded.next_run""",
                 {
@@ -475,6 +563,65 @@ class Store:
         rows = self._all(f"SELECT {_STATE_COLUMNS} FROM source_state ORDER BY source_id", ())
         return [_state_from_row(row) for row in rows]
 
+    # -- source health --------------------------------------------------------------------
+
+    def record_health(self, source_id: str, health: RunHealth, keep: int) -> None:
+        """Append a run to the source's health history, keeping its newest `keep` runs."""
+        with self._write("recording run health") as conn:
+            (seq,) = conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM run_health WHERE source_id = ?",
+                (source_id,),
+            ).fetchone()
+            conn.execute(
+                "INSERT INTO run_health (source_id, seq, run_at, record) VALUES (?, ?, ?, ?)",
+                (source_id, seq, _to_text(health.at), _health_json(health)),
+            )
+            conn.execute(
+                "DELETE FROM run_health WHERE source_id = ? AND seq <= ?",
+                (source_id, seq - keep),
+            )
+
+    def health_history(self, source_id: str, limit: int) -> list[RunHealth]:
+        """The source's newest `limit` runs, oldest first."""
+        rows = self._all(
+            "SELECT record FROM run_health WHERE source_id = ? ORDER BY seq DESC LIMIT ?",
+            (source_id, limit),
+        )
+        return [_health_from_json(row[0]) for row in reversed(rows)]
+
+    def set_health(
+        self, source_id: str, state: str, reasons: Iterable[str], when: datetime
+    ) -> None:
+        """Store the source's state after a run; `since` moves only when the state changes."""
+        with self._write("recording source health") as conn:
+            conn.execute(
+                """INSERT INTO source_health (source_id, state, reasons, since, checked)
+                   VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (source_id) DO UPDATE SET
+                       since = CASE WHEN source_health.state = excluded.state
+                           THEN source_health.since ELSE excluded.since END,
+                       state = excluded.state,
+                       reasons = excluded.reasons,
+                       checked = excluded.checked""",
+                (source_id, state, json.dumps(list(reasons)), _to_text(when), _to_text(when)),
+            )
+
+    def source_health(self, source_id: str) -> SourceHealth | None:
+        row = self._one(
+            "SELECT source_id, state, reasons, since, checked FROM source_health"
+            " WHERE source_id = ?",
+            (source_id,),
+        )
+        return None if row is None else _source_health_from_row(row)
+
+    def source_healths(self) -> list[SourceHealth]:
+        rows = self._all(
+            "SELECT source_id, state, reasons, since, checked FROM source_health"
+            " ORDER BY source_id",
+            (),
+        )
+        return [_source_health_from_row(row) for row in rows]
+
     # -- site template learning -----------------------------------------------------------
 
     def record_blocks(self, source_id: str, page_url: str, fingerprints: Iterable[str]) -> None:
@@ -494,12 +641,20 @@ class Store:
                    DO UPDATE SET seen = excluded.seen""",
                 [(source_id, fingerprint, page_url, seen) for fingerprint in unique],
             )
-            conn.execute(
-                """DELETE FROM block_pages WHERE rowid IN (
-                       SELECT rowid FROM block_pages WHERE source_id = ?
-                       ORDER BY seen DESC, fingerprint, page_url LIMIT -1 OFFSET ?)""",
-                (source_id, MAX_BLOCK_ROWS_PER_SOURCE),
-            )
+            (rows,) = conn.execute(
+                "SELECT COUNT(*) FROM block_pages WHERE source_id = ?", (source_id,)
+            ).fetchone()
+            if rows > MAX_BLOCK_ROWS_PER_SOURCE:
+                oldest = conn.execute(  # the tail of (seen DESC, fingerprint, page_url) order
+                    """SELECT fingerprint, page_url FROM block_pages WHERE source_id = ?
+                       ORDER BY seen ASC, fingerprint DESC, page_url DESC LIMIT ?""",
+                    (source_id, rows - MAX_BLOCK_ROWS_PER_SOURCE),
+                ).fetchall()
+                conn.executemany(
+                    """DELETE FROM block_pages
+                       WHERE source_id = ? AND fingerprint = ? AND page_url = ?""",
+                    [(source_id, fingerprint, page) for fingerprint, page in oldest],
+                )
 
     def boilerplate_blocks(self, source_id: str, min_pages: int = 2) -> frozenset[str]:
         """Fingerprints seen on at least `min_pages` distinct pages of the source."""
@@ -510,19 +665,87 @@ class Store:
         )
         return frozenset(row[0] for row in rows)
 
-    # -- plumbing -------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        row = self._one("SELECT MAX(version) FROM schema_version", ())
+        return 0 if row is None or row[0] is None else int(row[0])
 
-    def _configure(self) -> None:
-        with self._guard("configuring"):
-            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode.lower() not in ("wal", "memory"):
-                raise StoreError(f"state database {self._where}: WAL mode refused ({mode})")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn.execute("PRAGMA foreign_keys = ON")
-            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    # -- cluster mode ---------------------------------------------------------------------
+
+    def save_feed(self, feed: StoredFeed) -> bool:
+        """Store a rendered feed unless the stored version is as new or newer; True when the
+        bytes changed. Unchanged bytes keep their Last-Modified and take the new version."""
+        with self._write("storing a feed") as conn:
+            before = conn.execute(
+                "SELECT etag FROM stored_feeds WHERE name = ?", (feed.name,)
+            ).fetchone()
+            cursor = conn.execute(
+                """INSERT INTO stored_feeds (name, version, body, etag, modified)
+                   VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (name) DO UPDATE SET
+                       version = excluded.version,
+                       body = excluded.body,
+                       modified = CASE WHEN stored_feeds.etag = excluded.etag
+                           THEN stored_feeds.modified ELSE excluded.modified END,
+                       etag = excluded.etag
+                   WHERE stored_feeds.version < excluded.version""",
+                (feed.name, feed.version, feed.body, feed.etag, _to_text(feed.modified)),
+            )
+            return cursor.rowcount == 1 and (before is None or before[0] != feed.etag)
+
+    def stored_feed(self, name: str) -> StoredFeed | None:
+        row = self._one(
+            "SELECT name, version, body, etag, modified FROM stored_feeds WHERE name = ?", (name,)
+        )
+        if row is None:
+            return None
+        return StoredFeed(row[0], row[1], bytes(row[2]), row[3], _from_text(row[4]))
+
+    def stored_feed_etag(self, name: str) -> str | None:
+        """The stored feed's ETag alone: a cheap check of a cached copy."""
+        row = self._one("SELECT etag FROM stored_feeds WHERE name = ?", (name,))
+        return None if row is None else row[0]
+
+    def claim_slot(self, source_id: str, slot: int, replica: str, now: datetime) -> bool:
+        """True for the first replica to claim this schedule slot of the source, else False."""
+        with self._write("claiming a schedule slot") as conn:
+            forgotten = _to_text(now - SLOT_MEMORY)
+            conn.execute("DELETE FROM source_slots WHERE claimed < ?", (forgotten,))
+            cursor = conn.execute(
+                """INSERT INTO source_slots (source_id, slot, replica, claimed) VALUES (?, ?, ?, ?)
+                   ON CONFLICT DO NOTHING""",
+                (source_id, slot, replica, _to_text(now)),
+            )
+            return cursor.rowcount == 1
+
+    def beat(self, replica: str, config_digest: str, started: datetime, now: datetime) -> None:
+        """A replica's heartbeat, with the digest of the config it runs."""
+        with self._write("recording a heartbeat") as conn:
+            conn.execute(
+                """INSERT INTO replicas (name, config_digest, started, heartbeat)
+                   VALUES (?, ?, ?, ?)
+                   ON CONFLICT (name) DO UPDATE SET config_digest = excluded.config_digest,
+                       started = excluded.started, heartbeat = excluded.heartbeat""",
+                (replica, config_digest, _to_text(started), _to_text(now)),
+            )
+
+    def forget_replica(self, replica: str) -> None:
+        with self._write("removing a replica") as conn:
+            conn.execute("DELETE FROM replicas WHERE name = ?", (replica,))
+
+    def replicas(self, alive_since: datetime) -> list[Replica]:
+        """Replicas whose last heartbeat is not older than `alive_since`, by name."""
+        rows = self._all(
+            """SELECT name, config_digest, started, heartbeat FROM replicas
+               WHERE heartbeat >= ? ORDER BY name""",
+            (_to_text(alive_since),),
+        )
+        return [Replica(r[0], r[1], _from_text(r[2]), _from_text(r[3])) for r in rows]
+
+    # -- plumbing -------------------------------------------------------------------------
 
     def _migrate(self) -> None:
         with self._write("creating the schema") as conn:
+            conn.lock_schema()  # replicas starting together migrate one after the other
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
             current = row[0] or 0
@@ -539,55 +762,36 @@ class Store:
 
     @contextmanager
     def _guard(self, doing: str) -> Iterator[None]:
-        """Serialise access and turn sqlite3's errors into a StoreError that says where."""
+        """Serialise access and turn the driver's errors into a StoreError that says where."""
         with self._lock:
             try:
                 yield
-            except sqlite3.Error as exc:
+            except self._db.errors as exc:
                 raise StoreError(f"state database {self._where}: {doing}: {exc}") from exc
 
     @contextmanager
-    def _write(self, doing: str) -> Iterator[sqlite3.Connection]:
+    def _write(self, doing: str) -> Iterator[Database]:
         """One write transaction: committed on success, rolled back when anything raises.
 
-        Explicit BEGIN IMMEDIATE (the connection is in autocommit mode) takes the write lock up
-        front, so a read-then-write method never meets a lock upgrade failure halfway."""
+        The connection is in autocommit mode; the explicit begin (BEGIN IMMEDIATE on SQLite)
+        takes the write lock up front, so a read-then-write method never meets a lock upgrade
+        failure halfway."""
         with self._guard(doing):
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._db.begin()
             try:
-                yield self._conn
-                self._conn.commit()
+                yield self._db
+                self._db.commit()
             except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.rollback()
+                self._db.rollback()
                 raise
 
-    def _one(self, sql: str, params: tuple[object, ...]) -> tuple | None:
+    def _one(self, sql: str, params: Params) -> tuple | None:
         with self._guard("reading"):
-            return self._conn.execute(sql, params).fetchone()
+            return self._db.execute(sql, params).fetchone()
 
-    def _all(self, sql: str, params: tuple[object, ...] | dict[str, object]) -> list[tuple]:
+    def _all(self, sql: str, params: Params) -> list[tuple]:
         with self._guard("reading"):
-            return self._conn.execute(sql, params).fetchall()
-
-
-def _sqlite_path(state_url: str) -> str:
-    """The file path (or ":memory:") a state URL names; refuse what we cannot open."""
-    if state_url in (_MEMORY, "sqlite://", "sqlite:///:memory:"):
-        return _MEMORY
-    if state_url.startswith(("postgresql:", "postgres:")):
-        raise StoreError(
-            "PostgreSQL state is not supported yet; use a SQLite URL such as"
-            " sqlite:////var/lib/feedworker/state.db"
-        )
-    prefix = "sqlite:///"
-    if not state_url.startswith(prefix) or len(state_url) == len(prefix):
-        raise StoreError(
-            f"state URL {state_url!r} is not understood; use sqlite:////absolute/path.db,"
-            " sqlite:///relative/path.db or :memory:"
-        )
-    # sqlite:////abs/path.db -> /abs/path.db; sqlite:///rel.db -> rel.db (as SQLAlchemy reads them)
-    return state_url[len(prefix) :]
+            return self._db.execute(sql, params).fetchall()
 
 
 def _to_text(moment: datetime) -> str:
@@ -683,4 +887,34 @@ def _state_from_row(row: tuple) -> SourceState:
         consecutive_failures=failures,
         items_new_last_run=items_new,
         next_run=_maybe_from_text(next_run),
+    )
+
+
+def _health_json(health: RunHealth) -> str:
+    """A compact JSON object: the run's time, and every field that is not empty or zero."""
+    record = {
+        f.name: getattr(health, f.name)
+        for f in dataclasses.fields(health)
+        if f.name != "at" and getattr(health, f.name) not in (None, 0, False, "", {})
+    }
+    record["at"] = _to_text(health.at)
+    return json.dumps(record, sort_keys=True, separators=(",", ":"))
+
+
+def _health_from_json(text: str) -> RunHealth:
+    """A stored row back; keys this version does not know (a newer writer's) are ignored."""
+    record = json.loads(text)
+    known = {f.name for f in dataclasses.fields(RunHealth)}
+    values = {key: value for key, value in record.items() if key in known and key != "at"}
+    return RunHealth(at=_from_text(record["at"]), **values)
+
+
+def _source_health_from_row(row: tuple) -> SourceHealth:
+    source_id, state, reasons, since, checked = row
+    return SourceHealth(
+        source_id=source_id,
+        state=state,
+        reasons=tuple(json.loads(reasons)),
+        since=_from_text(since),
+        checked=_from_text(checked),
     )

@@ -1,0 +1,293 @@
+"""`worker.health`: each drift rule, the challenge markers, the body floor, and the config keys."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.test_layering import FORBIDDEN, PACKAGE, imported_modules
+from worker.config import HealthThresholds, load_config
+from worker.errors import ConfigError
+from worker.health import (
+    CHALLENGE_MARKERS,
+    NOSCRIPT_ONLY,
+    assess,
+    body_floor,
+    challenge_marker,
+)
+from worker.models import RunHealth
+
+T0 = datetime(2026, 11, 25, tzinfo=UTC)
+DEFAULTS = HealthThresholds()
+
+
+def run(n: int, **values: object) -> RunHealth:
+    """A healthy run of an index source: 12 links, 3 articles of about 2,400 characters."""
+    base: dict[str, object] = {
+        "listing_read": True,
+        "links_found": 12,
+        "articles": 3,
+        "median_body_chars": 2400,
+        "methods": {"auto": 3},
+        "statuses": {"200": 4},
+        "responses": 4,
+    }
+    base.update(values)
+    return RunHealth(at=T0 + timedelta(hours=n), **base)  # type: ignore[arg-type]
+
+
+def healthy(count: int = 5) -> list[RunHealth]:
+    return [run(n, links_found=12 + n % 4) for n in range(count)]
+
+
+def test_a_healthy_history_is_ok() -> None:
+    assert assess(healthy(), DEFAULTS).state == "ok"
+    assert assess([], DEFAULTS).state == "ok"
+
+
+# -- listing -------------------------------------------------------------------------------------
+
+
+def test_selector_matching_nothing_degrades_after_two_runs() -> None:
+    broken = {"links_found": 0, "selector": "h2 a", "selector_matched": 0, "articles": 0}
+    history = [*healthy(), run(5, **broken)]
+    assert assess(history, DEFAULTS).state == "ok"
+    verdict = assess([*history, run(6, **broken)], DEFAULTS)
+    assert verdict.degraded
+    assert verdict.reasons == (
+        "the listing selector 'h2 a' matched nothing on the last 2 runs;"
+        " the 5 runs before found 12–15 links",
+    )
+
+
+def test_an_empty_automatic_listing_degrades_at_once_with_bad_runs_1() -> None:
+    verdict = assess(
+        [*healthy(3), run(3, links_found=0)], DEFAULTS.model_copy(update={"bad_runs": 1})
+    )
+    assert verdict.reasons == (
+        "the listing yielded no article links on the last run; the 3 runs before found 12–14 links",
+    )
+
+
+def test_a_listing_that_never_found_links_is_not_drift() -> None:
+    assert assess([run(n, links_found=0) for n in range(4)], DEFAULTS).state == "ok"
+
+
+def test_not_modified_runs_neither_break_nor_extend_a_streak() -> None:
+    empty = run(5, links_found=0, articles=0)
+    unchanged = run(6, listing_read=False, links_found=0, articles=0, statuses={"304": 1})
+    assert assess([*healthy(), empty, unchanged], DEFAULTS).state == "ok"
+    assert assess([*healthy(), empty, unchanged, run(7, links_found=0)], DEFAULTS).degraded
+
+
+def test_a_degraded_source_stays_degraded_once_its_baseline_rolled_out() -> None:
+    empty = {"links_found": 0, "articles": 0, "degraded": True}
+    history = [run(n, **empty) for n in range(6)] + [run(6, links_found=0, articles=0)]
+    verdict = assess(history, DEFAULTS)
+    assert verdict.reasons == ("the listing yielded no article links on the last 2 runs",)
+
+
+# -- bodies --------------------------------------------------------------------------------------
+
+
+def test_bodies_collapsing_far_below_the_sources_median_degrade() -> None:
+    short = {"median_body_chars": 300}
+    assert assess([*healthy(), run(5, **short)], DEFAULTS).state == "ok"
+    verdict = assess([*healthy(), run(5, **short), run(6, **short)], DEFAULTS)
+    assert verdict.reasons == (
+        "article bodies collapsed: a median of 300 characters on the last 2 runs,"
+        " against 2,400 over the 5 runs before",
+    )
+
+
+def test_shorter_articles_within_the_usual_spread_are_fine() -> None:
+    short = {"median_body_chars": 900}  # above a quarter of 2,400
+    assert assess([*healthy(), run(5, **short), run(6, **short)], DEFAULTS).state == "ok"
+
+
+def test_most_articles_falling_back_or_too_short_degrade() -> None:
+    poor = {"methods": {"fallback": 1}, "skipped": {"too_short": 2}, "articles": 3}
+    verdict = assess([*healthy(), run(5, **poor), run(6, **poor)], DEFAULTS)
+    assert verdict.reasons == (
+        "6 of 6 articles could not be read as articles (whole-page fallback, no text or too"
+        " short) on the last 2 runs; before: 0 of 15",
+    )
+
+
+def test_a_body_selector_that_stops_matching_degrades() -> None:
+    before = [run(n, methods={"selector": 3}, body_selector="div.post") for n in range(3)]
+    after = {"methods": {"auto": 2}, "articles": 2, "body_selector": "div.post"}
+    verdict = assess([*before, run(3, **after), run(4, **after)], DEFAULTS)
+    assert verdict.reasons == (
+        "the body selector 'div.post' matched nothing on 4 of 4 pages on the last 2 runs;"
+        " before: 0 of 9",
+    )
+
+
+def test_a_source_that_always_falls_back_is_not_drift() -> None:
+    always = [run(n, methods={"fallback": 3}) for n in range(5)]
+    assert assess(always, DEFAULTS).state == "ok"
+
+
+# -- anti-bot walls --------------------------------------------------------------------------------
+
+
+def test_a_streak_of_403_challenge_pages_degrades_without_a_baseline() -> None:
+    wall = {
+        "failed": True,
+        "statuses": {"403": 1},
+        "responses": 1,
+        "blocked": 1,
+        "challenge": "cf-chl",
+        "articles": 0,
+        "median_body_chars": None,
+    }
+    verdict = assess([run(0, **wall), run(1, **wall)], DEFAULTS)
+    assert verdict.reasons == (
+        "the site is refusing the worker: HTTP 403 with challenge pages ('cf-chl') for 2 of 2"
+        " requests on the last 2 runs (an anti-bot wall or a rate limit)",
+    )
+
+
+def test_a_few_429s_among_many_pages_are_not_a_wall() -> None:
+    some = {"statuses": {"200": 8, "429": 2}, "responses": 10, "blocked": 2}
+    assert assess([*healthy(), run(5, **some), run(6, **some)], DEFAULTS).state == "ok"
+
+
+def test_a_single_403_run_between_good_ones_is_not_a_streak() -> None:
+    wall = {"statuses": {"403": 1}, "responses": 1, "blocked": 1, "failed": True}
+    history = [*healthy(), run(5, **wall), run(6), run(7, **wall)]
+    assert assess(history, DEFAULTS).state == "ok"
+
+
+# -- pages that are no longer HTML -----------------------------------------------------------------
+
+
+def test_article_pages_turning_into_pdfs_or_empty_bodies_degrade() -> None:
+    odd = {"skipped": {"not_html": 2, "empty": 1}, "articles": 0, "median_body_chars": None}
+    verdict = assess([*healthy(), run(5, **odd), run(6, **odd)], DEFAULTS)
+    assert verdict.reasons == ("6 of 6 article pages were not HTML or empty on the last 2 runs",)
+
+
+# -- thresholds ------------------------------------------------------------------------------------
+
+
+def test_thresholds_change_the_verdict() -> None:
+    short = {"median_body_chars": 900}
+    strict = DEFAULTS.model_copy(update={"body_drop": 0.5, "bad_runs": 1})
+    assert assess([*healthy(), run(5, **short)], strict).degraded
+
+
+def test_body_floor_is_min_body_chars_until_the_sources_own_median_is_known() -> None:
+    notes = [run(n, median_body_chars=120) for n in range(3)]
+    assert body_floor([], DEFAULTS) == 200
+    assert body_floor(notes[:2], DEFAULTS) == 200
+    assert body_floor(notes, DEFAULTS) == 60  # half the source's own median
+    assert body_floor(healthy(), DEFAULTS) == 200
+    degraded = [run(n, median_body_chars=50, degraded=True) for n in range(5)]
+    assert body_floor(degraded, DEFAULTS) == 200  # a broken source never lowers its own floor
+
+
+# -- challenge pages -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("page", "marker"),
+    [
+        (
+            '<html><script src="/cdn-cgi/challenge-platform/x.js"></script></html>',
+            "challenge-platform",
+        ),
+        (
+            "<html><head><title>Just a moment...</title></head><body></body></html>",
+            "just a moment...",
+        ),
+        ("<html><body><p>Please verify you are human.</p></body></html>", "verify you are human"),
+        (
+            "<html><body><div class='g-recaptcha'></div><p>Complete the CAPTCHA</p></body></html>",
+            "captcha",
+        ),
+        (
+            "<html><body><noscript>Enable JS</noscript><script>x()</script></body></html>",
+            NOSCRIPT_ONLY,
+        ),
+        ('<html><body><form id="cf-chl-form"></form></body></html>', "cf-chl"),
+    ],
+)
+def test_challenge_pages_are_recognised(page: str, marker: str) -> None:
+    assert challenge_marker(page) == marker
+
+
+def test_every_product_marker_is_lower_case() -> None:
+    assert all(marker == marker.lower() for marker in CHALLENGE_MARKERS)
+
+
+def test_an_article_about_captchas_is_not_a_challenge() -> None:
+    text = "CAPTCHAs ask you to verify you are human. " * 60
+    assert challenge_marker(f"<html><body><article><p>{text}</p></article></body></html>") is None
+    assert challenge_marker("<html><body><p>An ordinary short page.</p></body></html>") is None
+
+
+def test_health_module_is_pure() -> None:
+    names = imported_modules(PACKAGE / "health.py")
+    assert not {m for m in names if m.split(".")[0] in FORBIDDEN or m in FORBIDDEN}
+
+
+# -- config ----------------------------------------------------------------------------------------
+
+
+def write(tmp_path: Path, worker: str, source: str = "") -> Path:
+    config = tmp_path / "config"
+    config.mkdir(parents=True)
+    (config / "feedworker.toml").write_text("[worker]\n" + worker)
+    (config / "sources.toml").write_text(
+        f'[[source]]\nid = "blog"\nurl = "https://example.org/"\n{source}\n'
+    )
+    return config
+
+
+def test_worker_health_table_and_source_overrides(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            "[worker.health]\nbad_runs = 3\nmin_body_chars = 150\n",
+            "health = { bad_runs = 1, body_drop = 0.1 }",
+        ),
+        env={},
+    )
+    settings, source = config.settings, config.source("blog")
+    assert settings.health.bad_runs == 3 and settings.health.min_body_chars == 150
+    merged = source.health_thresholds(settings.health)
+    assert (merged.bad_runs, merged.body_drop, merged.min_body_chars) == (1, 0.1, 150)
+
+
+def test_health_keys_are_validated_with_clear_messages(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            write(
+                tmp_path,
+                "[worker.health]\nbad_run = 3\nbody_drop = 2\n",
+                'health = { window = 0, poor_share = "most" }',
+            ),
+            env={},
+        )
+    lines = [str(p) for p in caught.value.problems]
+    assert "config/feedworker.toml: health.bad_run: unknown key; did you mean 'bad_runs'?" in lines
+    assert "config/feedworker.toml: health.body_drop: must be less than 1.0, got 2" in lines
+    assert "config/sources.toml: source 'blog': health.window: must be 1 or more, got 0" in lines
+    assert any(
+        line.startswith("config/sources.toml: source 'blog': health.poor_share: expected")
+        for line in lines
+    )
+
+
+def test_webhook_url_must_be_http(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, 'webhook_url = "ftp://hooks.example.org/"\n'), env={})
+    assert "webhook_url: only http and https URLs are allowed" in str(caught.value)
+    config = load_config(
+        write(tmp_path / "ok", 'webhook_url = "https://hooks.example.org/x"\n'), env={}
+    )
+    assert config.settings.webhook_url == "https://hooks.example.org/x"
