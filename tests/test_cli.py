@@ -353,3 +353,37 @@ def test_healthz_turns_503_once_the_scheduler_stopped(
         assert drained
         assert process.proc.wait(timeout=15) == 0, process.log()
     assert (tmp_path / "feeds" / "blog.rss").exists()
+
+
+def test_prune_deletes_only_orphaned_feed_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "sources.toml").write_text('[[source]]\nid = "kept"\nurl = "https://kept.example/"\n')
+    feeds = tmp_path / "feeds"
+    feeds.mkdir()
+    for name in (
+        "kept.rss",
+        "kept.atom",
+        "gone.rss",
+        "gone.atom",
+        "gone.json",
+        "all.atom",
+        "notes.txt",
+    ):
+        (feeds / name).write_text("x")
+
+    assert main(["prune", "--dry-run", "--config", str(config)]) == 0
+    assert "would delete" in capsys.readouterr().out
+    assert (feeds / "gone.rss").exists()
+
+    assert main(["prune", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert sorted(p.name for p in feeds.iterdir()) == [
+        "all.atom",
+        "kept.atom",
+        "kept.rss",
+        "notes.txt",
+    ]
+    assert out.count("deleted") == 3

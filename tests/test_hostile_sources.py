@@ -32,6 +32,18 @@ def gzip_bomb(ex: Exchange) -> None:
     ex.respond(200, {**HTML, "Content-Encoding": "gzip"}, body)
 
 
+def robots(ex: Exchange) -> None:
+    """127.0.0.1 allows everything; the same server named "localhost" forbids /private/."""
+    if ex.request.headers.get("host", "").startswith("localhost"):
+        ex.respond(200, {"Content-Type": "text/plain"}, b"User-agent: *\nDisallow: /private/\n")
+    else:
+        ex.respond(404)
+
+
+def too_many(ex: Exchange) -> None:
+    ex.respond(429, {**HTML, "Retry-After": "1"}, b"slow down")
+
+
 def listing(*paths: str) -> bytes:
     items = "".join(
         f'<article><h2><a href="{p}">A long enough headline for article {i}</a></h2></article>'
@@ -52,12 +64,14 @@ def article(title: str, paragraph: str) -> bytes:
 def server() -> LocalServer:
     with LocalServer() as srv:
         blog = Blog(origin=srv.url("").rstrip("/"), posts=sample_posts())
-        srv.route("/robots.txt", status=404, body=b"")
+        srv.route("/robots.txt", robots)
         index = blog.index_html([(p.path, p.title) for p in blog.posts]).encode()
         srv.route("/good/", body=index, headers=HTML)
         for post in blog.posts:
             srv.route(post.path, body=blog.post_html(post).encode(), headers=HTML)
         srv.route("/drip/", drip)
+        srv.route("/busy/", too_many)
+        srv.route("/private/", body=listing("/private/a.html"), headers=HTML)
         srv.route("/bomb/", gzip_bomb)
         srv.route("/loop/", status=302, headers={"Location": "/loop2/"})
         srv.route("/loop2/", status=302, headers={"Location": "/loop/"})
@@ -107,9 +121,11 @@ def test_hostile_sources_fail_alone(tmp_path: Path, server: LocalServer) -> None
         "bomb": "/bomb/",
         "loop": "/loop/",
         "mixed": "/mixed/",
+        "busy": "/busy/",
     }
     (config / "sources.toml").write_text(
         "".join(f'[[source]]\nid = "{i}"\nurl = "{server.url(p)}"\n' for i, p in sources.items())
+        + f'[[source]]\nid = "private"\nurl = "{server.url("/private/", host="localhost")}"\n'
     )
 
     reports = run(config)
@@ -120,7 +136,10 @@ def test_hostile_sources_fail_alone(tmp_path: Path, server: LocalServer) -> None
     assert "no response within 1.5 s" in (reports["drip"].error or "")
     assert "larger than 1048576 bytes" in (reports["bomb"].error or "")
     assert "redirect loop" in (reports["loop"].error or "")
-    for failed in ("drip", "bomb", "loop"):
+    assert "HTTP 429" in (reports["busy"].error or "")
+    assert "disallowed by robots.txt" in (reports["private"].error or "")
+    assert server.seen("/private/") == [], "a disallowed page must not be requested"
+    for failed in ("drip", "bomb", "loop", "busy", "private"):
         assert not (tmp_path / "feeds" / f"{failed}.rss").exists()
 
     mixed = reports["mixed"]

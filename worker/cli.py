@@ -43,6 +43,7 @@ from worker.listing import Listing, ListingOptions, list_articles
 from worker.logs import fields, log, progress_line, setup_logging
 from worker.metrics import Metrics
 from worker.models import NotModified, Page, RunReport
+from worker.publish import orphaned_feed_files
 from worker.reload import ConfigWatcher, watch_config
 from worker.runner import RELOAD_INTERVAL, Service, Worker
 from worker.serve import build_app, listen, serve_socket
@@ -136,6 +137,12 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", parents=[common], help="show each source's last runs")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status.set_defaults(command=cmd_status)
+
+    prune = commands.add_parser(
+        "prune", parents=[common], help="delete the feed files of sources no longer configured"
+    )
+    prune.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+    prune.set_defaults(command=cmd_prune)
 
     db = commands.add_parser("db", help="the state database")
     db_commands = db.add_subparsers(required=True, metavar="ACTION")
@@ -440,6 +447,20 @@ def cluster_status_lines(config: Config) -> list[str]:
         lines.append(f"  {replica.name:<32} config {replica.config_digest[:12]}  last beat {beat}")
     lines.extend(f"warning: {note}" for note in config_notes(replicas))
     return lines
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    """Removing a source unschedules it but keeps its feed files; this deletes them. The source's
+    state stays in the database, so re-adding it later publishes nothing it already had."""
+    config = _config(args)
+    orphans = orphaned_feed_files(config.settings.feeds_dir, {s.id for s in config.sources})
+    for path in orphans:
+        if not args.dry_run:
+            path.unlink(missing_ok=True)
+        print(f"{'would delete' if args.dry_run else 'deleted'} {path}")
+    if not orphans:
+        print(f"nothing to prune in {config.settings.feeds_dir}")
+    return 0
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:

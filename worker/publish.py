@@ -37,7 +37,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from html import unescape
@@ -457,6 +457,20 @@ def remove_stale_temp_files(feeds_dir: Path) -> int:
         if temp.is_file() and _remove_quietly(temp):
             removed += 1
     return removed
+
+
+def orphaned_feed_files(feeds_dir: Path, source_ids: Collection[str]) -> list[Path]:
+    """Feed files of sources that are no longer configured (`all.atom` is never one)."""
+    if not feeds_dir.is_dir():
+        return []
+    return sorted(
+        path
+        for path in feeds_dir.iterdir()
+        if path.is_file()
+        and path.suffix in (".rss", ".atom", ".json")
+        and path.stem not in source_ids
+        and path.stem != COMBINED_ID
+    )
 
 
 def _is_plain_name(source_id: str) -> bool:
