@@ -19,6 +19,7 @@ time through .ci/postgres.sh, and fails when PostgreSQL is missing and
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -141,3 +142,13 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
         yield url
     finally:
         drop_database(postgres_server, url)
+
+
+@pytest.fixture(autouse=True)
+def _restore_feedworker_logger() -> Iterator[None]:
+    """`setup_logging` (every in-process `main()` call) stops the `feedworker` logger from
+    propagating; put it back after each test, so caplog sees its records whatever ran before."""
+    logger = logging.getLogger("feedworker")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved

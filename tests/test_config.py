@@ -660,3 +660,17 @@ def test_bad_dedupe_values(tmp_path: Path) -> None:
     worker = "[worker]\nnear_duplicate_distance = 12\n"
     found = problems(make_config(tmp_path, sources, worker))
     assert {p.field for p in found} == {"recheck", "keep_days", "near_duplicate_distance"}
+
+
+def test_overflowing_values_are_problems_not_crashes(tmp_path: Path) -> None:
+    config_dir = make_config(
+        tmp_path,
+        worker="[worker]\nconnect_timeout = inf\nstate_url = 'sqlite:///state/x.db?mode=ro'\n",
+        sources='[[source]]\nid = "a"\nurl = "https://a.example/"\nkeep_days = 1000000\nevery = "99999999999d"\n',
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(config_dir)
+    text = str(caught.value)
+    assert "connect_timeout: must be at most 3650 days" in text
+    assert "every: must be at most 3650 days" in text
+    assert "keep_days" in text and "query parameters" in text

@@ -259,3 +259,32 @@ def test_failing_source_backs_off_then_recovers(tmp_path: Path, site: BlogServer
         assert state is not None and state.consecutive_failures == 0 and state.last_error is None
     finally:
         store.close()
+
+
+def test_drain_lets_running_runs_finish_and_starts_no_waiting_ones(
+    tmp_path: Path, site: BlogServer
+) -> None:
+    sources = blog_source(site.blog) + (
+        '[[source]]\nid = "second"\nurl = "https://second.example.test/"\nevery = "1h"\n'
+    )
+    config = write_config(tmp_path, sources, worker="source_concurrency = 1\n")
+
+    async def slow_site(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.3)
+        return site(request)
+
+    async def scenario() -> tuple:
+        async with Worker(load_config(config), clock=lambda: T0) as worker:
+            first = asyncio.create_task(worker.run_source(worker.config.source("allotment")))
+            await asyncio.sleep(0.05)  # the first run holds the only slot
+            second = asyncio.create_task(worker.run_source(worker.config.source("second")))
+            await asyncio.sleep(0.05)
+            await worker.drain(grace=10)
+            return await first, await second
+
+    with respx.mock(assert_all_called=False) as mock:
+        mock.route(host="blog.example.test").mock(side_effect=slow_site)
+        other = mock.route(host="second.example.test").respond(200, html="<p>x</p>")
+        first, second = asyncio.run(scenario())
+    assert first is not None and first.ok and first.items_new == 3
+    assert second is None and not other.called

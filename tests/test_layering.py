@@ -17,9 +17,13 @@ PURE = [
     "sitemap.py",
     "feedsource.py",
     "kinds.py",
+    "simhash.py",
+    "health.py",
     "extract",
 ]
 FORBIDDEN = {
+    "psycopg",
+    "worker.db",
     "httpx",
     "sqlite3",
     "socket",

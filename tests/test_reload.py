@@ -267,3 +267,11 @@ def test_live_app_serves_a_source_added_by_a_reload(tmp_path: Path) -> None:
     assert asyncio.run(get("/feeds/b.rss")) == 404
     app.load(load_config(write_config(tmp_path, source("a") + source("b"))))
     assert asyncio.run(get("/feeds/b.rss")) == 200
+
+
+def test_restart_only_names_are_settings() -> None:
+    from worker.config import Settings
+    from worker.reload import RESTART_ONLY_SETTINGS
+
+    assert Settings.model_fields.keys() >= RESTART_ONLY_SETTINGS
+    assert {"serve_host", "serve_port", "shutdown_grace", "state_url"} <= RESTART_ONLY_SETTINGS

@@ -402,3 +402,42 @@ def test_migration_2_keeps_items_of_a_version_1_file_as_identities(db_path: Path
         assert reopened.guid_for_hash("blog", make_item(1).content_hash) == make_item(1).guid
     finally:
         reopened.close()
+
+
+def test_rehash_never_lets_item_and_identity_disagree(store: Store) -> None:
+    first, second = make_item(1), make_item(2)
+    assert store.add_item(first) and store.add_item(second)
+    # Rehashing item 1 to item 2's hash must change nothing: two items may not share a text.
+    store.rehash("blog", first.guid, second.content_hash, None)
+    assert store.item("blog", first.guid).content_hash == first.content_hash  # type: ignore[union-attr]
+    assert store.identity("blog", first.guid).content_hash == first.content_hash  # type: ignore[union-attr]
+    assert store.guid_for_hash("blog", second.content_hash) == second.guid
+    store.rehash("blog", first.guid, "v9:new", None)
+    assert store.item("blog", first.guid).content_hash == "v9:new"  # type: ignore[union-attr]
+    assert store.identity("blog", first.guid).content_hash == "v9:new"  # type: ignore[union-attr]
+
+
+def test_health_history_keeps_zeros_apart_from_unset(store: Store) -> None:
+    from worker.models import RunHealth
+
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    zero = RunHealth(at=at, selector="h2 a", selector_matched=0, median_body_chars=0)
+    unset = RunHealth(at=at + timedelta(hours=1))
+    store.record_health("blog", zero, 10)
+    store.record_health("blog", unset, 10)
+    history = store.health_history("blog", 10)
+    by_time = {h.at: h for h in history}
+    assert by_time[at].selector_matched == 0 and by_time[at].median_body_chars == 0
+    assert by_time[at + timedelta(hours=1)].selector_matched is None
+
+
+def test_recent_items_of_the_given_sources_only(store: Store) -> None:
+    for n, source_id in ((1, "blog"), (2, "news"), (3, "gone")):
+        assert store.add_item(make_item(n, source_id=source_id))
+    recent = store.recent_items(10, ["blog", "news"])
+    assert [(i.source_id, i.guid) for i in recent] == [
+        ("news", "https://example.org/post/2"),
+        ("blog", "https://example.org/post/1"),
+    ]
+    assert store.recent_items(1, ["blog", "news"])[0].source_id == "news"
+    assert store.recent_items(10, []) == []

@@ -49,6 +49,63 @@ _SUPERSETS = {
 # Never honoured from a label: UTF-7 smuggles markup past filters; UTF-16/32 without a BOM in a
 # <meta> is impossible (the meta itself would not be ASCII), so browsers read it as UTF-8.
 _REFUSED = {"utf-7"}
+# The encodings of the WHATWG Encoding Standard (what browsers decode), by Python codec name. A
+# label outside them is ignored: Python also "knows" base64, zlib, rot13, EBCDIC and escape codecs,
+# which either raise or turn any bytes into garbage that seems to fit.
+_WEB_ENCODINGS = frozenset(
+    codecs.lookup(label).name
+    for label in (
+        "utf-8",
+        "ibm866",
+        "iso-8859-2",
+        "iso-8859-3",
+        "iso-8859-4",
+        "iso-8859-5",
+        "iso-8859-6",
+        "iso-8859-7",
+        "iso-8859-8",
+        "iso-8859-10",
+        "iso-8859-13",
+        "iso-8859-14",
+        "iso-8859-15",
+        "iso-8859-16",
+        "koi8-r",
+        "koi8-u",
+        "mac-roman",
+        "mac-cyrillic",
+        "cp874",
+        "cp1250",
+        "cp1251",
+        "cp1252",
+        "cp1253",
+        "cp1254",
+        "cp1255",
+        "cp1256",
+        "cp1257",
+        "cp1258",
+        "gbk",
+        "gb18030",
+        "big5",
+        "big5hkscs",
+        "euc-jp",
+        "iso-2022-jp",
+        "shift_jis",
+        "euc-kr",
+        "cp949",
+        "utf-16",
+        "utf-16-le",
+        "utf-16-be",
+        "iso-8859-1",
+        "ascii",
+        "gb2312",
+        "iso-8859-9",
+        "iso-8859-11",
+        "tis-620",
+        "utf-32",
+        "utf-32-le",
+        "utf-32-be",
+    )
+)
 _META_UTF16 = {"utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"}
 
 # Tolerate a few broken sequences in a page labelled UTF-8 (a stray byte in an otherwise UTF-8
@@ -101,7 +158,7 @@ def _lookup(label: str | None) -> str | None:
         name = codecs.lookup(label.strip().lower()).name
     except LookupError:
         return None
-    if name in _REFUSED:
+    if name in _REFUSED or name not in _WEB_ENCODINGS:
         return None
     return _SUPERSETS.get(name, name)
 
@@ -115,7 +172,7 @@ def _agrees(body: bytes, encoding: str) -> bool:
         return False
     try:
         body.decode(encoding)
-    except UnicodeDecodeError:
+    except UnicodeError:
         return False
     return True
 
@@ -153,6 +210,6 @@ def _latin_only(text: str) -> bool:
 def _decodes(body: bytes, encoding: str) -> bool:
     try:
         body.decode(encoding)
-    except UnicodeDecodeError:
+    except UnicodeError:
         return False
     return True

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
 import os
 import re
 import tomllib
@@ -98,21 +99,29 @@ _DURATION = re.compile(r"\s*(?:\d+(?:\.\d+)?\s*(?:min|[wdhms])\s*)+", re.IGNOREC
 _UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "min": 60, "s": 1}
 
 
+# The longest duration any setting takes; beyond it dates overflow.
+MAX_DURATION = timedelta(days=3650)
+
 # ---------------------------------------------------------------------------------------------
 # Value parsers: each returns the clean value or raises ValueError with a message for a person.
 # ---------------------------------------------------------------------------------------------
 
 
 def parse_duration(value: object) -> timedelta:
-    """Parse "1h30m", "15m", "45s", "1d", "2w", "1.5h" or a number of seconds."""
+    """Parse "1h30m", "15m", "45s", "1d", "2w", "1.5h" or a number of seconds (at most 10 years:
+    `inf`, which TOML allows, or a typo's 10**12 days must be a config error, not a crash)."""
     if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    if isinstance(value, str) and _DURATION.fullmatch(value):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and _DURATION.fullmatch(value):
         parts = _DURATION_PART.findall(value)
-        return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u.lower()] for n, u in parts))
-    raise ValueError(f"expected {DURATION_FORMAT}, got {value!r}")
+        seconds = sum(float(n) * _UNIT_SECONDS[u.lower()] for n, u in parts)
+    else:
+        raise ValueError(f"expected {DURATION_FORMAT}, got {value!r}")
+    if not math.isfinite(seconds) or abs(seconds) > MAX_DURATION.total_seconds():
+        raise ValueError(f"must be at most {MAX_DURATION.days} days, got {value!r}")
+    return timedelta(seconds=seconds)
 
 
 def _check_duration(value: object, *, allow_zero: bool) -> timedelta:
@@ -345,18 +354,22 @@ class Settings(BaseModel):
             raise ValueError(
                 f"expected sqlite:///path/to/file.db or postgresql://..., got {value!r}"
             )
-        path, sep, query = value.removeprefix("sqlite:///").partition("?")
+        path, sep, _query = value.removeprefix("sqlite:///").partition("?")
+        if sep:
+            raise ValueError(f"query parameters are not supported in a sqlite state_url: {value!r}")
         if not path:
             raise ValueError(f"no database file in {value!r}, e.g. sqlite:///state/feedworker.db")
         if path == ":memory:":
             return value
         absolute = os.path.abspath(_root_from(info) / Path(path).expanduser())
-        return f"sqlite:///{absolute}{sep}{query}"
+        return f"sqlite:///{absolute}"
 
     @field_validator("cluster")
     @classmethod
     def _check_cluster(cls, value: bool, info: ValidationInfo) -> bool:
-        state_url = info.data.get("state_url", "")
+        if "state_url" not in info.data:  # the state_url itself was wrong: said once, there
+            return value
+        state_url = info.data["state_url"]
         if value and not state_url.startswith(("postgresql://", "postgres://", "postgresql+")):
             raise ValueError(
                 "cluster mode needs a PostgreSQL state_url (postgresql://user@host/db): a SQLite"
@@ -398,7 +411,7 @@ class Settings(BaseModel):
 
 
 class Source(BaseModel):
-    """One ``[[source]]``: a site to scrape into its own feed, ``feeds/<id>.xml``."""
+    """One ``[[source]]``: a site to scrape into its own feeds, ``feeds/<id>.rss`` and others."""
 
     model_config = _MODEL_CONFIG
 
@@ -424,7 +437,9 @@ class Source(BaseModel):
     # Refetch known articles still in the feed (conditional GET) at most this often, so edits
     # reach the feed; None: an article is fetched once.
     recheck: Interval | None = None
-    keep_days: int = Field(default=DEFAULT_KEEP_DAYS, ge=1)  # items beyond max_items kept this long
+    keep_days: int = Field(
+        default=DEFAULT_KEEP_DAYS, ge=1, le=MAX_DURATION.days
+    )  # items beyond max_items kept this long
     # Health thresholds for this source; only the keys given override [worker.health].
     health: HealthThresholds | None = None
     enabled: bool = True

@@ -24,6 +24,7 @@ import feedparser
 from worker.errors import ListingError
 from worker.extract.meta import parse_date
 from worker.models import Article, EntryInfo
+from worker.xmlchars import declares_entities
 
 __all__ = ["FeedEntry", "FeedResult", "fill_article", "parse_feed"]
 
@@ -50,6 +51,8 @@ def parse_feed(data: bytes, base_url: str) -> FeedResult:
     `ListingError` when `data` is no feed."""
     if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
         return _parse_json_feed(data, base_url)
+    if declares_entities(data):  # feedparser lets one-line declarations through to expat
+        raise ListingError("feed with entity declarations (refused)")
     # A stream, never the bytes themselves: feedparser would take a bytes "path" for a file name.
     parsed = feedparser.parse(
         io.BytesIO(data),

@@ -203,6 +203,18 @@ class _HostGate:
         self._next_start = max(self._next_start, time.monotonic() + seconds)
 
 
+@dataclass(frozen=True, slots=True)
+class _Guard:
+    """Whether a URL must pass the SSRF guard: not when private networks are allowed, nor on
+    the source's own (trusted) host."""
+
+    allow_private: bool
+    trusted_host: str | None
+
+    def applies(self, url: httpx.URL) -> bool:
+        return not self.allow_private and not same_host(url, self.trusted_host)
+
+
 class Fetcher:
     """Fetches pages through one shared `httpx.AsyncClient`; use as an async context manager."""
 
@@ -262,12 +274,13 @@ class Fetcher:
         headers = _conditional_headers(validators)
         rule = _BodyRule(limit=self._options.max_page_bytes, accept=accept)
         seen = {current}
+        guard = _Guard(allow_private, trusted_host)
         for hop in range(self._options.max_redirects + 1):
-            guarded = not allow_private and not same_host(current, trusted_host)
+            guarded = guard.applies(current)
             if guarded and (reason := check_url(current)):
                 raise Blocked(shown, reason)
             if respect_robots:
-                await self._check_robots(current, shown, guarded)
+                await self._check_robots(current, shown, guard)
             reply = await self._send(current, shown, headers, rule, guarded)
             if reply.status not in REDIRECT_STATUSES:
                 return _to_page(url, shown, reply, rule)
@@ -285,9 +298,8 @@ class Fetcher:
         """The `Sitemap:` URLs of the robots.txt of `url`'s origin (read through the cache)."""
         shown = _redact(url)
         current = _parse_url(url, shown)
-        guarded = not allow_private and not same_host(current, trusted_host)
         try:
-            rules = await self._robots_for(current, guarded)
+            rules = await self._robots_for(current, _Guard(allow_private, trusted_host))
         except Blocked as exc:
             raise Blocked(shown, exc.reason) from None
         return tuple(rules.parser.sitemaps) if rules.parser is not None else ()
@@ -368,9 +380,9 @@ class Fetcher:
 
     # -- robots.txt ----------------------------------------------------------------------------
 
-    async def _check_robots(self, url: httpx.URL, shown: str, guarded: bool) -> None:
+    async def _check_robots(self, url: httpx.URL, shown: str, guard: _Guard) -> None:
         try:
-            rules = await self._robots_for(url, guarded)
+            rules = await self._robots_for(url, guard)
         except Blocked as exc:
             raise Blocked(shown, exc.reason) from None
         if rules.is_error:
@@ -378,27 +390,29 @@ class Fetcher:
         if not rules.allows(str(url), self._options.user_agent):
             raise RobotsDisallowed(shown, "disallowed by robots.txt")
 
-    async def _robots_for(self, url: httpx.URL, guarded: bool) -> RobotsRules:
+    async def _robots_for(self, url: httpx.URL, guard: _Guard) -> RobotsRules:
         """The origin's rules, fetched once per `robots_ttl` (one fetch at a time per origin)."""
         origin = f"{url.scheme}://{host_key(url)}"
         async with self._robots_locks.setdefault(origin, asyncio.Lock()):
             rules = self._robots.get(origin)
             if rules is None:
                 robots_url = url.copy_with(path="/robots.txt", query=None)
-                rules = await self._fetch_robots(robots_url, guarded)
+                rules = await self._fetch_robots(robots_url, guard)
                 self._robots.put(origin, rules)
                 if rules.crawl_delay is not None:
                     delay = min(rules.crawl_delay, self._options.max_crawl_delay)
                     self._gate(url).slow_down(delay)
         return rules
 
-    async def _fetch_robots(self, robots_url: httpx.URL, guarded: bool) -> RobotsRules:
+    async def _fetch_robots(self, robots_url: httpx.URL, guard: _Guard) -> RobotsRules:
         options = self._options
         rule = _BodyRule(limit=options.max_robots_bytes, html_only=False, truncate=True)
         shown = _redact(str(robots_url))
         current = robots_url
         try:
             for _ in range(options.max_redirects + 1):
+                # Judged on every hop: a trusted host's robots.txt may redirect anywhere.
+                guarded = guard.applies(current)
                 if guarded and (reason := check_url(current)):
                     raise Blocked(shown, reason)
                 reply = await self._send(current, shown, {}, rule, guarded)

@@ -131,7 +131,7 @@ class _Lister:
         if options.kind == "urls":
             self._take_urls()
             return self._result("urls", _stand_in(options.url))
-        first = await self._fetch(options.url, trusted=True, validators=options.validators)
+        first = await self._fetch(options.url, validators=options.validators)
         if isinstance(first, NotModified):
             return Listing(options.kind, (), (), (), None, not_modified=True)
         detected = detect_kind(first.content_type, first.body[:SNIFF_BYTES] or _head(first))
@@ -235,7 +235,9 @@ class _Lister:
         """The sitemaps named by the site's robots.txt, else (when `required`) /sitemap.xml."""
         options = self.options
         named = await self.fetcher.robots_sitemaps(
-            page.final_url, allow_private=True, trusted_host=host_key(options.url)
+            page.final_url,
+            allow_private=options.allow_private,
+            trusted_host=host_key(options.url),
         )
         note = "named by robots.txt"
         if named:
@@ -327,7 +329,6 @@ class _Lister:
         self,
         url: str,
         *,
-        trusted: bool = False,
         validators: Validators | None = None,
         accept: frozenset[str] = DOCUMENT_TYPES,
     ) -> Page | NotModified:
@@ -335,7 +336,9 @@ class _Lister:
         result = await self.fetcher.fetch_page(
             url,
             validators=validators,
-            allow_private=trusted or options.allow_private,
+            # The source's own host is trusted by `trusted_host`; any other host it redirects
+            # to is judged like every other URL the worker is led to.
+            allow_private=options.allow_private,
             trusted_host=host_key(options.url),
             respect_robots=options.respect_robots,
             accept=accept,

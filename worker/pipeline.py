@@ -48,10 +48,11 @@ from worker.models import (
     RunHealth,
     RunReport,
     Skip,
+    Validators,
 )
 from worker.publish import FeedMeta, FeedSink, publish_feeds
 from worker.store import Identity, Store
-from worker.urls import host_key, normalise_url
+from worker.urls import host_key, normalise_url, param_dropper
 
 # A block seen on this many distinct pages of a source is its template, not article text. Three,
 # not two: an index page's teaser and its article page share the article's lead paragraph.
@@ -99,6 +100,8 @@ class _Run:
     report: RunReport
     fetched: list[_Fetched] = field(default_factory=list)
     listing: Listing | None = None  # what _fetch_index read; _discover takes its links
+    left_over: bool = False  # links over this run's cap wait for a later run
+    drop_params: Callable[[str], bool] | None = None  # the operator's extra tracking parameters
     history: list[RunHealth] = field(default_factory=list)  # the source's earlier runs
     floor: int = 0  # bodies shorter than this are not published (`health.body_floor`)
 
@@ -108,6 +111,7 @@ async def run_source(source: Source, ctx: RunContext) -> RunReport:
     started = ctx.clock()
     clock_start = time.perf_counter()
     run = _Run(source, ctx, RunReport(source.id, started=started))
+    run.drop_params = param_dropper(ctx.settings.tracking_params)
     try:
         run.history = ctx.store.health_history(source.id, HEALTH_HISTORY_RUNS)
         run.floor = body_floor(run.history, source.health_thresholds(ctx.settings.health))
@@ -150,10 +154,10 @@ def _judge_health(run: _Run) -> None:
 async def _run(run: _Run) -> None:
     source, ctx, report = run.source, run.ctx, run.report
     index = await _fetch_index(run)
-    if index is not None:
-        links = _discover(run, index)
-        await _fetch_articles(run, links)
-        await _store_articles(run, index)
+    # On a 304 there are no new links, but articles due an update check are still fetched.
+    links = _discover(run) if index is not None else []
+    await _fetch_articles(run, links)
+    await _store_articles(run, index)
     if ctx.dry_run:
         return
     items = ctx.store.feed_items(source.id, source.max_items)
@@ -212,8 +216,8 @@ def _note_challenge(report: RunReport, marker: str) -> None:
     report.challenge = report.challenge or marker
 
 
-def _discover(run: _Run, index: Page) -> list[Link]:
-    """The listing's links not seen before, at most `max_items` (`index` was read with them)."""
+def _discover(run: _Run) -> list[Link]:
+    """The listing's links not seen before, at most `max_items` (the rest wait for a later run)."""
     source, store, report = run.source, run.ctx.store, run.report
     links = run.listing.links if run.listing is not None else ()
     report.links_found = len(links)
@@ -223,6 +227,8 @@ def _discover(run: _Run, index: Page) -> list[Link]:
             report.items_unchanged += 1
         elif len(new) < source.max_items:
             new.append(link)
+        else:
+            run.left_over = True
     return new
 
 
@@ -289,12 +295,12 @@ def _due_rechecks(run: _Run, new_urls: set[str]) -> list[str]:
     return [url for url in due if url not in new_urls]
 
 
-async def _store_articles(run: _Run, index: Page) -> None:
+async def _store_articles(run: _Run, index: Page | None) -> None:
     """Extract, dedupe and store the fetched articles, learning the site's template on the way;
-    then prune what the source's retention lets go."""
+    then prune what the source's retention lets go, and remember the listing's validators."""
     source, store, report = run.source, run.ctx.store, run.report
-    store.save_validators(source.url, index.validators)
-    store.record_blocks(source.id, index.final_url, page_fingerprints(index.text))
+    if index is not None:
+        store.record_blocks(source.id, index.final_url, page_fingerprints(index.text))
     known = store.boilerplate_blocks(source.id, TEMPLATE_MIN_PAGES)
     articles = await _extract_all(run, run.fetched, known)
     # Blocks that recur across this run's pages are template too, even on a source's first run:
@@ -321,6 +327,11 @@ async def _store_articles(run: _Run, index: Page) -> None:
     keep_since = report.started - timedelta(days=source.keep_days)
     report.items_pruned = store.prune(source.id, source.max_items, keep_since, report.started)
     report.skipped.sort(key=lambda s: s.url)
+    if index is not None:
+        # Last, and only when the run left nothing behind: a 304 next time must not hide links
+        # over this run's cap, or articles to be tried again (a fetch error, a too-short page).
+        left_over = run.left_over or any(s.kind != "duplicate" for s in report.skipped)
+        store.save_validators(source.url, Validators() if left_over else index.validators)
 
 
 async def _extract_all(
@@ -427,7 +438,7 @@ def _store_article(run: _Run, fetched: _Fetched, article: Article) -> tuple[str,
     """Store a new article, update an edited one, or skip a duplicate; returns the decision
     ("new", "updated", "unchanged", "duplicate", "near-duplicate") and a note."""
     source, store, report = run.source, run.ctx.store, run.report
-    guid = article_identity(article, fetched.page)
+    guid = article_identity(article, fetched.page, run.drop_params)
     signature = text_signature(article.body_text)
     known = store.identity(source.id, guid)
     decision, note = "unchanged", guid
@@ -444,10 +455,13 @@ def _store_article(run: _Run, fetched: _Fetched, article: Article) -> tuple[str,
         if store.add_item(replace(item, simhash=signature.simhash)):
             report.items_new += 1
             decision = "new"
-    if source.recheck is not None:
-        store.save_validators(fetched.page.url, fetched.page.validators)
+    if source.recheck is not None:  # rechecks ask for the item's URL: its GUID
+        store.save_validators(guid, fetched.page.validators)
         store.mark_checked(source.id, guid, report.started)
-    for url in (fetched.link.url, normalise_url(fetched.page.final_url)):
+    for url in (
+        fetched.link.url,
+        normalise_url(fetched.page.final_url, drop_params=run.drop_params),
+    ):
         store.remember_url(source.id, url, guid)
     return decision, note
 
@@ -517,13 +531,15 @@ def edited_item(stored: Item, article: Article, signature: Signature, seen: date
     )
 
 
-def article_identity(article: Article, page: Page) -> str:
+def article_identity(
+    article: Article, page: Page, drop_params: Callable[[str], bool] | None = None
+) -> str:
     """An item's GUID: the page's canonical URL when it declares one, else where we found it."""
     if article.canonical_url:
-        canonical = normalise_url(article.canonical_url)
+        canonical = normalise_url(article.canonical_url, drop_params=drop_params)
         if canonical.startswith(("http://", "https://")):
             return canonical
-    return normalise_url(page.final_url)
+    return normalise_url(page.final_url, drop_params=drop_params)
 
 
 def build_item(

@@ -39,11 +39,14 @@ __all__ = [
 # Settings baked into objects built at start-up: the fetcher's options, the store, the feeds
 # folder (the server serves it), the source semaphore, the scheduler's job defaults, and where
 # the server listens and how long a shutdown waits (when those are settings).
-RESTART_ONLY_SETTINGS: frozenset[str] = frozenset(
-    {f.name for f in dataclasses.fields(FetchOptions)}
-    | {"feeds_dir", "state_url", "source_concurrency", "misfire_grace_time", "cluster"}
-    | {"host", "port", "shutdown_grace"}
-) & frozenset(Settings.model_fields)
+_BUILT_AT_START = frozenset(
+    {"feeds_dir", "state_url", "source_concurrency", "misfire_grace_time", "cluster"}
+    | {"serve_host", "serve_port", "shutdown_grace"}
+)
+# (The fetcher's options that are no settings, such as its robots.txt cache TTL, drop out.)
+RESTART_ONLY_SETTINGS: frozenset[str] = _BUILT_AT_START | (
+    frozenset(f.name for f in dataclasses.fields(FetchOptions)) & frozenset(Settings.model_fields)
+)
 
 Stamp = tuple[tuple[str, int, int, int], ...]
 

@@ -4,8 +4,8 @@ RFC 9309, as trusted crawlers apply it (FIELD-NOTES "Fetching"):
 - 2xx: the first `max_bytes` (512 KiB) are parsed by protego; a cut last line is dropped. A page
   that is not robots.txt at all (an HTML page served as robots.txt) holds no rules: all allowed.
 - 4xx (404, 403, 410 ...): no robots.txt, everything allowed.
-- 5xx, no answer, a broken body: everything disallowed *for now*; kept for `error_ttl`, then asked
-  again.
+- 429, 5xx, no answer, a broken body: everything disallowed *for now*; kept for `error_ttl`, then
+  asked again (a site rate-limiting us has not told us its rules are absent).
 - `Crawl-delay` for our user agent raises the host's gap between requests, up to 30 s.
 Good answers are kept for `ttl` (24 h at most). The fetching itself lives in `worker.fetch`.
 """
@@ -50,7 +50,7 @@ def unavailable(reason: str) -> RobotsRules:
 
 def parse_robots(status: int, body: bytes, user_agent: str, max_bytes: int) -> RobotsRules:
     """The rules an HTTP answer for /robots.txt means, after redirects were followed."""
-    if 400 <= status < 500:
+    if 400 <= status < 500 and status != 429:
         return ALLOW_ALL
     if not 200 <= status < 300:
         return unavailable(f"HTTP {status}")

@@ -77,6 +77,7 @@ class Worker:
         self._slots = asyncio.Semaphore(config.settings.source_concurrency)
         self._running: dict[str, asyncio.Lock] = {}
         self._active: set[asyncio.Task[object]] = set()
+        self._stopping = False  # set by `drain`: runs still waiting for a slot do not start
         self._writer_lock: SingleWriterLock | None = None
 
     async def __aenter__(self) -> Worker:
@@ -143,6 +144,9 @@ class Worker:
             self._active.add(task)
         try:
             async with lock, self._slots:
+                if self._stopping:
+                    log.info("run skipped: shutting down", extra=fields(source=source.id))
+                    return None
                 report = await run_source(source, self.ctx)
         finally:
             self._active.discard(task)  # type: ignore[arg-type]
@@ -157,12 +161,13 @@ class Worker:
         """Refresh `feeds/all.atom`, every source's newest items (rewritten only when changed)."""
         settings, store = self.ctx.settings, self.ctx.store
         feeds = self.ctx.feeds or FeedFolder(settings.feeds_dir)
-        if not report.items_new and feeds.exists(f"{COMBINED_ID}.atom"):
+        changed = report.items_new or report.items_updated or report.items_pruned
+        if not changed and feeds.exists(f"{COMBINED_ID}.atom"):
             return
         size = settings.combined_feed_size
         home = settings.public_url or f"http://{settings.serve_host}:{settings.serve_port}"
         meta = FeedMeta(
-            source_id="all",
+            source_id=COMBINED_ID,
             title="All feeds",
             link=home + "/",
             description="The newest items of every source",
@@ -170,7 +175,9 @@ class Worker:
         )
         try:
             read_at = self._clock()  # the version of the combined feed: when its items were read
-            items = store.recent_items(size)
+            # Twice the size: entries one article has in two sources collapse into one.
+            active = [s.id for s in self.config.sources if s.enabled]
+            items = store.recent_items(2 * size, active)
             publish_combined(feeds, meta, items, report.started, size, read_at=read_at)
         except FeedworkerError as exc:
             log.warning("combined feed not written", extra=fields(error=str(exc)))
@@ -227,7 +234,10 @@ class Worker:
         return state.last_run if state is not None else None
 
     async def drain(self, grace: float) -> None:
-        """Let runs in progress finish for up to `grace` seconds, then cancel what is left."""
+        """Let runs in progress finish for up to `grace` seconds, then cancel what is left.
+        Runs still waiting for a slot end without starting."""
+        self._stopping = True
+        await asyncio.sleep(0)  # a run the scheduler has just fired gets to register itself
         tasks = {t for t in self._active if not t.done()}
         if not tasks:
             return
@@ -239,8 +249,20 @@ class Worker:
 
     async def run_once(self, ids: Iterable[str] | None = None) -> list[RunReport]:
         """Run the chosen sources (default: every enabled one) once, concurrently."""
-        reports = await asyncio.gather(*(self.run_source(s) for s in self.sources(ids)))
-        return [r for r in reports if r is not None]
+        sources = self.sources(ids)
+        results = await asyncio.gather(
+            *(self.run_source(s) for s in sources), return_exceptions=True
+        )
+        reports = []
+        for source, result in zip(sources, results, strict=True):
+            if isinstance(result, BaseException):  # e.g. the store failed: that source only
+                if isinstance(result, asyncio.CancelledError):
+                    raise result
+                log.error("run crashed", extra=fields(source=source.id, error=repr(result)))
+                result = RunReport(source.id, started=self._clock(), error=f"crashed: {result}")
+            if result is not None:
+                reports.append(result)
+        return reports
 
 
 ConfigListener = Callable[[Config], None]

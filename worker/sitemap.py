@@ -26,6 +26,7 @@ from worker.extract.meta import parse_date
 __all__ = ["SitemapEntry", "SitemapResult", "newest_first", "parse_sitemap"]
 
 _DOCTYPE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.IGNORECASE)
+_FIRST_ELEMENT = re.compile(rb"<[A-Za-z_]")
 _TEXT_URL = re.compile(r"https?://\S+", re.IGNORECASE)
 
 
@@ -51,12 +52,18 @@ class SitemapResult:
     children: tuple[SitemapEntry, ...] = ()  # child sitemaps (index)
 
 
+def _prolog_end(data: bytes) -> int:
+    """Where the first element starts: declarations can only stand before it."""
+    match = _FIRST_ELEMENT.search(data)
+    return match.start() if match else len(data)
+
+
 def parse_sitemap(data: bytes) -> SitemapResult:
     """The entries or child sitemaps in `data`; raises `ListingError` when it is no sitemap."""
     head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n")
     if not head.startswith(b"<"):
         return SitemapResult("text", entries=tuple(_text_entries(data)))
-    if _DOCTYPE.search(data):
+    if _DOCTYPE.search(data[: _prolog_end(data)]):
         raise ListingError("sitemap with a document type declaration (refused)")
     try:
         root = ET.fromstring(data)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -439,12 +439,13 @@ class Store:
     def rehash(self, source_id: str, guid: str, content_hash: str, simhash: int | None) -> None:
         """Store a new hash of unchanged text (after a change of hash version); no republish."""
         with self._write("rehashing an item") as conn:
-            conn.execute(
+            cursor = conn.execute(
                 "UPDATE items SET content_hash = ? WHERE source_id = ? AND guid = ?"
                 + _NO_OTHER_ITEM_WITH_HASH,
                 (content_hash, source_id, guid, source_id, content_hash, guid),
             )
-            self._set_signature(conn, source_id, guid, content_hash, simhash)
+            if cursor.rowcount == 1:  # else the item and its identity would disagree
+                self._set_signature(conn, source_id, guid, content_hash, simhash)
 
     @staticmethod
     def _set_signature(
@@ -511,12 +512,15 @@ class Store:
         )
         return [_item_from_row(row) for row in rows]
 
-    def recent_items(self, limit: int) -> list[Item]:
-        """The newest `limit` items over all sources, in feed order (for the combined feed)."""
+    def recent_items(self, limit: int, source_ids: Sequence[str]) -> list[Item]:
+        """The newest `limit` items of the given sources, in feed order (for the combined feed)."""
+        if not source_ids:
+            return []
+        marks = ", ".join("?" * len(source_ids))
         rows = self._all(
-            f"""SELECT {_ITEM_COLUMNS} FROM items
+            f"""SELECT {_ITEM_COLUMNS} FROM items WHERE source_id IN ({marks})
                 ORDER BY published DESC, first_seen DESC, guid ASC, source_id ASC LIMIT ?""",
-            (limit,),
+            (*source_ids, limit),
         )
         return [_item_from_row(row) for row in rows]
 
@@ -891,14 +895,21 @@ def _state_from_row(row: tuple) -> SourceState:
 
 
 def _health_json(health: RunHealth) -> str:
-    """A compact JSON object: the run's time, and every field that is not empty or zero."""
+    """A compact JSON object: the run's time, and every field that differs from its default (a 0
+    where the default is None, "the selector matched nothing", must survive the round trip)."""
     record = {
         f.name: getattr(health, f.name)
         for f in dataclasses.fields(health)
-        if f.name != "at" and getattr(health, f.name) not in (None, 0, False, "", {})
+        if f.name != "at" and getattr(health, f.name) != _field_default(f)
     }
     record["at"] = _to_text(health.at)
     return json.dumps(record, sort_keys=True, separators=(",", ":"))
+
+
+def _field_default(f: dataclasses.Field[object]) -> object:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
 
 
 def _health_from_json(text: str) -> RunHealth:
