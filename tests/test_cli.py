@@ -290,6 +290,11 @@ def test_serve_command_serves_feeds_written_by_a_run(
 ) -> None:
     config_dir = write_config(tmp_path, blog_source(blog_server))
     assert main(["run", "--once", "--config", str(config_dir)]) == 0
+    store = Store.open(load_config(config_dir).settings.state_url)
+    try:
+        store.set_health("blog", "degraded", ["the listing matched nothing"], T0)
+    finally:
+        store.close()
     port = free_port()
     process = Process.feedworker(
         "serve",
@@ -306,6 +311,10 @@ def test_serve_command_serves_feeds_written_by_a_run(
     health = wait_for(lambda: get_or_none(f"{base}/healthz"), what="/healthz")
     assert health.status_code == 200  # type: ignore[attr-defined]
     assert "Frost and the late leeks" in httpx.get(f"{base}/feeds/blog.atom").text
+    metrics = httpx.get(f"{base}/metrics").text  # a fresh process, seeded from the store
+    assert 'feedworker_source_degraded{source="blog"} 1.0' in metrics
+    assert 'feedworker_last_success_timestamp_seconds{source="blog"}' in metrics
+    assert "1 degraded" in httpx.get(f"{base}/").text
     assert process.terminate() == 0, process.log()
 
 

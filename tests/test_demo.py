@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 from pathlib import Path
 
 import feedparser
@@ -72,3 +73,13 @@ def test_demo_serves_its_feeds_until_interrupted(tmp_path: Path, processes: list
     assert feed.status_code == 200 and TITLES[0] in feed.text
     process.proc.send_signal(signal.SIGINT)
     assert process.proc.wait(timeout=10) == 0, process.log()
+
+
+def test_demo_on_a_port_in_use_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = main(["demo", "--dir", str(tmp_path), "--port", str(port)])
+    assert code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err

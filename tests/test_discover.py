@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from worker.discover import (
     discover_links,
     next_page_url,
 )
+from worker.htmlparse import parse_html
 
 PAGES = Path(__file__).parent / "discover_pages"
 
@@ -662,3 +664,34 @@ def test_page_of_only_menus_and_footer_has_no_listing() -> None:
         '<footer><a href="/privacy-and-cookies">Privacy and cookies</a><a href="/terms-of-use">Terms of use</a></footer>'
     )
     assert discover_links(html_page(body), "https://e.com/").links == ()
+
+
+# --- Hostile pages and parsed trees ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tag", ["address", "section", "hgroup", "dialog", "summary", "dir"])
+def test_deep_nesting_on_an_index_page_is_bounded_in_time(tag: str) -> None:
+    depth = 20_000
+    hrefs = [f"/2024/05/a-story-slug-number-{i}" for i in range(5)]
+    head = '<link rel="alternate" type="application/rss+xml" href="/feed/">'
+    body = f"{f'<{tag}>' * depth}{listing(*hrefs)}<a rel=next href=/page/2/>Older posts</a>"
+    html = html_page(body + f"</{tag}>" * depth, head)
+    started = time.perf_counter()
+    found = discover_links(html, "https://e.com/")
+    following = next_page_url(html, "https://e.com/")
+    feeds = advertised_feeds(html, "https://e.com/")
+    assert time.perf_counter() - started < 0.5  # unflattened: 0.5 s per parse, and quadratic
+    assert urls(found) == [f"https://e.com{href}" for href in hrefs]
+    assert following == "https://e.com/page/2/"
+    assert feeds == ("https://e.com/feed/",)
+
+
+def test_entry_points_take_a_parsed_tree() -> None:
+    head = '<link rel="alternate" type="application/atom+xml" href="/atom.xml">'
+    body = listing("/p/one-post-here", "/p/two-posts-here") + '<a href="/page/2/">Next</a>'
+    html = html_page(body, head)
+    tree = parse_html(html)
+    assert discover_links(tree, "https://e.com/") == discover_links(html, "https://e.com/")
+    assert next_page_url(tree, "https://e.com/") == "https://e.com/page/2/"
+    assert advertised_feeds(tree, "https://e.com/") == ("https://e.com/atom.xml",)
+    assert tree.html == parse_html(html).html  # read, never changed

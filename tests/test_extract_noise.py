@@ -104,9 +104,10 @@ PROSE = (
 
 
 def test_furniture_is_outermost_and_skips_only_what_goes() -> None:
-    from worker.extract.body import Hints, furniture, parse
+    from worker.extract.body import Hints, furniture
+    from worker.htmlparse import parse_html
 
-    tree = parse(
+    tree = parse_html(
         "<body>"
         '<div class="sidebar" id="side"><div class="widget"><ul class="menu">'
         '<li class="menu-item">Home</li></ul></div></div>'

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
+from selectolax.lexbor import LexborNode
 
 from worker.errors import ExtractError
-from worker.extract import ExtractOptions, extract, page_fingerprints
+from worker.extract import ExtractOptions, body, extract, page_fingerprints
 
 PARAS = [
     "The committee met for the third time this year and agreed, after a long debate, to publish "
@@ -95,6 +97,40 @@ def test_deep_nesting_does_not_recurse() -> None:
     article = extract(html, "https://example.org/deep")
     assert PARAS[2] in article.body_text
     assert page_fingerprints(html)
+
+
+@pytest.mark.parametrize("tag", ["address", "section", "hgroup", "summary", "dir"])
+def test_deep_nesting_of_any_block_is_bounded_in_time(tag: str) -> None:
+    depth = 20_000
+    paras = "".join(f"<p>{p}</p>" for p in PARAS)
+    html = f"<html><body>{f'<{tag}>' * depth}{paras}{f'</{tag}>' * depth}</body></html>"
+    started = time.perf_counter()
+    article = extract(html, "https://example.org/deep")
+    assert time.perf_counter() - started < 0.3  # unflattened: 0.5 s per parse, and quadratic
+    assert PARAS[2] in article.body_text
+
+
+def test_remove_selectors_never_free_a_node_inside_another(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = body.decompose_all
+
+    def checked(nodes: list[LexborNode]) -> None:
+        doomed = {node.mem_id for node in nodes}
+        for node in nodes:
+            parent = node.parent
+            while parent is not None:
+                assert parent.mem_id not in doomed, "freed with its ancestor, then again"
+                parent = parent.parent
+        original(nodes)
+
+    monkeypatch.setattr(body, "decompose_all", checked)
+    extra = '<div class="outer"><p class="inner">Subscribe to our printed edition today, '
+    extra += 'with a free tote bag.</p><p class="inner">And a mug.</p></div><p class="inner">x</p>'
+    for remove in ((".inner", ".outer"), (".outer", ".inner"), (".outer p", ".outer", ".inner")):
+        options = ExtractOptions(remove=remove)
+        text = extract(page(extra), "https://example.org/roads", options).body_text
+        assert "printed edition" not in text and PARAS[0] in text
+        selected = ExtractOptions(body="div.text", remove=remove)
+        assert "tote bag" not in extract(page(extra), "https://e.org/", selected).body_text
 
 
 def test_malformed_html() -> None:

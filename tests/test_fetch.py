@@ -11,17 +11,20 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+import brotli
 import httpx
 import pytest
 import respx
 
 from worker.errors import FetchError
 from worker.fetch import (
+    SNIPPET_BYTES,
     BadStatus,
     Blocked,
     Fetcher,
     FetchOptions,
     NetworkError,
+    Timeout,
     TooManyRedirects,
     UnsupportedContent,
     host_key,
@@ -206,6 +209,19 @@ def test_corrupt_gzip_is_refused():
     assert refusal("https://example.com/c").reason == "corrupt compressed body"
 
 
+@pytest.mark.parametrize("coding", ["gzip", "br"])
+@respx.mock
+def test_a_compressed_refusal_over_the_snippet_size_keeps_its_start(coding: str):
+    page = b"<html><title>Just a moment...</title>" + b"<p>challenge</p>" * 4096  # 65 KiB
+    packed = gzip.compress(page) if coding == "gzip" else brotli.compress(page)
+    respx.get("https://example.com/wall").respond(
+        403, headers=HTML_TYPE | {"Content-Encoding": coding}, stream=RawStream(packed)
+    )
+    error = refusal("https://example.com/wall")
+    assert isinstance(error, BadStatus)
+    assert error.snippet == page[:SNIPPET_BYTES].decode()  # was "": the whole chunk was dropped
+
+
 # -- retries --------------------------------------------------------------------------------------
 
 
@@ -231,6 +247,14 @@ def test_connect_errors_are_retried():
     error = refusal("https://example.com/down")
     assert isinstance(error, NetworkError)
     assert (error.reason, route.call_count) == ("could not connect", 3)
+
+
+@respx.mock
+def test_connect_timeouts_are_retried():
+    route = respx.get("https://example.com/far").mock(side_effect=httpx.ConnectTimeout("slow"))
+    error = refusal("https://example.com/far")
+    assert (type(error), error.reason) == (Timeout, "no connection within 10 s")
+    assert route.call_count == 3
 
 
 @respx.mock

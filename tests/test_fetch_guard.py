@@ -14,6 +14,7 @@ import respx
 
 from worker.errors import FetchError
 from worker.fetch import Blocked, Fetcher, FetchOptions
+from worker.fetch import host_key as fetch_host_key
 from worker.models import Page
 from worker.netguard import (
     AddressBlocked,
@@ -22,6 +23,7 @@ from worker.netguard import (
     check_url,
     same_host,
 )
+from worker.urls import host_key
 
 try:
     from tests.localserver import LocalServer
@@ -92,6 +94,20 @@ def test_check_url(url: str, reason: str | None):
 )
 def test_same_host_normalises(host: str):
     assert same_host(httpx.URL("https://bücher.example:8443/x"), host)
+
+
+def test_same_host_takes_the_trusted_host_as_the_pipeline_computes_it():
+    # listing/pipeline pass `worker.urls.host_key(source.url)`; it must name the host httpx
+    # connects to, or the source's own host counts as untrusted (IDNA 2003 said "strasse.de").
+    trusted = host_key("https://Straße.de/news")
+    assert same_host(httpx.URL("https://straße.de/a"), trusted)
+    assert same_host(httpx.URL("https://xn--strae-oqa.de/a"), trusted)
+    assert not same_host(httpx.URL("https://strasse.de/a"), trusted)
+
+
+def test_fetch_keys_hosts_with_the_one_host_key():
+    assert fetch_host_key is host_key
+    assert fetch_host_key("https://straße.de/") == "xn--strae-oqa.de"
 
 
 def test_same_host_refuses_others():

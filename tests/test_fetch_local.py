@@ -102,6 +102,51 @@ def test_a_slow_drip_or_silence_never_outlives_the_deadline(server: LocalServer,
     assert time.monotonic() - started < 1.8
 
 
+def slow_redirect_chain(server: LocalServer, hops: int, pause: float) -> None:
+    """/hop0 -> /hop1 -> ... -> a page, each answer `pause` seconds late (under the deadline)."""
+
+    def hop(n: int) -> Any:
+        def handler(ex: Exchange) -> None:
+            if ex.sleep(pause):
+                ex.respond(302, [("Location", f"/hop{n + 1}")] if n < hops else [HTML_TYPE], HTML)
+
+        return handler
+
+    for n in range(hops + 1):
+        server.route(f"/hop{n}", hop(n))
+
+
+def test_one_budget_for_all_hops_and_robots_txt(server: LocalServer):
+    # Each answer comes 0.3 s late, under the 0.5 s deadline: without a budget for the whole
+    # fetch, robots.txt plus 6 hops went on for 2 s (at real settings, hours with retries).
+    slow_redirect_chain(server, hops=5, pause=0.3)
+    server.route("/robots.txt", lambda ex: ex.sleep(0.3) and ex.respond(404))
+    fetch_options = options(request_deadline=0.5, retries=2, max_retry_after=0.2)
+    assert fetch_options.fetch_budget == pytest.approx(1.7)
+    started = time.monotonic()
+    with pytest.raises(Timeout) as info:
+        fetch(server.url("/hop0"), fetch_options, respect_robots=True)
+    assert info.value.reason == "not done within 1.7 s in all"
+    assert info.value.url == server.url("/hop0")
+    assert time.monotonic() - started < 1.7 + 0.4
+    assert len(server.requests) <= 6
+
+
+def test_waiting_for_the_host_is_not_spent_from_the_budget(server: LocalServer):
+    # Politeness queues pages of one host for longer than a fetch's budget: none may fail for it.
+    server.route("/p", body=HTML)
+    fetch_options = options(request_deadline=0.2, max_retry_after=0.1, per_host_delay=0.25)
+
+    async def go() -> list[Any]:
+        async with Fetcher(fetch_options) as fetcher:
+            jobs = (
+                fetcher.fetch_page(server.url(f"/p?{i}"), respect_robots=False) for i in range(4)
+            )
+            return await asyncio.gather(*jobs, return_exceptions=True)
+
+    assert all(isinstance(result, Page) for result in asyncio.run(go()))  # the last waited 0.75 s
+
+
 # -- size: refusing early, stopping early, decoding within bounds ---------------------------------
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from itertools import pairwise
 from typing import Any
 
 import pytest
 
-from worker.fetch import BadStatus, Fetcher, FetchOptions
+from worker.fetch import BadStatus, Fetcher, FetchOptions, Timeout
 from worker.models import Page
 
 try:
@@ -135,8 +136,21 @@ def test_a_server_that_accepts_and_never_answers_is_retried_then_fails(server: L
         ex.sleep(30)
 
     server.route("/silent", silent)
-    [error] = fetch_all(
-        [server.url("/silent")], options(per_host_delay=0.0, request_deadline=0.3, retries=1)
-    )
-    assert error.reason == "no response within 0.3 s"
+    fetch_options = options(per_host_delay=0.0, read_timeout=0.3, request_deadline=5, retries=1)
+    [error] = fetch_all([server.url("/silent")], fetch_options)
+    assert error.reason == "no data for 0.3 s"  # silence may pass: the read timeout is retried
     assert len(server.requests) == 2
+
+
+def test_a_drip_cut_off_by_the_deadline_is_not_retried(server: LocalServer):
+    def drip(ex: Exchange) -> None:
+        ex.head(200, [HTML_TYPE, ("Content-Length", "1000")])
+        while ex.sleep(0.1):
+            ex.write(b"<")
+
+    server.route("/drip", drip)
+    started = time.monotonic()
+    [error] = fetch_all([server.url("/drip")], options(per_host_delay=0.0, request_deadline=0.5))
+    assert isinstance(error, Timeout) and error.reason == "no response within 0.5 s"
+    assert len(server.requests) == 1  # a drip is not a passing fault: it would drip again
+    assert time.monotonic() - started < 1.0

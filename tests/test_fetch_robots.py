@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
 from collections.abc import Iterator
 from itertools import pairwise
@@ -162,4 +163,44 @@ def test_a_2_mib_robots_txt_is_read_up_to_512_kib(server: LocalServer):  # bad i
     body += b"Disallow: /\n"  # beyond the cap: never seen
     server.route("/robots.txt", headers=TEXT, body=body)
     results = fetch_each([server.url("/page"), server.url("/private/page")])
+    assert reasons(results) == ["fetched", "disallowed by robots.txt"]
+
+
+def test_a_gzipped_robots_txt_over_the_cap_keeps_the_rules_that_fit(server: LocalServer):
+    # 700 KB of rules, gzipped to a few KiB: all of it arrives in the first chunk on the wire,
+    # which unpacks past 512 KiB. Before: that chunk was dropped whole and b"" meant allow all.
+    body = b"User-agent: *\nDisallow: /private\n" + b"# filler line\n" * 50_000
+    headers = [*TEXT, ("Content-Encoding", "gzip")]
+    server.route("/robots.txt", headers=headers, body=gzip.compress(body))
+    results = fetch_each([server.url("/page"), server.url("/private/page")])
+    assert reasons(results) == ["fetched", "disallowed by robots.txt"]
+    assert [r.path for r in server.requests] == ["/robots.txt", "/page"]
+
+
+def test_a_cut_rule_at_the_cap_is_dropped_on_the_wire_too(server: LocalServer):
+    # The cap falls inside "Disallow: /pub": kept whole it would block /public; cut, it is dropped.
+    head = b"User-agent: *\nDisallow: /private\n"
+    head += b"#" * (100_000 - len(head) - 20) + b"\n"
+    body = head + b"Disallow: /pub\n" + b"# after\n" * 10_000
+    cap = len(head) + len(b"Disallow: /pu")
+    server.route(
+        "/robots.txt", headers=[*TEXT, ("Content-Encoding", "gzip")], body=gzip.compress(body)
+    )
+    server.route("/public", body=HTML)
+    results = fetch_each(
+        [server.url("/public"), server.url("/private/page")], options(max_robots_bytes=cap)
+    )
+    assert reasons(results) == ["fetched", "disallowed by robots.txt"]
+
+
+def test_plain_robots_txt_keeps_the_part_of_the_chunk_that_crosses_the_cap(server: LocalServer):
+    # A rule just below a cap that is not a multiple of the 64 KiB socket reads: it sits in the
+    # chunk that crosses the cap, which used to be dropped whole.
+    cap = 100_000
+    head = b"User-agent: *\n" + b"#" * (cap - 2_000) + b"\n"
+    body = head + b"Disallow: /private\n" + b"# after\n" * 50_000
+    server.route("/robots.txt", headers=TEXT, body=body)
+    results = fetch_each(
+        [server.url("/page"), server.url("/private/page")], options(max_robots_bytes=cap)
+    )
     assert reasons(results) == ["fetched", "disallowed by robots.txt"]

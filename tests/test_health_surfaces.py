@@ -8,12 +8,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.test_drift_e2e import DriftSite, Harness
 from tests.test_serve import app_client
-from worker.cli import main
+from worker.cli import main, seed_metrics
 from worker.config import load_config
-from worker.serve import build_app
+from worker.metrics import Metrics
+from worker.serve import build_app, store_status_reader
+from worker.store import Store
 
 REASON_START = "the listing selector 'ul.posts h2 a' matched nothing on the last 2 runs"
 
@@ -37,9 +40,16 @@ def degraded(tmp_path: Path) -> Harness:
 
 def test_status_page_shows_the_degraded_state_and_reason(degraded: Harness) -> None:
     config = load_config(degraded.config_dir, env={})
-    with app_client(build_app(config, metrics=degraded.metrics)) as client:
-        page = client.get("/").text
-        metrics = client.get("/metrics").text
+    store = Store.open(config.settings.state_url)
+    try:
+        reader = store_status_reader(config, store)
+        with app_client(
+            build_app(config, status_reader=reader, metrics=degraded.metrics)
+        ) as client:
+            page = client.get("/").text
+            metrics = client.get("/metrics").text
+    finally:
+        store.close()
     assert "1 sources, 0 failing, 1 degraded" in page
     assert 'class="src degraded"' in page
     assert "<strong>Degraded since" in page
@@ -47,6 +57,28 @@ def test_status_page_shows_the_degraded_state_and_reason(degraded: Harness) -> N
     assert "feedworker try drift" in page
     assert 'feedworker_source_degraded{source="drift"} 1.0' in metrics
     assert 'feedworker_links_found{source="drift"} 0.0' in metrics
+
+
+def test_metrics_after_a_restart_seeded_from_the_store(degraded: Harness) -> None:
+    """A fresh process's metrics start from the store: still degraded, last success kept."""
+    config = load_config(degraded.config_dir, env={})
+    store = Store.open(config.settings.state_url)
+    try:
+        metrics = Metrics([s.id for s in config.sources])
+        seed_metrics(metrics, store)
+        last_success = store.source_state("drift").last_success  # type: ignore[union-attr]
+    finally:
+        store.close()
+    text = metrics.render().decode()
+    assert 'feedworker_source_degraded{source="drift"} 1.0' in text
+    assert 'feedworker_runs_total{source="drift"} 0.0' in text  # counters start at zero
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    assert last_success is not None
+    assert samples["feedworker_last_success_timestamp_seconds"] == last_success.timestamp()
 
 
 def test_status_command_shows_health(degraded: Harness, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,6 +10,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "worker"
 PURE = [
     "discover.py",
+    "htmlparse.py",
     "dedupe.py",
     "urls.py",
     "xmlchars.py",

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import respx
+from selectolax.lexbor import LexborHTMLParser
 
 from tests.discover_pages.kinds_site import (
     BARE,
@@ -30,6 +33,8 @@ from tests.discover_pages.kinds_site import (
     urlset,
 )
 from tests.test_layering import PACKAGE, imported_modules
+from worker import htmlparse
+from worker import listing as listing_module
 from worker.cli import main
 from worker.errors import ListingError
 from worker.fetch import (
@@ -40,8 +45,9 @@ from worker.fetch import (
     TooLarge,
     UnsupportedContent,
 )
+from worker.htmlparse import parse_html
 from worker.kinds import detect_kind
-from worker.listing import Listing, ListingOptions, list_articles
+from worker.listing import MAX_DECISIONS, Listing, ListingOptions, list_articles
 from worker.models import Page
 from worker.urls import param_dropper
 
@@ -148,6 +154,35 @@ def test_sitemap_capped_by_limit_keeps_the_newest() -> None:
     assert found(result) == NEWEST_FIRST[:3]
 
 
+def test_big_sitemap_stops_at_the_limit() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = "".join(
+        f"<url><loc>{ORIGIN}/news/story-{i}/</loc>"
+        f"<lastmod>{start + timedelta(minutes=i):%Y-%m-%dT%H:%M:%SZ}</lastmod></url>"
+        for i in range(20_000)
+    )
+    xml = f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{rows}</urlset>'
+    site = KindsSite({"/sitemap.xml": ("application/xml", xml.encode())})
+    started = time.perf_counter()
+    result = listing(site, f"{ORIGIN}/sitemap.xml", limit=10)
+    assert time.perf_counter() - started < 2  # the sitemap's parsing, not 20,000 offers
+    assert found(result) == [f"{ORIGIN}/news/story-{i}/" for i in range(19_999, 19_989, -1)]
+    assert len(result.decisions) == 11
+    assert result.decisions[-1].reason == "19990 more entries over the limit of 10 links"
+
+
+def test_decisions_not_taken_are_capped() -> None:
+    given = tuple(f"{ORIGIN}/market/stall-{i}/" for i in range(MAX_DECISIONS + 500))
+    given += (urls(PAGE1)[0],)
+    result = listing(
+        KindsSite({}), f"{ORIGIN}/", kind="urls", urls=given, exclude=(re.compile("market"),)
+    )
+    assert found(result) == [urls(PAGE1)[0]]
+    assert len(result.decisions) == MAX_DECISIONS + 2
+    assert [d.kept for d in result.decisions[-2:]] == [True, False]
+    assert result.decisions[-1].reason == "500 more links not taken (not listed)"
+
+
 def test_sitemap_entries_on_other_sites_are_skipped() -> None:
     data = urlset(PAGE1).replace(
         b"https://news.example.test/blog/2026/11/ferry", b"https://evil.test/ferry"
@@ -232,6 +267,26 @@ def test_page_without_listing_uses_the_feed_it_advertises() -> None:
     assert result.kind == "feed"
     assert set(found(result)) == set(urls(PAGE2))
     assert result.documents[-1].url == f"{ORIGIN}/atom.xml"
+
+
+def test_each_index_page_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[str] = []
+
+    def counting(html: str) -> LexborHTMLParser:
+        parsed.append(html)
+        return parse_html(html)
+
+    monkeypatch.setattr(listing_module, "parse_html", counting)
+    monkeypatch.setattr(htmlparse, "parse_html", counting)  # what discover's str path calls
+    routes = {
+        "/welcome/": (HTML, landing_html().encode()),
+        "/atom.xml": ("application/atom+xml", atom(PAGE2)),
+    }
+    assert listing(KindsSite(routes), f"{ORIGIN}/welcome/").kind == "feed"
+    assert len(parsed) == 1  # its links, then the feed it advertises
+    parsed.clear()
+    assert found(listing(KindsSite(BLOG), f"{ORIGIN}/blog/", pages=3))
+    assert len(parsed) == 3  # links and next page of each
 
 
 def test_kind_feed_on_a_page_reads_its_advertised_feed_not_the_comments_feed() -> None:

@@ -8,6 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from worker.metrics import Metrics
 from worker.models import RunReport
+from worker.store import SourceHealth, SourceState
 
 STARTED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -103,3 +104,22 @@ def test_feed_responses_by_file_and_status() -> None:
     metrics.observe_feed_response("blog.rss", 304)
     assert value(metrics, "feedworker_feed_responses_total", feed="blog.rss", status="200") == 1
     assert value(metrics, "feedworker_feed_responses_total", feed="blog.rss", status="304") == 2
+
+
+def test_seed_starts_the_gauges_from_the_stored_state() -> None:
+    states = [
+        SourceState("x", STARTED, STARTED, None, 0, 1, None),
+        SourceState("y", STARTED, None, "503", 2, 0, None),  # never succeeded: no series
+    ]
+    healths = [
+        SourceHealth("x", "degraded", ("why",), STARTED, STARTED),
+        SourceHealth("y", "ok", (), STARTED, STARTED),
+    ]
+    metrics = Metrics(["x", "y"])
+    metrics.seed(states, healths)
+    assert value(metrics, "feedworker_source_degraded", source="x") == 1.0
+    assert value(metrics, "feedworker_source_degraded", source="y") == 0.0
+    last = "feedworker_last_success_timestamp_seconds"
+    assert value(metrics, last, source="x") == STARTED.timestamp()
+    assert value(metrics, last, source="y") is None
+    assert value(metrics, "feedworker_runs_total", source="x") == 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from xml.dom.minidom import parseString
 from xml.sax.saxutils import escape
 
@@ -253,6 +254,18 @@ def test_deep_nesting_is_flattened_quickly() -> None:
     fragment = "<div>" * depth + "<p>deep <script>x()</script>text</p>" + "</div>" * depth
     output = clean(fragment)
     assert output == "<p>deep text</p>"
+
+
+@pytest.mark.parametrize("tag", ["address", "section", "hgroup", "summary", "dialog", "figcaption"])
+def test_deep_nesting_of_any_element_is_flattened_quickly(tag: str) -> None:
+    depth = 20_000
+    fragment = f"{f'<{tag}>' * depth}<p>deep <b>bold</b> text</p>{f'</{tag}>' * depth}"
+    started = time.perf_counter()
+    output = clean(fragment)
+    text = html_to_text(f"<p>x</p>{fragment}")
+    assert time.perf_counter() - started < 0.3  # unflattened: 0.5 s for each lexbor parse
+    assert output == "<p>deep bold text</p>"
+    assert text == "x\ndeep bold text"
 
 
 # --- html_to_text ------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ import contextlib
 import gzip
 import os
 import socket
+import sqlite3
 import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from starlette.applications import Starlette
 
 from tests.test_metrics import report
 from worker.config import Config, load_config
+from worker.db import TEST_POSTGRES_ENV
 from worker.errors import StoreError
 from worker.metrics import Metrics
 from worker.models import Item, RunReport
@@ -520,15 +523,44 @@ def test_store_status_reader_reads_the_store(site: Site) -> None:
     finally:
         store.close()
 
-    statuses = store_status_reader(site.config)()
-    assert set(statuses) == {"blog", "news", "old"}
-    assert statuses["old"] == SourceStatus()  # never ran
-    end = ran + timedelta(seconds=2)
-    assert statuses["news"] == SourceStatus(end, end, None, 0, 2, ran + timedelta(hours=1))
-    assert statuses["blog"] == SourceStatus(ran, None, "<b>boom</b>", 2, 0, None)
-    page = app_client(build_app(site.config)).get("/").text
+    store = Store.open(site.config.settings.state_url)
+    try:
+        reader = store_status_reader(site.config, store)
+        statuses = reader()
+        assert set(statuses) == {"blog", "news", "old"}
+        assert statuses["old"] == SourceStatus()  # never ran
+        end = ran + timedelta(seconds=2)
+        assert statuses["news"] == SourceStatus(end, end, None, 0, 2, ran + timedelta(hours=1))
+        assert statuses["blog"] == SourceStatus(ran, None, "<b>boom</b>", 2, 0, None)
+        page = app_client(build_app(site.config, status_reader=reader)).get("/").text
+    finally:
+        store.close()
     assert "&lt;b&gt;boom&lt;/b&gt;" in section(page, "blog")
     assert "<dt>Items</dt><dd>2</dd>" in section(page, "news")
+
+
+@pytest.mark.skipif(bool(os.environ.get(TEST_POSTGRES_ENV)), reason="SQLite's write lock")
+def test_a_status_page_view_never_waits_for_the_write_lock(site: Site) -> None:
+    """The page reads the store it is given: while the worker holds the write lock (here another
+    connection in BEGIN IMMEDIATE), a view neither opens the database nor migrates it."""
+    path = site.config.settings.sqlite_path
+    assert path is not None
+    store = Store.open(site.config.settings.state_url)
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # the running worker, mid-transaction
+        started = time.monotonic()
+        with app_client(
+            build_app(site.config, status_reader=store_status_reader(site.config, store))
+        ) as client:
+            response = client.get("/")
+        assert time.monotonic() - started < 2  # a migration would wait out the busy timeout
+        assert response.status_code == 200
+        assert "run state unavailable" not in response.text
+    finally:
+        writer.rollback()
+        writer.close()
+        store.close()
 
 
 def item(source_id: str, url: str, when: datetime) -> Item:

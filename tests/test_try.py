@@ -5,16 +5,24 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import httpx
 import pytest
 import respx
 
+from tests.blogsite import Blog, Post, sample_posts
+from tests.sitekit import prose
 from tests.test_drift_e2e import ORIGIN, T0, DriftSite, Harness
+from tests.test_e2e import write_config
+from tests.test_template_learning import with_recurring_block
 from worker.cli import main
 from worker.config import load_config
+from worker.db import TEST_POSTGRES_ENV
 from worker.dryrun import DryRunStore, try_source
+from worker.models import RunReport
+from worker.runner import Worker
 from worker.store import Store
 
 
@@ -124,17 +132,94 @@ def test_try_an_unknown_source_says_which_exist(
     assert "known: drift" in capsys.readouterr().err
 
 
-def test_the_dry_run_store_rolls_back_every_write(tmp_path: Path) -> None:
+ON_POSTGRES = bool(os.environ.get(TEST_POSTGRES_ENV))
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="PostgreSQL rolls back each write (see worker.dryrun)")
+def test_the_dry_run_store_reads_its_own_writes_on_a_private_copy(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/state.db"
     Store.open(url).close()
     before = snapshot(tmp_path)
-    store = DryRunStore.dry_store(url)
+    store = DryRunStore.dry_store(url, tmp_path / "state.db")
+    copy_dir = store._copy_dir
     try:
         store.set_health("blog", "degraded", ["why"], T0)
         store.remember_url("blog", "https://example.org/a", "https://example.org/a")
-        assert store.source_health("blog") is None
-        assert store.known_url("blog", "https://example.org/a") is None
-        assert store.writes == 2
+        health = store.source_health("blog")
+        assert health is not None and health.state == "degraded"
+        assert store.known_url("blog", "https://example.org/a") == "https://example.org/a"
     finally:
         store.close()
     assert snapshot(tmp_path) == before
+    assert copy_dir is not None and not copy_dir.exists()  # the copy is thrown away
+
+
+# ---------------------------------------------------------------------------------------------
+# A dry run decides as a real run would
+# ---------------------------------------------------------------------------------------------
+
+PLOT = '[[source]]\nid = "plot"\nurl = "https://blog.example.test/"\nlinks = "h2 a"\n'
+
+
+def blog_transport(posts: list[Post]) -> httpx.MockTransport:
+    blog = Blog(posts=posts)
+    pages = {post.path: post for post in posts}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/":
+            text = blog.index_html([(p.path, p.title) for p in posts])
+        elif path in pages:
+            text = blog.post_html(pages[path])
+        else:
+            return httpx.Response(404)
+        return httpx.Response(200, text=text, headers={"content-type": "text/html"})
+
+    return httpx.MockTransport(handle)
+
+
+def real_run(config_dir: Path, transport: httpx.MockTransport) -> RunReport:
+    async def main() -> RunReport:
+        async with Worker(load_config(config_dir, env={}), transport=transport) as worker:
+            (report,) = await worker.run_once()
+            return report
+
+    return asyncio.run(main())
+
+
+def dry_run(config_dir: Path, transport: httpx.MockTransport) -> RunReport:
+    config = load_config(config_dir, env={})
+    return asyncio.run(try_source(config, config.source("plot"), transport=transport)).report
+
+
+def traces(report: RunReport) -> list[tuple[str, str, int]]:
+    return [(t.url, t.decision, t.body_chars) for t in report.articles]
+
+
+def test_try_learns_the_template_on_a_first_run_as_a_real_run_does(tmp_path: Path) -> None:
+    """A never-run source: the block recurring on all three pages is dropped from each body
+    because the run reads back the blocks it recorded a moment earlier."""
+    config_dir = write_config(tmp_path, PLOT)
+    transport = blog_transport([with_recurring_block(p) for p in sample_posts()])
+    tried = dry_run(config_dir, transport)
+    assert snapshot(tmp_path) == {}  # still nothing written
+    real = real_run(config_dir, transport)
+    assert [t[1] for t in traces(real)] == ["new", "new", "new"]
+    assert traces(tried) == traces(real)
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="PostgreSQL rolls back each write (see worker.dryrun)")
+def test_try_finds_a_duplicate_among_the_pages_it_lists(tmp_path: Path) -> None:
+    """Two new pages with the same text: the second duplicates the first, which the dry run
+    only knows because it sees its own write (here on a copy of an existing state)."""
+    config_dir = write_config(tmp_path, PLOT)
+    posts = sample_posts()
+    assert real_run(config_dir, blog_transport(posts)).items_new == 3
+    text = tuple(prose(7, 12))
+    twins = [Post(f"/2026/12/twin-{n}.html", "Twins", text) for n in (1, 2)]
+    transport = blog_transport([*twins, *posts])
+    before = snapshot(tmp_path)
+    tried = dry_run(config_dir, transport)
+    assert snapshot(tmp_path) == before
+    assert sorted(t[1] for t in traces(tried)) == ["duplicate", "new"]
+    assert traces(tried) == traces(real_run(config_dir, transport))

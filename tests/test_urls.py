@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlsplit
 
+import httpx
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -30,6 +31,8 @@ from worker.urls import (
         # IDN host to punycode, trailing dot dropped
         ("https://Bücher.example./", "https://xn--bcher-kva.example/"),
         ("https://例え.テスト/記事", "https://xn--r8jz45g.xn--zckzah/%E8%A8%98%E4%BA%8B"),
+        # IDNA 2008 with UTS #46, as httpx connects: "ß" stays (IDNA 2003 made it "strasse.de")
+        ("https://Straße.de/", "https://xn--strae-oqa.de/"),
         # default ports removed, others kept (leading zeros dropped)
         ("http://example.com:80/a", "http://example.com/a"),
         ("https://example.com:443/a", "https://example.com/a"),
@@ -237,11 +240,29 @@ def test_normalised_scheme_and_host_are_lower_case_ascii(url: str) -> None:
         ("http://example.com:80/", "example.com"),
         ("https://example.com:80/", "example.com:80"),
         ("https://user@Bücher.example:8443/", "xn--bcher-kva.example:8443"),
+        ("https://straße.de/", "xn--strae-oqa.de"),  # not "strasse.de": another host
+        ("https://ΣΟΦΟΣ.gr/", "xn--0xaakcn.gr"),
+        ("https://ｅｘａｍｐｌｅ.com/", "example.com"),  # UTS #46 maps fullwidth letters
+        ("https://a_b.example/", "a_b.example"),  # ASCII names as written (httpx does the same)
+        ("https://☃.net/", "☃.net"),  # not a valid IDN: kept as written, httpx refuses it
         ("not a url", ""),
     ],
 )
 def test_host_key(url: str, expected: str) -> None:
     assert host_key(url) == expected
+
+
+@pytest.mark.parametrize(
+    "host", ["straße.de", "faß.example", "ΣΟΦΟΣ.gr", "Bücher.example.", "例え.テスト", "ÖBB.at"]
+)
+def test_host_key_is_the_host_httpx_connects_to(host: str) -> None:
+    sent = httpx.URL(f"https://{host}/x").raw_host.decode("ascii").rstrip(".")
+    assert host_key(f"https://{host}/x") == sent
+
+
+def test_host_key_without_port() -> None:
+    assert host_key("https://Bücher.example:8443/", port=False) == "xn--bcher-kva.example"
+    assert host_key("http://[::1]:8080/", port=False) == "[::1]"
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
-import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -34,19 +32,26 @@ from starlette.types import Receive, Scope, Send
 from worker import __version__
 from worker.charset import decode_html
 from worker.cluster import ClusterView, config_notes, live_replicas, upgrade_schema
-from worker.config import Config, Settings, default_config_dir, load_config
+from worker.config import Config, Settings, Source, default_config_dir, load_config
 from worker.db import redact
 from worker.errors import ConfigError, FeedworkerError
 from worker.extract import extract
 from worker.fetch import Fetcher, FetchOptions
 from worker.listing import Listing, ListingOptions, list_articles
-from worker.logs import fields, log, progress_line, setup_logging
+from worker.logs import log, progress_line, setup_logging
 from worker.metrics import Metrics
 from worker.models import NotModified, Page, RunReport
 from worker.publish import orphaned_feed_files
 from worker.reload import ConfigWatcher, watch_config
 from worker.runner import RELOAD_INTERVAL, Service, Worker
-from worker.serve import build_app, listen, serve_socket
+from worker.serve import (
+    SourceStatus,
+    build_app,
+    listen_or_fail,
+    serve_socket,
+    stop_on_signals,
+    store_status_reader,
+)
 from worker.store import Store
 from worker.urls import param_dropper
 
@@ -197,28 +202,6 @@ def _grace(args: argparse.Namespace, settings: Settings) -> float:
     return float(args.grace) if args.grace is not None else settings.shutdown_grace
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    try:
-        return listen(host, port)
-    except OSError as exc:
-        raise FeedworkerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-
-
-def _stop_on_signals() -> asyncio.Event:
-    """An event set by SIGTERM or SIGINT (Ctrl-C): the service winds down and exits 0."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, _on_signal, sig, stop)
-    return stop
-
-
-def _on_signal(sig: signal.Signals, stop: asyncio.Event) -> None:
-    if not stop.is_set():
-        log.info("stopping", extra=fields(signal=sig.name))
-    stop.set()
-
-
 class LiveApp:
     """An ASGI app that can be rebuilt while serving: each reload swaps in an app for the new
     config (new sources' feeds, removed ones' status), requests in flight finish on the old."""
@@ -289,8 +272,8 @@ async def _run_service(
     config: Config, address: tuple[str, int] | None, grace: float, log_level_flag: str | None
 ) -> None:
     """`feedworker run [--serve]`: schedule, reload, serve; SIGTERM winds it all down."""
-    stop = _stop_on_signals()
-    sock = _listen(*address) if address else None  # a port in use fails before any run
+    stop = stop_on_signals()
+    sock = listen_or_fail(*address) if address else None  # a port in use fails before any run
     metrics = Metrics()
     async with Worker(config, metrics=metrics) as worker:
         service = Service(worker, grace=grace, watcher=ConfigWatcher(config))
@@ -299,10 +282,13 @@ async def _run_service(
         if sock is None:
             await service.run(stop)
             return
-        view = ClusterView(worker.ctx.store) if config.settings.cluster else None
+        store = worker.ctx.store
+        seed_metrics(metrics, store)
+        view = ClusterView(store) if config.settings.cluster else None
         app = LiveApp(
             lambda c: build_app(
                 c,
+                status_reader=store_status_reader(c, store),
                 health=service.healthy,
                 next_runs=service.next_run,
                 metrics=metrics,
@@ -328,14 +314,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 async def _serve(config: Config, host: str, port: int) -> None:
     """`feedworker serve`: the feeds and the status page, following config edits."""
-    stop = _stop_on_signals()
-    sock = _listen(host, port)
-    metrics = Metrics()
-    store = Store.open(config.settings.state_url) if config.settings.cluster else None
-    view = ClusterView(store) if store is not None else None
+    stop = stop_on_signals()
+    sock = listen_or_fail(host, port)
     try:
+        store = Store.open(config.settings.state_url)  # one for the whole run, read by every page
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        metrics = Metrics()
+        seed_metrics(metrics, store)
+        view = ClusterView(store) if config.settings.cluster else None
         app = LiveApp(
-            lambda c: build_app(c, metrics=metrics, **(view.app_options(c) if view else {})),
+            lambda c: build_app(
+                c,
+                status_reader=store_status_reader(c, store),
+                metrics=metrics,
+                **(view.app_options(c) if view else {}),
+            ),
             config,
         )
         watching = asyncio.create_task(
@@ -344,8 +340,13 @@ async def _serve(config: Config, host: str, port: int) -> None:
         await serve_socket(app.as_starlette(), sock, stop)
         await watching
     finally:
-        if store is not None:
-            store.close()
+        store.close()
+
+
+def seed_metrics(metrics: Metrics, store: Store) -> None:
+    """Start the gauges from the stored state: degraded sources and last successes survive a
+    restart (the counters start at zero, as Prometheus expects)."""
+    metrics.seed(store.source_states(), store.source_healths())
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -424,23 +425,23 @@ async def _list_one(settings: Settings, options: ListingOptions) -> Listing:
 
 def cmd_status(args: argparse.Namespace) -> int:
     config = _config(args)
-    rows = status_rows(config)
-    if args.json:
-        print(json.dumps(rows, default=_json_default, ensure_ascii=False, indent=2))
-        return 0
-    print(render_status_table(rows))
-    if config.settings.cluster:
-        print("\n".join(cluster_status_lines(config)))
+    store = Store.open(config.settings.state_url)
+    try:
+        rows = status_rows(config, store)
+        if args.json:
+            print(json.dumps(rows, default=_json_default, ensure_ascii=False, indent=2))
+            return 0
+        print(render_status_table(rows))
+        if config.settings.cluster:
+            print("\n".join(cluster_status_lines(config, store)))
+    finally:
+        store.close()
     return 0
 
 
-def cluster_status_lines(config: Config) -> list[str]:
+def cluster_status_lines(config: Config, store: Store) -> list[str]:
     """The live replicas and their config digests, and a warning when the digests differ."""
-    store = Store.open(config.settings.state_url)
-    try:
-        replicas = live_replicas(store, datetime.now(UTC))
-    finally:
-        store.close()
+    replicas = live_replicas(store, datetime.now(UTC))
     lines = [f"\nreplicas: {len(replicas)} live"]
     for replica in replicas:
         beat = _short_time(replica.heartbeat)
@@ -484,34 +485,27 @@ STATUS_COLUMNS = (  # (key, heading, width); the last error takes the rest of th
 )
 
 
-def status_rows(config: Config) -> list[dict[str, Any]]:
-    """One dict per configured source, from the state database (what `status --json` prints)."""
-    store = Store.open(config.settings.state_url)
-    try:
-        states = {s.source_id: s for s in store.source_states()}
-        return [
-            _status_row(source.id, source.enabled, states.get(source.id), store)
-            for source in config.sources
-        ]
-    finally:
-        store.close()
+def status_rows(config: Config, store: Store) -> list[dict[str, Any]]:
+    """One dict per configured source (what `status --json` prints), read as the status page
+    reads it."""
+    statuses = store_status_reader(config, store)()
+    return [_status_row(source, statuses[source.id]) for source in config.sources]
 
 
-def _status_row(source_id: str, enabled: bool, state: Any, store: Store) -> dict[str, Any]:
-    health = store.source_health(source_id)
+def _status_row(source: Source, status: SourceStatus) -> dict[str, Any]:
     return {
-        "source": source_id,
-        "enabled": enabled,
-        "outcome": _outcome(state) if enabled else "disabled",
-        "last_run": state.last_run if state else None,
-        "last_success": state.last_success if state else None,
-        "items": store.count_items(source_id),
-        "consecutive_failures": state.consecutive_failures if state else 0,
-        "next_run": state.next_run if state and enabled else None,
-        "last_error": state.last_error if state else None,
-        "health": health.state if health else "-",
-        "health_reasons": list(health.reasons) if health else [],
-        "health_since": health.since if health else None,
+        "source": source.id,
+        "enabled": source.enabled,
+        "outcome": _outcome(status) if source.enabled else "disabled",
+        "last_run": status.last_run,
+        "last_success": status.last_success,
+        "items": status.items,
+        "consecutive_failures": status.consecutive_failures,
+        "next_run": status.next_run if source.enabled else None,
+        "last_error": status.last_error,
+        "health": status.health or "-",
+        "health_reasons": list(status.health_reasons),
+        "health_since": status.health_since,
     }
 
 
@@ -628,10 +622,10 @@ def render_try(result: Any) -> str:
     return "\n".join(lines)
 
 
-def _outcome(state: Any) -> str:
-    if state is None or state.last_run is None:
+def _outcome(status: SourceStatus) -> str:
+    if status.last_run is None:
         return "never"
-    return "failing" if state.consecutive_failures else "ok"
+    return "failing" if status.consecutive_failures else "ok"
 
 
 def _short_time(value: datetime | None) -> str:

@@ -261,8 +261,8 @@ class ClusterNode:
     async def fire(self, source_id: str, *, on_schedule: bool = True) -> bool:
         """The scheduler's run function: claim this slot of the source and queue its run.
         False when another replica claimed the slot first or the source is already queued."""
-        source = next((s for s in self.config.sources if s.id == source_id), None)
-        if source is None or not source.enabled:
+        source = self.config.active_source(source_id)
+        if source is None:
             return False
         now = self._clock()
         slot = slot_of(source, now, on_schedule=on_schedule)

@@ -315,7 +315,7 @@ class Settings(BaseModel):
     connect_timeout: Seconds = 10
     read_timeout: Seconds = 20
     request_deadline: Seconds = 30  # one HTTP exchange (each redirect hop and retry), body included
-    retries: int = Field(default=2, ge=0, le=10)  # retries of timeouts, 408, 429 and 5xx
+    retries: int = Field(default=2, ge=0, le=10)  # of silent timeouts, 408, 429 and 5xx
     retry_backoff: Seconds = 1.0  # first wait between attempts; doubles each time, with jitter
     max_redirects: int = Field(default=5, ge=0)
     max_page_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
@@ -542,6 +542,11 @@ class Config:
                 return source
         known = ", ".join(s.id for s in self.sources) or "none"
         raise KeyError(f"no source with id {source_id!r} in {self.config_dir} (known: {known})")
+
+    def active_source(self, source_id: str) -> Source | None:
+        """The enabled source with this id; None when it is gone or disabled (a run to skip)."""
+        source = next((s for s in self.sources if s.id == source_id), None)
+        return source if source is not None and source.enabled else None
 
 
 # ---------------------------------------------------------------------------------------------

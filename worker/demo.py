@@ -11,9 +11,7 @@ The demo reads no `FEEDWORKER_*` variable, so it never writes to an operator's r
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import signal
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -26,7 +24,15 @@ from worker.config import Config, load_config
 from worker.errors import FeedworkerError
 from worker.models import RunReport
 from worker.runner import Worker
-from worker.serve import FEED_MEDIA_TYPES, build_app, listen, serve_socket
+from worker.serve import (
+    FEED_MEDIA_TYPES,
+    build_app,
+    listen_or_fail,
+    serve_socket,
+    stop_on_signals,
+    store_status_reader,
+)
+from worker.store import Store
 
 __all__ = ["DEMO_SOURCE_ID", "run_demo", "sample_site", "write_demo_config"]
 
@@ -114,15 +120,17 @@ def _feed_files(config: Config) -> list[Path]:
 
 
 async def _serve_until_interrupted(config: Config, port: int) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    sock = listen("127.0.0.1", port)
+    stop = stop_on_signals()
+    sock = listen_or_fail("127.0.0.1", port)  # a port in use: "cannot listen on …", exit 1
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     print(f"\nstatus page:  {base}/")
     for path in _feed_files(config):
         print(f"feed:         {base}/feeds/{path.name}")
     print(f"OPML:         {base}/opml")
     print("subscribe to a feed in your reader, or open the status page; Ctrl-C stops the demo")
-    await serve_socket(build_app(config), sock, stop)
+    store = Store.open(config.settings.state_url)
+    try:
+        app = build_app(config, status_reader=store_status_reader(config, store))
+        await serve_socket(app, sock, stop)
+    finally:
+        store.close()

@@ -23,6 +23,9 @@ Two ways, one result:
      the better title), then apply `limit`.
 
 Every candidate gets a `LinkDecision` with its reason, for `feedworker discover URL`.
+
+The entry points take the page's text or its tree from `worker.htmlparse.parse_html` (read, never
+changed), so a caller that needs several of them parses an index page once.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
+from worker.htmlparse import as_tree
 from worker.models import Link
 from worker.urls import normalise_url, resolve, same_site
 
@@ -272,7 +276,7 @@ class Discovery:
 
 
 def discover_links(
-    html: str,
+    html: str | LexborHTMLParser,
     base_url: str,
     *,
     selector: str | None = None,
@@ -282,12 +286,13 @@ def discover_links(
     limit: int | None = None,
     drop_params: Callable[[str], bool] | None = None,
 ) -> Discovery:
-    """The article links of the index page `html` fetched from `base_url`.
+    """The article links of the index page `html` (its text, or its tree from `parse_html`, which
+    is read, never changed) fetched from `base_url`.
 
     `drop_params` names extra query parameters to drop (see `normalise_url`).
     Raises ValueError for an invalid CSS `selector` (config validation normally catches it first).
     """
-    tree = LexborHTMLParser(html)
+    tree = as_tree(html)
     page_url = normalise_url(base_url, drop_params=drop_params)
     screen = _Screen(page_url, base_url, same_site_only, include, exclude)
     link_base = _link_base(tree, base_url)
@@ -306,10 +311,10 @@ def discover_links(
     return _finish(candidates, verdicts, "auto" if selector is None else "selector", matched, limit)
 
 
-def next_page_url(html: str, base_url: str, page_number: int = 1) -> str | None:
+def next_page_url(html: str | LexborHTMLParser, base_url: str, page_number: int = 1) -> str | None:
     """The listing's next page (older posts) from page `page_number`, or None: `rel=next`, then a
     "Next"/"Older posts" link, then a pagination link numbered `page_number + 1`. Same site only."""
-    tree = LexborHTMLParser(html)
+    tree = as_tree(html)
     link_base = _link_base(tree, base_url)
     here = normalise_url(base_url)
     number = str(page_number + 1)
@@ -334,10 +339,10 @@ def next_page_url(html: str, base_url: str, page_number: int = 1) -> str | None:
     return min(ranked, key=lambda r: r[0])[1] if ranked else None  # min keeps page order on ties
 
 
-def advertised_feeds(html: str, base_url: str) -> tuple[str, ...]:
+def advertised_feeds(html: str | LexborHTMLParser, base_url: str) -> tuple[str, ...]:
     """The feeds a page advertises (`<link rel=alternate type=application/rss+xml|atom+xml|
     feed+json>`), absolute and normalised, in page order with comment feeds left out."""
-    tree = LexborHTMLParser(html)
+    tree = as_tree(html)
     link_base = _link_base(tree, base_url)
     found: list[str] = []
     for node in tree.css("link[rel][href][type]"):

@@ -5,10 +5,14 @@ One fetch, step by step:
 2. robots.txt is consulted for that host (`worker.robots`, cached), unless told not to;
 3. a turn is taken: a per-host slot, the per-host spacing between request starts, a global slot;
 4. one GET is sent under an overall deadline (`asyncio.timeout`), with conditional headers;
-5. 408/429/5xx and connection errors are retried (`retries` times, backoff + jitter, Retry-After);
+5. 408/429/5xx, connection errors and silent reads are retried (`retries` times, backoff + jitter,
+   Retry-After); a response still unfinished at the deadline (a drip) is not;
 6. a redirect is followed by hand, back to step 1, at most `max_redirects` times, loops refused;
 7. the body of a 2xx HTML response is read raw and decoded by bounded decoders (never more than
    `max_page_bytes` on the wire or in memory), then decoded to text by `worker.charset`.
+
+All of it, every hop, retry and robots.txt request, shares one budget per `fetch_page` call
+(`FetchOptions.fetch_budget`, see `_Budget`); past it the fetch stops with `Timeout`.
 
 Every refusal is a `FetchError` subclass whose `reason` is short and stable ("HTTP 404").
 """
@@ -35,6 +39,7 @@ from worker.errors import FetchError
 from worker.models import NotModified, Page, Validators
 from worker.netguard import AddressBlocked, check_url, guarded_transport, same_host
 from worker.robots import ALLOW_ALL, RobotsCache, RobotsRules, parse_robots, unavailable
+from worker.urls import host_key  # re-exported: the one host key (IDNA 2008, UTS #46)
 
 __all__ = [
     "DOCUMENT_TYPES",
@@ -104,6 +109,15 @@ class FetchOptions:
     )
     max_robots_bytes: int = 512 * 1024
 
+    @property
+    def fetch_budget(self) -> float:
+        """Seconds one `fetch_page` call may spend in HTTP exchanges and retry waits, over all its
+        redirect hops, retries and robots.txt requests: every attempt of one request at the full
+        deadline plus one longest Retry-After (150 s by default). A well-behaved chain needs a
+        fraction of it; without it a server making each hop or retry take nearly the deadline
+        held one fetch for about an hour. Queueing for politeness is not counted (`_Budget`)."""
+        return self.request_deadline * (self.retries + 1) + self.max_retry_after
+
     @classmethod
     def from_settings(cls, settings: object) -> FetchOptions:
         """Read the same-named attributes of a config `Settings`; missing ones keep defaults."""
@@ -121,7 +135,13 @@ class TooLarge(FetchError):
 
 
 class Timeout(FetchError):
-    """No connection, no data, or no complete response in time."""
+    """No connection, no data, or no complete response in time (per request, or for the whole
+    fetch: `FetchOptions.fetch_budget`). `transient` when a retry may help: not for a deadline,
+    since a server dripping bytes will drip again."""
+
+    def __init__(self, url: str, reason: str, *, transient: bool = True) -> None:
+        self.transient = transient
+        super().__init__(url, reason)
 
 
 class NetworkError(FetchError):
@@ -171,6 +191,39 @@ class _BodyRule:
     html_only: bool = True
     accept: frozenset[str] = HTML_TYPES  # media types taken when `html_only`
     truncate: bool = False  # keep the first `limit` bytes instead of refusing
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """One GET as `_send` retries it."""
+
+    url: httpx.URL
+    shown: str  # the URL for messages and logs
+    headers: dict[str, str]
+    rule: _BodyRule
+    guarded: bool  # through the SSRF-guarded pool
+
+
+class _Budget:
+    """The time one `fetch_page` call has left (`FetchOptions.fetch_budget`).
+
+    Spent by HTTP exchanges (each bounded by `asyncio.timeout` of at most what is left) and by
+    retry waits. Not spent while queued for our own politeness (a host's turn, its gap or
+    Crawl-delay, a global slot, another fetch reading the host's robots.txt): that grows with the
+    number of pages waiting for the host, not with anything the server does.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.left = seconds
+        self.exhausted = False  # a request was cut short or refused for want of time
+
+    def spend(self, seconds: float) -> None:
+        self.left -= seconds
+
+    def timeout(self, shown: str) -> Timeout:
+        self.exhausted = True
+        return Timeout(shown, f"not done within {self.seconds:g} s in all", transient=False)
 
 
 class _HostGate:
@@ -275,13 +328,14 @@ class Fetcher:
         rule = _BodyRule(limit=self._options.max_page_bytes, accept=accept)
         seen = {current}
         guard = _Guard(allow_private, trusted_host)
+        budget = _Budget(self._options.fetch_budget)
         for hop in range(self._options.max_redirects + 1):
             guarded = guard.applies(current)
             if guarded and (reason := check_url(current)):
                 raise Blocked(shown, reason)
             if respect_robots:
-                await self._check_robots(current, shown, guard)
-            reply = await self._send(current, shown, headers, rule, guarded)
+                await self._check_robots(current, shown, guard, budget)
+            reply = await self._send(_Request(current, shown, headers, rule, guarded), budget)
             if reply.status not in REDIRECT_STATUSES:
                 return _to_page(url, shown, reply, rule)
             if hop == self._options.max_redirects:
@@ -298,36 +352,40 @@ class Fetcher:
         """The `Sitemap:` URLs of the robots.txt of `url`'s origin (read through the cache)."""
         shown = _redact(url)
         current = _parse_url(url, shown)
+        budget = _Budget(self._options.fetch_budget)
         try:
-            rules = await self._robots_for(current, _Guard(allow_private, trusted_host))
+            rules = await self._robots_for(current, _Guard(allow_private, trusted_host), budget)
         except Blocked as exc:
             raise Blocked(shown, exc.reason) from None
+        except Timeout:
+            return ()  # out of time: no rules known, as when robots.txt cannot be read
         return tuple(rules.parser.sitemaps) if rules.parser is not None else ()
 
     # -- one request, retried ------------------------------------------------------------------
 
-    async def _send(
-        self, url: httpx.URL, shown: str, headers: dict[str, str], rule: _BodyRule, guarded: bool
-    ) -> _Reply:
+    async def _send(self, request: _Request, budget: _Budget) -> _Reply:
         options = self._options
         for attempt in range(options.retries + 1):
             last = attempt == options.retries
             try:
-                reply = await self._attempt(url, shown, headers, rule, guarded)
+                reply = await self._attempt(request, budget)
             except (Timeout, NetworkError) as exc:
-                if last or not _retryable(exc):
-                    raise
                 wait = self._backoff(attempt)
-                self._gate(url).defer(wait)
+                if last or not _retryable(exc) or wait >= budget.left:
+                    raise
+                self._gate(request.url).defer(wait)
             else:
                 if reply.status not in RETRY_STATUSES:
                     return reply
                 wait = self._retry_wait(reply, attempt)
                 # Retried or not, the next request to this host waits that long (capped).
-                self._gate(url).defer(min(wait, options.max_retry_after))
-                if last or wait > options.max_retry_after:
+                self._gate(request.url).defer(min(wait, options.max_retry_after))
+                if last or wait > options.max_retry_after or wait >= budget.left:
                     return reply
-            log.info("retrying", extra={"url": shown, "attempt": attempt + 1, "wait_s": wait})
+            budget.spend(wait)
+            log.info(
+                "retrying", extra={"url": request.shown, "attempt": attempt + 1, "wait_s": wait}
+            )
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _backoff(self, attempt: int) -> float:
@@ -339,24 +397,21 @@ class Fetcher:
         asked = parse_retry_after(reply.headers.get("retry-after"), datetime.now(UTC))
         return self._backoff(attempt) if asked is None else asked
 
-    async def _attempt(
-        self, url: httpx.URL, shown: str, headers: dict[str, str], rule: _BodyRule, guarded: bool
-    ) -> _Reply:
-        options = self._options
-        started = time.monotonic()
-        async with self._turn(url):
+    async def _attempt(self, request: _Request, budget: _Budget) -> _Reply:
+        options, shown = self._options, request.shown
+        if budget.left <= 0:
+            raise budget.timeout(shown)
+        async with self._turn(request.url):
+            deadline = min(options.request_deadline, budget.left)
+            started = time.monotonic()
             try:
-                async with asyncio.timeout(options.request_deadline):
-                    request = self._client.build_request(
-                        "GET", url, headers=headers, extensions={GUARD_EXTENSION: guarded}
-                    )
-                    response = await self._client.send(request, stream=True)
-                    try:
-                        reply = await _read_reply(response, shown, rule)
-                    finally:
-                        await response.aclose()
+                async with asyncio.timeout(deadline):
+                    reply = await self._exchange(request)
             except TimeoutError:
-                raise Timeout(shown, f"no response within {options.request_deadline:g} s") from None
+                if deadline < options.request_deadline:
+                    raise budget.timeout(shown) from None
+                reason = f"no response within {options.request_deadline:g} s"
+                raise Timeout(shown, reason, transient=False) from None
             except httpx.ConnectTimeout:
                 raise Timeout(
                     shown, f"no connection within {options.connect_timeout:g} s"
@@ -367,6 +422,8 @@ class Fetcher:
                 raise _network_error(shown, exc) from exc
             except AddressBlocked as exc:
                 raise Blocked(shown, exc.reason) from None
+            finally:
+                budget.spend(time.monotonic() - started)
         log.debug(
             "fetched",
             extra={
@@ -378,33 +435,52 @@ class Fetcher:
         )
         return reply
 
+    async def _exchange(self, request: _Request) -> _Reply:
+        sent = self._client.build_request(
+            "GET",
+            request.url,
+            headers=request.headers,
+            extensions={GUARD_EXTENSION: request.guarded},
+        )
+        response = await self._client.send(sent, stream=True)
+        try:
+            return await _read_reply(response, request.shown, request.rule)
+        finally:
+            await response.aclose()
+
     # -- robots.txt ----------------------------------------------------------------------------
 
-    async def _check_robots(self, url: httpx.URL, shown: str, guard: _Guard) -> None:
+    async def _check_robots(
+        self, url: httpx.URL, shown: str, guard: _Guard, budget: _Budget
+    ) -> None:
         try:
-            rules = await self._robots_for(url, guard)
+            rules = await self._robots_for(url, guard, budget)
         except Blocked as exc:
             raise Blocked(shown, exc.reason) from None
+        except Timeout as exc:  # only when the budget ran out (`_fetch_robots`)
+            raise Timeout(shown, exc.reason, transient=False) from None
         if rules.is_error:
             raise RobotsDisallowed(shown, rules.reason)
         if not rules.allows(str(url), self._options.user_agent):
             raise RobotsDisallowed(shown, "disallowed by robots.txt")
 
-    async def _robots_for(self, url: httpx.URL, guard: _Guard) -> RobotsRules:
+    async def _robots_for(self, url: httpx.URL, guard: _Guard, budget: _Budget) -> RobotsRules:
         """The origin's rules, fetched once per `robots_ttl` (one fetch at a time per origin)."""
-        origin = f"{url.scheme}://{host_key(url)}"
+        origin = f"{url.scheme}://{host_key(str(url))}"
         async with self._robots_locks.setdefault(origin, asyncio.Lock()):
             rules = self._robots.get(origin)
             if rules is None:
                 robots_url = url.copy_with(path="/robots.txt", query=None)
-                rules = await self._fetch_robots(robots_url, guard)
+                rules = await self._fetch_robots(robots_url, guard, budget)
                 self._robots.put(origin, rules)
                 if rules.crawl_delay is not None:
                     delay = min(rules.crawl_delay, self._options.max_crawl_delay)
                     self._gate(url).slow_down(delay)
         return rules
 
-    async def _fetch_robots(self, robots_url: httpx.URL, guard: _Guard) -> RobotsRules:
+    async def _fetch_robots(
+        self, robots_url: httpx.URL, guard: _Guard, budget: _Budget
+    ) -> RobotsRules:
         options = self._options
         rule = _BodyRule(limit=options.max_robots_bytes, html_only=False, truncate=True)
         shown = _redact(str(robots_url))
@@ -415,7 +491,7 @@ class Fetcher:
                 guarded = guard.applies(current)
                 if guarded and (reason := check_url(current)):
                     raise Blocked(shown, reason)
-                reply = await self._send(current, shown, {}, rule, guarded)
+                reply = await self._send(_Request(current, shown, {}, rule, guarded), budget)
                 if reply.status not in REDIRECT_STATUSES:
                     return parse_robots(
                         reply.status, reply.body, options.user_agent, options.max_robots_bytes
@@ -424,13 +500,15 @@ class Fetcher:
         except Blocked:
             raise  # the page is refused for that reason, not for robots.txt
         except FetchError as exc:
+            if budget.exhausted:
+                raise  # this fetch ran out of time, maybe on earlier hops: nothing to cache
             return unavailable(exc.reason)
         return ALLOW_ALL  # RFC 9309: after five redirects, treat robots.txt as absent (a 4xx)
 
     # -- politeness ----------------------------------------------------------------------------
 
     def _gate(self, url: httpx.URL) -> _HostGate:
-        key = host_key(url)
+        key = host_key(str(url))
         gate = self._hosts.get(key)
         if gate is None:
             options = self._options
@@ -507,21 +585,25 @@ async def _snippet(response: httpx.Response, shown: str) -> bytes:
 async def _read_body(
     response: httpx.Response, decoder: _Decoder, rule: _BodyRule, shown: str
 ) -> tuple[bytes, int]:
+    """The decoded body, within `rule.limit` on the wire and after decoding. Over the limit:
+    `TooLarge`, or with `rule.truncate` the part that fits (of the crossing chunk too)."""
     parts: list[bytes] = []
     wire = 0
     try:
         async for chunk in _raw_chunks(response):
+            room = rule.limit - wire
             wire += len(chunk)
-            if wire > rule.limit:
-                raise _Overflow
-            parts.append(decoder.decode(chunk))
-        parts.append(decoder.flush())
-    except _Overflow:
-        if not rule.truncate:
-            raise TooLarge(shown, f"body larger than {rule.limit} bytes") from None
-        return b"".join(parts)[: rule.limit], wire
+            if wire > rule.limit and not rule.truncate:
+                raise TooLarge(shown, f"body larger than {rule.limit} bytes")
+            parts.append(decoder.decode(chunk[:room]))
+            if wire > rule.limit or decoder.overflowed:
+                break
+        else:
+            parts.append(decoder.flush())
     except (zlib.error, brotli.error):
         raise UnsupportedContent(shown, "corrupt compressed body") from None
+    if decoder.overflowed and not rule.truncate:
+        raise TooLarge(shown, f"body larger than {rule.limit} bytes")
     return b"".join(parts), wire
 
 
@@ -615,44 +697,56 @@ def _gunzip(body: bytes, limit: int, shown: str) -> bytes:
     """A gzip *file* (a `.xml.gz` sitemap), unpacked by the same bounded decoder as the wire."""
     decoder = _Zlib(limit, zlib.MAX_WBITS | 16)
     try:
-        return decoder.decode(body) + decoder.flush()
-    except _Overflow:
-        raise TooLarge(shown, f"unpacked body larger than {limit} bytes") from None
+        unpacked = decoder.decode(body)
+        unpacked += b"" if decoder.overflowed else decoder.flush()
     except zlib.error:
         raise UnsupportedContent(shown, "corrupt gzip file") from None
+    if decoder.overflowed:
+        raise TooLarge(shown, f"unpacked body larger than {limit} bytes")
+    return unpacked
 
 
 # -- bounded decoders ----------------------------------------------------------------------------
 
 
-class _Overflow(Exception):
-    """More bytes than allowed; turned into `TooLarge` (or a truncation) by the reader."""
-
-
 class _Decoder(Protocol):
+    """Turns wire bytes into body bytes, never giving out more than its limit in all; once it had
+    more to give, `overflowed` is set and what it returned was cut to the limit."""
+
+    overflowed: bool
+
     def decode(self, chunk: bytes) -> bytes: ...
     def flush(self) -> bytes: ...
 
 
-class _Identity:
+class _Room:
+    """The output still allowed; the decoders below share it."""
+
     def __init__(self, limit: int) -> None:
         self._room = limit
+        self.overflowed = False
 
+    def _take(self, out: bytes) -> bytes:
+        if len(out) > self._room:
+            self.overflowed = True
+            out = out[: self._room]
+        self._room -= len(out)
+        return out
+
+
+class _Identity(_Room):
     def decode(self, chunk: bytes) -> bytes:
-        self._room -= len(chunk)
-        if self._room < 0:
-            raise _Overflow
-        return chunk
+        return self._take(chunk)
 
     def flush(self) -> bytes:
         return b""
 
 
-class _Zlib:
+class _Zlib(_Room):
     """gzip or deflate; `max_length` keeps each output at most one byte over the room left."""
 
     def __init__(self, limit: int, wbits: int) -> None:
-        self._room = limit
+        super().__init__(limit)
         self._wbits = wbits
         self._obj = zlib.decompressobj(wbits)
         self._started = False
@@ -674,21 +768,15 @@ class _Zlib:
             self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
         return chunk
 
-    def _take(self, out: bytes) -> bytes:
-        self._room -= len(out)
-        if self._room < 0:
-            raise _Overflow
-        return out
 
-
-class _Brotli:
+class _Brotli(_Room):
     def __init__(self, limit: int) -> None:
-        self._room = limit
+        super().__init__(limit)
         self._obj = brotli.Decompressor()
 
     def decode(self, chunk: bytes) -> bytes:
         parts = [self._step(chunk)]
-        while not self._obj.can_accept_more_data():
+        while not self.overflowed and not self._obj.can_accept_more_data():
             parts.append(self._step(b""))
         return b"".join(parts)
 
@@ -696,11 +784,8 @@ class _Brotli:
         return b""
 
     def _step(self, data: bytes) -> bytes:
-        out = self._obj.process(data, output_buffer_limit=min(self._room + 1, _BROTLI_STEP))
-        self._room -= len(out)
-        if self._room < 0:
-            raise _Overflow
-        return out
+        limit = min(self._room + 1, _BROTLI_STEP)
+        return self._take(self._obj.process(data, output_buffer_limit=limit))
 
 
 def _decoder_for(content_encoding: str | None, limit: int, shown: str) -> _Decoder:
@@ -763,6 +848,8 @@ def _conditional_headers(validators: Validators | None) -> dict[str, str]:
 
 
 def _retryable(exc: FetchError) -> bool:
+    if isinstance(exc, Timeout):
+        return exc.transient
     return not (isinstance(exc, NetworkError) and exc.reason.startswith("TLS"))
 
 
@@ -774,13 +861,6 @@ def _network_error(shown: str, exc: httpx.TransportError) -> NetworkError:
     if isinstance(exc, httpx.RemoteProtocolError):
         return NetworkError(shown, "connection closed by server")
     return NetworkError(shown, "connection failed")
-
-
-def host_key(url: httpx.URL | str) -> str:
-    """One key per server for politeness: punycode, lower case, no trailing dot, no default port."""
-    parsed = httpx.URL(url) if isinstance(url, str) else url
-    host = parsed.raw_host.decode("ascii").lower().rstrip(".")
-    return host if parsed.port is None else f"{host}:{parsed.port}"
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

@@ -12,8 +12,11 @@ Step by step:
 5. a **sitemap** (or a site whose robots.txt names sitemaps, or `/sitemap.xml`, with
    `kind = "sitemap"`) is read with its children, newest first, at most `MAX_SITEMAPS` documents;
 6. every link is normalised (with the operator's extra tracking parameters), an unambiguous AMP
-   URL becomes its regular page, duplicates are dropped and `limit` applies. Each candidate gets a
-   `LinkDecision` for `feedworker discover`.
+   URL becomes its regular page, duplicates are dropped and `limit` applies: sitemap, feed and
+   URL-list entries past it (best first) are only counted, in one decision. Each candidate gets a
+   `LinkDecision` for `feedworker discover`, up to `MAX_DECISIONS` of those not taken.
+
+Each index page is parsed once (`parse_html`), for its links, its next page and its feeds.
 
 URLs the worker is led to (next pages, feeds, sitemaps named elsewhere) are fetched with the
 source's `allow_private` and the source's host as the trusted one, like article pages.
@@ -27,11 +30,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from selectolax.lexbor import LexborHTMLParser
+
 from worker.config import Settings, Source
 from worker.discover import LinkDecision, advertised_feeds, discover_links, next_page_url
 from worker.errors import FetchError, ListingError
 from worker.feedsource import parse_feed
 from worker.fetch import DOCUMENT_TYPES, HTML_TYPES, Fetcher
+from worker.htmlparse import parse_html
 from worker.kinds import detect_kind
 from worker.models import EntryInfo, Link, NotModified, Page, Validators
 from worker.sitemap import SitemapEntry, newest_first, parse_sitemap
@@ -44,6 +50,8 @@ __all__ = ["MAX_SITEMAPS", "Document", "Listing", "ListingOptions", "list_articl
 MAX_SITEMAPS = 8
 MAX_SITEMAP_DEPTH = 2  # an index of indexes of urlsets, no deeper
 SNIFF_BYTES = 2048
+# Decisions on links not taken kept for `feedworker discover`; a summary line counts the rest.
+MAX_DECISIONS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +133,8 @@ class _Lister:
     pages_fetched: int = 0
     bytes_received: int = 0
     selector_matched: int | None = None
+    not_taken: int = 0  # decisions on links not taken, recorded or not
+    unrecorded: int = 0  # ...of which past MAX_DECISIONS, only counted
 
     async def run(self) -> Listing:
         options = self.options
@@ -158,15 +168,16 @@ class _Lister:
             if detected == "feed":
                 self._feed(first)
             else:
-                await self._advertised_feed(first, required=True)
+                await self._advertised_feed(first, parse_html(first.text), required=True)
             return "feed"
         if detected == "sitemap":
             raise ListingError(f'{first.final_url}: a sitemap, not an index page (kind = "index")')
-        await self._index(first)
+        tree = parse_html(first.text)  # once, for the listing and the feeds it advertises
+        await self._index(first, tree)
         if self.links or self.options.kind == "index" or self.options.selector:
             return "index"
         # No usable listing on the page: its own feed, else the site's sitemaps.
-        if await self._advertised_feed(first, required=False):
+        if await self._advertised_feed(first, tree, required=False):
             return "feed"
         if _is_site_root(first.final_url) and await self._site_sitemaps(first, required=False):
             return "sitemap"
@@ -174,14 +185,15 @@ class _Lister:
 
     # -- index pages ---------------------------------------------------------------------------
 
-    async def _index(self, first: Page) -> None:
+    async def _index(self, first: Page, tree: LexborHTMLParser) -> None:
+        """Discover the links of `first` (parsed as `tree`) and of its next pages."""
         options = self.options
         self.documents.append(Document(first.final_url, "index"))
         page, number = first, 1
         visited = {normalise_url(first.final_url)}
         while True:
             found = discover_links(
-                page.text,
+                tree,
                 page.final_url,
                 selector=options.selector,
                 include=options.include,
@@ -192,24 +204,25 @@ class _Lister:
                 self.selector_matched = (self.selector_matched or 0) + found.selector_matched
             for link, decision in _kept_pairs(found.links, found.decisions):
                 if link is None:
-                    self.decisions.append(decision)
+                    self._decide(decision)
                 else:
                     self._take(link, decision.reason, decision.date)
             if number >= options.pages:
                 return
-            following = next_page_url(page.text, page.final_url, number)
+            following = next_page_url(tree, page.final_url, number)
             if following is None or following in visited:
                 return
             visited.add(following)
             fetched = await self._fetch_led(following, "index", f"page {number + 1}", HTML_TYPES)
             if fetched is None:
                 return
-            page, number = fetched, number + 1
+            page, number, tree = fetched, number + 1, parse_html(fetched.text)
 
     # -- feeds ---------------------------------------------------------------------------------
 
-    async def _advertised_feed(self, page: Page, *, required: bool) -> bool:
-        feeds = advertised_feeds(page.text, page.final_url) if page.text else ()
+    async def _advertised_feed(self, page: Page, tree: LexborHTMLParser, *, required: bool) -> bool:
+        """Read the first feed `page` (parsed as `tree`) advertises; whether there was one."""
+        feeds = advertised_feeds(tree, page.final_url) if page.text else ()
         if not feeds:
             if required:
                 raise ListingError(f"{page.final_url}: the page advertises no feed")
@@ -226,8 +239,8 @@ class _Lister:
             self.documents.append(Document(document.final_url, "feed"))
         result = parse_feed(document.body or document.text.encode(), document.final_url)
         entries = sorted(result.entries, key=lambda e: _newest(e.info.published or e.info.modified))
-        for entry in entries:
-            self._offer(document.final_url, entry.url, entry.info, "in feed", same_site_only=False)
+        offers = ((document.final_url, entry.url, entry.info) for entry in entries)
+        self._offer_all(offers, len(entries), "in feed", same_site_only=False)
 
     # -- sitemaps ------------------------------------------------------------------------------
 
@@ -273,23 +286,42 @@ class _Lister:
                     continue
                 if read >= MAX_SITEMAPS or depth + 1 > MAX_SITEMAP_DEPTH:
                     reason = f"sitemap not read (over the limit of {MAX_SITEMAPS} sitemaps)"
-                    self.decisions.append(LinkDecision(url, "", False, reason, child.lastmod))
+                    self._decide(LinkDecision(url, "", False, reason, child.lastmod))
                     continue
                 fetched = await self._fetch_led(url, "sitemap", "child", DOCUMENT_TYPES)
                 read += 1
                 if fetched is not None:
                     queue.append((fetched, depth + 1))
-        for base, entry in sorted(entries, key=lambda pair: _newest(pair[1].date)):
-            info = EntryInfo(title=entry.title, published=entry.published, modified=entry.lastmod)
-            self._offer(base, entry.url, info, "in sitemap", same_site_only=True)
+        entries.sort(key=lambda pair: _newest(pair[1].date))
+        offers = ((base, entry.url, _entry_info(entry)) for base, entry in entries)
+        self._offer_all(offers, len(entries), "in sitemap", same_site_only=True)
 
     # -- URL lists -----------------------------------------------------------------------------
 
     def _take_urls(self) -> None:
-        for url in self.options.urls:
-            self._offer(self.options.url, url, None, "in URL list", same_site_only=False)
+        urls = self.options.urls
+        offers = ((self.options.url, url, None) for url in urls)
+        self._offer_all(offers, len(urls), "in URL list", same_site_only=False)
 
-    # -- one candidate -------------------------------------------------------------------------
+    # -- candidates ----------------------------------------------------------------------------
+
+    def _offer_all(
+        self,
+        offers: Iterable[tuple[str, str, EntryInfo | None]],
+        count: int,
+        reason: str,
+        *,
+        same_site_only: bool,
+    ) -> None:
+        """Offer `count` (base, raw URL, info) entries, best first, until `limit` links are
+        taken; the rest are only counted: a news sitemap holds 50,000 entries for 100 links."""
+        for offered, (base, raw, info) in enumerate(offers):
+            if len(self.links) >= self.options.limit:
+                rest = count - offered
+                note = f"{rest} more entries over the limit of {self.options.limit} links"
+                self._decide(LinkDecision("", "", False, note))
+                return
+            self._offer(base, raw, info, reason, same_site_only=same_site_only)
 
     def _offer(
         self, base: str, raw: str, info: EntryInfo | None, reason: str, *, same_site_only: bool
@@ -300,12 +332,12 @@ class _Lister:
         date = (info.published or info.modified) if info else None
         absolute = resolve(base, raw)
         if absolute is None:
-            self.decisions.append(LinkDecision(raw, title, False, "not a web link", date))
+            self._decide(LinkDecision(raw, title, False, "not a web link", date))
             return
         url = normalise_url(absolute, drop_params=options.drop_params)
         refusal = _screen(url, options, same_site_only)
         if refusal:
-            self.decisions.append(LinkDecision(url, title, False, refusal, date))
+            self._decide(LinkDecision(url, title, False, refusal, date))
             return
         self._take(Link(url, title, info), reason, date)
 
@@ -321,7 +353,16 @@ class _Lister:
         else:
             self.seen.add(url)
             self.links.append(link)
-        self.decisions.append(LinkDecision(url, link.title, kept, reason, date))
+        self._decide(LinkDecision(url, link.title, kept, reason, date))
+
+    def _decide(self, decision: LinkDecision) -> None:
+        """Record a decision for `feedworker discover`; past MAX_DECISIONS links not taken are
+        only counted (every taken one is recorded: there are at most `limit`)."""
+        if decision.kept or self.not_taken < MAX_DECISIONS:
+            self.decisions.append(decision)
+        else:
+            self.unrecorded += 1
+        self.not_taken += not decision.kept
 
     # -- fetching ------------------------------------------------------------------------------
 
@@ -355,19 +396,23 @@ class _Lister:
         try:
             result = await self._fetch(url, accept=accept)
         except FetchError as exc:
-            self.decisions.append(LinkDecision(url, "", False, f"{kind} not read: {exc.reason}"))
+            self._decide(LinkDecision(url, "", False, f"{kind} not read: {exc.reason}"))
             return None
         if isinstance(result, NotModified):  # no validators were sent
-            self.decisions.append(LinkDecision(url, "", False, f"{kind} answered 304"))
+            self._decide(LinkDecision(url, "", False, f"{kind} answered 304"))
             return None
         self.documents.append(Document(result.final_url, kind, note))
         return result
 
     def _result(self, kind: str, page: Page) -> Listing:
+        decisions = self.decisions
+        if self.unrecorded:
+            note = f"{self.unrecorded} more links not taken (not listed)"
+            decisions = [*decisions, LinkDecision("", "", False, note)]
         return Listing(
             kind=kind,
             links=tuple(self.links),
-            decisions=tuple(self.decisions),
+            decisions=tuple(decisions),
             documents=tuple(self.documents),
             page=page,
             pages_fetched=self.pages_fetched,
@@ -398,6 +443,10 @@ def _screen(url: str, options: ListingOptions, same_site_only: bool) -> str:
     if options.include and not any(pattern.search(url) for pattern in options.include):
         return "not included by pattern"
     return ""
+
+
+def _entry_info(entry: SitemapEntry) -> EntryInfo:
+    return EntryInfo(title=entry.title, published=entry.published, modified=entry.lastmod)
 
 
 def _newest(date: datetime | None) -> float:

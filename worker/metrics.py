@@ -2,19 +2,25 @@
 
 `Metrics` owns its own `CollectorRegistry` (never the process-global one), so several apps and
 tests can each keep their own counts. The runner calls `observe_run` after every run; the server
-calls `observe_feed_response` for every feed request and `render` for ``/metrics``.
+calls `observe_feed_response` for every feed request and `render` for ``/metrics``. At start-up
+the CLI calls `seed` with what the store remembers, so a restart does not report a degraded
+source as healthy or forget when a source last succeeded.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
 from worker.health import SKIP_KINDS
 from worker.models import RunReport
+
+if TYPE_CHECKING:  # only their fields are read: the store itself is never called from here
+    from worker.store import SourceHealth, SourceState
 
 __all__ = ["CONTENT_TYPE", "RUN_DURATION_BUCKETS", "Metrics"]
 
@@ -116,6 +122,16 @@ class Metrics:
         for source_id in source_ids:
             for metric in per_source:
                 metric.labels(source=source_id)
+
+    def seed(self, states: Iterable[SourceState], healths: Iterable[SourceHealth]) -> None:
+        """Set the gauges the store remembers (`store.source_states()`, `source_healths()`):
+        each source's last success and whether it is degraded. Counters start at zero."""
+        for state in states:
+            if state.last_success is not None:
+                last = self.last_success.labels(source=state.source_id)
+                last.set(state.last_success.timestamp())
+        for health in healths:
+            self.degraded.labels(source=health.source_id).set(health.state == "degraded")
 
     def observe_run(self, report: RunReport) -> None:
         """Count one finished run of one source."""

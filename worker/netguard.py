@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable, Iterable
 import httpcore
 import httpx
 
+from worker.urls import host_key
+
 __all__ = [
     "AddressBlocked",
     "GuardedBackend",
@@ -89,14 +91,12 @@ def _unwrap(address: IPAddress) -> IPAddress:
 
 
 def same_host(url: httpx.URL, host: str | None) -> bool:
-    """Whether `url` is on `host` (as configured: any case, Unicode or punycode, a final dot)."""
-    if not host:
+    """Whether `url` is on `host` (as configured: any case, Unicode or punycode, a final dot; a
+    port is ignored). Both sides go through `worker.urls.host_key`, the one IDNA rule."""
+    if not host or not host.strip():
         return False
-    try:
-        wanted = httpx.URL(f"http://{host.strip()}/").raw_host
-    except httpx.InvalidURL:
-        return False
-    return url.raw_host.lower().rstrip(b".") == wanted.lower().rstrip(b".")
+    wanted = host_key(f"http://{host.strip()}/", port=False)
+    return bool(wanted) and host_key(str(url), port=False) == wanted
 
 
 async def _system_resolve(host: str, port: int) -> list[str]:

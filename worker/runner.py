@@ -209,8 +209,8 @@ class Worker:
 
     async def run_source_id(self, source_id: str) -> RunReport | None:
         """Run a source by id from the current config (the scheduler's entry point)."""
-        source = next((s for s in self.config.sources if s.id == source_id), None)
-        if source is None or not source.enabled:
+        source = self.config.active_source(source_id)
+        if source is None:
             log.info("run skipped: source no longer configured", extra=fields(source=source_id))
             return None
         state = self.ctx.store.source_state(source_id)

@@ -12,8 +12,9 @@ gzip when asked. The publisher replaces a feed file by rename, so the one open h
 reads from always holds one complete version; its validators come from that same handle's fstat.
 
 Only names built from the configured ids are ever opened, so no request path reaches outside
-`feeds_dir`. The state database is opened per status request, in a worker thread, because
-sqlite connections belong to the thread that made them.
+`feeds_dir`. The status page reads the store its caller already has open (the running worker's,
+or the one `serve` opens at start-up), in a worker thread so the event loop never waits on SQL;
+`Store` serialises calls from several threads. Nothing here opens the database or writes to it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import gzip
 import hashlib
 import html
 import os
+import signal
 import socket
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -57,10 +59,12 @@ __all__ = [
     "accepts_gzip",
     "build_app",
     "listen",
+    "listen_or_fail",
     "render_opml",
     "render_status_page",
     "serve",
     "serve_socket",
+    "stop_on_signals",
     "store_status_reader",
 ]
 
@@ -230,7 +234,7 @@ def feed_response(version: FeedVersion, media_type: str, headers: Mapping[str, s
 
 
 # ---------------------------------------------------------------------------------------------
-# Source status: read from the store per request, rendered by a pure function.
+# Source status: read from the open store per request, rendered by a pure function.
 # ---------------------------------------------------------------------------------------------
 
 
@@ -252,23 +256,21 @@ class SourceStatus:
 StatusReader = Callable[[], Mapping[str, SourceStatus]]
 
 
-def store_status_reader(config: Config) -> StatusReader:
-    """Reads every source's status from the state database, opening it afresh on each call."""
+def store_status_reader(config: Config, store: Store) -> StatusReader:
+    """Reads every configured source's status from `store`, which the caller opened and closes.
+
+    Only reads: a page view never takes the write lock the running worker needs."""
 
     def read() -> dict[str, SourceStatus]:
-        store = Store.open(config.settings.state_url)
-        try:
-            states = {state.source_id: state for state in store.source_states()}
-            healths = {health.source_id: health for health in store.source_healths()}
-            return {
-                source.id: _with_health(
-                    _status_of(states.get(source.id), store.count_items(source.id)),
-                    healths.get(source.id),
-                )
-                for source in config.sources
-            }
-        finally:
-            store.close()
+        states = {state.source_id: state for state in store.source_states()}
+        healths = {health.source_id: health for health in store.source_healths()}
+        return {
+            source.id: _with_health(
+                _status_of(states.get(source.id), store.count_items(source.id)),
+                healths.get(source.id),
+            )
+            for source in config.sources
+        }
 
     return read
 
@@ -545,20 +547,19 @@ class _Handlers:
 def build_app(
     config: Config,
     *,
+    status_reader: StatusReader,
     health: Health = lambda: True,
     next_runs: NextRuns = lambda _id: None,
     metrics: Metrics | None = None,
-    status_reader: StatusReader | None = None,
     files: FeedReader | None = None,
     notes: Notes = lambda: (),
 ) -> Starlette:
     """The ASGI app serving `config`'s feeds (from `files`, default the feeds folder);
-    `status_reader` defaults to the state database."""
+    `status_reader` gives the sources' run state, usually `store_status_reader(config, store)`."""
     if metrics is None:
         metrics = Metrics()
     metrics.add_sources(source.id for source in config.sources)
-    reader = status_reader or store_status_reader(config)
-    handlers = _Handlers(config, health, next_runs, metrics, reader, files, notes)
+    handlers = _Handlers(config, health, next_runs, metrics, status_reader, files, notes)
     routes = [
         Route("/", handlers.status_page),
         Route("/feeds/{name}", handlers.feed),
@@ -586,6 +587,30 @@ def listen(host: str, port: int) -> socket.socket:
     """
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
     return socket.create_server((host, port), family=family)
+
+
+def listen_or_fail(host: str, port: int) -> socket.socket:
+    """`listen` for a command: a port in use (or any bind error) is a FeedworkerError whose
+    message the CLI prints, "cannot listen on host:port: …", instead of a traceback."""
+    try:
+        return listen(host, port)
+    except OSError as exc:
+        raise FeedworkerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (Ctrl-C): the caller winds down and exits 0."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _on_signal, sig, stop)
+    return stop
+
+
+def _on_signal(sig: signal.Signals, stop: asyncio.Event) -> None:
+    if not stop.is_set():
+        log.info("stopping", extra=fields(signal=sig.name))
+    stop.set()
 
 
 async def serve(app: Starlette, host: str, port: int, stop: asyncio.Event | None = None) -> None:

@@ -5,11 +5,12 @@ Pure functions over strings (no network, no DNS). `normalise_url` is idempotent:
 generated URLs.
 
 What normalisation does (RFC 3986 section 6 plus the tracking-parameter clean-up feed readers do):
-scheme and host lower-cased, an IDN host turned to punycode, a trailing dot dropped from the host,
-the scheme's default port removed, an empty path made "/", dot segments resolved, the fragment
-dropped, tracking parameters removed, the remaining query sorted by key (stable, so repeated keys
-keep their order), percent-encoding made canonical (upper-case hex, unreserved characters decoded,
-characters that need escaping escaped, a stray "%" escaped, an existing escape never re-escaped).
+scheme and host lower-cased, an IDN host turned to punycode (IDNA 2008 with UTS #46 mapping, as
+httpx does), a trailing dot dropped from the host, the scheme's default port removed, an empty path
+made "/", dot segments resolved, the fragment dropped, tracking parameters removed, the remaining
+query sorted by key (stable, so repeated keys keep their order), percent-encoding made canonical
+(upper-case hex, unreserved characters decoded, characters that need escaping escaped, a stray "%"
+escaped, an existing escape never re-escaped).
 
 Deliberately not done: no "www." stripping or http -> https (those are different URLs a site may
 serve differently; `same_site` handles the "www." relation), no trailing-slash games, no "+" -> %20
@@ -22,6 +23,8 @@ import contextlib
 import re
 from collections.abc import Callable, Iterable
 from urllib.parse import unquote_plus, urljoin, urlsplit
+
+import idna
 
 __all__ = [
     "TRACKING_PARAMS",
@@ -147,14 +150,17 @@ def amp_to_regular(url: str) -> str:
     return parts._replace(path=path, query="&".join(kept)).geturl()
 
 
-def host_key(url: str) -> str:
-    """The host of `url` as used for same-site checks and politeness: lower-case, punycode, no
-    trailing dot, with the port only when it is not the scheme's default ("example.com:8080")."""
+def host_key(url: str, *, port: bool = True) -> str:
+    """The host of `url` as used for same-site checks, politeness and the SSRF guard's trusted
+    host: lower-case, punycode (UTS #46, as httpx connects), no trailing dot, with the port only
+    when it is not the scheme's default ("example.com:8080") and `port` is true. "" when `url`
+    cannot be parsed. The one definition: `worker.fetch` and `worker.netguard` use it too."""
     try:
         parts = urlsplit(url.strip(_C0_OR_SPACE))
     except ValueError:
         return ""
-    _, _, hostport = _normalise_netloc(parts.netloc, parts.scheme.lower()).rpartition("@")
+    scheme = parts.scheme.lower()
+    _, _, hostport = _normalise_netloc(parts.netloc, scheme, keep_port=port).rpartition("@")
     return hostport
 
 
@@ -190,7 +196,7 @@ def resolve(base: str, href: str) -> str | None:
     return absolute
 
 
-def _normalise_netloc(netloc: str, scheme: str) -> str:
+def _normalise_netloc(netloc: str, scheme: str, *, keep_port: bool = True) -> str:
     userinfo, at, hostport = netloc.rpartition("@")
     if hostport.startswith("["):  # IPv6 literal: "[::1]:8080"
         end = hostport.find("]") + 1
@@ -200,17 +206,20 @@ def _normalise_netloc(netloc: str, scheme: str) -> str:
         host = _normalise_host(host)
     if port.isascii() and port.isdigit():
         port = str(int(port))
-    if port and port != _DEFAULT_PORTS.get(scheme):
+    if keep_port and port and port != _DEFAULT_PORTS.get(scheme):
         host = f"{host}:{port}"
     return f"{userinfo}{at}{host}"
 
 
 def _normalise_host(host: str) -> str:
+    """Lower case, no trailing dot, and a Unicode name in punycode by IDNA 2008 with UTS #46
+    mapping: what httpx sends and connects to ("straße.de" -> "xn--strae-oqa.de"; Python's own
+    "idna" codec is IDNA 2003 and would name another host, "strasse.de")."""
     host = host.lower().rstrip(".")
     if not host.isascii():
         # Not a valid IDN: keep it as written (lower-cased); the fetch will fail loudly.
-        with contextlib.suppress(UnicodeError):
-            host = host.encode("idna").decode("ascii").lower()
+        with contextlib.suppress(idna.IDNAError, UnicodeError):
+            host = idna.encode(host, uts46=True).decode("ascii").lower()
     return host.rstrip(".")
 
 

@@ -19,6 +19,7 @@ from worker.errors import ExtractError
 from worker.extract import body as body_mod
 from worker.extract.meta import extract_metadata
 from worker.extract.sanitize import sanitize_html
+from worker.htmlparse import parse_html
 from worker.models import Article
 from worker.xmlchars import xml_safe
 
@@ -44,7 +45,7 @@ def extract(html: str, url: str, options: ExtractOptions | None = None) -> Artic
     options = options or ExtractOptions()
     if not html or not html.strip():
         raise ExtractError(f"{url}: empty page")
-    tree = body_mod.parse(html)
+    tree = parse_html(html)
     junk = body_mod.junk_elements(tree)  # one walk finds both the junk and the metadata
     meta = extract_metadata(tree, url, junk)
     found, method = find_body(tree, html, meta.title, meta.jsonld_body, options, junk)
@@ -81,7 +82,7 @@ def find_body(
         selected = select_body(tree, html, options, title, junk)
         if selected is not None:
             return selected, "selector"
-        tree, junk = body_mod.parse(html), None
+        tree, junk = parse_html(html), None
     found = body_mod.best_body(
         tree, html, remove=options.remove, title=title, boilerplate=options.boilerplate, junk=junk
     )

@@ -21,7 +21,8 @@ The sequence, one helper per step:
    shown, from the output and the tree, without walking the tree again.
 `extract_body` runs the steps over a list of presets, loosest last, until the text is long enough
 (and, for a retry, reads as prose: with furniture left in, a looser preset may pick the footer).
-Everything iterates with explicit stacks: 100,000 nested `div`s must not hit the recursion limit.
+Everything iterates with explicit stacks: 100,000 nested `div`s must not hit the recursion limit
+(and `worker.htmlparse.parse_html` flattens such nesting before lexbor sees it).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from worker.extract.noise import hint_groups, is_noise_groups, label_group, normalise_label
 from worker.extract.template import fingerprint, fingerprints
+from worker.htmlparse import parse_html
 
 # --- Tags ------------------------------------------------------------------------------------
 
@@ -154,21 +156,6 @@ COMMAS = (",", "，", "、", "،")
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden")
 
 
-# Nesting deeper than this is flattened before parsing: lexbor's tree builder scans its stack of
-# open elements for each block start tag, so 100,000 nested `div`s take minutes to parse. No real
-# page nests this deep (browsers stop laying out around 512 levels).
-MAX_NESTING = 512
-# Pages with fewer block start tags than this cannot be that deep: skip the scan (a plain count).
-NESTING_CHECK_TAGS = 4 * MAX_NESTING
-# One case-blind scan: 3.5x faster than `count("<div") + count("<DIV")` on a 1.5 MB page.
-_DIV_START = re.compile("<div", re.IGNORECASE)
-_CONTAINER_TAG = re.compile(
-    r"<(/?)(div|section|article|aside|main|header|footer|nav|blockquote|ul|ol|li|dl|table|"
-    r"tbody|tr|td|span|font|center|form|fieldset|figure|details)\b[^>]*>",
-    re.IGNORECASE,
-)
-
-
 @dataclass(frozen=True, slots=True)
 class Preset:
     """One attempt's settings; `extract_body` tries them in order, loosest last."""
@@ -205,41 +192,6 @@ class Block:
 
 
 AnyBlock = TypeVar("AnyBlock", bound=Block)
-
-
-# --- Step 0: parse ---------------------------------------------------------------------------
-
-
-def flatten_deep_nesting(html: str) -> str:
-    """Drop container tags nested deeper than MAX_NESTING (and their end tags), keeping text."""
-    if len(_DIV_START.findall(html)) < NESTING_CHECK_TAGS:
-        return html
-    open_kept: list[bool] = []  # per open container: was its start tag kept?
-    depth = 0  # kept containers currently open
-    pieces: list[str] = []
-    last = 0
-    for match in _CONTAINER_TAG.finditer(html):
-        if match.group(1):
-            keep = open_kept.pop() if open_kept else True
-            depth -= keep
-        elif match.group(0).endswith("/>"):
-            continue
-        else:
-            keep = depth < MAX_NESTING
-            open_kept.append(keep)
-            depth += keep
-        if not keep:
-            pieces.append(html[last : match.start()])
-            last = match.end()
-    if not pieces:
-        return html
-    pieces.append(html[last:])
-    return "".join(pieces)
-
-
-def parse(html: str) -> LexborHTMLParser:
-    """Parse a page, flattening pathological nesting first."""
-    return LexborHTMLParser(flatten_deep_nesting(html))
 
 
 # --- Step 1: prepare ---------------------------------------------------------------------------
@@ -346,10 +298,7 @@ def prepare_tree(
 ) -> None:
     """Drop junk (`junk`, when the caller found it already), `remove` matches and furniture."""
     decompose_all(junk_elements(tree) if junk is None else junk)
-    doomed: list[LexborNode] = []
-    for selector in remove:
-        doomed.extend(tree.css(selector))
-    decompose_all(sorted_unique(doomed))
+    decompose_all(removal_targets(tree, remove))
     if preset.strip_noise and tree.body is not None:
         decompose_all(furniture(tree.body, hints))
 
@@ -400,12 +349,30 @@ class Subtree:
         return False
 
 
-def sorted_unique(nodes: list[LexborNode]) -> list[LexborNode]:
-    """Nodes matched by several selectors, de-duplicated; keeps the first selector's order."""
-    seen: dict[int, LexborNode] = {}
+def removal_targets(tree: LexborHTMLParser, remove: tuple[str, ...]) -> list[LexborNode]:
+    """The outermost elements the operator's `remove` selectors match, in document order.
+
+    One query for all selectors: lexbor answers a selector list in document order (repeating an
+    element that several selectors match), where one query per selector gives selector order,
+    and `decompose_all` would then free an element inside one it had freed already.
+    """
+    if not remove:
+        return []
+    return outermost(tree.css(", ".join(remove)))
+
+
+def outermost(nodes: list[LexborNode]) -> list[LexborNode]:
+    """Nodes given in document order, without repeats and without those inside an earlier one."""
+    kept: list[LexborNode] = []
+    seen: set[int] = set()
+    latest: Subtree | None = None
     for node in nodes:
-        seen.setdefault(node.mem_id, node)
-    return list(seen.values())
+        if node.mem_id in seen or (latest is not None and latest.holds(node)):
+            continue
+        seen.add(node.mem_id)
+        kept.append(node)
+        latest = Subtree(node)
+    return kept
 
 
 # --- Step 2: blocks ----------------------------------------------------------------------------
@@ -965,7 +932,7 @@ def render_selected(
 
 def page_blocks(html: str) -> tuple[str, ...]:
     """Fingerprints of a page's text blocks, with the first preset's preparation."""
-    tree = parse(html)
+    tree = parse_html(html)
     prepare_tree(tree, (), PRESETS[0], Hints())
     if tree.body is None:
         return ()
@@ -988,7 +955,7 @@ def best_body(
     """
     results: list[Body] = []
     for i, preset in enumerate(PRESETS):
-        page, page_junk = (tree, junk) if i == 0 else (parse(html), None)
+        page, page_junk = (tree, junk) if i == 0 else (parse_html(html), None)
         body = extract_body(
             page, preset, remove=remove, title=title, boilerplate=boilerplate, junk=page_junk
         )

@@ -24,6 +24,7 @@ from urllib.parse import urljoin, urlsplit
 import nh3
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from worker.htmlparse import parse_html, too_deep
 from worker.xmlchars import xml_safe
 
 # --- Data tables -----------------------------------------------------------------------------
@@ -81,13 +82,9 @@ _EMPTY_BLOCK = re.compile(r"<(p|div|figure)>(?:\s|&nbsp;|<br>)*</\1>")
 _EMPTY_BLOCK_PASSES = 3
 _HEADING_DEMOTIONS = (("<h1>", "<h2>"), ("</h1>", "</h2>"))
 
-# Lexbor and html5ever both take quadratic time on deeply nested containers (measured: 30,000
-# nested <div>s cost 1.1 s and 1.7 s). Past this depth the body is flattened to plain paragraphs.
-_MAX_NESTING = 512
-_NESTING_TAG = re.compile(
-    r"<(/?)(?:div|section|article|aside|span|blockquote|ul|ol|dl|table|font|a|b|i|em|strong)\b",
-    re.IGNORECASE,
-)
+# Lexbor and html5ever both take quadratic time on deeply nested elements (measured: 30,000
+# nested <div>s cost 1.1 s and 1.7 s). Nested too deep for `worker.htmlparse` (the one measure
+# every parser here uses), the body is flattened to plain paragraphs: such nesting is no structure.
 _RAW_TEXT_ELEMENT = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _ANY_TAG = re.compile(r"<[^>]*>")
 _BLOCK_BOUNDARY = re.compile(
@@ -122,7 +119,7 @@ _CLEANER = nh3.Cleaner(
 def sanitize_html(fragment: str, base_url: str) -> str:
     """Return `fragment` as safe, self-contained article HTML with absolute URLs."""
     fragment = xml_safe(fragment)
-    if _nesting_depth(fragment) > _MAX_NESTING:
+    if too_deep(fragment):
         fragment = _flatten(fragment)
     cleaned = _CLEANER.clean(_prepare(fragment, base_url))
     for old, new in _HEADING_DEMOTIONS:
@@ -132,7 +129,7 @@ def sanitize_html(fragment: str, base_url: str) -> str:
 
 def html_to_text(fragment: str) -> str:
     """Plain text of (sanitised) HTML: each paragraph, heading or list item on its own line."""
-    tree = LexborHTMLParser(xml_safe(fragment))
+    tree = parse_html(xml_safe(fragment))
     if tree.body is None:
         return ""
     for node in tree.css(_TEXT_DROPPED_TAGS):
@@ -158,7 +155,7 @@ def _drop_empty_blocks(cleaned: str) -> str:
 
 
 def _prepare(fragment: str, base_url: str) -> str:
-    tree = LexborHTMLParser(fragment)
+    tree = parse_html(fragment)
     base = _fragment_base(tree, base_url)
     for image in tree.css("img"):
         _settle_image(image, base)
@@ -305,19 +302,8 @@ def _absolute_url(value: str | None, base: str, schemes: frozenset[str]) -> str 
 # --- Pathological nesting ----------------------------------------------------------------------
 
 
-def _nesting_depth(fragment: str) -> int:
-    """An upper-bound estimate of container nesting, in one regex scan; cheap for short bodies."""
-    if fragment.count("<") <= _MAX_NESTING:
-        return 0
-    depth = deepest = 0
-    for closing in _NESTING_TAG.findall(fragment):
-        depth = max(depth - 1, 0) if closing else depth + 1
-        deepest = max(deepest, depth)
-    return deepest
-
-
 def _flatten(fragment: str) -> str:
-    """Plain paragraphs of the fragment's text, without parsing it (see _MAX_NESTING)."""
+    """Plain paragraphs of the fragment's text, without parsing it (see `too_deep`)."""
     text = _BLOCK_BOUNDARY.sub("\n", _RAW_TEXT_ELEMENT.sub("", fragment))
     lines = (
         _SPACES.sub(" ", html.unescape(_ANY_TAG.sub("", line))).strip() for line in text.split("\n")

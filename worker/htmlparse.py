@@ -1,0 +1,135 @@
+"""Parse HTML with lexbor, bounded in time: the one way feedworker turns a page into a tree (pure).
+
+lexbor's tree builder scans its stack of open elements for many start tags (`div`, `address`,
+`section`, ...), so parsing is quadratic in the nesting depth: 100,000 nested elements take
+minutes. No real page nests deeply (browsers stop laying out around 512 levels), so before parsing,
+start tags nested deeper than `MAX_DEPTH`, and their end tags, are dropped; the text stays.
+
+1. fewer than `CHECK_TAGS` tags (`html.count("<")`, C speed): parse it as it is, whatever its
+   nesting costs (2,048 nested elements: 5 ms);
+2. a cheap upper bound of the depth, over the tags: shallow pages parse as they are, byte for
+   byte what lexbor would see anyway;
+3. otherwise one walk over the tags, skipping comments and raw text (`script`, `style` ...),
+   drops the start tags beyond the limit and their end tags.
+
+Void elements (`br`, `img`) never open anything; elements whose end tag is optional (`p`, `li`,
+`td` ...) close each other, so they are not counted either: a chain of them needs a counted
+element between each two, which at most doubles the real depth. Nor is `a`: a link start tag
+closes an open link, so links never nest, and kept beyond the limit, an index page keeps its links.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+from selectolax.lexbor import LexborHTMLParser
+
+__all__ = [
+    "CHECK_TAGS",
+    "MAX_DEPTH",
+    "as_tree",
+    "flatten_nesting",
+    "nesting_depth",
+    "parse_html",
+    "too_deep",
+]
+
+# Deeper nesting is flattened; lexbor parses 512 nested `address`es in well under a millisecond.
+MAX_DEPTH = 512
+# Pages with fewer tags are not checked: the check (a regex scan) costs about an eighth of an
+# extraction, and most pages have fewer (the extraction benchmark's: 140 to 3,200).
+CHECK_TAGS = 4 * MAX_DEPTH
+
+# Never opened (void) or closed implicitly by a sibling or a parent's end (optional end tag).
+_NOT_COUNTED = frozenset({
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
+    "track", "wbr", "keygen", "basefont", "bgsound", "frame", "image",
+    "p", "li", "dt", "dd", "tr", "td", "th", "thead", "tbody", "tfoot", "colgroup", "caption",
+    "option", "optgroup", "rb", "rt", "rp", "rtc", "a",
+})  # fmt: skip
+
+
+def _alternation(names: frozenset[str]) -> str:
+    """A regex alternation of `names` grouped by first letter ("b(?:asefont|ase|r)|c(?:...)"):
+    twice as fast as a flat one, tried at every tag of the page."""
+    by_letter: dict[str, list[str]] = {}
+    for name in sorted(names, key=len, reverse=True):
+        by_letter.setdefault(name[0], []).append(name[1:])
+    return "|".join(f"{letter}(?:{'|'.join(rest)})" for letter, rest in sorted(by_letter.items()))
+
+
+# For the estimate: "" for a counted start tag, "/" for a counted end tag.
+_COUNTED_TAG = re.compile(
+    rf"<(/?)(?!(?:{_alternation(_NOT_COUNTED)})[\s/>])[A-Za-z]", re.IGNORECASE
+)
+_STEP = {"": 1, "/": -1}
+
+# For the rewrite: comments and raw text are passed over whole; any other tag is one match.
+_RAW_TEXT = "script|style|textarea|title|xmp|iframe|noembed|noframes|plaintext"
+_TAG = re.compile(
+    rf"<!--.*?(?:-->|$)|<({_RAW_TEXT})\b[^>]*>.*?(?:</\1\s*>|$)|<(/?)([A-Za-z][\w-]*)\b[^>]*>",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def parse_html(html: str) -> LexborHTMLParser:
+    """The page's tree, with nesting deeper than MAX_DEPTH flattened first."""
+    return LexborHTMLParser(flatten_nesting(html))
+
+
+def as_tree(html: str | LexborHTMLParser) -> LexborHTMLParser:
+    """`html` parsed with `parse_html`, or the tree itself when the caller parsed it already."""
+    return html if isinstance(html, LexborHTMLParser) else parse_html(html)
+
+
+def too_deep(html: str) -> bool:
+    """Whether `html` has many tags and may nest deeper than MAX_DEPTH (see CHECK_TAGS)."""
+    return html.count("<") >= CHECK_TAGS and nesting_depth(html) > MAX_DEPTH
+
+
+def nesting_depth(html: str) -> int:
+    """An upper bound of the nesting of counted elements, in one regex scan."""
+    if html.count("<") < MAX_DEPTH:
+        return 0
+    sums = list(itertools.accumulate(map(_STEP.__getitem__, _COUNTED_TAG.findall(html))))
+    # The spread of the running sum: stray end tags (which the parser ignores) lower it, so its
+    # maximum alone could hide deep nesting after them.
+    return max(max(sums, default=0), 0) - min(min(sums, default=0), 0)
+
+
+def flatten_nesting(html: str) -> str:
+    """`html` without the start tags nested deeper than MAX_DEPTH (and their end tags)."""
+    if not too_deep(html):
+        return html
+    stack: list[tuple[str, bool]] = []  # open counted elements: (name, start tag kept)
+    open_names: dict[str, int] = {}  # how many of each name are on the stack
+    kept_depth = 0
+    pieces: list[str] = []
+    last = 0
+    for match in _TAG.finditer(html):
+        name = match.group(3)
+        if name is None:
+            continue  # a comment or raw text
+        name = name.lower()
+        if name in _NOT_COUNTED:
+            continue
+        if match.group(2):  # an end tag: closes the innermost open element of its name
+            if not open_names.get(name):
+                continue  # stray: the parser ignores it
+            while True:
+                open_name, kept = stack.pop()
+                open_names[open_name] -= 1
+                kept_depth -= kept
+                if open_name == name:
+                    break
+        else:
+            kept = kept_depth < MAX_DEPTH
+            stack.append((name, kept))
+            open_names[name] = open_names.get(name, 0) + 1
+            kept_depth += kept
+        if not kept:
+            pieces.append(html[last : match.start()])
+            last = match.end()
+    pieces.append(html[last:])
+    return "".join(pieces)
