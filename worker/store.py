@@ -173,6 +173,12 @@ _ITEM_COLUMNS = (
     "source_id, guid, url, title, content_html, content_hash,"
     " first_seen, published, updated, authors, summary, image, categories"
 )
+_ITEM_COLUMN_NAMES = tuple(_ITEM_COLUMNS.replace(" ", "").split(","))
+_ITEM_MARKS = ", ".join("?" * len(_ITEM_COLUMN_NAMES))
+# What an edit replaces: everything but the item's identity and when it was first seen.
+_UPDATED_COLUMNS = tuple(
+    c for c in _ITEM_COLUMN_NAMES if c not in ("source_id", "guid", "first_seen")
+)
 
 # An edit must not give an item the text another item of its source already has (that one
 # wins); portable where SQLite alone has UPDATE OR IGNORE. Parameters: source_id, hash, guid.
@@ -373,7 +379,7 @@ class Store:
         """
         with self._write("adding an item") as conn:
             cursor = conn.execute(
-                f"INSERT INTO items ({_ITEM_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+                f"INSERT INTO items ({_ITEM_COLUMNS}) VALUES ({_ITEM_MARKS})"
                 " ON CONFLICT DO NOTHING",
                 _item_row(item),
             )
@@ -405,24 +411,14 @@ class Store:
         `first_seen` is kept. False when there is no such item, the hash is unchanged, or another
         item of the source already has this text.
         """
+        row = dict(zip(_ITEM_COLUMN_NAMES, _item_row(item), strict=True))
         with self._write("updating an item") as conn:
             cursor = conn.execute(
-                """UPDATE items
-                   SET url = ?, title = ?, content_html = ?, content_hash = ?, published = ?,
-                       updated = ?, authors = ?, summary = ?, image = ?, categories = ?
+                f"""UPDATE items SET {", ".join(f"{c} = ?" for c in _UPDATED_COLUMNS)}
                    WHERE source_id = ? AND guid = ? AND content_hash != ?"""
                 + _NO_OTHER_ITEM_WITH_HASH,
                 (
-                    item.url,
-                    item.title,
-                    item.content_html,
-                    item.content_hash,
-                    _to_text(item.published),
-                    _to_text(item.updated),
-                    json.dumps(list(item.authors)),
-                    item.summary,
-                    item.image,
-                    json.dumps(list(item.categories)),
+                    *(row[c] for c in _UPDATED_COLUMNS),
                     item.source_id,
                     item.guid,
                     item.content_hash,
