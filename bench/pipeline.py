@@ -1,7 +1,8 @@
 """Pipeline throughput: feedworker against the obvious httpx + trafilatura loop, on a local web.
 
     .venv/bin/python -m bench.pipeline [--scale 100x20 --scale 1000x20] [--concurrency 8]
-                                       [--passes 3] [--profile FILE] [--data ../shared/bench]
+                                       [--passes 3] [--profile FILE] [--no-inline]
+                                       [--extract-processes N ...] [--data ../shared/bench]
 
 A local web on 127.0.0.1 serves N sites, one port each (so each site is its own host for the
 per-host politeness limits, as on the real web). Every site has an index page listing M article
@@ -10,16 +11,21 @@ pages built from the real pages of the shared `aeb` set, each wrapped in that si
 per site), so template learning has something to learn. Responses are precomputed byte pieces
 joined per request, served uncompressed with an ETag.
 
-Three processes are measured, one at a time, each a child so its peak RSS and CPU time are its own
-(`os.wait4`):
+Three processes are measured, one at a time, each a child with its own process tree: CPU time
+from `os.wait4` plus, sampled every 0.1 s from /proc, that of its descendants (feedworker's
+extractor processes, which multiprocessing's fork server starts, so wait4 does not count them);
+peak RSS sampled as the sum over the tree:
 
 1. feedworker: `feedworker run --once` over a generated config (`per_host_delay = 0`: a local site
    needs no politeness gap, so the figures show work, not waiting);
+   then the same with each further `--extract-processes N` given, and with
+   `extract_processes = 0` (extraction in the event loop's thread, not in child processes beside
+   it), to show what the extractor processes buy (`--no-inline` skips that one);
 2. baseline: httpx with the same request concurrency fetching the same index and article pages,
    `trafilatura.extract` on each article as it arrives (the obvious asyncio loop);
 3. repeated runs: one worker process running every source three times (`--passes`), each pass over
-   a new set of M articles per site (the sites "publish"), on the same state database: its RSS
-   after each pass, which should stay within 10% of the first pass.
+   a new set of M articles per site (the sites "publish"), on the same state database: its
+   process tree's RSS after each pass, which should stay within 10% of the first pass.
 
 Printed per scale: article pages per second, CPU seconds per page, peak RSS, the ratio, the
 database size after the runs. `--profile FILE` runs the feedworker child under pyinstrument
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gzip
 import hashlib
 import json
@@ -217,8 +224,70 @@ class Measure:
         return self.cpu / max(self.pages, 1)
 
 
+def _descendants(root: int) -> set[int]:
+    """`root` and every process below it (from each process's parent in /proc/PID/stat)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):  # gone meanwhile
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return tree
+
+
+def _rss_kib(pid: int) -> int:
+    with contextlib.suppress(OSError, StopIteration):
+        status = Path(f"/proc/{pid}/status").read_text()
+        return next(int(x.split()[1]) for x in status.splitlines() if x[:6] == "VmRSS:")
+    return 0
+
+
+def _own_cpu(pid: int) -> float:
+    """CPU seconds `pid` itself used so far (utime + stime, not its children's)."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+def tree_rss_mib(root: int) -> float:
+    """Resident memory of process `root` and all its descendants (extractor processes), MiB."""
+    return sum(_rss_kib(pid) for pid in _descendants(root)) / 1024
+
+
+class TreeSampler:
+    """Samples a process tree every `interval` seconds in a thread: the peak of its summed RSS
+    (MiB), and each descendant's own CPU time as last seen. The extractor processes are forked
+    by multiprocessing's fork server, so the child's os.wait4 figure does not include them."""
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
+        self.pid, self.interval, self.peak = pid, interval, 0.0
+        self.descendant_cpu: dict[int, float] = {}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.wait(self.interval):
+            tree = _descendants(self.pid)
+            self.peak = max(self.peak, sum(_rss_kib(pid) for pid in tree) / 1024)
+            for pid in tree - {self.pid}:
+                self.descendant_cpu[pid] = _own_cpu(pid)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+
 def run_child(command: list[str], web: Web, *, stdin_lines: int = 0) -> Measure:
-    """Run `command`, returning its wall time, own CPU time and peak RSS (from os.wait4).
+    """Run `command`, returning its wall time, CPU time (os.wait4's, plus its descendants' as
+    last sampled: the extractor processes) and peak RSS (the largest of wait4's figure and the
+    sampled sum over the process tree: the worker and its extractor processes together).
 
     With `stdin_lines`, the child prints "pass done" lines; each one advances the web's
     generation and is answered on the child's stdin (the repeated-runs mode)."""
@@ -228,6 +297,7 @@ def run_child(command: list[str], web: Web, *, stdin_lines: int = 0) -> Measure:
         command, stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True, cwd=Path.cwd()
     )
     assert child.stdout is not None and child.stdin is not None
+    sampler = TreeSampler(child.pid)
     lines = []
     for line in child.stdout:
         lines.append(line)
@@ -235,6 +305,7 @@ def run_child(command: list[str], web: Web, *, stdin_lines: int = 0) -> Measure:
             web.generation += 1
             child.stdin.write("go\n")
             child.stdin.flush()
+    sampler.stop()
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)
@@ -245,13 +316,15 @@ def run_child(command: list[str], web: Web, *, stdin_lines: int = 0) -> Measure:
     return Measure(
         seconds=seconds,
         cpu=usage.ru_utime + usage.ru_stime,
-        peak_mib=usage.ru_maxrss / 1024,
+        peak_mib=max(usage.ru_maxrss / 1024, sampler.peak),
         pages=web.article_requests - before,
         output="".join(lines),
     )
 
 
-def write_config(folder: Path, web: Web, concurrency: int, tag: str) -> Path:
+def write_config(
+    folder: Path, web: Web, concurrency: int, tag: str, processes: int | None = None
+) -> Path:
     config = folder / f"config-{tag}"
     config.mkdir()
     (config / "feedworker.toml").write_text(
@@ -262,6 +335,7 @@ def write_config(folder: Path, web: Web, concurrency: int, tag: str) -> Path:
         f"concurrency = {concurrency}\n"
         f"source_concurrency = {concurrency}\n"
         'log_level = "WARNING"\n'
+        + ("" if processes is None else f"extract_processes = {processes}\n")
     )
     sources = [
         f'[[source]]\nid = "site-{n}"\nurl = "http://127.0.0.1:{port}/"\n'
@@ -289,9 +363,14 @@ def measure_scale(args: argparse.Namespace, pages: list[SourcePage], sites: int,
     web.start()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        config = write_config(folder, web, args.concurrency, "once")
+        first = args.extract_processes[0]
+        config = write_config(folder, web, args.concurrency, "once", first)
         ours = run_child(feedworker_command(config, args.profile), web)
         items = _count_items(config, "once")
+        variants = []  # the same run with other extract_processes: 0 is the event loop's thread
+        for processes in [*args.extract_processes[1:], *([0] if args.inline else [])]:
+            config = write_config(folder, web, args.concurrency, f"p{processes}", processes)
+            variants.append((processes, run_child(feedworker_command(config, None), web)))
         urls = folder / "indexes.json"
         urls.write_text(json.dumps([f"http://127.0.0.1:{p}/" for p in web.ports]))
         base = run_child(
@@ -308,12 +387,12 @@ def measure_scale(args: argparse.Namespace, pages: list[SourcePage], sites: int,
         )
         repeated = None
         if args.passes > 1:
-            config = write_config(folder, web, args.concurrency, "passes")
+            config = write_config(folder, web, args.concurrency, "passes", first)
             command = [PYTHON, "-m", "bench.pipeline", "--passes-child", str(config)]
             repeated = run_child([*command, "--passes", str(args.passes)], web, stdin_lines=1)
             passes_db = database_mib(config, "passes")
         once_db = database_mib(folder / "config-once", "once")
-    report(sites, per, args.concurrency, ours, items, base, once_db)
+    report(sites, per, args.concurrency, (first, ours), items, base, once_db, variants)
     if repeated is not None:
         report_passes(repeated, passes_db)
 
@@ -326,17 +405,30 @@ def _count_items(config: Path, tag: str) -> int:
 
 
 def report(
-    sites: int, per: int, conc: int, ours: Measure, items: int, base: Measure, db_mib: float
+    sites: int,
+    per: int,
+    conc: int,
+    ours_run: tuple[int | None, Measure],
+    items: int,
+    base: Measure,
+    db_mib: float,
+    variants: list[tuple[int, Measure]],
 ) -> None:
     print(
         f"\n## {sites} sites × {per} articles ({sites * per:,} article pages, concurrency {conc})\n"
     )
-    print("| | article pages | wall time | pages/s | CPU s/page | peak RSS |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, m in (("feedworker run --once", ours), ("httpx + trafilatura", base)):
+    print("| | article pages | wall time | pages/s | CPU s/page | peak RSS | vs baseline |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    processes, ours = ours_run
+    setting = "default" if processes is None else str(processes)
+    rows = [(f"feedworker run --once, extract_processes = {setting}", ours)]
+    rows += [(f"feedworker, extract_processes = {n}", m) for n, m in variants]
+    rows.append(("httpx + trafilatura", base))
+    for name, m in rows:
         print(
             f"| {name} | {m.pages:,} | {m.seconds:.1f} s | {m.pages_per_s:.1f} |"
             f" {m.cpu_per_page * 1000:.1f} ms | {m.peak_mib:.0f} MiB |"
+            f" {m.pages_per_s / base.pages_per_s:.2f}× |"
         )
     ratio = ours.pages_per_s / base.pages_per_s
     print(
@@ -409,17 +501,10 @@ def passes_child(config_dir: Path, passes: int) -> None:
                 failed = [r for r in reports if not r.ok]
                 if failed:
                     raise SystemExit(f"{len(failed)} sources failed: {failed[0].error}")
-                print(f"pass done rss_mib={_rss_mib():.1f}", flush=True)
+                print(f"pass done rss_mib={tree_rss_mib(os.getpid()):.1f}", flush=True)
                 await asyncio.to_thread(sys.stdin.readline)
 
     asyncio.run(main())
-
-
-def _rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main() -> None:
@@ -428,10 +513,24 @@ def main() -> None:
     parser.add_argument("-c", "--concurrency", type=int, default=8)
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument("--profile", type=Path)
+    parser.add_argument(
+        "--extract-processes",
+        type=int,
+        action="append",
+        help="feedworker's extract_processes; repeat for more rows, the first one is also used"
+        " for the repeated runs (default: unset, the worker's own default)",
+    )
+    parser.add_argument(
+        "--no-inline",
+        dest="inline",
+        action="store_false",
+        help="skip the second feedworker run with extraction inline (extract_processes = 0)",
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--baseline-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--passes-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.extract_processes = args.extract_processes or [None]
     if args.baseline_child:
         return baseline_child(args.baseline_child, args.concurrency)
     if args.passes_child:

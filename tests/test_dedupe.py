@@ -1,11 +1,22 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from worker.dedupe import HASH_VERSION, content_hash, normalise_text, text_signature
+from worker.dedupe import (
+    _MAX_ROUNDS,
+    _VOLATILE,
+    HASH_VERSION,
+    _is_stable,
+    _normalise_once,
+    content_hash,
+    normalise_text,
+    text_signature,
+)
+from worker.xmlchars import xml_safe
 
 # Words: letters and digits only, so a word never holds whitespace and never is, alone, a
 # volatile phrase (those need a number followed by a space and a keyword).
@@ -120,3 +131,81 @@ def test_prose_about_updates_is_kept() -> None:
     assert normalise_text("They updated 3 systems.") == "they updated 3 systems."
     assert normalise_text("Updated guidance was published") == "updated guidance was published"
     assert content_hash("Budget updated 10:42 passes") == content_hash("Budget passes")
+
+
+# -- the shortcut in normalise_text must not change any result -----------------------------------
+
+
+def plain_normalise(text: str) -> str:
+    """normalise_text as specified: whole rounds until one changes nothing, no shortcut."""
+    current = text
+    for _ in range(_MAX_ROUNDS):
+        spaced = xml_safe(" ".join(current.split()))
+        folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", spaced).casefold())
+        collapsed = " ".join(folded.split())
+        following = " ".join(_VOLATILE.sub(" ", collapsed).split())
+        if following == current:
+            break
+        current = following
+    return current
+
+
+# Pieces that exercise every branch: volatile phrases (whole and in parts, so a removal can join
+# a new phrase), characters NFKC and case folding change or disagree on, and ones xml_safe drops.
+TRICKY = (
+    *VOLATILE,
+    "updated",
+    "last",
+    "on",
+    "at",
+    "10:42",
+    "3 may",
+    "2024",
+    "5",
+    "12",
+    "minutes",
+    "ago",
+    "comments",
+    "Views:",
+    "ﬁ",
+    "ẞ",
+    "İ",
+    "ı",
+    "ς",
+    "ǅ",
+    "１２",
+    "\u00a8",
+    "e\u0301",
+    "\u0345",
+    "\U0001d400",
+    "\x00",
+    "\ud800",
+    "\ufffe",
+    "\x1c",
+    "\u3000",
+)
+tricky_texts = st.lists(st.one_of(st.sampled_from(TRICKY), st.text(max_size=4)), max_size=12).map(
+    " ".join
+)
+
+
+@given(st.one_of(st.text(), tricky_texts))
+def test_normalise_text_equals_the_plain_rounds(text: str) -> None:
+    assert normalise_text(text) == plain_normalise(text)
+
+
+@given(st.one_of(st.text(), tricky_texts))
+def test_a_stable_single_spaced_text_without_phrases_is_a_fixed_point(text: str) -> None:
+    # What the shortcut relies on, for any such text, not only for a round's results.
+    single = " ".join(text.split())
+    assume(_VOLATILE.search(single) is None)
+    if _is_stable(single):
+        assert _normalise_once(single) == (single, 0)
+    else:
+        assert _normalise_once(single)[0] != single
+
+
+def test_normalise_text_equals_the_plain_rounds_where_a_removal_joins_a_phrase() -> None:
+    # Removing "12 comments" leaves "5 minutes ago", which only the next round removes.
+    text = "Budget updated 5 12 comments minutes ago passes"
+    assert normalise_text(text) == plain_normalise(text) == "budget updated passes"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +14,15 @@ from tests.sitekit import Site, article_html, prose, run_sites, source_toml, wri
 from worker.config import Settings
 from worker.dedupe import text_signature
 from worker.models import Item
-from worker.simhash import BITS, MAX_DISTANCE, band_probes, bands, hamming, simhash
+from worker.simhash import (
+    BITS,
+    MAX_DISTANCE,
+    SHINGLE_WORDS,
+    band_probes,
+    bands,
+    hamming,
+    simhash,
+)
 from worker.store import Store
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -76,6 +85,36 @@ def test_empty_and_short_texts() -> None:
     # Texts shorter than a shingle are one shingle: hashed, and told apart by their words.
     assert simhash("one two") != 0
     assert simhash("one two") != simhash("two one")
+
+
+def plain_simhash(normalised: str) -> int:
+    """SimHash as the module docstring defines it, one vote per bit and distinct shingle."""
+    words = normalised.encode("utf-8").split()
+    if not words:
+        return 0
+    width = min(SHINGLE_WORDS, len(words))
+    shingles = {b" ".join(words[i : i + width]) for i in range(len(words) - width + 1)}
+    votes = [0] * BITS
+    for shingle in shingles:
+        value = int.from_bytes(hashlib.blake2b(shingle, digest_size=BITS // 8).digest(), "big")
+        for bit in range(BITS):
+            votes[bit] += 1 if value >> bit & 1 else -1
+    return sum(1 << bit for bit in range(BITS) if votes[bit] > 0)
+
+
+texts_with_repeats = st.lists(
+    st.sampled_from(["a", "b", "c", "ü", "ß", "12", "\u3000"]), max_size=40
+)
+
+
+@given(
+    st.one_of(
+        st.text(alphabet=st.characters(blacklist_categories=["Cs"])),
+        texts_with_repeats.map(" ".join),
+    )
+)
+def test_simhash_equals_the_plain_definition(text: str) -> None:
+    assert simhash(text) == plain_simhash(text)
 
 
 @given(st.integers(0, 2**BITS - 1), st.sets(st.integers(0, BITS - 1), max_size=MAX_DISTANCE))

@@ -441,3 +441,72 @@ def test_recent_items_of_the_given_sources_only(store: Store) -> None:
     ]
     assert store.recent_items(1, ["blog", "news"])[0].source_id == "news"
     assert store.recent_items(10, []) == []
+
+
+# -- transactions ------------------------------------------------------------------------------
+
+
+def test_transaction_commits_its_writes_together(db_path: Path, store: Store) -> None:
+    with store.transaction("test"):
+        assert store.add_item(make_item(1))
+        store.remember_url("blog", "https://example.org/p1", make_item(1).guid)
+        with sqlite3.connect(db_path) as other:  # another connection sees nothing yet
+            assert other.execute("SELECT COUNT(*) FROM items").fetchone() == (0,)
+        assert store.has_item("blog", make_item(1).guid)  # this one sees its own writes
+    with sqlite3.connect(db_path) as other:
+        assert other.execute("SELECT COUNT(*) FROM items").fetchone() == (1,)
+        assert other.execute("SELECT COUNT(*) FROM known_urls").fetchone() == (1,)
+
+
+def test_transaction_rolls_back_every_write_when_anything_raises(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.transaction("test"):
+        assert store.add_item(make_item(1))
+        store.remember_url("blog", "https://example.org/p1", make_item(1).guid)
+        raise RuntimeError("the run broke halfway")
+    assert not store.has_item("blog", make_item(1).guid)
+    assert store.known_url("blog", "https://example.org/p1") is None
+    assert store.add_item(make_item(2))  # and the store goes on as usual afterwards
+    assert store.has_item("blog", make_item(2).guid)
+
+
+# -- near-duplicates in memory -----------------------------------------------------------------
+
+
+def test_simhash_index_answers_as_the_store_does(store: Store) -> None:
+    import random
+
+    rng = random.Random(7)
+    centre = rng.getrandbits(64)
+
+    def near(bits: int) -> int:
+        value = centre
+        for bit in rng.sample(range(64), bits):
+            value ^= 1 << bit
+        return value
+
+    for n in range(60):  # two sources, hashes at every distance from the centre, shared times
+        seen = T0 + timedelta(hours=n % 7)
+        item = replace(make_item(n, source_id=f"s{n % 2}"), first_seen=seen, simhash=near(n % 14))
+        assert store.add_item(replace(item, content_hash=f"v2:{n}"))
+    index = store.simhash_index("s0", limit=100)
+    assert index is not None
+    queries = [near(rng.randrange(0, 12)) for _ in range(150)] + [rng.getrandbits(64)]
+    for query in queries:
+        for distance in (0, 3, 7, 10):
+            assert index.closest(query, distance) == store.near_duplicate(query, distance, "s0")
+
+    fresh = replace(make_item(99, source_id="s0"), simhash=centre, content_hash="v2:99")
+    assert store.add_item(fresh)
+    index.added(fresh)
+    assert index.closest(centre, 0) == store.near_duplicate(centre, 0, "s0")
+    assert store.update_item(replace(fresh, simhash=~centre & (2**64 - 1), content_hash="v2:x"))
+    index.changed(fresh.guid, ~centre & (2**64 - 1))
+    for query in [*queries[:40], centre]:
+        assert index.closest(query, 10) == store.near_duplicate(query, 10, "s0")
+
+
+def test_simhash_index_is_refused_for_a_source_over_the_limit(store: Store) -> None:
+    for n in range(5):
+        assert store.add_item(replace(make_item(n), simhash=n, content_hash=f"v2:{n}"))
+    assert store.simhash_index("blog", limit=4) is None
+    assert store.simhash_index("blog", limit=5) is not None

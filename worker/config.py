@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, get_origin
+from typing import Annotated, Any, Literal, get_origin
 from urllib.parse import urlsplit
 
 from apscheduler.triggers.cron import CronTrigger
@@ -304,6 +304,9 @@ class HealthThresholds(BaseModel):
     min_body_chars: int = Field(default=200, ge=0)
 
 
+MAX_EXTRACT_PROCESSES = 64
+
+
 class Settings(BaseModel):
     """The ``[worker]`` table: how the whole worker behaves. Durations are in seconds."""
 
@@ -324,6 +327,9 @@ class Settings(BaseModel):
     per_host_concurrency: int = Field(default=1, ge=1)
     per_host_delay: SecondsOrZero = 1.0  # between request starts to one host
     source_concurrency: int = Field(default=4, ge=1)  # sources running at once
+    # Child processes extracting pages beside the event loop; 0 extracts inline. "auto": one when
+    # the machine has two or more CPUs (`Settings.extract_workers`).
+    extract_processes: int | Literal["auto"] = "auto"
     max_links_per_run: int = Field(default=100, ge=1)
     # Query parameters dropped from every URL on top of the built-in tracking list
     # (worker.urls.TRACKING_PARAMS); "name_*" drops a prefix.
@@ -344,6 +350,25 @@ class Settings(BaseModel):
     dedupe_across_sources: bool = False  # near-duplicates of another source's items too
     health: HealthThresholds = HealthThresholds()  # [worker.health]: when a source is degraded
     webhook_url: str | None = None  # receives a JSON POST when a source degrades or recovers
+
+    @property
+    def extract_workers(self) -> int:
+        """`extract_processes`, or its default for this machine when unset."""
+        if self.extract_processes != "auto":
+            return self.extract_processes
+        return 1 if (os.cpu_count() or 1) >= 2 else 0
+
+    @field_validator("extract_processes", mode="before")
+    @classmethod
+    def _check_extract_processes(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().isdigit():  # from the environment
+            value = int(value)
+        if value == "auto" or (type(value) is int and 0 <= value <= MAX_EXTRACT_PROCESSES):
+            return value
+        raise ValueError(
+            f'expected "auto" or a number of processes from 0 to {MAX_EXTRACT_PROCESSES},'
+            f" got {value!r}"
+        )
 
     @field_validator("state_url")
     @classmethod

@@ -72,10 +72,17 @@ def normalise_text(text: str) -> str:
     """The comparable form of `text`: NFKC, case-folded, volatile phrases out, single spaces."""
     current = text
     for _ in range(_MAX_ROUNDS):
-        following = _normalise_once(current)
+        following, phrases_removed = _normalise_once(current)
         if following == current:
             break
         current = following
+        # Shortcut for the usual last round, which would only confirm the fixed point. When no
+        # volatile phrase was removed, `following` is exactly the single-spaced text the regex
+        # just searched without a match. If it is also XML-safe and its own NFKC case fold, the
+        # next round maps it to itself step by step (split/join, xml_safe, fold, split/join,
+        # the same fruitless search), so the loop would stop there with this same value.
+        if not phrases_removed and _is_stable(following):
+            break
     return current
 
 
@@ -119,12 +126,25 @@ def _hash_normalised(normalised: str) -> str:
     return f"{HASH_VERSION}:{digest}"
 
 
-def _normalise_once(text: str) -> str:
+def _normalise_once(text: str) -> tuple[str, int]:
+    """One round of normalisation, and how many volatile phrases it removed."""
     # Whitespace first (str.split also splits on the controls \x1c-\x1f, which XML forbids),
     # then xml_safe: characters the feed would drop (other controls, lone surrogates) must not
     # make two texts differ, and lone surrogates cannot be encoded for hashing anyway.
     spaced = xml_safe(" ".join(text.split()))
-    folded = unicodedata.normalize("NFKC", spaced).casefold()
-    folded = unicodedata.normalize("NFKC", folded)
-    collapsed = " ".join(folded.split())
-    return " ".join(_VOLATILE.sub(" ", collapsed).split())
+    collapsed = " ".join(_fold(spaced).split())
+    without_phrases, removed = _VOLATILE.subn(" ", collapsed)
+    if not removed:
+        return collapsed, 0  # what split/join would give back: `collapsed` is single-spaced
+    return " ".join(without_phrases.split()), removed
+
+
+def _fold(text: str) -> str:
+    """NFKC, case folding, NFKC again."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return unicodedata.normalize("NFKC", folded)
+
+
+def _is_stable(normalised: str) -> bool:
+    """Whether a round's single-spaced result is left alone by xml_safe and by `_fold`."""
+    return xml_safe(normalised) == normalised and _fold(normalised) == normalised

@@ -12,7 +12,8 @@ Who raises and who catches:
   read, and by `worker.listing` when a source's URL leads to no listing; the pipeline reports it
   against the source, `feedworker discover` prints it.
 - `ExtractError`: raised by `worker.extract` when a page holds no usable article; the pipeline
-  skips that article with the reason.
+  skips that article with the reason. `ExtractorCrashed` (worker.extractpool): the child process
+  extracting a page died; the pipeline skips the pages it held, the pool starts again.
 - `StoreError`: raised by `worker.store` when the state database cannot be opened or used.
 - `PublishError`: raised by `worker.publish` when a feed cannot be rendered or written; the old
   feed file stays in place.

@@ -20,6 +20,7 @@ Every refusal is a `FetchError` subclass whose `reason` is short and stable ("HT
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import email.utils
 import logging
@@ -29,7 +30,7 @@ import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, cast
 
 import brotli
 import httpx
@@ -442,11 +443,34 @@ class Fetcher:
             headers=request.headers,
             extensions={GUARD_EXTENSION: request.guarded},
         )
-        response = await self._client.send(sent, stream=True)
+        _add_basic_auth(sent)
+        response = await self._transmit(sent)
         try:
+            if "set-cookie" in response.headers:
+                self._client.cookies.extract_cookies(response)  # as `AsyncClient.send` does
             return await _read_reply(response, request.shown, request.rule)
         finally:
             await response.aclose()
+
+    async def _transmit(self, sent: httpx.Request) -> httpx.Response:
+        """`AsyncClient.send(sent, stream=True)` without the layers this client never uses.
+
+        Straight to the client's transport, which is safe because of how `__init__` builds the
+        client: no auth (credentials in a URL are sent by `_add_basic_auth`, as httpx would),
+        no event hooks, `follow_redirects=False` (`fetch_page` follows them, judging each hop),
+        no proxies or mounts (`trust_env=False`). What remains of `send` is done here (the
+        closed check, the stream check) and in `_exchange` (the cookie jar). The SSRF guard
+        lives in the transport and its connections, so it applies as before;
+        `_transport_for_url` (private) is the seam respx's httpx mocker patches.
+        """
+        if self._client.is_closed:
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
+        transport = self._client._transport_for_url(sent.url)
+        response = await transport.handle_async_request(sent)
+        if not isinstance(response.stream, httpx.AsyncByteStream):
+            raise TypeError("Attempted to send a sync request with an AsyncClient instance.")
+        response.request = sent
+        return response
 
     # -- robots.txt ----------------------------------------------------------------------------
 
@@ -534,24 +558,104 @@ class Fetcher:
 
 
 class _PolicyTransport(httpx.AsyncBaseTransport):
-    """Two connection pools, so a guarded request never reuses a connection opened unchecked."""
+    """A connection pool per origin and policy: guarded or not (so a guarded request never reuses
+    a connection opened unchecked) and scheme, host and port.
 
-    def __init__(self, limits: httpx.Limits) -> None:
-        self._open = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
-        self._guarded = guarded_transport(limits)
+    One pool per origin because httpcore's pool looks at every connection it holds, a socket poll
+    each, twice per request: shared by a dozen hosts, that cost more CPU than the rest of the
+    request. Connections to one origin are reused as before. At most `max_pools` are kept: a new
+    one first closes those unused for longer than the keep-alive expiry (their connections have
+    expired), then the least recently used, never one with a response still open.
+    """
+
+    def __init__(self, limits: httpx.Limits, max_pools: int) -> None:
+        self._limits = limits
+        self._max_pools = max_pools
+        self._ssl_context = httpx.create_ssl_context(trust_env=False)  # ~15 ms each: one for all
+        self._pools: dict[tuple[bool, str, str, int | None], _Pool] = {}  # oldest use first
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        pool = self._guarded if request.extensions.get(GUARD_EXTENSION) else self._open
-        return await pool.handle_async_request(request)
+        pool, unused = self._checkout(request)
+        try:
+            for old in unused:  # out of `_pools` already: no other request can pick them
+                await old.transport.aclose()
+            response = await pool.transport.handle_async_request(request)
+        except BaseException:
+            pool.open_responses -= 1
+            raise
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _CountedStream(response.stream, pool)
+        return response
 
     async def aclose(self) -> None:
-        await self._open.aclose()
-        await self._guarded.aclose()
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.transport.aclose()
+
+    def _checkout(self, request: httpx.Request) -> tuple[_Pool, list[_Pool]]:
+        """The pool for `request`, counted in use before anything is awaited (so never taken
+        as unused), and the pools to close to make room when it is a new one."""
+        url = request.url
+        guarded = bool(request.extensions.get(GUARD_EXTENSION))
+        key = (guarded, url.scheme, url.host, url.port)
+        pool = self._pools.pop(key, None)
+        unused: list[_Pool] = []
+        if pool is None:
+            unused = self._take_unused()
+            pool = _Pool(self._transport(guarded))
+        pool.open_responses += 1
+        pool.last_used = time.monotonic()
+        self._pools[key] = pool  # at the end: the most recently used
+        return pool, unused
+
+    def _transport(self, guarded: bool) -> httpx.AsyncHTTPTransport:
+        if guarded:
+            return guarded_transport(self._limits, verify=self._ssl_context)
+        return httpx.AsyncHTTPTransport(
+            limits=self._limits, verify=self._ssl_context, trust_env=False
+        )
+
+    def _take_unused(self) -> list[_Pool]:
+        """Room for one more pool: the idle pools whose connections have expired, then idle ones
+        by age while there are `max_pools` or more; taken out of `_pools`, to be closed."""
+        expired_before = time.monotonic() - (self._limits.keepalive_expiry or 0.0)
+        surplus = len(self._pools) + 1 - self._max_pools
+        idle = [key for key, pool in self._pools.items() if not pool.open_responses]
+        unused: list[_Pool] = []
+        for key in idle:  # least recently sent to first
+            if len(unused) < surplus or self._pools[key].last_used < expired_before:
+                unused.append(self._pools.pop(key))
+        return unused
+
+
+@dataclass(slots=True, eq=False)
+class _Pool:
+    transport: httpx.AsyncHTTPTransport
+    open_responses: int = 0  # sent and not yet closed: the pool may not be closed
+    last_used: float = 0.0
+
+
+class _CountedStream(httpx.AsyncByteStream):
+    """A response body that tells its `_Pool` when it is closed."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, pool: _Pool) -> None:
+        self._stream = stream
+        self._pool: _Pool | None = pool
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return aiter(self._stream)  # the transport's own iterator: no layer added per chunk
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            self._pool.open_responses -= 1
+            self._pool.last_used = time.monotonic()
+            self._pool = None
+        await self._stream.aclose()
 
 
 def _default_transport(options: FetchOptions) -> httpx.AsyncBaseTransport:
     limits = httpx.Limits(max_connections=options.concurrency * 2, max_keepalive_connections=None)
-    return _PolicyTransport(limits)
+    return _PolicyTransport(limits, max_pools=options.concurrency * 2)
 
 
 # -- the response --------------------------------------------------------------------------------
@@ -608,12 +712,15 @@ async def _read_body(
 
 
 def _raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
-    """The bytes as received, never decoded by httpx (its decoders are unbounded)."""
-    if response.is_stream_consumed:
-        # An in-memory response built by a mock transport with `content=`: httpx has read it
-        # already, but its stream still holds the raw bytes.
-        return aiter(response.stream)  # type: ignore[arg-type]
-    return response.aiter_raw()
+    """The bytes as received, never decoded by httpx (its decoders are unbounded).
+
+    Straight from the transport's stream rather than through `Response.aiter_raw`, which only
+    adds bookkeeping we never read (a byte count, a chunker without a chunk size); errors are
+    httpx exceptions either way, since the transport's stream maps httpcore's. It also reads an
+    in-memory response a mock transport built with `content=` (which httpx marks consumed).
+    `_exchange` closes the response, as `aiter_raw` would have at the end.
+    """
+    return aiter(cast(httpx.AsyncByteStream, response.stream))  # checked in `_transmit`
 
 
 def _check_content_type(content_type: str | None, shown: str, accept: frozenset[str]) -> None:
@@ -815,6 +922,8 @@ def _parse_url(url: str, shown: str) -> httpx.URL:
         raise Blocked(shown, f"unsupported scheme {parsed.scheme or '(none)'}")
     if not parsed.host:
         raise Blocked(shown, "no host in URL")
+    if "#" not in url:
+        return parsed
     return parsed.copy_with(fragment=None)  # never sent; and one URL, one key for loops
 
 
@@ -831,11 +940,21 @@ def _redirect_target(reply: _Reply, shown: str) -> httpx.URL:
 
 def _redact(url: str) -> str:
     """The URL without user:password, for messages and logs."""
+    if "@" not in url:
+        return url  # no userinfo without an "@": spare the parse (once per page and hop)
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError):
         return url.split("@", 1)[-1] if "@" in url else url
     return str(parsed.copy_with(userinfo=b"")) if parsed.userinfo else url
+
+
+def _add_basic_auth(request: httpx.Request) -> None:
+    """The credentials in the URL as Basic auth, as `AsyncClient.send` adds them."""
+    url = request.url
+    if url.username or url.password:
+        token = base64.b64encode(f"{url.username}:{url.password}".encode()).decode()
+        request.headers["Authorization"] = f"Basic {token}"
 
 
 def _conditional_headers(validators: Validators | None) -> dict[str, str]:

@@ -22,15 +22,18 @@ from __future__ import annotations
 
 import itertools
 import re
+from typing import NewType
 
 from selectolax.lexbor import LexborHTMLParser
 
 __all__ = [
     "CHECK_TAGS",
     "MAX_DEPTH",
+    "FlatHtml",
     "as_tree",
     "flatten_nesting",
     "nesting_depth",
+    "parse_flat",
     "parse_html",
     "too_deep",
 ]
@@ -73,9 +76,19 @@ _TAG = re.compile(
 )
 
 
+# Text `flatten_nesting` returned: safe to parse as it is, as often as needed.
+FlatHtml = NewType("FlatHtml", str)
+
+
 def parse_html(html: str) -> LexborHTMLParser:
     """The page's tree, with nesting deeper than MAX_DEPTH flattened first."""
-    return LexborHTMLParser(flatten_nesting(html))
+    return parse_flat(flatten_nesting(html))
+
+
+def parse_flat(html: FlatHtml) -> LexborHTMLParser:
+    """The tree of a page flattened already: a caller parsing one page more than once (the
+    extractor's retries) flattens it once, as checking its nesting scans the whole page."""
+    return LexborHTMLParser(html)
 
 
 def as_tree(html: str | LexborHTMLParser) -> LexborHTMLParser:
@@ -85,23 +98,29 @@ def as_tree(html: str | LexborHTMLParser) -> LexborHTMLParser:
 
 def too_deep(html: str) -> bool:
     """Whether `html` has many tags and may nest deeper than MAX_DEPTH (see CHECK_TAGS)."""
-    return html.count("<") >= CHECK_TAGS and nesting_depth(html) > MAX_DEPTH
+    return html.count("<") >= CHECK_TAGS and _depth_bound(html) > MAX_DEPTH
 
 
 def nesting_depth(html: str) -> int:
     """An upper bound of the nesting of counted elements, in one regex scan."""
     if html.count("<") < MAX_DEPTH:
         return 0
+    return _depth_bound(html)
+
+
+def _depth_bound(html: str) -> int:
+    """`nesting_depth` without its shortcut, for callers that counted the tags already (the
+    count is a scan of the whole page too)."""
     sums = list(itertools.accumulate(map(_STEP.__getitem__, _COUNTED_TAG.findall(html))))
     # The spread of the running sum: stray end tags (which the parser ignores) lower it, so its
     # maximum alone could hide deep nesting after them.
     return max(max(sums, default=0), 0) - min(min(sums, default=0), 0)
 
 
-def flatten_nesting(html: str) -> str:
+def flatten_nesting(html: str) -> FlatHtml:
     """`html` without the start tags nested deeper than MAX_DEPTH (and their end tags)."""
     if not too_deep(html):
-        return html
+        return FlatHtml(html)
     stack: list[tuple[str, bool]] = []  # open counted elements: (name, start tag kept)
     open_names: dict[str, int] = {}  # how many of each name are on the stack
     kept_depth = 0
@@ -132,4 +151,4 @@ def flatten_nesting(html: str) -> str:
             pieces.append(html[last : match.start()])
             last = match.end()
     pieces.append(html[last:])
-    return "".join(pieces)
+    return FlatHtml("".join(pieces))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable
 
 import httpcore
@@ -162,14 +163,18 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
 
 def guarded_transport(
-    limits: httpx.Limits, resolve: Resolver = _system_resolve
+    limits: httpx.Limits,
+    resolve: Resolver = _system_resolve,
+    *,
+    verify: ssl.SSLContext | bool = True,
 ) -> httpx.AsyncHTTPTransport:
-    """An `httpx.AsyncHTTPTransport` whose connections all pass `GuardedBackend`.
+    """An `httpx.AsyncHTTPTransport` whose connections all pass `GuardedBackend`; `verify` as
+    for httpx (a shared `ssl.SSLContext` spares building one per transport).
 
     httpx 0.28 has no public way to pass a network backend, so the pool's is wrapped in place
     (`tests/test_fetch_guard.py` proves it is in force on every connection).
     """
-    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+    transport = httpx.AsyncHTTPTransport(limits=limits, verify=verify, trust_env=False)
     pool = transport._pool
     pool._network_backend = GuardedBackend(pool._network_backend, resolve)
     return transport

@@ -30,8 +30,9 @@ from apscheduler.triggers.cron import CronTrigger
 
 from worker.config import HEALTH_HISTORY_RUNS, Settings, Source
 from worker.dedupe import Change, Signature, compare_texts, text_signature
-from worker.errors import ExtractError, FeedworkerError, FetchError
-from worker.extract import ExtractOptions, extract, page_fingerprints
+from worker.errors import FeedworkerError, FetchError
+from worker.extract import ExtractOptions, page_fingerprints
+from worker.extractpool import Extracted, Extractor, ExtractorCrashed, InlineExtractor
 from worker.feedsource import fill_article
 from worker.fetch import BadStatus, Blocked, Fetcher, RobotsDisallowed, UnsupportedContent
 from worker.health import BLOCKING_STATUSES, assess, body_floor, challenge_marker, run_health
@@ -51,12 +52,15 @@ from worker.models import (
     Validators,
 )
 from worker.publish import FeedMeta, FeedSink, publish_feeds
-from worker.store import Identity, Store
+from worker.store import Identity, SimhashIndex, Store
 from worker.urls import host_key, normalise_url, param_dropper
 
 # A block seen on this many distinct pages of a source is its template, not article text. Three,
 # not two: an index page's teaser and its article page share the article's lead paragraph.
 TEMPLATE_MIN_PAGES = 3
+# Near-duplicates within a source are looked for in memory while it has at most this many
+# SimHashes (one query a run, then a comparison each); beyond, by the store's indexed probes.
+SIMHASHES_IN_MEMORY = 5000
 # Dates further ahead than this are a wrong clock or a scheduled post, not the article's date.
 FUTURE_TOLERANCE = timedelta(days=1)
 
@@ -81,6 +85,8 @@ class RunContext:
     # `feedworker try`: no feeds written, no health transitions logged (its store writes nothing).
     dry_run: bool = False
     on_listing: Callable[[Listing], None] | None = None  # sees each listing read
+    # Where pages are extracted: inline, or in child processes (`extract_processes`).
+    extractor: Extractor = field(default_factory=InlineExtractor)
 
 
 @dataclass(slots=True)
@@ -89,6 +95,7 @@ class _Fetched:
     page: Page
     position: int  # place on the listing (0 = first), to keep listing order among undated items
     recheck: bool = False  # a known article fetched again to see whether it was edited
+    extraction: asyncio.Future[Extracted] | None = None  # started as soon as the page arrived
 
 
 @dataclass(slots=True)
@@ -104,6 +111,7 @@ class _Run:
     drop_params: Callable[[str], bool] | None = None  # the operator's extra tracking parameters
     history: list[RunHealth] = field(default_factory=list)  # the source's earlier runs
     floor: int = 0  # bodies shorter than this are not published (`health.body_floor`)
+    simhashes: SimhashIndex | None = None  # the source's SimHashes in memory while storing
 
 
 async def run_source(source: Source, ctx: RunContext) -> RunReport:
@@ -156,8 +164,18 @@ async def _run(run: _Run) -> None:
     index = await _fetch_index(run)
     # On a 304 there are no new links, but articles due an update check are still fetched.
     links = _discover(run) if index is not None else []
-    await _fetch_articles(run, links)
-    await _store_articles(run, index)
+    if index is not None:
+        ctx.store.record_blocks(source.id, index.final_url, page_fingerprints(index.text))
+    # The site's template as known before this run; each page is extracted with it as soon as
+    # it arrives (beside the fetches when the extractor has processes of its own).
+    known = ctx.store.boilerplate_blocks(source.id, TEMPLATE_MIN_PAGES)
+    try:
+        await _fetch_articles(run, links, known)
+        await _store_articles(run, index, known)
+    finally:
+        for fetched in run.fetched:  # a cancelled run leaves no extraction behind
+            if fetched.extraction is not None:
+                fetched.extraction.cancel()
     if ctx.dry_run:
         return
     items = ctx.store.feed_items(source.id, source.max_items)
@@ -232,9 +250,10 @@ def _discover(run: _Run) -> list[Link]:
     return new
 
 
-async def _fetch_articles(run: _Run, links: Sequence[Link]) -> None:
+async def _fetch_articles(run: _Run, links: Sequence[Link], boilerplate: frozenset[str]) -> None:
     """Fetch the new article pages concurrently, and the known ones due an update check with a
-    conditional GET (the fetcher enforces the limits per host)."""
+    conditional GET (the fetcher enforces the limits per host); start each page's extraction,
+    with the site's known `boilerplate` blocks, as soon as it arrives."""
     rechecks = [Link(url) for url in _due_rechecks(run, {link.url for link in links})]
 
     async def fetch_one(position: int, link: Link, recheck: bool) -> None:
@@ -265,7 +284,9 @@ async def _fetch_articles(run: _Run, links: Sequence[Link]) -> None:
         _count(run.report.content_types, result.content_type)
         run.report.pages_fetched += 1
         run.report.bytes_received += result.size
-        run.fetched.append(_Fetched(link, result, position, recheck))
+        fetched = _Fetched(link, result, position, recheck)
+        fetched.extraction = asyncio.ensure_future(_extract(run, fetched, boilerplate))
+        run.fetched.append(fetched)
 
     await asyncio.gather(
         *(fetch_one(i, link, False) for i, link in enumerate(links)),
@@ -295,37 +316,42 @@ def _due_rechecks(run: _Run, new_urls: set[str]) -> list[str]:
     return [url for url in due if url not in new_urls]
 
 
-async def _store_articles(run: _Run, index: Page | None) -> None:
-    """Extract, dedupe and store the fetched articles, learning the site's template on the way;
-    then prune what the source's retention lets go, and remember the listing's validators."""
+async def _store_articles(run: _Run, index: Page | None, known: frozenset[str]) -> None:
+    """Dedupe and store the fetched articles as extracted with the `known` template blocks,
+    learning the site's template on the way; then prune what the source's retention lets go,
+    and remember the listing's validators."""
     source, store, report = run.source, run.ctx.store, run.report
-    if index is not None:
-        store.record_blocks(source.id, index.final_url, page_fingerprints(index.text))
-    known = store.boilerplate_blocks(source.id, TEMPLATE_MIN_PAGES)
-    articles = await _extract_all(run, run.fetched, known)
+    results = list(await asyncio.gather(*(f.extraction for f in run.fetched if f.extraction)))
     # Blocks that recur across this run's pages are template too, even on a source's first run:
     # re-extract only the pages that hold such a newly learnt block.
-    for fetched, article in zip(run.fetched, articles, strict=True):
-        if article is not None:
-            store.record_blocks(source.id, fetched.page.final_url, article.block_fingerprints)
+    with store.transaction("recording a run's template blocks"):
+        for fetched, done in zip(run.fetched, results, strict=True):
+            if done.article is not None:
+                blocks = done.article.block_fingerprints
+                store.record_blocks(source.id, fetched.page.final_url, blocks)
     learnt = store.boilerplate_blocks(source.id, TEMPLATE_MIN_PAGES)
     fresh = learnt - known
     again = [
         i
-        for i, article in enumerate(articles)
-        if article is not None and fresh.intersection(article.block_fingerprints)
+        for i, done in enumerate(results)
+        if done.article is not None and fresh.intersection(done.article.block_fingerprints)
     ]
     redone = await _extract_all(run, [run.fetched[i] for i in again], learnt)
-    for i, article in zip(again, redone, strict=True):
-        articles[i] = article
-    for fetched, article in zip(run.fetched, articles, strict=True):
-        if article is not None:
-            article = _vet(run, fetched, article)
-        if article is not None:
-            decision, note = _store_article(run, fetched, article)
-            _trace(run, fetched, article, decision, note)
-    keep_since = report.started - timedelta(days=source.keep_days)
-    report.items_pruned = store.prune(source.id, source.max_items, keep_since, report.started)
+    for i, done in zip(again, redone, strict=True):
+        results[i] = done
+    if not run.ctx.settings.dedupe_across_sources:
+        run.simhashes = store.simhash_index(source.id, SIMHASHES_IN_MEMORY)
+    with store.transaction("storing a run's articles"):  # one commit for the lot
+        for fetched, done in zip(run.fetched, results, strict=True):
+            article = _vet(run, fetched, done.article) if done.article is not None else None
+            if article is not None:
+                # The signature was taken of the extracted text; a stand-in summary has its own.
+                signed = done.signature is not None and article.body_text == done.article.body_text
+                signature = done.signature if signed else text_signature(article.body_text)
+                decision, note = _store_article(run, fetched, article, signature)
+                _trace(run, fetched, article, decision, note)
+        keep_since = report.started - timedelta(days=source.keep_days)
+        report.items_pruned = store.prune(source.id, source.max_items, keep_since, report.started)
     report.skipped.sort(key=lambda s: s.url)
     if index is not None:
         # Last, and only when the run left nothing behind: a 304 next time must not hide links
@@ -336,30 +362,37 @@ async def _store_articles(run: _Run, index: Page | None) -> None:
 
 async def _extract_all(
     run: _Run, fetched: Sequence[_Fetched], boilerplate: frozenset[str]
-) -> list[Article | None]:
-    """Extract pages one by one, letting the event loop move (other sources' fetches) between
-    them."""
-    articles = []
+) -> list[Extracted]:
+    """Extract the pages again (with newly learnt template blocks): all at once when the extractor
+    works beside the event loop, else one by one, letting the loop move between them."""
+    if run.ctx.extractor.concurrent:
+        return list(await asyncio.gather(*(_extract(run, f, boilerplate) for f in fetched)))
+    results = []
     for page in fetched:
-        articles.append(_extract(run, page, boilerplate))
+        results.append(await _extract(run, page, boilerplate))
         await asyncio.sleep(0)
-    return articles
+    return results
 
 
-def _extract(run: _Run, fetched: _Fetched, boilerplate: frozenset[str]) -> Article | None:
+async def _extract(run: _Run, fetched: _Fetched, boilerplate: frozenset[str]) -> Extracted:
     options = ExtractOptions(
         body=run.source.body, remove=tuple(run.source.remove), boilerplate=boilerplate
     )
+    page = fetched.page
     try:
-        article = extract(fetched.page.text, fetched.page.final_url, options)
-        return fill_article(article, fetched.link.entry)  # a feed's title, date... where missing
-    except ExtractError as exc:
-        return _junk(run, fetched, str(exc), "no_text")
+        done = await run.ctx.extractor.extract(page.text, page.final_url, options)
+    except ExtractorCrashed as exc:
+        _skip(run, fetched.link.url, str(exc), "error", status=page.status)
+        return Extracted()
     except Exception as exc:  # an extractor bug costs one article, not the run
         log.exception("extract crashed", extra=fields(source=run.source.id, url=fetched.link.url))
         reason = f"internal error: {type(exc).__name__}: {exc}"
-        _skip(run, fetched.link.url, reason, "error", status=fetched.page.status)
-    return None
+        _skip(run, fetched.link.url, reason, "error", status=page.status)
+        return Extracted()
+    if done.article is None:
+        return Extracted(_junk(run, fetched, done.error, "no_text"))
+    # A feed's title, date... where the page has none; the body text stays as signed.
+    return replace(done, article=fill_article(done.article, fetched.link.entry))
 
 
 def _vet(run: _Run, fetched: _Fetched, article: Article) -> Article | None:
@@ -434,12 +467,14 @@ def _trace(run: _Run, fetched: _Fetched, article: Article, decision: str, note: 
     )
 
 
-def _store_article(run: _Run, fetched: _Fetched, article: Article) -> tuple[str, str]:
-    """Store a new article, update an edited one, or skip a duplicate; returns the decision
-    ("new", "updated", "unchanged", "duplicate", "near-duplicate") and a note."""
+def _store_article(
+    run: _Run, fetched: _Fetched, article: Article, signature: Signature
+) -> tuple[str, str]:
+    """Store a new article (its text's `signature` given), update an edited one, or skip a
+    duplicate; returns the decision ("new", "updated", "unchanged", "duplicate",
+    "near-duplicate") and a note."""
     source, store, report = run.source, run.ctx.store, run.report
     guid = article_identity(article, fetched.page, run.drop_params)
-    signature = text_signature(article.body_text)
     known = store.identity(source.id, guid)
     decision, note = "unchanged", guid
     if known is not None:
@@ -452,7 +487,10 @@ def _store_article(run: _Run, fetched: _Fetched, article: Article) -> tuple[str,
         item = build_item(
             source.id, guid, article, signature.content_hash, report.started, fetched.position
         )
-        if store.add_item(replace(item, simhash=signature.simhash)):
+        item = replace(item, simhash=signature.simhash)
+        if store.add_item(item):
+            if run.simhashes is not None:
+                run.simhashes.added(item)
             report.items_new += 1
             decision = "new"
     if source.recheck is not None:  # rechecks ask for the item's URL: its GUID
@@ -481,8 +519,12 @@ def _find_twin(run: _Run, signature: Signature) -> _Twin | None:
     same = store.guid_for_hash(source.id, signature.content_hash)
     if same is not None:
         return _Twin(same, f"same text as {same}")
-    scope = None if settings.dedupe_across_sources else source.id
-    near = store.near_duplicate(signature.simhash, settings.near_duplicate_distance, scope)
+    distance = settings.near_duplicate_distance
+    if run.simhashes is not None and not settings.dedupe_across_sources:
+        near = run.simhashes.closest(signature.simhash, distance)
+    else:
+        scope = None if settings.dedupe_across_sources else source.id
+        near = store.near_duplicate(signature.simhash, distance, scope)
     if near is None:
         return None
     where = "" if near.source_id == source.id else f" in source {near.source_id}"
@@ -497,13 +539,17 @@ def _refresh_item(
     source, store, report = run.source, run.ctx.store, run.report
     change = compare_texts(known.content_hash, signature.content_hash)
     if change is Change.REHASHED and not known.pruned:
-        store.rehash(source.id, known.guid, signature.content_hash, signature.simhash)
+        rehashed = store.rehash(source.id, known.guid, signature.content_hash, signature.simhash)
+        if rehashed and run.simhashes is not None:
+            run.simhashes.changed(known.guid, signature.simhash)
     stored = None if known.pruned else store.item(source.id, known.guid)
     if change is not Change.EDITED or stored is None:
         report.items_unchanged += 0 if fetched.recheck else 1
         return "unchanged"
     if not store.update_item(edited_item(stored, article, signature, report.started)):
         return "unchanged"
+    if run.simhashes is not None:
+        run.simhashes.changed(known.guid, signature.simhash)
     report.items_updated += 1
     log.info("article updated", extra=fields(source=source.id, url=known.guid))
     return "updated"

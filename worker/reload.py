@@ -37,10 +37,12 @@ __all__ = [
 ]
 
 # Settings baked into objects built at start-up: the fetcher's options, the store, the feeds
-# folder (the server serves it), the source semaphore, the scheduler's job defaults, and where
+# folder (the server serves it), the source semaphore, the extractor's processes, the scheduler's
+# job defaults, and where
 # the server listens and how long a shutdown waits (when those are settings).
 _BUILT_AT_START = frozenset(
     {"feeds_dir", "state_url", "source_concurrency", "misfire_grace_time", "cluster"}
+    | {"extract_processes"}
     | {"serve_host", "serve_port", "shutdown_grace"}
 )
 # (The fetcher's options that are no settings, such as its robots.txt cache TTL, drop out.)

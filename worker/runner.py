@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from types import TracebackType
@@ -29,8 +31,10 @@ from worker.cluster import ClusterNode, FeedTable
 from worker.config import Config, Source
 from worker.db import SingleWriterLock
 from worker.errors import FeedworkerError
+from worker.extractpool import make_extractor
 from worker.fetch import Fetcher, FetchOptions
 from worker.logs import fields, log
+from worker.memory import release_free_memory
 from worker.metrics import Metrics
 from worker.models import RunReport
 from worker.pipeline import RunContext, run_source, utc_now
@@ -53,6 +57,10 @@ from worker.webhook import notify_transition
 
 DEFAULT_GRACE = 30.0  # seconds runs in progress get to finish after SIGTERM
 RELOAD_INTERVAL = 1.0  # seconds between two looks at the config folder
+# feeds/all.atom is rewritten at most this often while runs keep finishing (each rewrite reads
+# and renders every source's newest items); `run --once` and a stop write the last changes.
+COMBINED_INTERVAL = 5.0
+TRIM_INTERVAL = 5.0  # seconds between two hand-backs of free memory while runs overlap
 
 NextRunFn = Callable[[str], datetime | None]
 ReportFn = Callable[[RunReport], None]
@@ -79,6 +87,10 @@ class Worker:
         self._active: set[asyncio.Task[object]] = set()
         self._stopping = False  # set by `drain`: runs still waiting for a slot do not start
         self._writer_lock: SingleWriterLock | None = None
+        self._combined_due: RunReport | None = None  # the last changing run not yet in all.atom
+        self._combined_written = -math.inf  # loop time of the last all.atom rewrite
+        self._combined_later: asyncio.TimerHandle | None = None
+        self._trimmed = time.monotonic()  # when free memory was last handed back
 
     async def __aenter__(self) -> Worker:
         settings = self.config.settings
@@ -101,6 +113,7 @@ class Worker:
             self._clock,
             next_run=lambda sid: self._next_run(sid),
             feeds=FeedTable(store) if settings.cluster else None,
+            extractor=make_extractor(settings.extract_workers),
         )
         return self
 
@@ -111,6 +124,8 @@ class Worker:
         tb: TracebackType | None,
     ) -> None:
         if self._ctx is not None:
+            self.flush_combined()
+            await self._ctx.extractor.aclose()
             await self._ctx.fetcher.aclose()
             self._ctx.store.close()
             self._ctx = None
@@ -150,6 +165,7 @@ class Worker:
                 report = await run_source(source, self.ctx)
         finally:
             self._active.discard(task)  # type: ignore[arg-type]
+            self._release_memory()
         self._observe(report)
         self._publish_combined(report)
         webhook = self.config.settings.webhook_url
@@ -157,13 +173,44 @@ class Worker:
             await notify_transition(webhook, report)
         return report
 
+    def _release_memory(self) -> None:
+        """Hand the runs' freed buffers back to the OS (`worker.memory`) when no run is left in
+        progress, and every `TRIM_INTERVAL` seconds while runs keep overlapping."""
+        now = time.monotonic()
+        if not self._active or now - self._trimmed >= TRIM_INTERVAL:
+            self._trimmed = now
+            release_free_memory()
+
     def _publish_combined(self, report: RunReport) -> None:
-        """Refresh `feeds/all.atom`, every source's newest items (rewritten only when changed)."""
-        settings, store = self.ctx.settings, self.ctx.store
-        feeds = self.ctx.feeds or FeedFolder(settings.feeds_dir)
+        """Refresh `feeds/all.atom` after a run that changed items (or when it is missing): now,
+        unless it was rewritten less than `COMBINED_INTERVAL` ago; then once that has passed."""
+        feeds = self.ctx.feeds or FeedFolder(self.ctx.settings.feeds_dir)
         changed = report.items_new or report.items_updated or report.items_pruned
         if not changed and feeds.exists(f"{COMBINED_ID}.atom"):
             return
+        self._combined_due = report
+        if self._combined_later is not None:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._combined_written + COMBINED_INTERVAL - loop.time()
+        if wait <= 0:
+            self.flush_combined()
+        else:
+            self._combined_later = loop.call_later(wait, self.flush_combined)
+
+    def flush_combined(self) -> None:
+        """Write `feeds/all.atom` now if runs changed items since it was last written: every
+        source's newest items, rewritten only when that changes the file."""
+        report, self._combined_due = self._combined_due, None
+        if self._combined_later is not None:
+            self._combined_later.cancel()
+            self._combined_later = None
+        if report is None or self._ctx is None:
+            return
+        with contextlib.suppress(RuntimeError):  # no running loop: at exit, nothing to space out
+            self._combined_written = asyncio.get_running_loop().time()
+        settings, store = self.ctx.settings, self.ctx.store
+        feeds = self.ctx.feeds or FeedFolder(settings.feeds_dir)
         size = settings.combined_feed_size
         home = settings.public_url or f"http://{settings.serve_host}:{settings.serve_port}"
         meta = FeedMeta(
@@ -253,6 +300,7 @@ class Worker:
         results = await asyncio.gather(
             *(self.run_source(s) for s in sources), return_exceptions=True
         )
+        self.flush_combined()
         reports = []
         for source, result in zip(sources, results, strict=True):
             if isinstance(result, BaseException):  # e.g. the store failed: that source only

@@ -17,6 +17,7 @@ the table. Versioned like the content hash: a change of shingling or hashing bum
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 SIMHASH_VERSION = 1
@@ -31,6 +32,7 @@ MAX_DISTANCE = 11  # what the index answers exactly with probes of radius 2 (see
 
 _BAND_MASK = (1 << BAND_BITS) - 1
 _LANE_BYTES = BITS // 8
+_FRESH_BLAKE2B = hashlib.blake2b(digest_size=_LANE_BYTES)  # never updated: only copied
 
 
 def simhash(normalised: str) -> int:
@@ -38,11 +40,17 @@ def simhash(normalised: str) -> int:
     words = normalised.encode("utf-8").split()
     if not words:
         return 0
-    width = min(SHINGLE_WORDS, len(words))
-    shingles = {b" ".join(words[i : i + width]) for i in range(len(words) - width + 1)}
-    blake2b = hashlib.blake2b
-    digests = b"".join([blake2b(s, digest_size=_LANE_BYTES).digest() for s in shingles])
-    return _majority_bits(digests, len(shingles))
+    shingles = _shingles(words)
+    # One blake2b object per shingle, copied from a fresh one: `copy()` skips the constructor's
+    # argument parsing and parameter setup, a fifth of the hashing time; the digests are the
+    # same as `blake2b(shingle, digest_size=8)`'s.
+    fresh = _FRESH_BLAKE2B.copy
+    digests = []
+    for shingle in shingles:
+        lane = fresh()
+        lane.update(shingle)
+        digests.append(lane.digest())
+    return _majority_bits(b"".join(digests), len(shingles))
 
 
 def hamming(a: int, b: int) -> int:
@@ -69,22 +77,41 @@ def band_probes(value: int, max_distance: int) -> tuple[tuple[int, ...], ...]:
 
 
 def _within(band: int, radius: int) -> tuple[int, ...]:
-    values = [band]
-    for _ in range(radius):
-        values = [v ^ (1 << bit) for v in values for bit in range(BAND_BITS)] + values
-    return tuple(sorted(set(values)))
+    """The band values at most `radius` bits from `band`, ascending."""
+    return tuple(sorted(band ^ mask for mask in _flip_masks(radius)))
+
+
+@functools.cache
+def _flip_masks(radius: int) -> tuple[int, ...]:
+    """Every `BAND_BITS`-bit mask with at most `radius` bits set (computed once per radius)."""
+    return tuple(m for m in range(1 << BAND_BITS) if m.bit_count() <= radius)
+
+
+def _shingles(words: list[bytes]) -> set[bytes]:
+    """The distinct `SHINGLE_WORDS`-word shingles; the whole text when it is shorter than that."""
+    if len(words) < SHINGLE_WORDS:
+        return {b" ".join(words)}
+    # zip over shifted copies, stopping with the shortest: the same windows as slicing
+    # `words[i : i + SHINGLE_WORDS]` for every i, without a slice object and a list per window.
+    windows = zip(*(words[offset:] for offset in range(SHINGLE_WORDS)), strict=False)
+    return set(map(b" ".join, windows))
 
 
 def _majority_bits(digests: bytes, count: int) -> int:
     """Bit i is set when more than half of the `count` 64-bit lanes have bit i set.
 
-    All lanes are read as one big integer; a mask with bit i set in every lane then counts that
-    position over all lanes with one `bit_count`, 64 C-speed operations instead of 64 × count
-    Python ones."""
-    packed = int.from_bytes(digests, "big")
-    lane_ones = int.from_bytes((b"\x00" * (_LANE_BYTES - 1) + b"\x01") * count, "big")
+    Lanes are big-endian, so bit i of a lane is bit i % 8 of its byte 7 - i // 8. Byte j of
+    every lane, `digests[j::8]`, is read as one big integer (a column); a mask with the lowest
+    bit set in every byte, shifted by k, then counts bit k over all lanes with one `bit_count`:
+    64 C-speed operations on integers of `count` bytes, an eighth of the lanes' size (masking
+    all lanes at once took six times as long), instead of 64 × count Python ones."""
+    byte_ones = int.from_bytes(b"\x01" * count, "big")
+    masks = [byte_ones << k for k in range(8)]
     result = 0
-    for bit in range(BITS):
-        if 2 * (packed & (lane_ones << bit)).bit_count() > count:
-            result |= 1 << bit
+    for j in range(_LANE_BYTES):
+        column = int.from_bytes(digests[j::_LANE_BYTES], "big")
+        lowest_bit = 8 * (_LANE_BYTES - 1 - j)
+        for k, mask in enumerate(masks):
+            if 2 * (column & mask).bit_count() > count:
+                result |= 1 << (lowest_bit + k)
     return result

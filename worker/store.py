@@ -257,6 +257,40 @@ class NearMatch:
     distance: int
 
 
+class SimhashIndex:
+    """One source's SimHashes as stored (GUID -> hash, first seen), answering as
+    `Store.near_duplicate` does for that source; the caller keeps it in step with its writes."""
+
+    def __init__(self, source_id: str, entries: dict[str, tuple[int, str]]) -> None:
+        self.source_id = source_id
+        self._entries = entries
+
+    def closest(self, simhash: int, max_distance: int) -> NearMatch | None:
+        """The nearest within `max_distance` bits; ties go to the oldest, as in the store."""
+        found = [
+            (distance, seen, guid)
+            for guid, (stored, seen) in self._entries.items()
+            if (distance := hamming(simhash, stored)) <= max_distance
+        ]
+        if not found:
+            return None
+        distance, _, guid = min(found)
+        return NearMatch(self.source_id, guid, distance)
+
+    def added(self, item: Item) -> None:
+        if item.simhash is not None:
+            self._entries[item.guid] = (item.simhash, _to_text(item.first_seen))
+
+    def changed(self, guid: str, simhash: int | None) -> None:
+        """An item's text changed (edited, or rehashed): its new SimHash, same first seen."""
+        entry = self._entries.get(guid)
+        if entry is not None:
+            if simhash is None:
+                del self._entries[guid]
+            else:
+                self._entries[guid] = (simhash, entry[1])
+
+
 class Store:
     """The state database. Safe to call from several threads (calls are serialised)."""
 
@@ -264,6 +298,7 @@ class Store:
         self._db = db
         self._where = db.where
         self._lock = threading.RLock()
+        self._joined = 0  # > 0 inside `transaction`: writes join its transaction
 
     @classmethod
     def open(cls, state_url: str) -> Store:
@@ -371,6 +406,19 @@ class Store:
         distance, _, other_source, guid = min(found)
         return NearMatch(other_source, guid, distance)
 
+    def simhash_index(self, source_id: str, limit: int) -> SimhashIndex | None:
+        """A source's SimHashes (items and tombstones) in memory, to compare a run's articles
+        without a query each; None when the source has more than `limit` of them (then
+        `near_duplicate`'s indexed probes are cheaper than a scan)."""
+        rows = self._all(
+            """SELECT guid, simhash, first_seen FROM identities
+               WHERE source_id = ? AND simhash IS NOT NULL LIMIT ?""",
+            (source_id, limit + 1),
+        )
+        if len(rows) > limit:
+            return None
+        return SimhashIndex(source_id, {g: (_unsigned(h), seen) for g, h, seen in rows})
+
     def add_item(self, item: Item) -> bool:
         """Insert `item`; False (and nothing written) when its GUID or its text is already there.
 
@@ -432,16 +480,19 @@ class Store:
             self._set_signature(conn, item.source_id, item.guid, item.content_hash, item.simhash)
             return True
 
-    def rehash(self, source_id: str, guid: str, content_hash: str, simhash: int | None) -> None:
-        """Store a new hash of unchanged text (after a change of hash version); no republish."""
+    def rehash(self, source_id: str, guid: str, content_hash: str, simhash: int | None) -> bool:
+        """Store a new hash of unchanged text (after a change of hash version); no republish.
+        False when nothing changed (another item has that text)."""
         with self._write("rehashing an item") as conn:
             cursor = conn.execute(
                 "UPDATE items SET content_hash = ? WHERE source_id = ? AND guid = ?"
                 + _NO_OTHER_ITEM_WITH_HASH,
                 (content_hash, source_id, guid, source_id, content_hash, guid),
             )
-            if cursor.rowcount == 1:  # else the item and its identity would disagree
-                self._set_signature(conn, source_id, guid, content_hash, simhash)
+            if cursor.rowcount != 1:  # else the item and its identity would disagree
+                return False
+            self._set_signature(conn, source_id, guid, content_hash, simhash)
+            return True
 
     @staticmethod
     def _set_signature(
@@ -770,13 +821,29 @@ class Store:
                 raise StoreError(f"state database {self._where}: {doing}: {exc}") from exc
 
     @contextmanager
+    def transaction(self, doing: str) -> Iterator[None]:
+        """The writes made inside as one transaction: all committed at the end, or none when
+        anything raises (one commit instead of one a write: a run stores its articles so).
+        Holds the store's lock throughout, so other threads wait; keep it free of awaits."""
+        with self._write(doing):
+            self._joined += 1
+            try:
+                yield
+            finally:
+                self._joined -= 1
+
+    @contextmanager
     def _write(self, doing: str) -> Iterator[Database]:
-        """One write transaction: committed on success, rolled back when anything raises.
+        """One write transaction: committed on success, rolled back when anything raises;
+        inside `transaction`, part of that one instead.
 
         The connection is in autocommit mode; the explicit begin (BEGIN IMMEDIATE on SQLite)
         takes the write lock up front, so a read-then-write method never meets a lock upgrade
         failure halfway."""
         with self._guard(doing):
+            if self._joined:  # this thread holds the lock: the transaction is its own
+                yield self._db
+                return
             self._db.begin()
             try:
                 yield self._db

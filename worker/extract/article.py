@@ -19,7 +19,7 @@ from worker.errors import ExtractError
 from worker.extract import body as body_mod
 from worker.extract.meta import extract_metadata
 from worker.extract.sanitize import sanitize_html
-from worker.htmlparse import parse_html
+from worker.htmlparse import FlatHtml, flatten_nesting, parse_flat
 from worker.models import Article
 from worker.xmlchars import xml_safe
 
@@ -45,10 +45,11 @@ def extract(html: str, url: str, options: ExtractOptions | None = None) -> Artic
     options = options or ExtractOptions()
     if not html or not html.strip():
         raise ExtractError(f"{url}: empty page")
-    tree = parse_html(html)
+    page = flatten_nesting(html)  # once: the body paths may parse the page again
+    tree = parse_flat(page)
     junk = body_mod.junk_elements(tree)  # one walk finds both the junk and the metadata
     meta = extract_metadata(tree, url, junk)
-    found, method = find_body(tree, html, meta.title, meta.jsonld_body, options, junk)
+    found, method = find_body(tree, page, meta.title, meta.jsonld_body, options, junk)
     if len(found.text) < MIN_ARTICLE_CHARS:
         raise ExtractError(f"{url}: no article text found")
     return Article(
@@ -71,18 +72,19 @@ def extract(html: str, url: str, options: ExtractOptions | None = None) -> Artic
 
 def find_body(
     tree: LexborHTMLParser,
-    html: str,
+    html: FlatHtml,
     title: str,
     jsonld_body: str | None,
     options: ExtractOptions,
     junk: list[LexborNode] | None,
 ) -> tuple[body_mod.Body, str]:
-    """The body and the name of the path that produced it; `junk` are the `tree`'s."""
+    """The body and the name of the path that produced it; `tree` is `html` parsed, `junk` are
+    the `tree`'s."""
     if options.body:
         selected = select_body(tree, html, options, title, junk)
         if selected is not None:
             return selected, "selector"
-        tree, junk = parse_html(html), None
+        tree, junk = parse_flat(html), None
     found = body_mod.best_body(
         tree, html, remove=options.remove, title=title, boilerplate=options.boilerplate, junk=junk
     )
@@ -93,7 +95,7 @@ def find_body(
 
 def select_body(
     tree: LexborHTMLParser,
-    html: str,
+    html: FlatHtml,
     options: ExtractOptions,
     title: str,
     junk: list[LexborNode] | None,
@@ -104,7 +106,7 @@ def select_body(
     node = tree.css_first(options.body) if options.body else None
     if node is None:
         return None
-    prints = body_mod.page_blocks(html)
+    prints = body_mod.tree_blocks(parse_flat(html))
     found = body_mod.render_selected(node, title, options.boilerplate, prints)
     return found if found.text else None
 

@@ -134,7 +134,9 @@ _WEB_SCHEMES = ("http", "https")
 _WHITESPACE = re.compile(r"\s+")
 _TAG = re.compile(r"<[^>]*>")
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
-_JSONLD_WRAPPER = re.compile(r"^\s*(?:<!--|<!\[CDATA\[)|(?:-->|\]\]>)\s*$")
+# Comment or CDATA markers some sites wrap a JSON-LD block in.
+_JSONLD_OPENERS = ("<!--", "<![CDATA[")
+_JSONLD_CLOSERS = ("-->", "]]>")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$")
 # JSON-LD documents nest little; this bounds the walk on hostile ones.
 _MAX_JSONLD_NODES = 2000
@@ -361,13 +363,26 @@ class _JsonLdArticle:
 
 def _parse_json(text: str) -> Any | None:
     """Parse a JSON-LD block; tolerates comment wrappers, control characters, trailing commas."""
-    text = _JSONLD_WRAPPER.sub("", text.strip())
+    text = _unwrap_jsonld(text.strip())
     for candidate in (text, _TRAILING_COMMA.sub(r"\1", text)):
         try:
             return json.loads(candidate, strict=False)
         except (ValueError, RecursionError):
             continue
     return None
+
+
+def _unwrap_jsonld(text: str) -> str:
+    """`text` (stripped) without a comment or CDATA wrapper. Prefix and suffix tests, not a regex:
+    one anchored at the end is tried at every character of the block, and blocks are long."""
+    for opener in _JSONLD_OPENERS:
+        if text.startswith(opener):
+            text = text[len(opener) :]
+            break
+    for closer in _JSONLD_CLOSERS:
+        if text.endswith(closer):
+            return text[: -len(closer)]
+    return text
 
 
 def _jsonld_article(blocks: list[Any]) -> _JsonLdArticle:

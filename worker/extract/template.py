@@ -32,6 +32,10 @@ MIN_BLOCK_CHARS = 12
 _LETTERS = re.compile(r"[^\W\d_]+")
 # The same for ASCII text, as a byte table: every byte but A-Z and a-z becomes a space.
 _ASCII_NON_LETTERS = bytes(c if chr(c).isalpha() and c < 128 else 32 for c in range(256))
+# Typographic marks that keep most English text from being ASCII: curly quotes, dashes, the
+# ellipsis, the no-break space, guillemets. None is a letter: to `_LETTERS` each one separates
+# words just as a space does.
+_TYPOGRAPHY = "\u2019\u2018\u201c\u201d\u2013\u2014\u2026\u00a0\u00ab\u00bb"
 
 
 def normalise_block(text: str) -> str:
@@ -44,8 +48,11 @@ def fingerprint(text: str) -> str | None:
     """The fingerprint of one block's text, or None when it is too short to fingerprint."""
     if len(text) < MIN_BLOCK_CHARS:  # cannot hold enough letters: skip the normalising
         return None
-    if text.isascii():  # `normalise_block` on bytes: twice as fast, and most blocks are ASCII
-        words = text.encode("ascii").lower().translate(_ASCII_NON_LETTERS).split()
+    # `normalise_block` on bytes is twice as fast, and most blocks are ASCII, or are once their
+    # typographic marks are spaces.
+    ascii_text = text if text.isascii() else ascii_form(text)
+    if ascii_text is not None:
+        words = ascii_text.encode("ascii").lower().translate(_ASCII_NON_LETTERS).split()
         norm = b" ".join(words)
         letters = len(norm) - len(words) + 1
     else:
@@ -54,6 +61,16 @@ def fingerprint(text: str) -> str | None:
     if letters < MIN_BLOCK_CHARS:
         return None
     return FINGERPRINT_VERSION + hashlib.blake2b(norm, digest_size=6).hexdigest()
+
+
+def ascii_form(text: str) -> str | None:
+    """`text` with its typographic marks as spaces, when that leaves it ASCII: the same
+    `normalise_block`. Else None, and `text` itself is normalised: in Greek, a space for a mark
+    could change how a final sigma lower-cases."""
+    for mark in _TYPOGRAPHY:
+        if mark in text:
+            text = text.replace(mark, " ")
+    return text if text.isascii() else None
 
 
 def fingerprints(texts: Iterable[str]) -> tuple[str, ...]:

@@ -1,0 +1,229 @@
+"""Extraction in child processes: the same feeds as inline, a dead child costs only its pages;
+and the combined feed, rewritten at most every `COMBINED_INTERVAL` while runs keep finishing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import feedparser
+import pytest
+import respx
+
+from tests.blogsite import Blog, sample_posts
+from tests.test_e2e import BlogServer, blog_source, write_config
+from worker import runner
+from worker.config import load_config
+from worker.errors import ConfigError
+from worker.extract import ExtractOptions
+from worker.extractpool import (
+    Extracted,
+    ExtractorCrashed,
+    InlineExtractor,
+    ProcessExtractor,
+    extract_page,
+)
+from worker.runner import Worker
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+DEATH_PATH = "/2026/11/saving-bean-seed.html"
+
+
+DYING_JOB = "tests.test_extractpool:dying_job"
+
+
+def dying_job(html: str, url: str, options: ExtractOptions) -> Extracted:
+    """`extract_page`, except that the process dies outright on one page (as on a parser crash),
+    hangs on another, and raises on a third."""
+    if url.endswith(DEATH_PATH) or "die-here" in html:
+        os._exit(3)
+    if "hang-here" in html:
+        time.sleep(3600)
+    if "bug-here" in html:
+        raise ValueError("a bug in the extractor")
+    return extract_page(html, url, options)
+
+
+def blog_site(origin: str = "https://blog.example.test") -> BlogServer:
+    posts = sample_posts()
+    blog = Blog(origin=origin, posts=posts)
+    return BlogServer(blog, [(p.path, p.title) for p in posts], aliases={})
+
+
+def run_with(config_dir: Path, *sites: BlogServer) -> list:
+    async def go() -> list:
+        async with Worker(load_config(config_dir), clock=lambda: T0) as worker:
+            return await worker.run_once()
+
+    with respx.mock(assert_all_called=False) as mock:
+        for site in sites:
+            mock.route(host=site.blog.origin.split("//")[1]).mock(side_effect=site)
+        return asyncio.run(go())
+
+
+@pytest.mark.parametrize("processes", [0, 1, 2])
+def test_extract_processes_setting_picks_the_extractor(tmp_path: Path, processes: int) -> None:
+    sources = blog_source(blog_site().blog)
+    config = write_config(tmp_path, sources, f"extract_processes = {processes}\n")
+    settings = load_config(config).settings
+    assert settings.extract_workers == processes
+    extractor = runner.make_extractor(settings.extract_workers)
+    assert isinstance(extractor, ProcessExtractor if processes else InlineExtractor)
+
+
+def test_process_extraction_publishes_the_same_feeds_as_inline(tmp_path: Path) -> None:
+    feeds = {}
+    for processes in (0, 1):
+        root = tmp_path / f"p{processes}"
+        site = blog_site()
+        config = write_config(root, blog_source(site.blog), f"extract_processes = {processes}\n")
+        (report,) = run_with(config, site)
+        assert report.ok and report.items_new == 3, report
+        feeds[processes] = {p.name: p.read_bytes() for p in sorted((root / "feeds").iterdir())}
+    assert feeds[0].keys() == feeds[1].keys() and "allotment.atom" in feeds[0]
+    assert feeds[0] == feeds[1]
+
+
+def test_process_extractor_answers_like_inline_and_survives_a_dead_child() -> None:
+    post = sample_posts()[0]
+    page = Blog(posts=[post]).post_html(post)
+    url = "https://blog.example.test" + post.path
+    options = ExtractOptions()
+
+    async def go() -> None:
+        pool = ProcessExtractor(1, job=DYING_JOB)
+        try:
+            inline = await InlineExtractor().extract(page, url, options)
+            first = await pool.extract(page, url, options)
+            assert first == inline and first.article is not None
+            assert first.signature is not None and first.article.body_text
+            # The dying page fails; the pages queued behind it go to a new child and succeed.
+            results = await asyncio.gather(
+                pool.extract(page + "<!-- die-here -->", url, options),
+                *(pool.extract(page, url, options) for _ in range(3)),
+                return_exceptions=True,
+            )
+            assert isinstance(results[0], ExtractorCrashed)
+            assert "extractor process died" in str(results[0])
+            assert results[1:] == [inline] * 3
+            with pytest.raises(RuntimeError, match="ValueError: a bug in the extractor"):
+                await pool.extract(page + "<!-- bug-here -->", url, options)
+            assert await pool.extract(page, url, options) == inline  # the child lived on
+        finally:
+            await pool.aclose()
+
+    asyncio.run(go())
+
+
+def test_a_page_that_hangs_the_extractor_is_given_up_after_the_timeout() -> None:
+    post = sample_posts()[0]
+    page = Blog(posts=[post]).post_html(post)
+    url = "https://blog.example.test" + post.path
+
+    async def go() -> None:
+        pool = ProcessExtractor(1, job=DYING_JOB, timeout=1.0)
+        try:
+            started = time.monotonic()
+            with pytest.raises(ExtractorCrashed, match="took longer than 1 s"):
+                await pool.extract(page + "<!-- hang-here -->", url, ExtractOptions())
+            assert time.monotonic() - started < 30
+            done = await pool.extract(page, url, ExtractOptions())
+            assert done.article is not None
+        finally:
+            await pool.aclose()
+
+    asyncio.run(go())
+
+
+def test_refusal_crosses_the_process_boundary_as_a_reason() -> None:
+    async def go() -> Extracted:
+        pool = ProcessExtractor(1)
+        try:
+            return await pool.extract(
+                "<html><body></body></html>", "https://x.test/", ExtractOptions()
+            )
+        finally:
+            await pool.aclose()
+
+    done = asyncio.run(go())
+    assert done.article is None and done.signature is None and done.error
+
+
+def test_dead_extractor_child_skips_its_pages_and_the_next_run_catches_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = blog_site()
+    config = write_config(tmp_path, blog_source(site.blog), "extract_processes = 1\n")
+    monkeypatch.setattr(runner, "make_extractor", lambda n: ProcessExtractor(n, job=DYING_JOB))
+    (first,) = run_with(config, site)
+
+    assert first.ok, first.error  # one source's run goes on; the pages are skipped with a reason
+    died = [s for s in first.skipped if "extractor process died" in s.reason]
+    assert any(s.url.endswith(DEATH_PATH) for s in died)
+    assert all(s.kind == "error" for s in died)
+    assert first.items_new == 3 - len(died)
+
+    monkeypatch.setattr(runner, "make_extractor", lambda n: ProcessExtractor(n))
+    (second,) = run_with(config, site)
+    assert second.ok and second.items_new == len(died)  # skipped pages were not marked as seen
+    feed = feedparser.parse((tmp_path / "feeds" / "allotment.atom").read_bytes())
+    assert len(feed.entries) == 3
+
+
+def combined_titles(feeds: Path) -> set[str]:
+    feed = feedparser.parse((feeds / "all.atom").read_bytes())
+    return {e.link.split("/")[2] for e in feed.entries}
+
+
+def test_combined_feed_is_rewritten_at_most_every_interval_and_flushed_at_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one, two = blog_site("https://one.example.test"), blog_site("https://two.example.test")
+    sources = blog_source(one.blog, "one") + "\n" + blog_source(two.blog, "two")
+    config = write_config(tmp_path, sources, "extract_processes = 0\n")
+    feeds = tmp_path / "feeds"
+    monkeypatch.setattr(runner, "COMBINED_INTERVAL", 0.3)
+
+    async def go() -> None:
+        async with Worker(load_config(config), clock=lambda: T0) as worker:
+            await worker.run_source(worker.config.source("one"))
+            assert combined_titles(feeds) == {"one.example.test"}  # the first run: at once
+            await worker.run_source(worker.config.source("two"))
+            assert combined_titles(feeds) == {"one.example.test"}  # within the interval: later
+            await asyncio.sleep(0.5)
+            assert combined_titles(feeds) == {"one.example.test", "two.example.test"}
+
+    with respx.mock(assert_all_called=False) as mock:
+        for site in (one, two):
+            mock.route(host=site.blog.origin.split("//")[1]).mock(side_effect=site)
+        asyncio.run(go())
+
+    # `run --once` writes what is pending when its runs are over, without waiting.
+    monkeypatch.setattr(runner, "COMBINED_INTERVAL", 3600.0)
+    other = tmp_path / "second"
+    config = write_config(other, sources, "extract_processes = 0\n")
+    run_with(config, blog_site("https://one.example.test"), blog_site("https://two.example.test"))
+    assert combined_titles(other / "feeds") == {"one.example.test", "two.example.test"}
+
+
+@pytest.mark.parametrize("value", ["-1", "65", '"two"', "1.5", "true"])
+def test_a_bad_extract_processes_names_the_file_and_field(tmp_path: Path, value: str) -> None:
+    sources = blog_source(blog_site().blog)
+    config = write_config(tmp_path, sources, f"extract_processes = {value}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    message = str(caught.value)
+    assert "feedworker.toml" in message and "extract_processes" in message
+    assert 'expected "auto" or a number of processes from 0 to 64' in message
+
+
+def test_extract_processes_auto_follows_the_cpu_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(tmp_path, blog_source(blog_site().blog))
+    for cpus, expected in ((1, 0), (2, 1), (16, 1), (None, 0)):
+        monkeypatch.setattr(os, "cpu_count", lambda cpus=cpus: cpus)
+        assert load_config(config).settings.extract_workers == expected

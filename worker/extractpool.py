@@ -1,0 +1,347 @@
+"""Where extraction runs: in the event loop's own thread, or in child processes beside it.
+
+Extraction is the pipeline's CPU-heavy stage (parse, score, sanitise, hash), and Python runs one
+thread of it at a time. With `extract_processes = N` (N >= 1) pages are extracted in N child
+processes while the event loop goes on fetching, storing and publishing: on two cores, fetching
+and extraction then overlap instead of taking turns (figures in README "Pipeline throughput").
+With 0 they run inline, between fetches (the loop yields after each page).
+
+Either way the job is `extract_page`, a pure function of the page's text, URL and options, and
+its answer is an `Extracted`: the article and the signature of its text (hashed where it was
+extracted, so the text is normalised once), or why there is none.
+
+A child is `python -m worker.extractpool`, spoken to over its stdin and stdout through the event
+loop: length-prefixed pickles, one request per page, answers in order. No helper threads, so a
+busy event loop never waits for a thread to get the GIL before a child gets its next page. A
+child that dies (a parser crash on a hostile page, the OOM killer) or spends longer than
+`EXTRACT_TIMEOUT` on one page (it is killed) costs the page it was on, reported as skipped with
+that reason; the pages queued behind it are sent again to a new child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import fcntl
+import importlib
+import os
+import pickle
+import struct
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+from worker.dedupe import Signature, text_signature
+from worker.errors import ExtractError, FeedworkerError
+from worker.extract import ExtractOptions, extract
+from worker.logs import fields, log
+from worker.models import Article
+
+EXTRACT_TIMEOUT = 60.0  # seconds one page may take in a child before the child is killed
+DEFAULT_JOB = "worker.extractpool:extract_page"
+PIPE_BYTES = 1 << 20  # the pipe to a child: Linux's default ceiling for unprivileged processes
+# Pages sent to a child ahead of its answers: enough that it never waits for the event loop,
+# few enough that pages waiting for a busy child stay unpickled (one copy in memory, not two).
+PAGES_AHEAD = 4
+_FRAME = struct.Struct(">I")  # the length of the pickle that follows
+
+
+@dataclass(frozen=True, slots=True)
+class Extracted:
+    """One page's extraction: an article and its text's signature, or the reason for none."""
+
+    article: Article | None = None
+    signature: Signature | None = None
+    error: str = ""  # why there is no article: the extractor's own refusal (ExtractError)
+
+
+def extract_page(html: str, url: str, options: ExtractOptions) -> Extracted:
+    """Extract one page and sign its text; an `ExtractError` becomes `Extracted.error`."""
+    try:
+        article = extract(html, url, options)
+    except ExtractError as exc:
+        return Extracted(error=str(exc))
+    return Extracted(article, text_signature(article.body_text))
+
+
+ExtractJob = Callable[[str, str, ExtractOptions], Extracted]
+
+
+class ExtractorCrashed(FeedworkerError):
+    """The child process extracting a page died or was killed; the page is skipped."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """An unexpected exception in a child's job, sent back instead of an answer."""
+
+    kind: str
+    message: str
+
+
+class Extractor(Protocol):
+    # True when pages given at once are extracted side by side, away from the event loop.
+    concurrent: bool
+
+    async def extract(self, html: str, url: str, options: ExtractOptions) -> Extracted: ...
+
+    async def aclose(self) -> None: ...
+
+
+class InlineExtractor:
+    """Extraction in the calling thread: no processes, no pickling (`extract_processes = 0`)."""
+
+    concurrent = False
+
+    async def extract(self, html: str, url: str, options: ExtractOptions) -> Extracted:
+        return extract_page(html, url, options)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class ProcessExtractor:
+    """Extraction in `processes` child processes, each started on first use; a page goes to the
+    child with the fewest pages waiting. `job` ("module:function") is what a child runs."""
+
+    concurrent = True
+
+    def __init__(
+        self, processes: int, *, job: str = DEFAULT_JOB, timeout: float = EXTRACT_TIMEOUT
+    ) -> None:
+        if processes < 1:
+            raise ValueError(f"processes must be at least 1, got {processes}")
+        self.processes = processes
+        self._job = job
+        self._timeout = timeout
+        self._children: list[_Child] = []
+        self._closed = False
+        self._sent = asyncio.Semaphore(processes * PAGES_AHEAD)
+
+    async def extract(self, html: str, url: str, options: ExtractOptions) -> Extracted:
+        if self._closed:
+            raise ExtractorCrashed("the extractor is shut down")
+        async with self._sent:
+            request = pickle.dumps((html, url, options), pickle.HIGHEST_PROTOCOL)
+            while True:
+                child = await self._child()
+                try:
+                    answer = await child.submit(request)
+                except _Requeue:  # the child died while this page waited behind another one
+                    continue
+                break
+        if isinstance(answer, _Failure):
+            raise RuntimeError(f"{answer.kind}: {answer.message}")
+        if not isinstance(answer, Extracted):
+            raise RuntimeError(f"the extractor process answered a {type(answer).__name__}")
+        return answer
+
+    async def _child(self) -> _Child:
+        self._children = [c for c in self._children if c.alive]
+        if len(self._children) < self.processes:
+            child = _Child(self._job, self._timeout)
+            self._children.append(child)
+            await child.start()
+            return child
+        return min(self._children, key=lambda c: c.waiting)
+
+    async def aclose(self) -> None:
+        """Stop the children: they finish the page in hand, see their input close and exit."""
+        self._closed = True
+        children, self._children = self._children, []
+        await asyncio.gather(*(c.stop() for c in children))
+
+
+class _Requeue(Exception):
+    """A page queued behind the one a child died on: to be sent to a new child."""
+
+
+class _Child:
+    """One `python -m worker.extractpool` process and the pages it has been sent, in order."""
+
+    def __init__(self, job: str, timeout: float) -> None:
+        self._job = job
+        self._timeout = timeout
+        self._process: asyncio.subprocess.Process | None = None
+        self._started: asyncio.Future[None] | None = None
+        self._pending: collections.deque[asyncio.Future[object]] = collections.deque()
+        self._reader: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._overdue = False
+        self.alive = True
+
+    @property
+    def waiting(self) -> int:
+        return len(self._pending)
+
+    async def start(self) -> None:
+        if self._started is None:
+            self._started = asyncio.ensure_future(self._spawn())
+        await asyncio.shield(self._started)
+
+    async def _spawn(self) -> None:
+        # The parent's import path, so the child finds the same `worker` (and a test's job).
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "worker.extractpool",
+                self._job,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                env=env,
+            )
+        except OSError as exc:
+            self.alive = False
+            raise ExtractorCrashed(f"cannot start an extractor process: {exc}") from exc
+        _widen_pipe(self._process.stdin)
+        self._reader = asyncio.create_task(self._read_answers())
+
+    async def submit(self, request: bytes) -> object:
+        await self.start()
+        process = self._process
+        if not self.alive or process is None or process.stdin is None:
+            raise _Requeue
+        answer: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._pending.append(answer)
+        if len(self._pending) == 1:
+            self._arm_watchdog()
+        process.stdin.write(_FRAME.pack(len(request)))  # two writes: no joined copy of the page
+        process.stdin.write(request)
+        try:
+            with contextlib.suppress(ConnectionError):  # a dead child: its reader says so
+                await process.stdin.drain()
+            return await answer
+        except asyncio.CancelledError:
+            answer.cancel()  # nobody waits for this page any more
+            raise
+
+    def _arm_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self._watchdog = None
+        if self._pending:
+            loop = asyncio.get_running_loop()
+            self._watchdog = loop.call_later(self._timeout, self._kill_overdue)
+
+    def _kill_overdue(self) -> None:
+        """The page in hand has taken longer than the timeout: end the child."""
+        self._overdue = True
+        if self._process is not None and self._process.returncode is None:
+            self._process.kill()
+
+    async def _read_answers(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        stdout = self._process.stdout
+        try:
+            while True:
+                (size,) = _FRAME.unpack(await stdout.readexactly(_FRAME.size))
+                answer = pickle.loads(await stdout.readexactly(size))
+                waiter = self._pending.popleft()
+                if not waiter.done():  # a cancelled run no longer waits for its pages
+                    waiter.set_result(answer)
+                self._arm_watchdog()
+        except (asyncio.IncompleteReadError, ConnectionError, pickle.UnpicklingError):
+            pass
+        await self._died()
+
+    async def _died(self) -> None:
+        self.alive = False
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        process = self._process
+        code = await process.wait() if process is not None else None
+        if not self._pending:
+            return
+        reason = (
+            f"extraction took longer than {self._timeout:g} s; the extractor process was stopped"
+            if self._overdue
+            else f"the extractor process died on this page (exit status {code})"
+        )
+        log.warning("extractor process ended", extra=fields(reason=reason, pages=self.waiting))
+        first = self._pending.popleft()
+        if not first.done():
+            first.set_exception(ExtractorCrashed(reason))
+        while self._pending:
+            waiter = self._pending.popleft()
+            if not waiter.done():
+                waiter.set_exception(_Requeue())
+
+    async def stop(self) -> None:
+        process = self._process
+        if process is None:
+            if self._started is not None:
+                self._started.cancel()
+            return
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            await asyncio.wait_for(process.wait(), self._timeout)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+        if self._reader is not None:
+            await self._reader
+
+
+def _widen_pipe(stream: asyncio.StreamWriter | None) -> None:
+    """Let the pipe to a child hold several pages (Linux: 64 KiB by default, less than one page):
+    the child can then read its next page while the event loop is busy elsewhere, instead of
+    waiting for the loop to push each 64 KiB through."""
+    pipe = stream.get_extra_info("pipe") if stream is not None else None
+    if pipe is not None and hasattr(fcntl, "F_SETPIPE_SZ"):
+        with contextlib.suppress(OSError):  # above /proc/sys/fs/pipe-max-size: keep the default
+            fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+
+
+def make_extractor(processes: int) -> Extractor:
+    return ProcessExtractor(processes) if processes > 0 else InlineExtractor()
+
+
+# -- the child's side ---------------------------------------------------------------------------
+
+
+def _load_job(spec: str) -> ExtractJob:
+    module, _, name = spec.partition(":")
+    job: ExtractJob = getattr(importlib.import_module(module), name)
+    return job
+
+
+def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
+    data = stream.read(size)
+    return data if data is not None and len(data) == size else None
+
+
+def serve(job: ExtractJob, requests: BinaryIO, answers: BinaryIO) -> None:
+    """Answer framed requests from `requests` on `answers` until `requests` ends."""
+    while (header := _read_exactly(requests, _FRAME.size)) is not None:
+        (size,) = _FRAME.unpack(header)
+        body = _read_exactly(requests, size)
+        if body is None:
+            return
+        html, url, options = pickle.loads(body)
+        try:
+            answer: object = job(html, url, options)
+        except Exception as exc:  # a bug in the extractor costs this page, not the child
+            answer = _Failure(type(exc).__name__, str(exc))
+        data = pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
+        answers.write(_FRAME.pack(len(data)) + data)
+        answers.flush()
+
+
+def _main() -> None:
+    # Answers go to the real stdout only: anything else printing there would corrupt the frames.
+    channel = sys.stdout.buffer
+    sys.stdout = sys.stderr
+    spec = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_JOB
+    with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
+        serve(_load_job(spec), sys.stdin.buffer, channel)
+
+
+if __name__ == "__main__":
+    # Run as a script this file is `__main__`; the answers must be pickled as classes of
+    # `worker.extractpool`, which the parent knows, so the work is done by that module.
+    importlib.import_module("worker.extractpool")._main()
