@@ -138,6 +138,18 @@ def test_a_page_that_hangs_the_extractor_is_given_up_after_the_timeout() -> None
     asyncio.run(go())
 
 
+def test_a_child_that_cannot_start_is_reported_as_such() -> None:
+    async def go() -> None:
+        pool = ProcessExtractor(1, job="worker.no_such_module:extract_page")
+        try:
+            with pytest.raises(ExtractorCrashed, match="ended before its first answer"):
+                await pool.extract("<p>text</p>", "https://x.test/", ExtractOptions())
+        finally:
+            await pool.aclose()
+
+    asyncio.run(go())
+
+
 def test_refusal_crosses_the_process_boundary_as_a_reason() -> None:
     async def go() -> Extracted:
         pool = ProcessExtractor(1)
@@ -161,7 +173,7 @@ def test_dead_extractor_child_skips_its_pages_and_the_next_run_catches_up(
     (first,) = run_with(config, site)
 
     assert first.ok, first.error  # one source's run goes on; the pages are skipped with a reason
-    died = [s for s in first.skipped if "extractor process died" in s.reason]
+    died = [s for s in first.skipped if "extractor process" in s.reason]
     assert any(s.url.endswith(DEATH_PATH) for s in died)
     assert all(s.kind == "error" for s in died)
     assert first.items_new == 3 - len(died)

@@ -170,6 +170,7 @@ class _Child:
         self._reader: asyncio.Task[None] | None = None
         self._watchdog: asyncio.TimerHandle | None = None
         self._overdue = False
+        self._answered = 0
         self.alive = True
 
     @property
@@ -241,6 +242,7 @@ class _Child:
                 (size,) = _FRAME.unpack(await stdout.readexactly(_FRAME.size))
                 answer = pickle.loads(await stdout.readexactly(size))
                 waiter = self._pending.popleft()
+                self._answered += 1
                 if not waiter.done():  # a cancelled run no longer waits for its pages
                     waiter.set_result(answer)
                 self._arm_watchdog()
@@ -256,11 +258,12 @@ class _Child:
         code = await process.wait() if process is not None else None
         if not self._pending:
             return
-        reason = (
-            f"extraction took longer than {self._timeout:g} s; the extractor process was stopped"
-            if self._overdue
-            else f"the extractor process died on this page (exit status {code})"
-        )
+        if self._overdue:
+            reason = f"extraction took longer than {self._timeout:g} s; the extractor was stopped"
+        elif self._answered:
+            reason = f"the extractor process died on this page (exit status {code})"
+        else:  # it could not even start (its error output is in the worker's log)
+            reason = f"the extractor process ended before its first answer (exit status {code})"
         log.warning("extractor process ended", extra=fields(reason=reason, pages=self.waiting))
         first = self._pending.popleft()
         if not first.done():

@@ -5,7 +5,7 @@ sent to the extractor processes). glibc's allocator keeps what is freed for reus
 heaps fragment, so a long-lived worker's resident memory creeps up run after run although
 Python holds no more objects: measured over three passes of 200 sites, 179 → 207 MiB. glibc's
 `malloc_trim(0)` releases the free pages (85 MiB after each pass, flat). The worker calls it when
-its last run in progress ends, and every few seconds while runs overlap; not after every run,
+its last run in progress ends, and once a second while runs overlap; not after every run,
 since the next run would fault the pages straight back in (that cost a fifth of the
 throughput). Elsewhere (musl, macOS) this is a no-op.
 """

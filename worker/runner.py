@@ -60,7 +60,7 @@ RELOAD_INTERVAL = 1.0  # seconds between two looks at the config folder
 # feeds/all.atom is rewritten at most this often while runs keep finishing (each rewrite reads
 # and renders every source's newest items); `run --once` and a stop write the last changes.
 COMBINED_INTERVAL = 5.0
-TRIM_INTERVAL = 5.0  # seconds between two hand-backs of free memory while runs overlap
+TRIM_INTERVAL = 1.0  # seconds between two hand-backs of free memory while runs overlap
 
 NextRunFn = Callable[[str], datetime | None]
 ReportFn = Callable[[RunReport], None]
