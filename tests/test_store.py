@@ -447,15 +447,19 @@ def test_recent_items_of_the_given_sources_only(store: Store) -> None:
 
 
 def test_transaction_commits_its_writes_together(db_path: Path, store: Store) -> None:
-    with store.transaction("test"):
-        assert store.add_item(make_item(1))
-        store.remember_url("blog", "https://example.org/p1", make_item(1).guid)
-        with sqlite3.connect(db_path) as other:  # another connection sees nothing yet
-            assert other.execute("SELECT COUNT(*) FROM items").fetchone() == (0,)
-        assert store.has_item("blog", make_item(1).guid)  # this one sees its own writes
-    with sqlite3.connect(db_path) as other:
-        assert other.execute("SELECT COUNT(*) FROM items").fetchone() == (1,)
-        assert other.execute("SELECT COUNT(*) FROM known_urls").fetchone() == (1,)
+    other = Store.open(f"sqlite:///{db_path}")  # a second connection to the same state
+    guid = make_item(1).guid
+    try:
+        with store.transaction("test"):
+            assert store.add_item(make_item(1))
+            store.remember_url("blog", "https://example.org/p1", guid)
+            assert not other.has_item("blog", guid)  # nothing committed yet
+            assert other.known_url("blog", "https://example.org/p1") is None
+            assert store.has_item("blog", guid)  # this connection sees its own writes
+        assert other.has_item("blog", guid)
+        assert other.known_url("blog", "https://example.org/p1") == guid
+    finally:
+        other.close()
 
 
 def test_transaction_rolls_back_every_write_when_anything_raises(store: Store) -> None:
