@@ -12,9 +12,8 @@ per site), so template learning has something to learn. Responses are precompute
 joined per request, served uncompressed with an ETag.
 
 Three processes are measured, one at a time, each a child with its own process tree: CPU time
-from `os.wait4` plus, sampled every 0.1 s from /proc, that of its descendants (feedworker's
-extractor processes, which multiprocessing's fork server starts, so wait4 does not count them);
-peak RSS sampled as the sum over the tree:
+from `os.wait4` (which includes feedworker's extractor processes, children the worker reaps) and
+peak RSS sampled every 0.1 s from /proc as the sum over the tree:
 
 1. feedworker: `feedworker run --once` over a generated config (`per_host_delay = 0`: a local site
    needs no politeness gap, so the figures show work, not waiting);
@@ -247,37 +246,24 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-def _own_cpu(pid: int) -> float:
-    """CPU seconds `pid` itself used so far (utime + stime, not its children's)."""
-    with contextlib.suppress(OSError, IndexError, ValueError):
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return 0.0
-
-
 def tree_rss_mib(root: int) -> float:
     """Resident memory of process `root` and all its descendants (extractor processes), MiB."""
     return sum(_rss_kib(pid) for pid in _descendants(root)) / 1024
 
 
 class TreeSampler:
-    """Samples a process tree every `interval` seconds in a thread: the peak of its summed RSS
-    (MiB), and each descendant's own CPU time as last seen. The extractor processes are forked
-    by multiprocessing's fork server, so the child's os.wait4 figure does not include them."""
+    """Samples a process tree's summed RSS every `interval` seconds in a thread; `peak` in MiB
+    (os.wait4 only gives the largest single process's)."""
 
     def __init__(self, pid: int, interval: float = 0.1) -> None:
         self.pid, self.interval, self.peak = pid, interval, 0.0
-        self.descendant_cpu: dict[int, float] = {}
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._done.wait(self.interval):
-            tree = _descendants(self.pid)
-            self.peak = max(self.peak, sum(_rss_kib(pid) for pid in tree) / 1024)
-            for pid in tree - {self.pid}:
-                self.descendant_cpu[pid] = _own_cpu(pid)
+            self.peak = max(self.peak, tree_rss_mib(self.pid))
 
     def stop(self) -> None:
         self._done.set()
@@ -285,9 +271,9 @@ class TreeSampler:
 
 
 def run_child(command: list[str], web: Web, *, stdin_lines: int = 0) -> Measure:
-    """Run `command`, returning its wall time, CPU time (os.wait4's, plus its descendants' as
-    last sampled: the extractor processes) and peak RSS (the largest of wait4's figure and the
-    sampled sum over the process tree: the worker and its extractor processes together).
+    """Run `command`, returning its wall time, CPU time (os.wait4's, which includes the children
+    it reaped: the worker's extractor processes) and peak RSS (the largest of wait4's figure and
+    the sampled sum over the process tree: the worker and its extractor processes together).
 
     With `stdin_lines`, the child prints "pass done" lines; each one advances the web's
     generation and is answered on the child's stdin (the repeated-runs mode)."""
