@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from worker.dedupe import (
     _MAX_ROUNDS,
+    _PHRASES,
     _VOLATILE,
     HASH_VERSION,
     _is_stable,
@@ -209,3 +210,21 @@ def test_normalise_text_equals_the_plain_rounds_where_a_removal_joins_a_phrase()
     # Removing "12 comments" leaves "5 minutes ago", which only the next round removes.
     text = "Budget updated 5 12 comments minutes ago passes"
     assert normalise_text(text) == plain_normalise(text) == "budget updated passes"
+
+
+# The phrase search checks a phrase's first character up front; it must find exactly what
+# trying every phrase at every position finds.
+PLAIN_VOLATILE = re.compile("|".join(_PHRASES))
+
+
+@given(st.one_of(st.text(), tricky_texts))
+def test_volatile_search_equals_trying_every_phrase(text: str) -> None:
+    for variant in (text, " ".join(text.casefold().split())):
+        assert _VOLATILE.subn(" ", variant) == PLAIN_VOLATILE.subn(" ", variant)
+
+
+def test_every_volatile_example_is_found_by_both_searches() -> None:
+    for phrase in VOLATILE:
+        folded = phrase.casefold()
+        assert _VOLATILE.fullmatch(folded) is not None, phrase
+        assert PLAIN_VOLATILE.fullmatch(folded) is not None, phrase

@@ -16,6 +16,7 @@ import respx
 from tests.blogsite import Blog, sample_posts
 from tests.test_e2e import BlogServer, blog_source, write_config
 from worker import runner
+from worker.charset import html_text
 from worker.config import load_config
 from worker.errors import ConfigError
 from worker.extract import ExtractOptions
@@ -26,6 +27,7 @@ from worker.extractpool import (
     ProcessExtractor,
     extract_page,
 )
+from worker.models import RawHtml
 from worker.runner import Worker
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -35,9 +37,10 @@ DEATH_PATH = "/2026/11/saving-bean-seed.html"
 DYING_JOB = "tests.test_extractpool:dying_job"
 
 
-def dying_job(html: str, url: str, options: ExtractOptions) -> Extracted:
+def dying_job(page: str | RawHtml, url: str, options: ExtractOptions) -> Extracted:
     """`extract_page`, except that the process dies outright on one page (as on a parser crash),
     hangs on another, and raises on a third."""
+    html = html_text(page)
     if url.endswith(DEATH_PATH) or "die-here" in html:
         os._exit(3)
     if "hang-here" in html:
@@ -116,6 +119,43 @@ def test_process_extractor_answers_like_inline_and_survives_a_dead_child() -> No
             await pool.aclose()
 
     asyncio.run(go())
+
+
+@pytest.mark.parametrize(
+    ("codec", "content_type", "head"),
+    [
+        ("cp1251", "text/html; charset=windows-1251", ""),
+        ("koi8-r", "text/html", '<meta charset="koi8-r">'),
+        ("utf-8", None, ""),
+    ],
+)
+def test_a_raw_page_is_decoded_where_it_is_extracted(
+    codec: str, content_type: str | None, head: str
+) -> None:
+    """Article pages reach the extractor as bytes (`RawHtml`); a child decodes them by the same
+    rules as the fetcher, so the article is the one the decoded text gives inline."""
+    words = "Сегодня в саду поспели первые томаты, и мы собрали урожай вместе с соседями. "
+    html = (
+        f"<html><head>{head}<title>Урожай</title></head><body><article><h1>Урожай</h1>"
+        + "".join(f"<p>{words * 3}</p>" for _ in range(4))
+        + "</article></body></html>"
+    )
+    raw = RawHtml(html.encode(codec), content_type)
+    url = "https://blog.example.test/harvest.html"
+    options = ExtractOptions()
+
+    async def go() -> tuple[Extracted, Extracted]:
+        pool = ProcessExtractor(1)
+        try:
+            return await pool.extract(raw, url, options), await InlineExtractor().extract(
+                html, url, options
+            )
+        finally:
+            await pool.aclose()
+
+    in_child, inline = asyncio.run(go())
+    assert in_child == inline
+    assert in_child.article is not None and words.strip() in in_child.article.body_text
 
 
 def test_a_page_that_hangs_the_extractor_is_given_up_after_the_timeout() -> None:

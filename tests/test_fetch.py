@@ -16,6 +16,7 @@ import httpx
 import pytest
 import respx
 
+from worker.charset import html_text, page_html, page_text
 from worker.errors import FetchError
 from worker.fetch import (
     SNIPPET_BYTES,
@@ -30,7 +31,7 @@ from worker.fetch import (
     host_key,
     parse_retry_after,
 )
-from worker.models import NotModified, Page, Validators
+from worker.models import NotModified, Page, RawHtml, Validators
 
 HTML = b"<!doctype html><html><head><title>Hello</title></head><body><p>Text</p></body></html>"
 HTML_TYPE = {"Content-Type": "text/html; charset=utf-8"}
@@ -120,6 +121,32 @@ def test_compressed_bodies_are_decoded(encoding: str, compress: Any):
     assert isinstance(page, Page)
     assert page.text == (HTML * 50).decode()
     assert page.size == len(wire)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/html; charset=windows-1251", "<p>Привет, мир: статья</p>".encode("cp1251")),
+        ("text/html", '<meta charset="koi8-r"><p>Привет</p>'.encode("koi8-r")),
+        ("text/html; charset=utf-8", "<p>caf\u00e9 \u201cquoted\u201d</p>".encode()),
+    ],
+)
+@respx.mock
+def test_an_undecoded_page_keeps_its_bytes_and_decodes_as_a_decoded_one(
+    content_type: str, body: bytes
+):
+    """`decode=False` (article pages bound for the extractor) leaves the bytes and the charset
+    label with the page; decoding them later gives exactly the text `decode=True` gives."""
+    respx.get("https://example.com/raw").respond(
+        200, headers={"Content-Type": content_type}, content=body
+    )
+    raw = fetch("https://example.com/raw", decode=False)
+    decoded = fetch("https://example.com/raw")
+    assert isinstance(raw, Page) and isinstance(decoded, Page)
+    assert raw.text == "" and raw.raw == RawHtml(body, content_type)
+    assert decoded.raw is None and "\ufffd" not in decoded.text
+    assert page_text(raw) == page_text(decoded) == decoded.text
+    assert html_text(page_html(raw)) == decoded.text
 
 
 @respx.mock

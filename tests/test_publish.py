@@ -19,6 +19,7 @@ from worker.publish import (
     remove_stale_temp_files,
     render_atom,
     render_combined,
+    render_feeds,
     render_json,
     render_rss,
     write_if_changed,
@@ -281,6 +282,34 @@ def test_self_links_without_public_url_are_left_out() -> None:
     assert b'rel="self"' not in render_rss(meta, ITEMS, NOW)
     assert b'rel="self"' not in render_atom(meta, ITEMS, NOW)
     assert "feed_url" not in json.loads(render_json(meta, ITEMS, NOW))
+
+
+def test_rss_authors_are_dc_creators_before_the_update_date() -> None:
+    item = make_item(1, authors=("Ada Lovelace", "Charles Babbage"))
+    data = render_rss(META, [item], NOW)
+    assert b'xmlns:dc="http://purl.org/dc/elements/1.1/"' in data
+    assert (
+        b"<dc:creator>Ada Lovelace</dc:creator>\n"
+        b"      <dc:creator>Charles Babbage</dc:creator>\n"
+        b"      <dcterms:modified>"
+    ) in data
+    assert [a.name for a in parse(data).entries[0].authors] == ["Ada Lovelace", "Charles Babbage"]
+
+
+def test_render_feeds_gives_what_each_renderer_gives() -> None:
+    # render_feeds prepares each item once for all three documents; the bytes must not differ.
+    items = [
+        *ITEMS,
+        make_item(4, summary="", image=None, authors=(), categories=("News", " news ")),
+        make_item(5, title=" \n", content_html="<p>a ]]> b\x00</p>", image="https://e.org/x.tiff"),
+        make_item(6, guid="urn:example:6", url="", published=datetime(2024, 5, 1, 12, 0)),
+    ]
+    for meta in (META, replace(META, self_base_url=None, ttl_minutes=30, description="")):
+        assert render_feeds(meta, items, NOW) == {
+            ".rss": render_rss(meta, items, NOW),
+            ".atom": render_atom(meta, items, NOW),
+            ".json": render_json(meta, items, NOW),
+        }
 
 
 # -- the combined feed -----------------------------------------------------------------------

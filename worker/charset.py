@@ -19,9 +19,9 @@ import codecs
 import re
 import unicodedata
 
-import charset_normalizer
+from worker.models import Page, RawHtml
 
-__all__ = ["decode_html"]
+__all__ = ["decode_html", "html_text", "page_html", "page_text"]
 
 FALLBACK = "cp1252"
 
@@ -122,18 +122,29 @@ def decode_html(body: bytes, content_type: str | None) -> tuple[str, str]:
     for bom, name in _BOMS:
         if body.startswith(bom):
             return body[len(bom) :].decode(name, errors="replace"), name
-    encoding = _choose(body, content_type)
+    for label in (_header_label(content_type), _meta_label(body)):
+        encoding = _lookup(label)
+        if encoding and (text := _decoded_as(body, encoding)) is not None:
+            return text, encoding
+    if not body.isascii() and (text := _strict(body, "utf-8")) is not None:
+        return text, "utf-8"
+    encoding = _detect(body) or FALLBACK
     return body.decode(encoding, errors="replace"), encoding
 
 
-def _choose(body: bytes, content_type: str | None) -> str:
-    for label in (_header_label(content_type), _meta_label(body)):
-        encoding = _lookup(label)
-        if encoding and _agrees(body, encoding):
-            return encoding
-    if not body.isascii() and _decodes(body, "utf-8"):
-        return "utf-8"
-    return _detect(body) or FALLBACK
+def html_text(html: str | RawHtml) -> str:
+    """`html` as text: decoded when it is still raw."""
+    return html if isinstance(html, str) else decode_html(html.body, html.content_type)[0]
+
+
+def page_html(page: Page) -> str | RawHtml:
+    """A fetched page's HTML as it came: its text, or its bytes when fetched undecoded."""
+    return page.raw if page.raw is not None else page.text
+
+
+def page_text(page: Page) -> str:
+    """A fetched page's text, decoding it when it was fetched undecoded."""
+    return html_text(page_html(page))
 
 
 def _header_label(content_type: str | None) -> str | None:
@@ -163,26 +174,25 @@ def _lookup(label: str | None) -> str | None:
     return _SUPERSETS.get(name, name)
 
 
-def _agrees(body: bytes, encoding: str) -> bool:
+def _decoded_as(body: bytes, encoding: str) -> str | None:
+    """The text, when the labelled `encoding` agrees with the bytes; None otherwise. The check
+    is the decode itself, so a page is decoded once (it was twice: check, then decode)."""
     if encoding == "utf-8":
         return _mostly_utf8(body)
     if encoding.startswith(("utf-16", "utf-32")):
-        return False  # without a BOM we cannot trust it; detection decides
+        return None  # without a BOM we cannot trust it; detection decides
     if not body.isascii() and _decodes(body, "utf-8"):
-        return False
-    try:
-        body.decode(encoding)
-    except UnicodeError:
-        return False
-    return True
+        return None
+    return _strict(body, encoding)
 
 
-def _mostly_utf8(body: bytes) -> bool:
-    if _decodes(body, "utf-8"):
-        return True
+def _mostly_utf8(body: bytes) -> str | None:
+    text = _strict(body, "utf-8")
+    if text is not None:
+        return text
     text = body.decode("utf-8", errors="replace")
     non_ascii = sum(1 for ch in text if ord(ch) > 127)
-    return text.count("\ufffd") <= non_ascii * _UTF8_MAX_BAD_RATIO
+    return text if text.count("\ufffd") <= non_ascii * _UTF8_MAX_BAD_RATIO else None
 
 
 def _detect(body: bytes) -> str | None:
@@ -191,6 +201,10 @@ def _detect(body: bytes) -> str | None:
     Detectors cannot tell Latin code pages apart on short pages (French cp1252 text comes back as
     Baltic cp1257), and windows-1252 is by far the most common of them on the web.
     """
+    # Imported here, when a page needs it (few do): it is 4 MB of memory in every extractor
+    # process, which decodes pages but almost never guesses.
+    import charset_normalizer
+
     best = charset_normalizer.from_bytes(body).best()
     if best is None:
         return None
@@ -208,8 +222,12 @@ def _latin_only(text: str) -> bool:
 
 
 def _decodes(body: bytes, encoding: str) -> bool:
+    return _strict(body, encoding) is not None
+
+
+def _strict(body: bytes, encoding: str) -> str | None:
+    """`body` decoded without replacements, or None when it is not valid `encoding`."""
     try:
-        body.decode(encoding)
+        return body.decode(encoding)
     except UnicodeError:
-        return False
-    return True
+        return None

@@ -6,9 +6,11 @@ processes while the event loop goes on fetching, storing and publishing: on two 
 and extraction then overlap instead of taking turns (figures in README "Pipeline throughput").
 With 0 they run inline, between fetches (the loop yields after each page).
 
-Either way the job is `extract_page`, a pure function of the page's text, URL and options, and
-its answer is an `Extracted`: the article and the signature of its text (hashed where it was
-extracted, so the text is normalised once), or why there is none.
+Either way the job is `extract_page`, a pure function of the page (its text, or its bytes still
+to be decoded: a `RawHtml`), URL and options, and its answer is an `Extracted`: the article and
+the signature of its text (hashed where it was extracted, so the text is normalised once), or
+why there is none. The pipeline hands over raw pages: a child then decodes them itself, and the
+event loop's process neither decodes a page nor encodes its text again to pickle it.
 
 A child is `python -m worker.extractpool`, spoken to over its stdin and stdout through the event
 loop: length-prefixed pickles, one request per page, answers in order. No helper threads, so a
@@ -33,11 +35,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
+from worker.charset import html_text
 from worker.dedupe import Signature, text_signature
 from worker.errors import ExtractError, FeedworkerError
 from worker.extract import ExtractOptions, extract
 from worker.logs import fields, log
-from worker.models import Article
+from worker.models import Article, RawHtml
 
 EXTRACT_TIMEOUT = 60.0  # seconds one page may take in a child before the child is killed
 DEFAULT_JOB = "worker.extractpool:extract_page"
@@ -57,16 +60,17 @@ class Extracted:
     error: str = ""  # why there is no article: the extractor's own refusal (ExtractError)
 
 
-def extract_page(html: str, url: str, options: ExtractOptions) -> Extracted:
-    """Extract one page and sign its text; an `ExtractError` becomes `Extracted.error`."""
+def extract_page(html: str | RawHtml, url: str, options: ExtractOptions) -> Extracted:
+    """Decode (when raw) and extract one page and sign its text; an `ExtractError` becomes
+    `Extracted.error`."""
     try:
-        article = extract(html, url, options)
+        article = extract(html_text(html), url, options)
     except ExtractError as exc:
         return Extracted(error=str(exc))
     return Extracted(article, text_signature(article.body_text))
 
 
-ExtractJob = Callable[[str, str, ExtractOptions], Extracted]
+ExtractJob = Callable[[str | RawHtml, str, ExtractOptions], Extracted]
 
 
 class ExtractorCrashed(FeedworkerError):
@@ -85,7 +89,9 @@ class Extractor(Protocol):
     # True when pages given at once are extracted side by side, away from the event loop.
     concurrent: bool
 
-    async def extract(self, html: str, url: str, options: ExtractOptions) -> Extracted: ...
+    async def extract(
+        self, html: str | RawHtml, url: str, options: ExtractOptions
+    ) -> Extracted: ...
 
     async def aclose(self) -> None: ...
 
@@ -95,7 +101,7 @@ class InlineExtractor:
 
     concurrent = False
 
-    async def extract(self, html: str, url: str, options: ExtractOptions) -> Extracted:
+    async def extract(self, html: str | RawHtml, url: str, options: ExtractOptions) -> Extracted:
         return extract_page(html, url, options)
 
     async def aclose(self) -> None:
@@ -120,7 +126,7 @@ class ProcessExtractor:
         self._closed = False
         self._sent = asyncio.Semaphore(processes * PAGES_AHEAD)
 
-    async def extract(self, html: str, url: str, options: ExtractOptions) -> Extracted:
+    async def extract(self, html: str | RawHtml, url: str, options: ExtractOptions) -> Extracted:
         if self._closed:
             raise ExtractorCrashed("the extractor is shut down")
         async with self._sent:

@@ -37,7 +37,7 @@ import httpx
 
 from worker.charset import decode_html
 from worker.errors import FetchError
-from worker.models import NotModified, Page, Validators
+from worker.models import NotModified, Page, RawHtml, Validators
 from worker.netguard import AddressBlocked, check_url, guarded_transport, same_host
 from worker.robots import ALLOW_ALL, RobotsCache, RobotsRules, parse_robots, unavailable
 from worker.urls import host_key  # re-exported: the one host key (IDNA 2008, UTS #46)
@@ -192,6 +192,7 @@ class _BodyRule:
     html_only: bool = True
     accept: frozenset[str] = HTML_TYPES  # media types taken when `html_only`
     truncate: bool = False  # keep the first `limit` bytes instead of refusing
+    decode: bool = True  # HTML decoded to `Page.text`, else left raw in `Page.raw`
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,18 +316,20 @@ class Fetcher:
         trusted_host: str | None = None,
         respect_robots: bool = True,
         accept: frozenset[str] = HTML_TYPES,
+        decode: bool = True,
     ) -> Page | NotModified:
         """GET an HTML page, following redirects; raises a `FetchError` subclass when refused.
 
         With `allow_private=False`, every hop not on `trusted_host` passes the SSRF guard.
         `accept` widens the media types taken (e.g. `DOCUMENT_TYPES` for sitemaps and feeds);
         a page that is not HTML then comes with its raw bytes in `Page.body` (a gzipped file
-        unpacked, within `max_page_bytes`) and no `text`.
+        unpacked, within `max_page_bytes`) and no `text`. With `decode=False` an HTML page is
+        left as bytes too (`Page.raw`), for a caller that hands it on (see `RawHtml`).
         """
         shown = _redact(url)
         current = _parse_url(url, shown)
         headers = _conditional_headers(validators)
-        rule = _BodyRule(limit=self._options.max_page_bytes, accept=accept)
+        rule = _BodyRule(limit=self._options.max_page_bytes, accept=accept, decode=decode)
         seen = {current}
         guard = _Guard(allow_private, trusted_host)
         budget = _Budget(self._options.fetch_budget)
@@ -759,7 +762,9 @@ def _to_page(url: str, shown: str, reply: _Reply, rule: _BodyRule) -> Page | Not
             raise UnsupportedContent(shown, f"unsupported content {media_type or '(unknown)'}")
         raise UnsupportedContent(shown, "no content type and not HTML")
     is_html = media_type in HTML_TYPES and not (documents and _looks_like_xml(body))
-    text, encoding = decode_html(body, content_type) if is_html else ("", "")
+    raw = RawHtml(body, content_type) if is_html and not rule.decode else None
+    decoded = is_html and raw is None
+    text, encoding = decode_html(body, content_type) if decoded else ("", "")
     return Page(
         url=url,
         final_url=_redact(str(reply.url)),
@@ -772,6 +777,7 @@ def _to_page(url: str, shown: str, reply: _Reply, rule: _BodyRule) -> Page | Not
         ),
         size=reply.wire_bytes,
         body=b"" if is_html else body,
+        raw=raw,
     )
 
 

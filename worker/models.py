@@ -18,8 +18,19 @@ class Validators:
 
 
 @dataclass(frozen=True, slots=True)
+class RawHtml:
+    """An HTML page's bytes, not decoded yet, with the Content-Type header its charset label
+    comes from (`worker.charset.html_text` decodes it). Article pages travel to the extractor
+    like this: its process decodes them, and the worker holds the bytes, half the memory of
+    text with any character beyond Latin-1 in it."""
+
+    body: bytes
+    content_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
-    """A fetched HTML page, decoded to text."""
+    """A fetched HTML page, decoded to text (or left raw: `raw`)."""
 
     url: str  # the URL asked for
     final_url: str  # after redirects
@@ -32,6 +43,9 @@ class Page:
     # The raw bytes of a document that is not HTML (a sitemap or feed, fetched with
     # `accept=DOCUMENT_TYPES`; its parser decodes it); `text` is then empty.
     body: bytes = b""
+    # An HTML page fetched with `decode=False`: its bytes, for the extractor to decode; `text`
+    # and `encoding` are then empty (`worker.charset.page_html` gives either form).
+    raw: RawHtml | None = None
 
 
 @dataclass(frozen=True, slots=True)

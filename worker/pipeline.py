@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
 
+from worker.charset import page_html, page_text
 from worker.config import HEALTH_HISTORY_RUNS, Settings, Source
 from worker.dedupe import Change, Signature, compare_texts, text_signature
 from worker.errors import FeedworkerError, FetchError
@@ -265,6 +266,7 @@ async def _fetch_articles(run: _Run, links: Sequence[Link], boilerplate: frozens
                 allow_private=run.source.allow_private_networks,
                 trusted_host=host_key(run.source.url),
                 respect_robots=run.source.respect_robots,
+                decode=False,  # the extractor decodes it (see `RawHtml`)
             )
         except FetchError as exc:
             status = exc.status if isinstance(exc, BadStatus) else None
@@ -380,7 +382,7 @@ async def _extract(run: _Run, fetched: _Fetched, boilerplate: frozenset[str]) ->
     )
     page = fetched.page
     try:
-        done = await run.ctx.extractor.extract(page.text, page.final_url, options)
+        done = await run.ctx.extractor.extract(page_html(page), page.final_url, options)
     except ExtractorCrashed as exc:
         _skip(run, fetched.link.url, str(exc), "error", status=page.status)
         return Extracted()
@@ -413,7 +415,7 @@ def _junk(
 ) -> Article | None:
     """A page with no article worth publishing: the feed entry's summary stands in for it when
     there is one (marked as such), else it is skipped with its reason."""
-    marker = challenge_marker(fetched.page.text)
+    marker = challenge_marker(page_text(fetched.page))
     if marker is not None:
         _note_challenge(run.report, marker)
         reason, kind = f"challenge page ({marker!r})", "challenge"

@@ -37,7 +37,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from html import unescape
@@ -61,6 +61,7 @@ COMBINED_ID = "all"  # the combined feed is feeds/all.atom; no source may use th
 COMBINED_LIMIT = 100  # entries in the combined feed unless the caller says otherwise
 FEED_PATH = "feeds"  # where `worker.serve` serves the files, below the public base URL
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
+DC_NS = "http://purl.org/dc/elements/1.1/"
 DCTERMS_NS = "http://purl.org/dc/terms/"
 _MEDIA_TYPES = {
     ".rss": "application/rss+xml",
@@ -104,12 +105,12 @@ class FeedMeta:
 
 def render_rss(meta: FeedMeta, items: Sequence[Item], now: datetime) -> bytes:
     """The RSS 2.0 document for `items` (newest first); `now` dates an empty feed only."""
-    return _render_xml(meta, newest_first(items), now, ".rss")
+    return _render_xml(meta, _entries(meta, newest_first(items), ".rss"), now, ".rss")
 
 
 def render_atom(meta: FeedMeta, items: Sequence[Item], now: datetime) -> bytes:
     """The Atom document for `items` (newest first); `now` dates an empty feed only."""
-    return _render_xml(meta, newest_first(items), now, ".atom")
+    return _render_xml(meta, _entries(meta, newest_first(items), ".atom"), now, ".atom")
 
 
 def render_combined(
@@ -118,24 +119,29 @@ def render_combined(
     """The Atom document over every source's `items`: the newest `limit`, one entry per GUID."""
     if limit < 1:
         raise PublishError(f"combined feed size must be at least 1, got {limit}")
-    entries = _unique_guids(newest_first(items))[:limit]
-    return _render_xml(replace(meta, source_id=COMBINED_ID), entries, now, ".atom")
+    combined = replace(meta, source_id=COMBINED_ID)
+    newest = _unique_guids(newest_first(items))[:limit]
+    return _render_xml(combined, _entries(combined, newest, ".atom"), now, ".atom")
 
 
 def render_json(meta: FeedMeta, items: Sequence[Item], now: datetime) -> bytes:
     """The JSON Feed 1.1 document for `items` (newest first). `now` is unused (JSON Feed has no
     feed date) and taken only so every renderer has the same signature."""
     del now
-    feed: dict[str, object] = {"version": JSON_FEED_VERSION}
-    link, title = xml_safe(meta.link), _line(meta.title)
-    feed["title"] = title or link
-    feed["home_page_url"] = link
-    _put(feed, "feed_url", _self_url(meta, ".json"))
-    _put(feed, "description", xml_safe(meta.description).strip())
-    _put(feed, "language", xml_safe(meta.language or ""))
-    feed["items"] = [_json_item(item) for item in newest_first(items)]
-    text = json.dumps(feed, ensure_ascii=False, indent=2)
-    return (text + "\n").encode("utf-8")
+    return _render_json(meta, [_entry(item) for item in newest_first(items)])
+
+
+def render_feeds(meta: FeedMeta, items: Sequence[Item], now: datetime) -> dict[str, bytes]:
+    """A source's three documents by suffix: what `render_rss`, `render_atom` and `render_json`
+    give, with each item prepared (made XML-safe, its dates and image worked out) once for all
+    three rather than once per format."""
+    # An item that cannot be prepared fails the RSS document, the one rendered first.
+    entries = _entries(meta, newest_first(items), ".rss")
+    return {
+        ".rss": _render_xml(meta, entries, now, ".rss"),
+        ".atom": _render_xml(meta, entries, now, ".atom"),
+        ".json": _render_json(meta, entries),
+    }
 
 
 def newest_first(items: Sequence[Item]) -> list[Item]:
@@ -157,25 +163,75 @@ def _unique_guids(ordered: Sequence[Item]) -> list[Item]:
     return unique
 
 
-def _render_xml(meta: FeedMeta, ordered: Sequence[Item], now: datetime, suffix: str) -> bytes:
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """An item as every format shows it: strings XML-safe (titles and names on one line), dates
+    in UTC, the lead image checked and typed. Bodies are long, and cleaning them is most of the
+    work of preparing an entry, so a source's three documents share one `_Entry` per item."""
+
+    id: str  # the GUID
+    url: str
+    title: str
+    body: str
+    summary: str  # plain text; "" when the item has none
+    authors: tuple[str, ...]
+    categories: tuple[str, ...]
+    image: str  # the lead image's URL; "" unless it is a web URL
+    enclosure: tuple[str, str] | None  # (URL, media type) when the image's type is known
+    published: datetime
+    updated: datetime
+
+
+def _entries(meta: FeedMeta, ordered: Sequence[Item], suffix: str) -> list[_Entry]:
+    """`_entry` for each item, a failure reported as the document `suffix` failing."""
+    try:
+        return [_entry(item) for item in ordered]
+    except (ValueError, TypeError, UnicodeError) as exc:
+        raise _unrenderable(meta, suffix, exc) from exc
+
+
+def _entry(item: Item) -> _Entry:
+    url = xml_safe(item.guid)
+    image = xml_safe(item.image or "")
+    if not _is_web_url(image):
+        image = ""
+    return _Entry(
+        id=url,
+        url=xml_safe(item.url) or url,
+        title=_line(item.title) or url,
+        body=xml_safe(item.content_html),
+        summary=xml_safe(item.summary).strip(),
+        authors=_clean_list(item.authors),
+        categories=_clean_list(item.categories),
+        image=image,
+        enclosure=_enclosure(image),
+        published=_utc(item.published),
+        updated=_utc(item.updated),
+    )
+
+
+def _unrenderable(meta: FeedMeta, suffix: str, exc: Exception) -> PublishError:
+    return PublishError(f"feed {meta.source_id}{suffix} cannot be rendered: {exc}")
+
+
+def _render_xml(meta: FeedMeta, entries: Sequence[_Entry], now: datetime, suffix: str) -> bytes:
     is_rss = suffix == ".rss"
     try:
-        fg = _feed(meta, ordered, now, suffix)
+        fg = _feed(meta, entries, now, suffix)
         if is_rss:
-            fg.load_extension("dc", atom=False, rss=True)
             fg.register_extension("extras", _RssNamespaces, _EntryExtras, atom=False, rss=True)
         else:
             fg.register_extension("extras", _AtomNamespaces, _EntryExtras, atom=True, rss=False)
-        for item in ordered:
-            _add_entry(fg.add_entry(order="append"), item, is_rss)
+        for entry in entries:
+            _add_entry(fg.add_entry(order="append"), entry, is_rss)
         if is_rss:
             return fg.rss_str(pretty=True)
         return fg.atom_str(pretty=True)
     except (ValueError, TypeError, UnicodeError) as exc:
-        raise PublishError(f"feed {meta.source_id}{suffix} cannot be rendered: {exc}") from exc
+        raise _unrenderable(meta, suffix, exc) from exc
 
 
-def _feed(meta: FeedMeta, items: Sequence[Item], now: datetime, suffix: str) -> FeedGenerator:
+def _feed(meta: FeedMeta, entries: Sequence[_Entry], now: datetime, suffix: str) -> FeedGenerator:
     fg = FeedGenerator()
     link, title, description = xml_safe(meta.link), _line(meta.title), _line(meta.description)
     fg.id(link)
@@ -197,59 +253,63 @@ def _feed(meta: FeedMeta, items: Sequence[Item], now: datetime, suffix: str) -> 
     if meta.language:
         fg.language(xml_safe(meta.language))
     fg.generator(GENERATOR)
-    fg.updated(max((_utc(item.updated) for item in items), default=_utc(now)))
+    fg.updated(max((entry.updated for entry in entries), default=_utc(now)))
     return fg
 
 
-def _add_entry(fe: FeedEntry, item: Item, is_rss: bool) -> None:
-    url = xml_safe(item.guid)
-    fe.guid(url, permalink=_is_web_url(url))  # also the Atom id
-    fe.title(_line(item.title) or url)
-    fe.link(href=xml_safe(item.url) or url, rel="alternate")
-    fe.published(_utc(item.published))
-    fe.updated(_utc(item.updated))
-    body = xml_safe(item.content_html)
-    summary = xml_safe(item.summary).strip()
-    authors = _clean_list(item.authors)
-    categories = _clean_list(item.categories)
-    if categories:
-        fe.category([{"term": term} for term in categories])
+def _add_entry(fe: FeedEntry, entry: _Entry, is_rss: bool) -> None:
+    fe.guid(entry.id, permalink=_is_web_url(entry.id))  # also the Atom id
+    fe.title(entry.title)
+    fe.link(href=entry.url, rel="alternate")
+    fe.published(entry.published)
+    fe.updated(entry.updated)
+    if entry.categories:
+        fe.category([{"term": term} for term in entry.categories])
     if is_rss:
         # A description set before the content makes feedgen emit <content:encoded> as well.
-        fe.description(summary or _excerpt(body) or fe.title())
+        fe.description(entry.summary or _excerpt(entry.body) or entry.title)
         # lxml refuses "]]>" inside CDATA; such a body is escaped instead, to the same effect.
-        fe.content(body, type=None if "]]>" in body else "CDATA")
-        if authors:
-            fe.dc.dc_creator(authors)
-        fe.extras.modified = _utc(item.updated)
-        image = _lead_image(item.image)
-        if image is not None:
-            fe.enclosure(image[0], 0, image[1])
+        fe.content(entry.body, type=None if "]]>" in entry.body else "CDATA")
+        fe.extras.creators = entry.authors
+        fe.extras.modified = entry.updated
+        if entry.enclosure is not None:
+            fe.enclosure(entry.enclosure[0], 0, entry.enclosure[1])
     else:
-        fe.content(body, type="html")
-        if summary:
-            fe.summary(summary)  # plain text
-        if authors:
-            fe.author([{"name": name} for name in authors])
-        fe.extras.image = _lead_image(item.image)
+        fe.content(entry.body, type="html")
+        if entry.summary:
+            fe.summary(entry.summary)  # plain text
+        if entry.authors:
+            fe.author([{"name": name} for name in entry.authors])
+        fe.extras.image = entry.enclosure
 
 
-def _json_item(item: Item) -> dict[str, object]:
-    url = xml_safe(item.guid)
-    entry: dict[str, object] = {
-        "id": url,
-        "url": xml_safe(item.url) or url,
-        "title": _line(item.title) or url,
-        "content_html": xml_safe(item.content_html),
+def _render_json(meta: FeedMeta, entries: Sequence[_Entry]) -> bytes:
+    feed: dict[str, object] = {"version": JSON_FEED_VERSION}
+    link, title = xml_safe(meta.link), _line(meta.title)
+    feed["title"] = title or link
+    feed["home_page_url"] = link
+    _put(feed, "feed_url", _self_url(meta, ".json"))
+    _put(feed, "description", xml_safe(meta.description).strip())
+    _put(feed, "language", xml_safe(meta.language or ""))
+    feed["items"] = [_json_item(entry) for entry in entries]
+    text = json.dumps(feed, ensure_ascii=False, indent=2)
+    return (text + "\n").encode("utf-8")
+
+
+def _json_item(entry: _Entry) -> dict[str, object]:
+    item: dict[str, object] = {
+        "id": entry.id,
+        "url": entry.url,
+        "title": entry.title,
+        "content_html": entry.body,
     }
-    _put(entry, "summary", xml_safe(item.summary).strip())
-    image = xml_safe(item.image or "")
-    _put(entry, "image", image if _is_web_url(image) else "")
-    entry["date_published"] = _rfc3339(item.published)
-    entry["date_modified"] = _rfc3339(item.updated)
-    _put(entry, "authors", [{"name": name} for name in _clean_list(item.authors)])
-    _put(entry, "tags", _clean_list(item.categories))
-    return entry
+    _put(item, "summary", entry.summary)
+    _put(item, "image", entry.image)
+    item["date_published"] = _rfc3339(entry.published)
+    item["date_modified"] = _rfc3339(entry.updated)
+    _put(item, "authors", [{"name": name} for name in entry.authors])
+    _put(item, "tags", entry.categories)
+    return item
 
 
 def _put(target: dict[str, object], key: str, value: object) -> None:
@@ -258,9 +318,9 @@ def _put(target: dict[str, object], key: str, value: object) -> None:
         target[key] = value
 
 
-def _clean_list(values: Sequence[str]) -> list[str]:
+def _clean_list(values: Sequence[str]) -> tuple[str, ...]:
     """Non-blank single lines, without repeats, in the given order."""
-    return list(dict.fromkeys(line for line in map(_line, values) if line))
+    return tuple(dict.fromkeys(line for line in map(_line, values) if line))
 
 
 def _line(text: str) -> str:
@@ -269,10 +329,9 @@ def _line(text: str) -> str:
     return " ".join(xml_safe(text).split())
 
 
-def _lead_image(image: str | None) -> tuple[str, str] | None:
-    """(URL, media type) for an enclosure; None when the URL names no known image type."""
-    url = xml_safe(image or "")
-    if not _is_web_url(url):
+def _enclosure(url: str) -> tuple[str, str] | None:
+    """(URL, media type) for an enclosure of a web URL; None when it names no known image type."""
+    if not url:
         return None
     media_type = _IMAGE_TYPES.get(PurePosixPath(urlsplit(url).path).suffix.lower())
     return None if media_type is None else (url, media_type)
@@ -280,7 +339,7 @@ def _lead_image(image: str | None) -> tuple[str, str] | None:
 
 class _RssNamespaces(BaseExtension):
     def extend_ns(self) -> dict[str, str]:
-        return {"dcterms": DCTERMS_NS}
+        return {"dc": DC_NS, "dcterms": DCTERMS_NS}
 
 
 class _AtomNamespaces(BaseExtension):
@@ -291,13 +350,20 @@ class _AtomNamespaces(BaseExtension):
 class _EntryExtras(BaseEntryExtension):
     """What feedgen 1.0 cannot write: an RSS item's update date, and an Atom entry's
     `<link rel="enclosure">` (its entry links lose `rel` and `type`, a loop variable being
-    reused, and a bare `<link>` means "alternate")."""
+    reused, and a bare `<link>` means "alternate").
+
+    Also an RSS item's `<dc:creator>`s, which feedgen's `dc` extension could write, at the
+    same place, but at the cost of one more extension object per item and a walk over its
+    fifteen Dublin Core fields: a sixth of the time an RSS document took."""
 
     def __init__(self) -> None:
         self.image: tuple[str, str] | None = None
+        self.creators: Sequence[str] = ()
         self.modified: datetime | None = None
 
     def extend_rss(self, item: etree._Element) -> etree._Element:
+        for name in self.creators:
+            xml_elem(f"{{{DC_NS}}}creator", item).text = name
         if self.modified is not None:
             modified = xml_elem(f"{{{DCTERMS_NS}}}modified", item)
             modified.text = _rfc3339(self.modified)
@@ -416,13 +482,7 @@ def publish_feeds(
     `now` is the run's start: the version of what is written."""
     if not _is_plain_name(meta.source_id) or meta.source_id == COMBINED_ID:
         raise PublishError(f"source id {meta.source_id!r} cannot be used as a file name")
-    renderers: dict[str, Callable[[FeedMeta, Sequence[Item], datetime], bytes]] = {
-        ".rss": render_rss,
-        ".atom": render_atom,
-        ".json": render_json,
-    }
-    documents = {suffix: render(meta, items, now) for suffix, render in renderers.items()}
-    return _write_all(feeds_dir, meta.source_id, documents, now)
+    return _write_all(feeds_dir, meta.source_id, render_feeds(meta, items, now), now)
 
 
 def publish_combined(

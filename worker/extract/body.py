@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -183,7 +184,9 @@ class Body:
     scored: bool = True  # False when no paragraph scored and the whole page body was taken
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, as `Line` below: a frozen dataclass sets each field through `object.__setattr__`,
+# four times the cost, and a page makes hundreds of blocks and lines. Nothing changes them.
+@dataclass(slots=True)
 class Block:
     """A block element with the text it holds directly (its inline descendants included)."""
 
@@ -247,12 +250,11 @@ def is_hidden(attrs: dict[str, str | None]) -> bool:
     return bool(style) and _HIDDEN_STYLE.search(style) is not None
 
 
-def is_furniture(node: LexborNode, hints: Hints) -> bool:
-    """Furniture by tag, hint or hidden state; the page's root containers never are."""
-    tag = node.tag
+def is_furniture(tag: str | None, attrs: dict[str, str | None]) -> bool:
+    """Furniture by tag, hint or hidden state; the page's root containers never are. `attrs`
+    are the element's `attributes`, read once by the caller (each read builds a dict)."""
     if tag in ROOT_CONTAINERS:
         return False
-    attrs = node.attributes
     furniture_tag = tag in FURNITURE_TAGS
     if hint_verdict(furniture_tag, attrs.get("class"), attrs.get("id")):
         return True
@@ -268,11 +270,15 @@ def hint_verdict(furniture_tag: bool, class_: str | None, id_: str | None) -> bo
     return is_noise_groups(groups)
 
 
-def holds_prose(node: LexborNode, hints: Hints) -> bool:
+def holds_prose(node: LexborNode, groups: frozenset[str]) -> bool:
     """Class names lie ("ad_body", "with-right-rail"): a flagged element holding much text and few
     links is the article's wrapper, not furniture. Comment sections are long prose too, so a
-    comments hint is always believed."""
-    if "comments" in hints.groups(node):
+    comments hint (in `groups`, the element's hint groups) is always believed."""
+    if "comments" in groups:
+        return False
+    # The raw text is never shorter than the stripped one and a third cheaper to read (one
+    # string, not one per text node): most flagged widgets are short by either measure.
+    if len(node.text()) < PROSE_CHARS:
         return False
     chars = text_chars(node)
     if chars < PROSE_CHARS:
@@ -315,10 +321,13 @@ def furniture(root: LexborNode, hints: Hints) -> list[LexborNode]:
     while at < len(candidates):
         node = candidates[at]
         at += 1
-        if not is_furniture(node, hints):
+        attrs = node.attributes
+        if not is_furniture(node.tag, attrs):
             continue
         # Hidden copies of the article (schema.org microdata, print versions) are long prose too.
-        if is_hidden(node.attributes) or not holds_prose(node, hints):
+        if is_hidden(attrs) or not holds_prose(
+            node, hints.groups_of(attrs.get("class"), attrs.get("id"))
+        ):
             doomed.append(node)
             at = skip_inside(candidates, at, Subtree(node))
     return doomed
@@ -630,6 +639,7 @@ class _Open:
 
     node: LexborNode
     tag: str
+    after: int  # mem_id of the node following its subtree in the walk, 0 if none
     parts_at: int
     own: list[str]
     lines_at: int  # how many lines (kept blocks) were rendered before this element
@@ -642,7 +652,7 @@ class _Open:
     headed: bool = False  # ...and it comes first: the element is that widget
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Line(Block):
     """A kept block's own text as rendered, with where its output lies (`parts[start:end]`)."""
 
@@ -680,12 +690,46 @@ def render(
     captions = {node.mem_id for node in root.css(CAPTION_SELECTOR) if is_photo_caption(node)}
     links = 0  # open `a` elements
     root_open: _Open | None = None
-    # (node, tag, entering) events in document order, from an explicit stack; text nodes (tag
-    # TEXT_TAG) only enter, comments never appear. Inlined, not a generator, and each node's tag
-    # read once: this loop runs for every node of the body.
-    todo: list[tuple[LexborNode, str, bool]] = [(root, root.tag or "", True)]
-    while todo:
-        node, tag, entering = todo.pop()
+    # One walk in document order, lexbor's `traverse` (cheaper than a Python stack of each
+    # element's children); an element closes when the walk reaches the node after its subtree
+    # (`_Open.after`), and the final None closes what is still open. Comments are passed over.
+    # Inlined, not a generator, and each node's tag read once: this loop runs for every node.
+    for node in itertools.chain(root.traverse(include_text=True), (None,)):
+        key = node.mem_id if node is not None else 0
+        while stack and stack[-1].after == key:
+            current = stack.pop()
+            tag = current.tag
+            links -= tag == "a"
+            block = tag in BLOCK_TAGS
+            if block:
+                parts.append("\n")
+                if stack:
+                    mark_label(current, stack[-1])
+            if current is not root_open and (
+                not keep(current)
+                or is_boilerplate(current, boilerplate)
+                or (tag in HEADING_TAGS and normalise_label(" ".join(current.own)) == title_key)
+            ):
+                del parts[current.parts_at :]
+                del lines[current.lines_at :]
+                doomed.append(current.node)
+                continue
+            if tag in HTML_ONLY_TAGS or (
+                captions and current.chars < CAPTION_MAX_CHARS and current.node.mem_id in captions
+            ):
+                del parts[current.parts_at :]
+                del lines[current.lines_at :]
+                parts.append("\n")
+                # Out of the text, so out of its wrappers' counts: a caption inside a caption
+                # wrapper leaves it a short caption.
+                current.chars = current.link_chars = 0
+            elif block and current.first_own_at >= 0:
+                add_line(lines, current, len(parts))
+            if stack:
+                close_into(stack[-1], current, block)
+        if node is None:
+            break
+        tag = node.tag
         if tag == TEXT_TAG:
             text = node.text_content or ""
             parts.append(text)
@@ -700,60 +744,25 @@ def render(
                     top.link_chars += size
                     top.own_link_chars += size
             continue
-        if entering:
-            if tag == "br":
-                parts.append("\n")
-                continue
-            todo.append((node, tag, False))
-            children = [
-                (child, child_tag, True)
-                for child in node.iter(include_text=True)
-                if (child_tag := child.tag) == TEXT_TAG or child.is_element_node
-            ]
-            children.reverse()
-            todo.extend(children)
-            if tag in BLOCK_TAGS:
-                parts.append("\n")
-            links += tag == "a"
-            stack.append(_Open(node, tag, len(parts), [], len(lines)))
-            if root_open is None:
-                root_open = stack[-1]
+        if not node.is_element_node:
             continue
-        links -= tag == "a"
-        current = stack.pop()
-        block = tag in BLOCK_TAGS
-        if block:
+        if tag == "br":  # void: no children, never open
             parts.append("\n")
-        if stack and block:
-            mark_label(current, stack[-1])
-        drop = current.node is not root and (
-            not keep(current)
-            or is_boilerplate(current, boilerplate)
-            or (tag in HEADING_TAGS and normalise_label(" ".join(current.own)) == title_key)
-        )
-        if drop:
-            del parts[current.parts_at :]
-            del lines[current.lines_at :]
-            doomed.append(current.node)
             continue
-        if tag in HTML_ONLY_TAGS or (
-            captions and current.chars < CAPTION_MAX_CHARS and current.node.mem_id in captions
-        ):
-            del parts[current.parts_at :]
-            del lines[current.lines_at :]
+        if tag in BLOCK_TAGS:
             parts.append("\n")
-            # Out of the text, so out of its wrappers' counts: a caption inside a caption
-            # wrapper leaves it a short caption.
-            current.chars = current.link_chars = 0
-        elif block and current.first_own_at >= 0:
-            add_line(lines, current, len(parts))
+        links += tag == "a"
         if stack:
-            close_into(stack[-1], current, block)
+            following = node.next
+            after = following.mem_id if following is not None else stack[-1].after
+            stack.append(_Open(node, tag, after, len(parts), [], len(lines)))
+        else:  # the root: closed by the final None
+            root_open = _Open(node, tag, 0, len(parts), [], len(lines))
+            stack.append(root_open)
     for node in doomed:  # post-order: descendants before ancestors
         node.decompose()
     lines.sort(key=lambda line: line.order)
-    widget = root_open is not None and root_open.headed
-    return Rendered(root, parts, lines, widget)
+    return Rendered(root, parts, lines, root_open is not None and root_open.headed)
 
 
 def add_line(lines: list[Line], element: _Open, end: int) -> None:

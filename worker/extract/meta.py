@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from worker.extract.weburl import join_url
 from worker.xmlchars import xml_safe
 
 # --- Data tables -----------------------------------------------------------------------------
@@ -93,6 +94,9 @@ _BYLINE_SELECTORS = (
     ".entry-author",
     ".author",
 )
+
+# The attributes whose value names a `<meta>` tag's content.
+_META_KEY_ATTRIBUTES = frozenset({"property", "name", "itemprop", "http-equiv"})
 
 # The one walk: every element that can carry page-level metadata.
 _SCAN_SELECTOR = ",".join(
@@ -259,34 +263,41 @@ class _Signals:
 
 def _collect_signals(tree: LexborHTMLParser, elements: list[LexborNode] | None) -> _Signals:
     signals = _Signals()
-    nodes = tree.css(_SCAN_SELECTOR) if elements is None else _scanned(tree, elements)
-    for node in nodes:
-        _read_node(node, signals)
+    if elements is None:
+        for node in tree.css(_SCAN_SELECTOR):
+            _read_node(node, node.tag, signals)
+    else:
+        for node, tag in _scanned(tree, elements):
+            _read_node(node, tag, signals)
     return signals
 
 
-def _scanned(tree: LexborHTMLParser, elements: list[LexborNode]) -> Iterator[LexborNode]:
-    """What `_SCAN_SELECTOR` would select, from `elements` and the small `<head>`. The order
-    differs only between kinds of element, which fill different signals."""
+def _scanned(
+    tree: LexborHTMLParser, elements: list[LexborNode]
+) -> Iterator[tuple[LexborNode, str | None]]:
+    """What `_SCAN_SELECTOR` would select, from `elements` and the small `<head>`, with each
+    element's tag (read once: a call into lexbor). The order differs only between kinds of
+    element, which fill different signals."""
     if tree.root is not None and tree.root.attributes.get("lang"):
-        yield tree.root
+        yield tree.root, "html"
     if tree.head is not None:
-        yield from tree.head.css(_HEAD_SELECTOR)
+        for node in tree.head.css(_HEAD_SELECTOR):
+            yield node, node.tag
     for node in elements:
         tag = node.tag
         if tag in ("meta", "link") or (
             tag == "script" and "ld+json" in (node.attributes.get("type") or "").lower()
         ):
-            yield node
+            yield node, tag
 
 
-def _read_node(node: LexborNode, signals: _Signals) -> None:
-    tag = node.tag
+def _read_node(node: LexborNode, tag: str | None, signals: _Signals) -> None:
+    if tag == "script":
+        _read_script(node, signals)
+        return
     attrs = node.attributes
     if tag == "meta":
         _read_meta(attrs, signals)
-    elif tag == "script":
-        _read_script(node, signals)
     elif tag == "link":
         _read_link(attrs, signals)
     elif tag == "html":
@@ -301,9 +312,10 @@ def _read_meta(attrs: dict[str, str | None], signals: _Signals) -> None:
     content = attrs.get("content")
     if not content:
         return
-    for name in ("property", "name", "itemprop", "http-equiv"):
-        key = attrs.get(name)
-        if key:
+    # One pass over the attributes, not a lookup per name: each name a `<meta>` carries adds the
+    # same content, so the order they come in does not matter.
+    for name, key in attrs.items():
+        if key and name in _META_KEY_ATTRIBUTES:
             signals.meta.setdefault(key.strip().lower(), []).append(content)
 
 
@@ -671,8 +683,7 @@ def _absolute_web_url(base: str, value: str) -> str | None:
     if not value:
         return None
     try:
-        absolute = urljoin(base, value)
-        scheme, netloc = urlsplit(absolute)[:2]
+        absolute, scheme, netloc = join_url(base, value)
     except ValueError:
         return None
     return absolute if scheme in _WEB_SCHEMES and netloc else None

@@ -19,11 +19,11 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
-from urllib.parse import urljoin, urlsplit
 
 import nh3
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from worker.extract.weburl import join_url
 from worker.htmlparse import parse_html, too_deep
 from worker.xmlchars import xml_safe
 
@@ -290,11 +290,10 @@ def _absolute_url(value: str | None, base: str, schemes: frozenset[str]) -> str 
     if not value:
         return None
     try:
-        absolute = urljoin(base, value)
-        parts = urlsplit(absolute)
+        absolute, scheme, netloc = join_url(base, value)
     except ValueError:
         return None
-    if parts.scheme not in schemes or (parts.scheme != "mailto" and not parts.netloc):
+    if scheme not in schemes or (scheme != "mailto" and not netloc):
         return None
     return absolute
 
