@@ -17,7 +17,7 @@ from tests.blogsite import Blog, sample_posts
 from tests.test_e2e import BlogServer, blog_source, write_config
 from worker import runner
 from worker.charset import html_text
-from worker.config import load_config
+from worker.config import AUTO_EXTRACT_PROCESSES, load_config
 from worker.errors import ConfigError
 from worker.extract import ExtractOptions
 from worker.extractpool import (
@@ -276,6 +276,18 @@ def test_extract_processes_auto_follows_the_cpu_count(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = write_config(tmp_path, blog_source(blog_site().blog))
-    for cpus, expected in ((1, 0), (2, 1), (16, 1), (None, 0)):
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # the machine's count decides
+    for cpus, expected in ((1, 0), (2, 2), (3, 3), (16, AUTO_EXTRACT_PROCESSES), (None, 0)):
         monkeypatch.setattr(os, "cpu_count", lambda cpus=cpus: cpus)
+        assert load_config(config).settings.extract_workers == expected
+
+
+def test_extract_processes_auto_counts_only_the_cpus_the_worker_may_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container pinned to some CPUs (`--cpuset-cpus`) gets a process per CPU it may use."""
+    config = write_config(tmp_path, blog_source(blog_site().blog))
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    for allowed, expected in (({0}, 0), ({0, 5}, 2), (set(range(8)), AUTO_EXTRACT_PROCESSES)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, allowed=allowed: allowed)
         assert load_config(config).settings.extract_workers == expected

@@ -305,6 +305,19 @@ class HealthThresholds(BaseModel):
 
 
 MAX_EXTRACT_PROCESSES = 64
+# "auto" starts one extractor process per CPU up to this many. On two cores two beat one (the
+# event loop's own work is a fraction of a core: README "Pipeline throughput"); beyond four the
+# event loop's share of each page, not extraction, limits the rate, and each process costs
+# about 55 MiB.
+AUTO_EXTRACT_PROCESSES = 4
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, where the OS has one), else the
+    machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class Settings(BaseModel):
@@ -327,8 +340,9 @@ class Settings(BaseModel):
     per_host_concurrency: int = Field(default=1, ge=1)
     per_host_delay: SecondsOrZero = 1.0  # between request starts to one host
     source_concurrency: int = Field(default=4, ge=1)  # sources running at once
-    # Child processes extracting pages beside the event loop; 0 extracts inline. "auto": one when
-    # the machine has two or more CPUs (`Settings.extract_workers`).
+    # Child processes extracting pages beside the event loop; 0 extracts inline. "auto": one per
+    # CPU this process may use, at most AUTO_EXTRACT_PROCESSES; none on one CPU
+    # (`Settings.extract_workers`).
     extract_processes: int | Literal["auto"] = "auto"
     max_links_per_run: int = Field(default=100, ge=1)
     # Query parameters dropped from every URL on top of the built-in tracking list
@@ -356,7 +370,8 @@ class Settings(BaseModel):
         """`extract_processes`, or its default for this machine when unset."""
         if self.extract_processes != "auto":
             return self.extract_processes
-        return 1 if (os.cpu_count() or 1) >= 2 else 0
+        cpus = usable_cpus()
+        return min(cpus, AUTO_EXTRACT_PROCESSES) if cpus >= 2 else 0
 
     @field_validator("extract_processes", mode="before")
     @classmethod
