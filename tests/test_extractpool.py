@@ -21,6 +21,7 @@ from worker.config import AUTO_EXTRACT_PROCESSES, load_config
 from worker.errors import ConfigError
 from worker.extract import ExtractOptions
 from worker.extractpool import (
+    EXTRACT_NICENESS,
     Extracted,
     ExtractorCrashed,
     InlineExtractor,
@@ -48,6 +49,11 @@ def dying_job(page: str | RawHtml, url: str, options: ExtractOptions) -> Extract
     if "bug-here" in html:
         raise ValueError("a bug in the extractor")
     return extract_page(html, url, options)
+
+
+def niceness_job(page: str | RawHtml, url: str, options: ExtractOptions) -> Extracted:
+    """Answers with the child's scheduling niceness instead of extracting."""
+    return Extracted(error=f"niceness {os.nice(0)}")
 
 
 def blog_site(origin: str = "https://blog.example.test") -> BlogServer:
@@ -156,6 +162,20 @@ def test_a_raw_page_is_decoded_where_it_is_extracted(
     in_child, inline = asyncio.run(go())
     assert in_child == inline
     assert in_child.article is not None and words.strip() in in_child.article.body_text
+
+
+def test_extractor_processes_run_below_the_event_loop_priority() -> None:
+    """Extraction is batch work: the children yield a core to the event loop that feeds them."""
+
+    async def go() -> Extracted:
+        pool = ProcessExtractor(1, job="tests.test_extractpool:niceness_job")
+        try:
+            return await pool.extract("<p>x</p>", "https://blog.example.test/", ExtractOptions())
+        finally:
+            await pool.aclose()
+
+    expected = min(os.nice(0) + EXTRACT_NICENESS, 19)
+    assert asyncio.run(go()).error == f"niceness {expected}"
 
 
 def test_a_page_that_hangs_the_extractor_is_given_up_after_the_timeout() -> None:
