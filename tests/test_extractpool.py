@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -162,6 +164,16 @@ def test_a_raw_page_is_decoded_where_it_is_extracted(
     in_child, inline = asyncio.run(go())
     assert in_child == inline
     assert in_child.article is not None and words.strip() in in_child.article.body_text
+
+
+def test_an_extractor_process_imports_no_event_loop_machinery() -> None:
+    """Each extractor process pays for what it imports in memory: the child's module must not
+    pull in asyncio (and with it ssl and subprocess), which only the event loop's side needs."""
+    probe = "import sys, worker.extractjob; print(sorted({'asyncio', 'ssl'} & set(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
 
 
 def test_extractor_processes_run_below_the_event_loop_priority() -> None:

@@ -12,12 +12,12 @@ the signature of its text (hashed where it was extracted, so the text is normali
 why there is none. The pipeline hands over raw pages: a child then decodes them itself, and the
 event loop's process neither decodes a page nor encodes its text again to pickle it.
 
-A child is `python -m worker.extractpool`, spoken to over its stdin and stdout through the event
-loop: length-prefixed pickles, one request per page, answers in order. No helper threads, so a
-busy event loop never waits for a thread to get the GIL before a child gets its next page. A
-child that dies (a parser crash on a hostile page, the OOM killer) or spends longer than
-`EXTRACT_TIMEOUT` on one page (it is killed) costs the page it was on, reported as skipped with
-that reason; the pages queued behind it are sent again to a new child.
+A child is `python -m worker.extractjob` (the child's side, kept light), spoken to over its
+stdin and stdout through the event loop: length-prefixed pickles, one request per page, answers
+in order. No helper threads, so a busy event loop never waits for a thread to get the GIL before
+a child gets its next page. A child that dies (a parser crash on a hostile page, the OOM killer)
+or spends longer than `EXTRACT_TIMEOUT` on one page (it is killed) costs the page it was on,
+reported as skipped with that reason; the pages queued behind it are sent again to a new child.
 """
 
 from __future__ import annotations
@@ -26,69 +26,48 @@ import asyncio
 import collections
 import contextlib
 import fcntl
-import importlib
 import os
 import pickle
-import struct
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
-from worker.charset import html_text
-from worker.dedupe import Signature, text_signature
-from worker.errors import ExtractError, FeedworkerError
-from worker.extract import ExtractOptions, extract
+from worker.errors import FeedworkerError
+from worker.extract import ExtractOptions
+from worker.extractjob import (
+    DEFAULT_JOB,
+    EXTRACT_NICENESS,
+    FRAME,
+    Extracted,
+    ExtractJob,
+    Failure,
+    extract_page,
+)
 from worker.logs import fields, log
-from worker.models import Article, RawHtml
+from worker.models import RawHtml
+
+__all__ = [
+    "DEFAULT_JOB",
+    "EXTRACT_NICENESS",
+    "EXTRACT_TIMEOUT",
+    "ExtractJob",
+    "Extracted",
+    "Extractor",
+    "ExtractorCrashed",
+    "InlineExtractor",
+    "ProcessExtractor",
+    "extract_page",
+    "make_extractor",
+]
 
 EXTRACT_TIMEOUT = 60.0  # seconds one page may take in a child before the child is killed
-DEFAULT_JOB = "worker.extractpool:extract_page"
 PIPE_BYTES = 1 << 20  # the pipe to a child: Linux's default ceiling for unprivileged processes
 # Pages sent to a child ahead of its answers: enough that it never waits for the event loop,
 # few enough that pages waiting for a busy child stay unpickled (one copy in memory, not two).
 PAGES_AHEAD = 4
-# Children run at a lower priority than the event loop: extraction is batch work, while the loop
-# feeds it (and schedules runs and answers the status page) in short bursts that should get a
-# core the moment they wake. With equal priorities the two children kept the loop waiting for a
-# core and then waited for pages themselves: at 300 × 20 on 2 cores, niceness 10 ran 6% more
-# pages per second than 0 (four runs each, interleaved); 19 was in between.
-EXTRACT_NICENESS = 10
-_FRAME = struct.Struct(">I")  # the length of the pickle that follows
-
-
-@dataclass(frozen=True, slots=True)
-class Extracted:
-    """One page's extraction: an article and its text's signature, or the reason for none."""
-
-    article: Article | None = None
-    signature: Signature | None = None
-    error: str = ""  # why there is no article: the extractor's own refusal (ExtractError)
-
-
-def extract_page(html: str | RawHtml, url: str, options: ExtractOptions) -> Extracted:
-    """Decode (when raw) and extract one page and sign its text; an `ExtractError` becomes
-    `Extracted.error`."""
-    try:
-        article = extract(html_text(html), url, options)
-    except ExtractError as exc:
-        return Extracted(error=str(exc))
-    return Extracted(article, text_signature(article.body_text))
-
-
-ExtractJob = Callable[[str | RawHtml, str, ExtractOptions], Extracted]
 
 
 class ExtractorCrashed(FeedworkerError):
     """The child process extracting a page died or was killed; the page is skipped."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Failure:
-    """An unexpected exception in a child's job, sent back instead of an answer."""
-
-    kind: str
-    message: str
 
 
 class Extractor(Protocol):
@@ -144,7 +123,7 @@ class ProcessExtractor:
                 except _Requeue:  # the child died while this page waited behind another one
                     continue
                 break
-        if isinstance(answer, _Failure):
+        if isinstance(answer, Failure):
             raise RuntimeError(f"{answer.kind}: {answer.message}")
         if not isinstance(answer, Extracted):
             raise RuntimeError(f"the extractor process answered a {type(answer).__name__}")
@@ -171,7 +150,7 @@ class _Requeue(Exception):
 
 
 class _Child:
-    """One `python -m worker.extractpool` process and the pages it has been sent, in order."""
+    """One `python -m worker.extractjob` process and the pages it has been sent, in order."""
 
     def __init__(self, job: str, timeout: float) -> None:
         self._job = job
@@ -201,7 +180,7 @@ class _Child:
             self._process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "worker.extractpool",
+                "worker.extractjob",
                 self._job,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
@@ -222,7 +201,7 @@ class _Child:
         self._pending.append(answer)
         if len(self._pending) == 1:
             self._arm_watchdog()
-        process.stdin.write(_FRAME.pack(len(request)))  # two writes: no joined copy of the page
+        process.stdin.write(FRAME.pack(len(request)))  # two writes: no joined copy of the page
         process.stdin.write(request)
         try:
             with contextlib.suppress(ConnectionError):  # a dead child: its reader says so
@@ -251,7 +230,7 @@ class _Child:
         stdout = self._process.stdout
         try:
             while True:
-                (size,) = _FRAME.unpack(await stdout.readexactly(_FRAME.size))
+                (size,) = FRAME.unpack(await stdout.readexactly(FRAME.size))
                 answer = pickle.loads(await stdout.readexactly(size))
                 waiter = self._pending.popleft()
                 self._answered += 1
@@ -314,52 +293,3 @@ def _widen_pipe(stream: asyncio.StreamWriter | None) -> None:
 
 def make_extractor(processes: int) -> Extractor:
     return ProcessExtractor(processes) if processes > 0 else InlineExtractor()
-
-
-# -- the child's side ---------------------------------------------------------------------------
-
-
-def _load_job(spec: str) -> ExtractJob:
-    module, _, name = spec.partition(":")
-    job: ExtractJob = getattr(importlib.import_module(module), name)
-    return job
-
-
-def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
-    data = stream.read(size)
-    return data if data is not None and len(data) == size else None
-
-
-def serve(job: ExtractJob, requests: BinaryIO, answers: BinaryIO) -> None:
-    """Answer framed requests from `requests` on `answers` until `requests` ends."""
-    while (header := _read_exactly(requests, _FRAME.size)) is not None:
-        (size,) = _FRAME.unpack(header)
-        body = _read_exactly(requests, size)
-        if body is None:
-            return
-        html, url, options = pickle.loads(body)
-        try:
-            answer: object = job(html, url, options)
-        except Exception as exc:  # a bug in the extractor costs this page, not the child
-            answer = _Failure(type(exc).__name__, str(exc))
-        data = pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
-        answers.write(_FRAME.pack(len(data)) + data)
-        answers.flush()
-
-
-def _main() -> None:
-    # Answers go to the real stdout only: anything else printing there would corrupt the frames.
-    channel = sys.stdout.buffer
-    sys.stdout = sys.stderr
-    spec = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_JOB
-    if hasattr(os, "nice"):
-        with contextlib.suppress(OSError):  # a sandbox may refuse; full priority then
-            os.nice(EXTRACT_NICENESS)
-    with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
-        serve(_load_job(spec), sys.stdin.buffer, channel)
-
-
-if __name__ == "__main__":
-    # Run as a script this file is `__main__`; the answers must be pickled as classes of
-    # `worker.extractpool`, which the parent knows, so the work is done by that module.
-    importlib.import_module("worker.extractpool")._main()
