@@ -308,7 +308,7 @@ MAX_EXTRACT_PROCESSES = 64
 # "auto" starts one extractor process per CPU up to this many. On two cores two beat one (the
 # event loop's own work is a fraction of a core: README "Pipeline throughput"); beyond four the
 # event loop's share of each page, not extraction, limits the rate, and each process costs
-# about 55 MiB.
+# about 50 MiB.
 AUTO_EXTRACT_PROCESSES = 4
 
 
