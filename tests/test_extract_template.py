@@ -134,3 +134,55 @@ def test_ascii_text_fingerprints_as_the_unicode_path_does() -> None:
     assert fingerprint(ascii_text) == fingerprint(unicode_text) is not None
     assert fingerprint("12 Comments, 5 + 7") is None  # too few letters either way
     assert fingerprint("12 Comments, 5 + 7\u2026") is None
+
+
+def test_a_block_split_by_inline_markup_is_matched_as_learnt() -> None:
+    """The template is learnt from the page's block texts; the renderer must look a block up by
+    the same text, also when markup splits a word ("Sub<b>scribe</b>")."""
+    split = (
+        "<p>Sub<b>scribe</b> to the Herald: one e<i>mail</i> a week with the harbour news, "
+        "the tide tables and the events of the coming weekend.</p>"
+    )
+    pages = {
+        slug: site_page(paras, 0).replace("</div></div></body>", f"{split}</div></div></body>")
+        for slug, paras in ARTICLES.items()
+    }
+    url = "https://herald.example/tides"
+    alone = extract(pages["tides"], url)
+    assert "Subscribe to the Herald" in alone.body_text, "precondition: in the body"
+    learnt = learn_boilerplate(
+        [extract(pages[slug], f"https://herald.example/{slug}").block_fingerprints
+         for slug in ("orchard", "bridge")]
+    )  # fmt: skip
+    article = extract(pages["tides"], url, ExtractOptions(boilerplate=learnt))
+    assert "Subscribe to the Herald" not in article.body_text
+    for paragraph in ARTICLES["tides"]:
+        assert paragraph in article.body_text
+
+
+def test_template_checked_names_the_rendered_blocks_only() -> None:
+    article = extract(site_page(ARTICLES["tides"], 0), "https://herald.example/tides")
+    checked = set(article.template_checked)
+    assert {fingerprint(p) for p in ARTICLES["tides"]} <= checked
+    assert fingerprint(WIDGET[0]) in checked  # inside the article container: could be template
+    assert checked < set(article.block_fingerprints)
+    # The masthead's links are outside the rendered body: no template can change the article
+    # through them.
+    assert fingerprint("Harbour Herald News") not in checked
+
+
+def test_a_template_of_unchecked_blocks_changes_nothing() -> None:
+    """What lets a run skip re-extracting a page: a template naming none of the blocks the
+    extractor looked up leaves the article as it was; one naming a looked-up block does not."""
+    for n, (slug, paras) in enumerate(ARTICLES.items()):
+        html, url = site_page(paras, n), f"https://herald.example/{slug}"
+        plain = extract(html, url)
+        unchecked = frozenset(plain.block_fingerprints) - set(plain.template_checked)
+        outside = frozenset({*unchecked, fingerprint(WIDGET[0] + " elsewhere") or ""})
+        again = extract(html, url, ExtractOptions(boilerplate=outside))
+        assert again == plain
+        widget = frozenset({fingerprint(WIDGET[0]) or ""})
+        assert fingerprint(WIDGET[0]) in plain.template_checked
+        changed = extract(html, url, ExtractOptions(boilerplate=widget))
+        assert "From the editors" not in changed.body_text
+        assert changed.body_text != plain.body_text

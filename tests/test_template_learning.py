@@ -12,7 +12,7 @@ import respx
 from tests.blogsite import Blog, Post, sample_posts
 from tests.test_e2e import write_config
 from worker.config import load_config
-from worker.extract import extract
+from worker.extract import extract, learn_boilerplate, page_fingerprints
 from worker.runner import Worker
 
 # Prose that reads like article text, in the article container, on every page of the site: only
@@ -64,3 +64,67 @@ def test_recurring_block_is_learnt_and_removed_on_first_run(tmp_path: Path) -> N
         assert "twenty years" not in body
         for unique in post.paragraphs[:-1]:
             assert unique in body
+
+
+def _count_extractions(tmp_path: Path, posts: list[Post], monkeypatch: object) -> list[str]:
+    """Run a first run over `posts` and return the URL of every extraction it made."""
+    import worker.pipeline as pipeline
+
+    blog = Blog(posts=posts)
+    calls: list[str] = []
+    real = pipeline._extract
+
+    async def counted(run: object, fetched: object, boilerplate: frozenset[str]) -> object:
+        calls.append(fetched.page.final_url)  # type: ignore[attr-defined]
+        return await real(run, fetched, boilerplate)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "_extract", counted)  # type: ignore[attr-defined]
+
+    def site(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/":
+            text = blog.index_html([(p.path, p.title) for p in posts])
+        elif path in {p.path for p in posts}:
+            text = blog.post_html(next(p for p in posts if p.path == path))
+        else:
+            return httpx.Response(404)
+        return httpx.Response(200, text=text, headers={"content-type": "text/html"})
+
+    config = write_config(
+        tmp_path, f'[[source]]\nid = "plot"\nurl = "{blog.origin}/"\nlinks = "h2 a"\n'
+    )
+
+    async def run() -> None:
+        async with Worker(load_config(config)) as worker:
+            (report,) = await worker.run_once()
+            assert report.ok and report.items_new == len(posts)
+
+    with respx.mock(assert_all_called=False) as mock:
+        mock.route(host="blog.example.test").mock(side_effect=site)
+        asyncio.run(run())
+    return calls
+
+
+def test_first_run_re_extracts_only_pages_a_new_template_block_can_change(
+    tmp_path: Path, monkeypatch: object
+) -> None:
+    """The blog's chrome (navigation, sidebar, footer) recurs on every page and is learnt on
+    the first run; pages where it lies outside the rendered body are extracted once. A
+    recurring block inside the body sends every page to be extracted again."""
+    plain = sample_posts()
+    blog = Blog(posts=plain)
+    single = {blog.url(p.path): extract(blog.post_html(p), blog.url(p.path)) for p in plain}
+    index = blog.index_html([(p.path, p.title) for p in plain])
+    learnt = learn_boilerplate(
+        [*(a.block_fingerprints for a in single.values()), page_fingerprints(index)]
+    )
+    could_change = {url for url, a in single.items() if learnt & set(a.template_checked)}
+    assert all(learnt & set(a.block_fingerprints) for a in single.values()), "all hold chrome"
+    assert len(could_change) < len(plain), "precondition: some pages cannot change"
+
+    calls = _count_extractions(tmp_path / "plain", plain, monkeypatch)
+    assert sorted(calls) == sorted([*single, *could_change])
+
+    recurring = [with_recurring_block(p) for p in sample_posts()]
+    calls = _count_extractions(tmp_path / "recurring", recurring, monkeypatch)
+    assert sorted(calls) == sorted(2 * [blog.url(p.path) for p in recurring])

@@ -95,6 +95,9 @@ class Article:
     # Fingerprints of the page's text blocks, so a source can learn its site's template
     # (blocks recurring across pages are boilerplate). Opaque strings; see worker.extract.
     block_fingerprints: tuple[str, ...] = ()
+    # The fingerprints the extractor looked up in the site's template (the blocks it could have
+    # dropped as template): a newly learnt template changes the article only if it names one.
+    template_checked: tuple[str, ...] = ()
     # Which path produced the body: "selector" (operator override), "jsonld", "auto", "fallback".
     method: str = "auto"
 

@@ -325,7 +325,8 @@ async def _store_articles(run: _Run, index: Page | None, known: frozenset[str]) 
     source, store, report = run.source, run.ctx.store, run.report
     results = list(await asyncio.gather(*(f.extraction for f in run.fetched if f.extraction)))
     # Blocks that recur across this run's pages are template too, even on a source's first run:
-    # re-extract only the pages that hold such a newly learnt block.
+    # re-extract only the pages where the extractor looked such a newly learnt block up (it
+    # drops template blocks only from what it renders; any other page would come out the same).
     with store.transaction("recording a run's template blocks"):
         for fetched, done in zip(run.fetched, results, strict=True):
             if done.article is not None:
@@ -336,7 +337,7 @@ async def _store_articles(run: _Run, index: Page | None, known: frozenset[str]) 
     again = [
         i
         for i, done in enumerate(results)
-        if done.article is not None and fresh.intersection(done.article.block_fingerprints)
+        if done.article is not None and fresh.intersection(done.article.template_checked)
     ]
     redone = await _extract_all(run, [run.fetched[i] for i in again], learnt)
     for i, done in zip(again, redone, strict=True):

@@ -11,7 +11,7 @@ Body paths, tried in this order (`Article.method` says which one won):
 from __future__ import annotations
 
 import html as html_lib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
@@ -66,6 +66,7 @@ def extract(html: str, url: str, options: ExtractOptions | None = None) -> Artic
         summary=meta.description,
         categories=meta.categories,
         block_fingerprints=found.fingerprints,
+        template_checked=tuple(sorted(found.checked)),
         method=method,
     )
 
@@ -80,16 +81,18 @@ def find_body(
 ) -> tuple[body_mod.Body, str]:
     """The body and the name of the path that produced it; `tree` is `html` parsed, `junk` are
     the `tree`'s."""
+    checked: frozenset[str] = frozenset()  # template lookups of an attempt given up
     if options.body:
-        selected = select_body(tree, html, options, title, junk)
+        selected, checked = select_body(tree, html, options, title, junk)
         if selected is not None:
             return selected, "selector"
         tree, junk = parse_flat(html), None
     found = body_mod.best_body(
         tree, html, remove=options.remove, title=title, boilerplate=options.boilerplate, junk=junk
     )
+    found = replace(found, checked=found.checked | checked)
     if jsonld_body and len(found.text) < JSONLD_PREFERRED_RATIO * len(jsonld_body.strip()):
-        return jsonld_as_body(jsonld_body, found.fingerprints), "jsonld"
+        return jsonld_as_body(jsonld_body, found), "jsonld"
     return found, "auto" if found.scored else "fallback"
 
 
@@ -99,22 +102,25 @@ def select_body(
     options: ExtractOptions,
     title: str,
     junk: list[LexborNode] | None,
-) -> body_mod.Body | None:
-    """The operator's container, when the selector matches something with text."""
+) -> tuple[body_mod.Body | None, frozenset[str]]:
+    """The operator's container, when the selector matches something with text; and the
+    fingerprints looked up in the site's template on the way."""
     preset = body_mod.Preset(strip_noise=False)
     body_mod.prepare_tree(tree, options.remove, preset, body_mod.Hints(), junk)
     node = tree.css_first(options.body) if options.body else None
     if node is None:
-        return None
+        return None, frozenset()
     prints = body_mod.tree_blocks(parse_flat(html))
     found = body_mod.render_selected(node, title, options.boilerplate, prints)
-    return found if found.text else None
+    return (found if found.text else None), found.checked
 
 
-def jsonld_as_body(text: str, prints: tuple[str, ...]) -> body_mod.Body:
+def jsonld_as_body(text: str, found: body_mod.Body) -> body_mod.Body:
+    """The JSON-LD article text as the body, chosen over the `found` one (which was too short:
+    its page fingerprints and template lookups stay)."""
     paragraphs = [line.strip() for line in text.splitlines() if line.strip()]
     fragment = "".join(f"<p>{html_lib.escape(p)}</p>" for p in paragraphs)
-    return body_mod.Body("\n".join(paragraphs), fragment, prints)
+    return body_mod.Body("\n".join(paragraphs), fragment, found.fingerprints, True, found.checked)
 
 
 def page_fingerprints(html: str) -> tuple[str, ...]:

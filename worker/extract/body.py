@@ -32,7 +32,7 @@ import functools
 import itertools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
@@ -182,6 +182,9 @@ class Body:
     html: str  # unsanitised fragment
     fingerprints: tuple[str, ...]  # of the whole page's text blocks (first preset)
     scored: bool = True  # False when no paragraph scored and the whole page body was taken
+    # Fingerprints of the blocks looked up in the site's template while rendering, on every
+    # attempt: only a template that names one of them can change this body.
+    checked: frozenset[str] = frozenset()
 
 
 # Not frozen, as `Line` below: a frozen dataclass sets each field through `object.__setattr__`,
@@ -668,6 +671,7 @@ class Rendered:
     parts: list[str]  # the output: text pieces and line breaks
     lines: list[Line]  # the kept blocks holding text, in reading order
     widget: bool  # the root opens with a widget heading ("Related posts", "Comments")
+    checked: list[str]  # fingerprints looked up in the template (see `Body.checked`)
 
     @property
     def text(self) -> str:
@@ -686,6 +690,7 @@ def render(
     lines: list[Line] = []
     stack: list[_Open] = []
     doomed: list[LexborNode] = []
+    checked: list[str] = []
     title_key = normalise_label(title)
     captions = {node.mem_id for node in root.css(CAPTION_SELECTOR) if is_photo_caption(node)}
     links = 0  # open `a` elements
@@ -705,11 +710,22 @@ def render(
                 parts.append("\n")
                 if stack:
                     mark_label(current, stack[-1])
-            if current is not root_open and (
-                not keep(current)
-                or is_boilerplate(current, boilerplate)
-                or (tag in HEADING_TAGS and normalise_label(" ".join(current.own)) == title_key)
-            ):
+            own_text = ""
+            if current is not root_open:
+                dropped = not keep(current)
+                if not dropped and block:
+                    # Looked up whether or not there is a template yet (a cache hit: the same
+                    # text as the page's block), so the caller learns what a template could drop.
+                    own_text = collapse_spaces("".join(current.own))
+                    fp = fingerprint(own_text)
+                    if fp is not None:
+                        checked.append(fp)
+                        dropped = fp in boilerplate
+                if not dropped and tag in HEADING_TAGS:
+                    dropped = normalise_label(" ".join(current.own)) == title_key
+            elif block:
+                own_text = collapse_spaces("".join(current.own))
+            if current is not root_open and dropped:
                 del parts[current.parts_at :]
                 del lines[current.lines_at :]
                 doomed.append(current.node)
@@ -724,7 +740,7 @@ def render(
                 # wrapper leaves it a short caption.
                 current.chars = current.link_chars = 0
             elif block and current.first_own_at >= 0:
-                add_line(lines, current, len(parts))
+                add_line(lines, current, own_text, len(parts))
             if stack:
                 close_into(stack[-1], current, block)
         if node is None:
@@ -762,11 +778,11 @@ def render(
     for node in doomed:  # post-order: descendants before ancestors
         node.decompose()
     lines.sort(key=lambda line: line.order)
-    return Rendered(root, parts, lines, root_open is not None and root_open.headed)
+    return Rendered(root, parts, lines, root_open is not None and root_open.headed, checked)
 
 
-def add_line(lines: list[Line], element: _Open, end: int) -> None:
-    text = collapse_spaces("".join(element.own))
+def add_line(lines: list[Line], element: _Open, text: str, end: int) -> None:
+    """Record a kept block's line; `text` is its own text, `collapse_spaces`'d."""
     if text:
         start, order, leaf = element.parts_at - 1, element.first_own_at, not element.holds_block
         lines.append(Line(element.node, text, element.own_link_chars, start, end, order, leaf))
@@ -821,13 +837,6 @@ def mark_label(child: _Open, parent: _Open) -> None:
 
 def is_label(element: _Open) -> bool:
     return element.chars < 80 and label_group(" ".join(element.own)) is not None
-
-
-def is_boilerplate(element: _Open, boilerplate: frozenset[str]) -> bool:
-    if not boilerplate or element.tag not in BLOCK_TAGS:
-        return False
-    fp = fingerprint(" ".join(element.own))
-    return fp is not None and fp in boilerplate
 
 
 def keep_clean(element: _Open) -> bool:
@@ -894,7 +903,7 @@ def extract_body(
     content = find_content(tree, blocks, preset, hints)
     found = render_content(content, preset, title, boilerplate, prints)
     if content and content[0].tag == "body":
-        return Body(found.text, found.html, prints, scored=False)
+        return replace(found, scored=False)
     return found
 
 
@@ -913,7 +922,8 @@ def render_content(
     if preset.clean:
         trim_edges_and_repeats(kept)
     texts = [(r.node, text) for r in kept if (text := r.text)]
-    return Body("\n".join(t for _, t in texts), "\n".join(n.html or "" for n, _ in texts), prints)
+    text, html = "\n".join(t for _, t in texts), "\n".join(n.html or "" for n, _ in texts)
+    return Body(text, html, prints, checked=frozenset(fp for r in rendered for fp in r.checked))
 
 
 def trim_edges_and_repeats(rendered: list[Rendered]) -> None:
@@ -1004,10 +1014,9 @@ def best_body(
             page, preset, remove=remove, title=title, boilerplate=boilerplate, junk=page_junk
         )
         if len(body.text) >= MIN_BODY_CHARS and (i == 0 or reads_as_prose(body.text)):
-            return body if not results else with_prints(body, results[0].fingerprints)
+            return body if not results else as_retry(body, results)
         results.append(body)
-    longest = max(results, key=lambda b: len(b.text))
-    return with_prints(longest, results[0].fingerprints)
+    return as_retry(max(results, key=lambda b: len(b.text)), results)
 
 
 def reads_as_prose(text: str) -> bool:
@@ -1018,5 +1027,8 @@ def reads_as_prose(text: str) -> bool:
     return prose >= RETRY_PROSE_SHARE * len(text)
 
 
-def with_prints(body: Body, prints: tuple[str, ...]) -> Body:
-    return Body(body.text, body.html, prints, body.scored)
+def as_retry(body: Body, earlier: list[Body]) -> Body:
+    """A later attempt's body with the first attempt's page fingerprints, and every attempt's
+    template lookups (each attempt's length decided whether the next one ran)."""
+    checked = body.checked.union(*(b.checked for b in earlier))
+    return replace(body, fingerprints=earlier[0].fingerprints, checked=checked)
