@@ -35,6 +35,7 @@ from typing import Protocol, cast
 import brotli
 import httpx
 
+from worker.aionet import asyncio_transport
 from worker.charset import decode_html
 from worker.errors import FetchError
 from worker.models import NotModified, Page, RawHtml, Validators
@@ -614,9 +615,7 @@ class _PolicyTransport(httpx.AsyncBaseTransport):
     def _transport(self, guarded: bool) -> httpx.AsyncHTTPTransport:
         if guarded:
             return guarded_transport(self._limits, verify=self._ssl_context)
-        return httpx.AsyncHTTPTransport(
-            limits=self._limits, verify=self._ssl_context, trust_env=False
-        )
+        return asyncio_transport(self._limits, verify=self._ssl_context)
 
     def _take_unused(self) -> list[_Pool]:
         """Room for one more pool: the idle pools whose connections have expired, then idle ones

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import httpcore
 import httpx
 
+from worker.aionet import asyncio_transport
 from worker.urls import host_key
 
 __all__ = [
@@ -168,13 +169,14 @@ def guarded_transport(
     *,
     verify: ssl.SSLContext | bool = True,
 ) -> httpx.AsyncHTTPTransport:
-    """An `httpx.AsyncHTTPTransport` whose connections all pass `GuardedBackend`; `verify` as
-    for httpx (a shared `ssl.SSLContext` spares building one per transport).
+    """An `httpx.AsyncHTTPTransport` whose connections all pass `GuardedBackend` (around
+    `worker.aionet`'s backend); `verify` as for httpx (a shared `ssl.SSLContext` spares building
+    one per transport).
 
     httpx 0.28 has no public way to pass a network backend, so the pool's is wrapped in place
     (`tests/test_fetch_guard.py` proves it is in force on every connection).
     """
-    transport = httpx.AsyncHTTPTransport(limits=limits, verify=verify, trust_env=False)
+    transport = asyncio_transport(limits, verify=verify)
     pool = transport._pool
     pool._network_backend = GuardedBackend(pool._network_backend, resolve)
     return transport
