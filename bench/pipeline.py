@@ -531,6 +531,8 @@ def main() -> None:
     if args.passes_child:
         return passes_child(args.passes_child, args.passes)
     pages = load_pages(args.data)
+    if not pages:
+        parser.error(f"no pages in {args.data / 'aeb' / 'html'}: point --data at the shared bench")
     print(
         f"pipeline benchmark: {len(pages)} real pages from {args.data / 'aeb'},"
         f" {os.cpu_count()} CPUs"

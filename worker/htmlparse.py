@@ -6,7 +6,7 @@ minutes. No real page nests deeply (browsers stop laying out around 512 levels),
 start tags nested deeper than `MAX_DEPTH`, and their end tags, are dropped; the text stays.
 
 1. fewer than `CHECK_TAGS` tags (`html.count("<")`, C speed): parse it as it is, whatever its
-   nesting costs (2,048 nested elements: 5 ms);
+   nesting costs (4,096 nested elements: 18 ms);
 2. a cheap upper bound of the depth, over the tags: shallow pages parse as they are, byte for
    byte what lexbor would see anyway;
 3. otherwise one walk over the tags, skipping comments and raw text (`script`, `style` ...),
@@ -40,9 +40,11 @@ __all__ = [
 
 # Deeper nesting is flattened; lexbor parses 512 nested `address`es in well under a millisecond.
 MAX_DEPTH = 512
-# Pages with fewer tags are not checked: the check (a regex scan) costs about an eighth of an
-# extraction, and most pages have fewer (the extraction benchmark's: 140 to 3,200).
-CHECK_TAGS = 4 * MAX_DEPTH
+# Pages with fewer tags are not checked. The check is a regex scan of the whole page: 0.6 ms on a
+# page of 3,000 tags, an eighth of its extraction. Below the limit the worst case is a page that
+# is nothing but nested `div`s: 4,096 of them parse in 18 ms (2,048 in 5 ms, 8,192 in 74 ms), a
+# few pages' worth of extraction, once. The extraction benchmark's pages have 140 to 3,300 tags.
+CHECK_TAGS = 8 * MAX_DEPTH
 
 # Never opened (void) or closed implicitly by a sibling or a parent's end (optional end tag).
 _NOT_COUNTED = frozenset({
