@@ -327,11 +327,14 @@ async def _store_articles(run: _Run, index: Page | None, known: frozenset[str]) 
     # Blocks that recur across this run's pages are template too, even on a source's first run:
     # re-extract only the pages where the extractor looked such a newly learnt block up (it
     # drops template blocks only from what it renders; any other page would come out the same).
-    with store.transaction("recording a run's template blocks"):
-        for fetched, done in zip(run.fetched, results, strict=True):
-            if done.article is not None:
-                blocks = done.article.block_fingerprints
-                store.record_blocks(source.id, fetched.page.final_url, blocks)
+    store.record_pages_blocks(
+        source.id,
+        [
+            (fetched.page.final_url, done.article.block_fingerprints)
+            for fetched, done in zip(run.fetched, results, strict=True)
+            if done.article is not None
+        ],
+    )
     learnt = store.boilerplate_blocks(source.id, TEMPLATE_MIN_PAGES)
     fresh = learnt - known
     again = [

@@ -677,29 +677,41 @@ class Store:
 
     def record_blocks(self, source_id: str, page_url: str, fingerprints: Iterable[str]) -> None:
         """Note that `page_url` holds these blocks; keeps the most recently seen rows only."""
-        unique = sorted(set(fingerprints))
-        if not unique:
-            return
+        self.record_pages_blocks(source_id, [(page_url, fingerprints)])
+
+    def record_pages_blocks(
+        self, source_id: str, pages: Iterable[tuple[str, Iterable[str]]]
+    ) -> None:
+        """`record_blocks` for several pages, seen in the given order, in three statements and
+        one trim (the rows kept are the same as page by page: the newest pages' rows)."""
+        rows: list[tuple[str, str, str, int]] = []
         with self._write("recording block fingerprints") as conn:
             (seen,) = conn.execute(
                 "SELECT COALESCE(MAX(seen), 0) + 1 FROM block_pages WHERE source_id = ?",
                 (source_id,),
             ).fetchone()
+            for page_url, fingerprints in pages:
+                unique = sorted(set(fingerprints))
+                if unique:
+                    rows.extend((source_id, fp, page_url, seen) for fp in unique)
+                    seen += 1
+            if not rows:
+                return
             conn.executemany(
                 """INSERT INTO block_pages (source_id, fingerprint, page_url, seen)
                    VALUES (?, ?, ?, ?)
                    ON CONFLICT (source_id, fingerprint, page_url)
                    DO UPDATE SET seen = excluded.seen""",
-                [(source_id, fingerprint, page_url, seen) for fingerprint in unique],
+                rows,
             )
-            (rows,) = conn.execute(
+            (count,) = conn.execute(
                 "SELECT COUNT(*) FROM block_pages WHERE source_id = ?", (source_id,)
             ).fetchone()
-            if rows > MAX_BLOCK_ROWS_PER_SOURCE:
+            if count > MAX_BLOCK_ROWS_PER_SOURCE:
                 oldest = conn.execute(  # the tail of (seen DESC, fingerprint, page_url) order
                     """SELECT fingerprint, page_url FROM block_pages WHERE source_id = ?
                        ORDER BY seen ASC, fingerprint DESC, page_url DESC LIMIT ?""",
-                    (source_id, rows - MAX_BLOCK_ROWS_PER_SOURCE),
+                    (source_id, count - MAX_BLOCK_ROWS_PER_SOURCE),
                 ).fetchall()
                 conn.executemany(
                     """DELETE FROM block_pages
