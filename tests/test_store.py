@@ -321,10 +321,10 @@ def test_blocks_are_bounded_dropping_least_recently_seen(store: Store, db_path: 
     assert f"https://example.org/{pages - 1}" in kept
 
 
-def test_recording_pages_at_once_keeps_the_rows_page_by_page_would(tmp_path: Path) -> None:
+def test_recording_pages_at_once_keeps_the_rows_page_by_page_would(store: Store) -> None:
     """A run records its pages' blocks in one batch; the rows kept (with their order of being
     seen, which decides what a trim drops) are those of recording the pages one by one, also
-    across a trim and with a page seen again."""
+    across a trim and with a page seen again. Two sources of one store, one recorded each way."""
     per_page = 90
     earlier = [
         (f"https://example.org/{n}", [f"p{n}-{i}" for i in range(per_page)]) for n in range(30)
@@ -333,24 +333,22 @@ def test_recording_pages_at_once_keeps_the_rows_page_by_page_would(tmp_path: Pat
         (f"https://example.org/{n}", ["header", *(f"q{n}-{i}" for i in range(per_page))])
         for n in range(20, 50)  # pages 20-29 seen again
     ] + [("https://example.org/empty", [])]
-
-    def state(batched: bool) -> list[tuple[str, str, int]]:
-        path = tmp_path / ("batch" if batched else "single") / "feedworker.db"
-        store = Store.open(f"sqlite:///{path}")
+    for source in ("single", "batch"):
         for url, prints in earlier:
-            store.record_blocks("blog", url, prints)
-        if batched:
-            store.record_pages_blocks("blog", run)
-        else:
-            for url, prints in run:
-                store.record_blocks("blog", url, prints)
-        store.close()
-        with sqlite3.connect(path) as conn:
-            return sorted(conn.execute("SELECT fingerprint, page_url, seen FROM block_pages"))
+            store.record_blocks(source, url, prints)
+    for url, prints in run:
+        store.record_blocks("single", url, prints)
+    store.record_pages_blocks("batch", run)
 
-    single = state(batched=False)
+    def rows(source: str) -> list[tuple[str, str, int]]:
+        found = store._all(
+            "SELECT fingerprint, page_url, seen FROM block_pages WHERE source_id = ?", (source,)
+        )
+        return sorted((str(fp), str(url), int(seen)) for fp, url, seen in found)
+
+    single = rows("single")
     assert len(single) == MAX_BLOCK_ROWS_PER_SOURCE  # the trim ran
-    assert state(batched=True) == single
+    assert rows("batch") == single
 
 
 # -- durability ------------------------------------------------------------------------------
