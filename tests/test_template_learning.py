@@ -33,28 +33,7 @@ def test_recurring_block_is_learnt_and_removed_on_first_run(tmp_path: Path) -> N
     single = extract(blog.post_html(posts[0]), blog.url(posts[0].path))
     assert RECURRING in single.body_text, "precondition: one page alone keeps the block"
 
-    def site(request: httpx.Request) -> httpx.Response:
-        path = request.url.path
-        if path == "/":
-            text = blog.index_html([(p.path, p.title) for p in posts])
-        elif path in {p.path for p in posts}:
-            text = blog.post_html(next(p for p in posts if p.path == path))
-        else:
-            return httpx.Response(404)
-        return httpx.Response(200, text=text, headers={"content-type": "text/html"})
-
-    config = write_config(
-        tmp_path, f'[[source]]\nid = "plot"\nurl = "{blog.origin}/"\nlinks = "h2 a"\n'
-    )
-
-    async def run() -> None:
-        async with Worker(load_config(config)) as worker:
-            (report,) = await worker.run_once()
-            assert report.ok and report.items_new == 3
-
-    with respx.mock(assert_all_called=False) as mock:
-        mock.route(host="blog.example.test").mock(side_effect=site)
-        asyncio.run(run())
+    first_run(tmp_path, blog)
 
     feed = feedparser.parse((tmp_path / "feeds" / "plot.rss").read_bytes())
     bodies = {e.link: e.content[0].value for e in feed.entries}
@@ -66,26 +45,15 @@ def test_recurring_block_is_learnt_and_removed_on_first_run(tmp_path: Path) -> N
             assert unique in body
 
 
-def _count_extractions(tmp_path: Path, posts: list[Post], monkeypatch: object) -> list[str]:
-    """Run a first run over `posts` and return the URL of every extraction it made."""
-    import worker.pipeline as pipeline
-
-    blog = Blog(posts=posts)
-    calls: list[str] = []
-    real = pipeline._extract
-
-    async def counted(run: object, fetched: object, boilerplate: frozenset[str]) -> object:
-        calls.append(fetched.page.final_url)  # type: ignore[attr-defined]
-        return await real(run, fetched, boilerplate)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(pipeline, "_extract", counted)  # type: ignore[attr-defined]
+def first_run(tmp_path: Path, blog: Blog) -> None:
+    """The source's first run over `blog` (served by respx), which must store every post."""
 
     def site(request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if path == "/":
-            text = blog.index_html([(p.path, p.title) for p in posts])
-        elif path in {p.path for p in posts}:
-            text = blog.post_html(next(p for p in posts if p.path == path))
+            text = blog.index_html([(p.path, p.title) for p in blog.posts])
+        elif path in {p.path for p in blog.posts}:
+            text = blog.post_html(next(p for p in blog.posts if p.path == path))
         else:
             return httpx.Response(404)
         return httpx.Response(200, text=text, headers={"content-type": "text/html"})
@@ -97,11 +65,26 @@ def _count_extractions(tmp_path: Path, posts: list[Post], monkeypatch: object) -
     async def run() -> None:
         async with Worker(load_config(config)) as worker:
             (report,) = await worker.run_once()
-            assert report.ok and report.items_new == len(posts)
+            assert report.ok and report.items_new == len(blog.posts)
 
     with respx.mock(assert_all_called=False) as mock:
         mock.route(host="blog.example.test").mock(side_effect=site)
         asyncio.run(run())
+
+
+def _count_extractions(tmp_path: Path, posts: list[Post], monkeypatch: object) -> list[str]:
+    """Run a first run over `posts` and return the URL of every extraction it made."""
+    import worker.pipeline as pipeline
+
+    calls: list[str] = []
+    real = pipeline._extract
+
+    async def counted(run: object, fetched: object, boilerplate: frozenset[str]) -> object:
+        calls.append(fetched.page.final_url)  # type: ignore[attr-defined]
+        return await real(run, fetched, boilerplate)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "_extract", counted)  # type: ignore[attr-defined]
+    first_run(tmp_path, Blog(posts=posts))
     return calls
 
 
