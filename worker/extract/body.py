@@ -710,22 +710,18 @@ def render(
                 parts.append("\n")
                 if stack:
                     mark_label(current, stack[-1])
-            own_text = ""
-            if current is not root_open:
-                dropped = not keep(current)
-                if not dropped and block:
-                    # Looked up whether or not there is a template yet (a cache hit: the same
-                    # text as the page's block), so the caller learns what a template could drop.
-                    own_text = collapse_spaces("".join(current.own))
-                    fp = fingerprint(own_text)
-                    if fp is not None:
-                        checked.append(fp)
-                        dropped = fp in boilerplate
+            inner = current is not root_open
+            dropped = inner and not keep(current)
+            own_text = collapse_spaces("".join(current.own)) if block and not dropped else ""
+            if inner and not dropped:
+                # Looked up whether or not there is a template yet (a cache hit: the same text
+                # as the page's block), so the caller learns what a template could drop.
+                if block and (fp := fingerprint(own_text)) is not None:
+                    checked.append(fp)
+                    dropped = fp in boilerplate
                 if not dropped and tag in HEADING_TAGS:
                     dropped = normalise_label(" ".join(current.own)) == title_key
-            elif block:
-                own_text = collapse_spaces("".join(current.own))
-            if current is not root_open and dropped:
+            if dropped:
                 del parts[current.parts_at :]
                 del lines[current.lines_at :]
                 doomed.append(current.node)
