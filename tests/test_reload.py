@@ -13,10 +13,11 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from tests.test_e2e import write_config
-from worker.cli import LiveApp
-from worker.config import load_config
+from worker.cli import LiveApp, main
+from worker.config import Config, load_config
+from worker.errors import ConfigError
 from worker.models import RunReport
-from worker.reload import ConfigWatcher, restart_only_changes
+from worker.reload import ConfigWatcher, restart_only_changes, watch_config
 from worker.runner import Service, Worker
 from worker.serve import build_app
 
@@ -275,3 +276,134 @@ def test_restart_only_names_are_settings() -> None:
 
     assert Settings.model_fields.keys() >= RESTART_ONLY_SETTINGS
     assert {"serve_host", "serve_port", "shutdown_grace", "state_url"} <= RESTART_ONLY_SETTINGS
+
+
+# -- hostile edits: whatever fails while loading is a config problem; the watcher never dies -----
+
+DEEP = 2000  # levels: beyond the interpreter's recursion limit (1,000)
+# Each edit below once escaped the reload as a RecursionError or a RuntimeError, and stopped the
+# watcher for good. (sources.toml, feedworker.toml additions, file and field of the problem)
+HOSTILE_EDITS = {
+    "toml nested 2,000 tables deep": (
+        source("b", extra="title = " + "{a = " * DEEP + "1" + "}" * DEEP + "\n"),
+        "",
+        "config/sources.toml",
+        None,
+    ),
+    "regex nested 2,000 groups deep": (
+        source("b", extra="include = '" + "(" * DEEP + "a" + ")" * DEEP + "'\n"),
+        "",
+        "config/sources.toml",
+        "include",
+    ),
+    "a path under an unknown user's home": (
+        source("b"),
+        'feeds_dir = "~nosuchuser-feedworker/feeds"\n',
+        "config/feedworker.toml",
+        "feeds_dir",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_EDITS)
+def test_a_hostile_edit_is_a_config_problem(
+    name: str, tmp_path: Path, records: list[logging.LogRecord]
+) -> None:
+    sources, worker, file, field = HOSTILE_EDITS[name]
+    config_dir = write_config(tmp_path, source("a"))
+    watcher = ConfigWatcher(load_config(config_dir))
+    write_config(tmp_path, sources, worker)
+    with pytest.raises(ConfigError) as info:
+        load_config(config_dir)
+    (problem,) = info.value.problems
+    assert (problem.file, problem.field) == (file, field)
+    assert watcher.check() is None
+    (logged,) = messages(records, "config problem")
+    assert logged.fields["file"] == file  # type: ignore[attr-defined]
+    assert logged.fields.get("field") == field  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", HOSTILE_EDITS)
+def test_check_reports_a_hostile_edit_as_a_config_error(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sources, worker, file, field = HOSTILE_EDITS[name]
+    config_dir = write_config(tmp_path, sources, worker)
+    assert main(["check", "--config", str(config_dir)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("config is not valid (1 problem(s)):\n")
+    assert f"  {file}: " in err and (field is None or f": {field}: " in err)
+    assert "Traceback" not in err and len(err.splitlines()) == 2
+
+
+def test_the_watcher_outlives_hostile_edits_and_shutdown_drains(
+    tmp_path: Path, records: list[logging.LogRecord]
+) -> None:
+    sites = Sites()
+
+    async def scenario() -> None:
+        async with Running(tmp_path, source("a"), sites) as run:
+            await until((run.feeds / "a.rss").exists, "a's first run")
+            for n, (sources, worker, _file, _field) in enumerate(HOSTILE_EDITS.values(), 1):
+                run.edit(source("a") + sources, worker)
+                await until(lambda n=n: len(messages(records, "config problem")) == n, "problem")
+            assert not run.task.done()  # still watching
+            sites.hold["c.example"] = asyncio.Event()
+            run.edit(source("a") + source("c"))  # a later good edit is applied
+            await until(lambda: any("c.example" in r for r in sites.article_requests), "c runs")
+            assert set(run.jobs()) == {"a", "c"}
+            run.stop.set()  # a run is in progress: the stop waits for it (the grace is 5 s)
+            await asyncio.sleep(0)
+            sites.hold["c.example"].set()
+            await run.task  # ends without an error
+            assert (run.feeds / "c.rss").exists()
+        assert [r.source_id for r in run.reports if r.source_id == "c"] == ["c"]
+
+    asyncio.run(scenario())
+    assert not messages(records, "config edit not applied: reloading failed")
+
+
+def test_watch_config_logs_an_error_once_and_keeps_watching(
+    tmp_path: Path, records: list[logging.LogRecord]
+) -> None:
+    good = load_config(write_config(tmp_path, source("a")))
+    answers: list[object] = [RuntimeError("disk gone"), RuntimeError("disk gone"), good]
+    applied: list[Config] = []
+
+    class Flaky:
+        def poll(self) -> Config | None:
+            answer = answers.pop(0) if answers else None
+            if isinstance(answer, Exception):
+                raise answer
+            return answer  # type: ignore[return-value]
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(watch_config(Flaky(), stop, applied.append, POLL))  # type: ignore[arg-type]
+        await until(lambda: applied, "the good config applied")
+        stop.set()
+        await task
+
+    asyncio.run(scenario())
+    assert applied == [good]
+    (failed,) = messages(records, "config edit not applied: reloading failed")
+    assert failed.fields == {"error": "RuntimeError: disk gone"}  # type: ignore[attr-defined]
+
+
+def test_an_unforeseen_error_while_loading_names_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import worker.config
+
+    config_dir = write_config(tmp_path, source("a"))
+
+    def broken(text: str) -> object:
+        if "[[source]]" in text:
+            raise LookupError("a parser bug")
+        return {"worker": {}}
+
+    monkeypatch.setattr(worker.config.tomllib, "loads", broken)
+    with pytest.raises(ConfigError) as info:
+        load_config(config_dir)
+    (problem,) = info.value.problems
+    assert str(problem) == "config/sources.toml: could not be read: LookupError: a parser bug"

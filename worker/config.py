@@ -182,6 +182,8 @@ def _check_patterns(value: object) -> tuple[re.Pattern[str], ...]:
             patterns.append(re.compile(item))
         except re.error as exc:
             raise ValueError(f"bad regular expression {item!r}: {exc}") from None
+        except (RecursionError, OverflowError):  # sre's parser recurses once per group
+            raise ValueError(f"regular expression {_short(item)} is nested too deeply") from None
     return tuple(patterns)
 
 
@@ -256,8 +258,17 @@ def _root_from(info: ValidationInfo) -> Path:
 def _resolve_path(value: object, info: ValidationInfo) -> Path:
     if not isinstance(value, str | Path) or not str(value).strip():
         raise ValueError(f"expected a folder path string, got {value!r}")
-    path = Path(value).expanduser()
-    return Path(os.path.abspath(_root_from(info) / path))
+    return Path(os.path.abspath(_root_from(info) / _expand_home(Path(value))))
+
+
+def _expand_home(path: Path) -> Path:
+    """`~` and `~user` expanded, or a ValueError saying which home could not be found."""
+    try:
+        return path.expanduser()
+    except RuntimeError:  # pathlib's "Could not determine home directory."
+        home = path.parts[0] if path.parts else "~"
+        message = f"cannot expand {home!r} in {str(path)!r}: no such user or home folder"
+        raise ValueError(message) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,7 +412,7 @@ class Settings(BaseModel):
             raise ValueError(f"no database file in {value!r}, e.g. sqlite:///state/feedworker.db")
         if path == ":memory:":
             return value
-        absolute = os.path.abspath(_root_from(info) / Path(path).expanduser())
+        absolute = os.path.abspath(_root_from(info) / _expand_home(Path(path)))
         return f"sqlite:///{absolute}"
 
     @field_validator("cluster")
@@ -603,10 +614,40 @@ def load_config(config_dir: Path | str, env: Mapping[str, str] | None = None) ->
     """Read and validate a config folder; raise `ConfigError` listing every problem found.
 
     `env` defaults to `os.environ`; its ``FEEDWORKER_<SETTING>`` entries override ``[worker]``.
+    Whatever goes wrong while loading (a file nested too deeply to parse, a home folder that
+    does not exist) is reported as a problem of the config, never raised as another error.
     """
-    config_dir = Path(os.path.abspath(Path(config_dir).expanduser()))
-    loader = _Loader(config_dir, os.environ if env is None else env)
-    return loader.load()
+    return _loader(config_dir, env).load()
+
+
+@dataclass(frozen=True, slots=True)
+class SalvagedConfig:
+    """A config folder read as far as it validates (`load_config_leniently`)."""
+
+    config: Config  # the settings (defaults for keys with problems) and the valid sources
+    problems: tuple[ConfigProblem, ...]  # empty when the folder validates
+
+
+def load_config_leniently(
+    config_dir: Path | str, env: Mapping[str, str] | None = None
+) -> SalvagedConfig:
+    """The config as far as it validates, for commands that only read the state (`status`)
+    while an edit is broken: sources with problems are left out, settings with problems take
+    their defaults. Raises `ConfigError` only when the state database cannot be known (a
+    settings file that does not parse, a bad `state_url`) unless the environment names it."""
+    loader = _loader(config_dir, env)
+    try:
+        return SalvagedConfig(loader.load(), ())
+    except ConfigError as exc:
+        return SalvagedConfig(loader.salvage(exc), exc.problems)
+
+
+def _loader(config_dir: Path | str, env: Mapping[str, str] | None) -> _Loader:
+    try:
+        folder = Path(os.path.abspath(_expand_home(Path(config_dir))))
+    except ValueError as exc:
+        raise ConfigError([ConfigProblem(str(config_dir), str(exc))]) from None
+    return _Loader(folder, os.environ if env is None else env)
 
 
 @dataclass(frozen=True, slots=True)
@@ -633,16 +674,32 @@ class _Loader:
         self.problems: list[ConfigProblem] = []
         self.files: list[Path] = []
         self.contents: list[bytes] = []
+        self.reading = str(config_dir)  # the file being read or validated, for problems
+        # For `salvage`: the [worker] table as read (None: unreadable), the keys with problems.
+        self.settings_table: dict[str, Any] | None = {}
+        self.bad_settings: set[str] = set()
+        self.sources: list[Source] = []
 
     def load(self) -> Config:
+        try:
+            return self._load()
+        except ConfigError:
+            raise
+        except Exception as exc:  # unforeseen, yet still the config's: never a crash
+            raise ConfigError([*self._sorted_problems(), _unexpected(exc, self.reading)]) from exc
+
+    def _load(self) -> Config:
         if not self.config_dir.is_dir():
             what = "is not a folder" if self.config_dir.exists() else "not found"
             problem = ConfigProblem(str(self.config_dir), f"config folder {what}")
             raise ConfigError([problem])
         settings = self._load_settings()
-        sources = self._load_sources()
+        self.sources = self._load_sources()
         if self.problems or settings is None:
             raise ConfigError(self._sorted_problems())
+        return self._config(settings, self.sources)
+
+    def _config(self, settings: Settings, sources: Sequence[Source]) -> Config:
         return Config(
             config_dir=self.config_dir,
             root=self.root,
@@ -651,6 +708,21 @@ class _Loader:
             files=tuple(self.files),
             digest=self._digest(),
         )
+
+    def salvage(self, error: ConfigError) -> Config:
+        """After `load` failed with `error`: the settings without their bad keys, and the
+        sources that validated; `error` again when the state database cannot be known."""
+        table = dict(self.settings_table or {})
+        from_env = self._apply_env(table)
+        unreadable = self.settings_table is None  # did not parse: only the environment can say
+        if "state_url" in self.bad_settings or (unreadable and "state_url" not in from_env):
+            raise error
+        kept = {key: value for key, value in table.items() if key not in self.bad_settings}
+        try:
+            settings = Settings.model_validate(kept, context={"root": self.root})
+        except Exception:  # a problem the keys alone do not explain
+            raise error from None
+        return self._config(settings, self.sources)
 
     def _sorted_problems(self) -> list[ConfigProblem]:
         """Problems grouped by file, in the order the files are read; environment last."""
@@ -675,6 +747,7 @@ class _Loader:
             return None
         self.files.append(path)
         self.contents.append(raw)
+        self.reading = name
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
@@ -686,6 +759,10 @@ class _Loader:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             self.problems.append(ConfigProblem(name, f"TOML syntax error: {exc}"))
+            return None
+        except RecursionError:  # tomllib recurses once per nested array or inline table
+            message = "nested too deeply: arrays or inline tables hundreds of levels deep"
+            self.problems.append(ConfigProblem(name, message))
             return None
 
     def _digest(self) -> str:
@@ -705,14 +782,18 @@ class _Loader:
         if path.exists():
             document = self._read_toml(path)
             if document is None:
+                self.settings_table = None
                 return None
             table = self._worker_table(document, name)
+        self.settings_table = dict(table)  # before the environment: `salvage` applies it again
         overridden = self._apply_env(table)
+        self.reading = name
         try:
             return Settings.model_validate(table, context={"root": self.root})
         except ValidationError as exc:
             for error in exc.errors():
                 key = str(error["loc"][0]) if error["loc"] else None
+                self.bad_settings.add(key or "")
                 if key in overridden:
                     message = _error_message(error, Settings)
                     self.problems.append(
@@ -844,12 +925,16 @@ class _Loader:
                 self.problems.append(ConfigProblem(table.file, message, table.label, "id"))
 
     def _validate_source(self, table: _SourceTable) -> Source | None:
+        self.reading = table.file
         try:
-            return Source.model_validate(table.data)
-        except ValidationError as exc:
-            for error in exc.errors():
-                self.problems.append(_problem(error, Source, table.file, table.label))
-            return None
+            try:
+                return Source.model_validate(table.data)
+            except ValidationError as exc:
+                for error in exc.errors():
+                    self.problems.append(_problem(error, Source, table.file, table.label))
+        except Exception as exc:  # a validator's own failure: this source's problem, no other's
+            self.problems.append(_unexpected(exc, table.file, table.label))
+        return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -910,6 +995,14 @@ _REQUIRED_EXAMPLES = {
     "id": 'every [[source]] needs an id, e.g. id = "python-blog"',
     "url": 'every [[source]] needs a url, e.g. url = "https://example.com/blog/"',
 }
+
+
+def _unexpected(exc: Exception, file: str, source: str | None = None) -> ConfigProblem:
+    """A problem for an error no check foresaw (a value too deep to validate, a bug)."""
+    if isinstance(exc, RecursionError):
+        return ConfigProblem(file, "a value is nested too deeply to read", source)
+    detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return ConfigProblem(file, f"could not be read: {type(exc).__name__}: {detail}", source)
 
 
 def _problem(

@@ -7,7 +7,10 @@ still for one poll, so an editor that writes a file in two steps is not caught h
 - a valid config whose digest differs from the one in force is returned to the caller, who
   swaps it in (`Worker.apply_config`) and re-syncs the scheduler;
 - an invalid one changes nothing: its problems (file, source, field) are logged once per distinct
-  set of problems, and the last good config stays in force until the next good edit.
+  set of problems, and the last good config stays in force until the next good edit. Whatever
+  fails while loading is such a problem (`load_config` reports even unforeseen errors as the
+  config's), and `watch_config` outlives any error of its own: it logs it and keeps watching,
+  so a later good edit is always applied and a shutdown is never disturbed.
 
 Some settings are read once, when the worker's long-lived objects are built (the HTTP client's
 limits, the state database, the feeds folder); `restart_only_changes` names the ones an edit
@@ -24,7 +27,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from worker.config import SOURCES_DIR, Config, Settings, load_config
-from worker.errors import ConfigError
+from worker.errors import ConfigError, ConfigProblem
 from worker.fetch import FetchOptions
 from worker.logs import fields, log
 
@@ -113,6 +116,10 @@ class ConfigWatcher:
         except ConfigError as exc:
             self._report(exc)
             return None
+        except Exception as exc:  # load_config reports its own errors; this is a last resort
+            problem = ConfigProblem(str(self.config_dir), f"{type(exc).__name__}: {exc}")
+            self._report(ConfigError([problem]))
+            return None
         self._reported = ()
         if config.digest == self.digest:
             return None
@@ -143,13 +150,28 @@ async def watch_config(
     apply: Callable[[Config], None],
     interval: float,
 ) -> None:
-    """Poll every `interval` seconds until `stop` is set; `apply` each new valid config."""
+    """Poll every `interval` seconds until `stop` is set; `apply` each new valid config.
+
+    Never ends with an error: one in polling or applying is logged (once while it repeats)
+    and the watch goes on."""
+    failing = ""  # the error logged last, not to log it every `interval`
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
         if stop.is_set():
             return
-        # Reading and validating a few small files: off the event loop all the same.
-        new = await asyncio.to_thread(watcher.poll)
-        if new is not None:
-            apply(new)
+        try:
+            # Reading and validating a few small files: off the event loop all the same.
+            new = await asyncio.to_thread(watcher.poll)
+            if new is not None:
+                apply(new)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            if error != failing:
+                log.exception(
+                    "config edit not applied: reloading failed; still watching",
+                    extra=fields(error=error),
+                )
+            failing = error
+        else:
+            failing = ""

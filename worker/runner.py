@@ -388,9 +388,8 @@ class Service:
             await stop.wait()
         finally:
             if watching is not None:
-                watching.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watching
+                watching.cancel()  # it never fails (`watch_config`); whatever it did, drain below
+                await asyncio.gather(watching, return_exceptions=True)
             self.scheduler.shutdown()
             cluster_stop.set()  # the job worker takes no new job; its runs get the grace period
             for task in background[1:]:
