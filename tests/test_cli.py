@@ -206,6 +206,56 @@ def test_status_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     }
 
 
+@pytest.mark.parametrize(
+    ("broken", "problem"),
+    [
+        (  # a TOML syntax error: none of the file's sources is known from the config
+            '[[source]]\nid = "good"\nurl = "https://good.example/"\n[[source]\n',
+            "config/sources.toml: TOML syntax error",
+        ),
+        (  # one source's mistake: the others are still read from the config
+            '[[source]]\nid = "good"\nurl = "https://good.example/"\n'
+            '[[source]]\nid = "bad"\nurl = "https://bad.example/"\nevry = "2h"\n'
+            '[[source]]\nid = "off"\nurl = "https://off.example/"\nenabled = false\n',
+            "config/sources.toml: source 'bad': evry: unknown key",
+        ),
+    ],
+    ids=["toml-syntax-error", "one-source-broken"],
+)
+def test_status_shows_the_state_when_the_config_has_a_broken_edit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], broken: str, problem: str
+) -> None:
+    config_dir = recorded_config(tmp_path)
+    (config_dir / "feedworker.toml").write_text(
+        "[worker]\nper_host_delay = 0\nlog_level = 'LOUD'\n"  # a bad setting too
+    )
+    (config_dir / "sources.toml").write_text(broken)
+    assert main(["status", "--json", "--config", str(config_dir)]) == 0
+    out, err = capsys.readouterr()
+    rows = {row["source"]: row for row in json.loads(out)}
+    assert rows["good"]["outcome"] == "ok" and rows["good"]["items"] == 0
+    assert rows["bad"]["outcome"] == "failing" and rows["bad"]["last_error"] == "index page: 503"
+    assert err.startswith("warning: the config is not valid (2 problem(s));")
+    assert f"  {problem}" in err and "config/feedworker.toml: log_level: expected one of" in err
+    if "off" in broken:
+        assert rows["off"]["outcome"] == "disabled" and "new" not in rows
+
+
+def test_status_without_the_state_database_it_needs_is_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_dir = recorded_config(tmp_path)
+    (config_dir / "feedworker.toml").write_text("[worker]\nstate_url = 'sqlite:///x.db\n")
+    assert main(["status", "--config", str(config_dir)]) == 1
+    assert "config/feedworker.toml: TOML syntax error" in capsys.readouterr().err
+    env = {"FEEDWORKER_STATE_URL": f"sqlite:///{tmp_path / 'state' / 'feedworker.db'}"}
+    with pytest.MonkeyPatch.context() as patch:  # the environment names it: shown
+        for key, value in env.items():
+            patch.setenv(key, value)
+        assert main(["status", "--json", "--config", str(config_dir)]) == 0
+    assert {row["source"] for row in json.loads(capsys.readouterr().out)} >= {"good", "bad"}
+
+
 def test_status_table_keeps_an_error_on_one_line() -> None:
     row = {
         "source": "s",

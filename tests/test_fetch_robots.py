@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from worker.fetch import Fetcher, FetchOptions, RobotsDisallowed
+from worker.fetch import Fetcher, FetchOptions, NetworkError, RobotsDisallowed
 from worker.robots import RobotsCache, RobotsRules, parse_robots, unavailable
 
 try:
@@ -47,7 +47,7 @@ def fetch_each(urls: list[str], fetch_options: FetchOptions | None = None) -> li
             for url in urls:
                 try:
                     results.append(await fetcher.fetch_page(url))
-                except RobotsDisallowed as exc:
+                except (RobotsDisallowed, NetworkError) as exc:
                     results.append(exc)
         return results
 
@@ -120,7 +120,9 @@ def test_unreachable_robots_txt_means_nothing_is_fetched():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # closed again below: connection refused
     [result] = fetch_each([f"http://127.0.0.1:{port}/page"])
-    assert reasons([result]) == ["robots.txt unavailable (could not connect)"]
+    # A site that does not answer is a network failure of the page, said as such.
+    assert isinstance(result, NetworkError)
+    assert result.reason == "the site could not be reached (could not connect)"
 
 
 def test_404_for_robots_txt_allows_everything(server: LocalServer):  # bad input 12

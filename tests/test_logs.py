@@ -105,3 +105,24 @@ def test_progress_line_is_redrawn_below_log_lines() -> None:
     # the bar, cleared, the log line on its own line, the bar again
     assert out.count("1/2 sources  a: 3 new") == 2
     assert "\r\x1b[Krun finished\n\r\x1b[K[" in out
+
+
+@pytest.mark.parametrize("command", [["check"], ["run", "--once"], ["status"], ["db", "upgrade"]])
+def test_an_unknown_log_level_is_a_one_line_usage_error(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from worker.cli import main
+
+    assert main([*command, "--log-level", "foo"]) == 2
+    assert capsys.readouterr().err == (
+        "feedworker: --log-level: expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL,"
+        " got 'foo'\n"
+    )
+
+
+def test_the_log_level_flag_takes_any_case(tmp_path: Path) -> None:
+    from worker.logs import check_level
+
+    assert check_level("debug") == "DEBUG" and check_level(" Warning ") == "WARNING"
+    with pytest.raises(ValueError, match="got 'loud'"):
+        check_level("loud")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -32,13 +33,20 @@ from starlette.types import Receive, Scope, Send
 from worker import __version__
 from worker.charset import decode_html
 from worker.cluster import ClusterView, config_notes, live_replicas, upgrade_schema
-from worker.config import Config, Settings, Source, default_config_dir, load_config
+from worker.config import (
+    Config,
+    Settings,
+    Source,
+    default_config_dir,
+    load_config,
+    load_config_leniently,
+)
 from worker.db import redact
 from worker.errors import ConfigError, FeedworkerError
 from worker.extract import extract
 from worker.fetch import Fetcher, FetchOptions
 from worker.listing import Listing, ListingOptions, list_articles
-from worker.logs import log, progress_line, setup_logging
+from worker.logs import check_level, log, progress_line, setup_logging
 from worker.metrics import Metrics
 from worker.models import NotModified, Page, RunReport
 from worker.publish import orphaned_feed_files
@@ -58,6 +66,11 @@ from worker.urls import param_dropper
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        args.log_level = check_level(args.log_level) if args.log_level else None
+    except ValueError as exc:
+        print(f"feedworker: --log-level: {exc}", file=sys.stderr)
+        return 2
     setup_logging(args.log_level or "INFO", args.log_format)
     try:
         return int(args.command(args))
@@ -424,10 +437,23 @@ async def _list_one(settings: Settings, options: ListingOptions) -> Listing:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    config = _config(args)
+    # An operator looks at status when something is wrong, maybe right after a broken edit (the
+    # running worker keeps its last good config): show the state, with the config's problems.
+    salvaged = load_config_leniently(args.config or default_config_dir())
+    config = salvaged.config
+    if args.log_level is None:
+        setup_logging(config.settings.log_level, args.log_format)
+    if salvaged.problems:
+        print(
+            f"warning: the config is not valid ({len(salvaged.problems)} problem(s)); a running"
+            " worker keeps its last good config. Showing every source the state database knows:",
+            file=sys.stderr,
+        )
+        for problem in salvaged.problems:
+            print(f"  {problem}", file=sys.stderr)
     store = Store.open(config.settings.state_url)
     try:
-        rows = status_rows(config, store)
+        rows = status_rows(config, store, stored_too=bool(salvaged.problems))
         if args.json:
             print(json.dumps(rows, default=_json_default, ensure_ascii=False, indent=2))
             return 0
@@ -485,9 +511,16 @@ STATUS_COLUMNS = (  # (key, heading, width); the last error takes the rest of th
 )
 
 
-def status_rows(config: Config, store: Store) -> list[dict[str, Any]]:
+def status_rows(config: Config, store: Store, *, stored_too: bool = False) -> list[dict[str, Any]]:
     """One dict per configured source (what `status --json` prints), read as the status page
-    reads it."""
+    reads it; `stored_too` adds the other sources the state database has runs of (after them,
+    by id: those left out of a config that does not validate)."""
+    if stored_too:
+        known = {source.id for source in config.sources}
+        others = sorted({s.source_id for s in store.source_states()} - known)
+        # Only `id` and `enabled` are read below; the rest of such a source is not known.
+        extra = tuple(Source.model_construct(id=source_id, url="") for source_id in others)
+        config = dataclasses.replace(config, sources=config.sources + extra)
     statuses = store_status_reader(config, store)()
     return [_status_row(source, statuses[source.id]) for source in config.sources]
 

@@ -40,7 +40,14 @@ from worker.charset import decode_html
 from worker.errors import FetchError
 from worker.models import NotModified, Page, RawHtml, Validators
 from worker.netguard import AddressBlocked, check_url, guarded_transport, same_host
-from worker.robots import ALLOW_ALL, RobotsCache, RobotsRules, parse_robots, unavailable
+from worker.robots import (
+    ALLOW_ALL,
+    RobotsCache,
+    RobotsRules,
+    parse_robots,
+    unavailable,
+    unreachable,
+)
 from worker.urls import host_key  # re-exported: the one host key (IDNA 2008, UTS #46)
 
 __all__ = [
@@ -487,6 +494,8 @@ class Fetcher:
             raise Blocked(shown, exc.reason) from None
         except Timeout as exc:  # only when the budget ran out (`_fetch_robots`)
             raise Timeout(shown, exc.reason, transient=False) from None
+        if rules.is_error and rules.unreachable:
+            raise NetworkError(shown, rules.reason)
         if rules.is_error:
             raise RobotsDisallowed(shown, rules.reason)
         if not rules.allows(str(url), self._options.user_agent):
@@ -530,6 +539,8 @@ class Fetcher:
         except FetchError as exc:
             if budget.exhausted:
                 raise  # this fetch ran out of time, maybe on earlier hops: nothing to cache
+            if isinstance(exc, NetworkError | Timeout):
+                return unreachable(exc.reason)
             return unavailable(exc.reason)
         return ALLOW_ALL  # RFC 9309: after five redirects, treat robots.txt as absent (a 4xx)
 

@@ -62,8 +62,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(event, ensure_ascii=False, default=str)
 
 
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def check_level(name: str) -> str:
+    """A level name as `setup_logging` takes it ("debug" -> "DEBUG"); a ValueError with the
+    choices for anything else (never logging's own "Unknown level" from deep inside)."""
+    level = name.strip().upper()
+    if level not in LEVELS:
+        raise ValueError(f"expected one of {', '.join(LEVELS)}, got {name!r}")
+    return level
+
+
 def setup_logging(level: str = "INFO", fmt: str | None = None) -> None:
-    """Configure the `feedworker` logger; `fmt` is "text" or "json" (env FEEDWORKER_LOG_FORMAT)."""
+    """Configure the `feedworker` logger; `fmt` is "text" or "json" (env FEEDWORKER_LOG_FORMAT).
+    `level` must be one of `LEVELS` (`check_level`)."""
     fmt = (fmt or os.environ.get("FEEDWORKER_LOG_FORMAT") or "text").lower()
     handler = _ProgressAwareHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())

@@ -5,7 +5,9 @@ RFC 9309, as trusted crawlers apply it (FIELD-NOTES "Fetching"):
   that is not robots.txt at all (an HTML page served as robots.txt) holds no rules: all allowed.
 - 4xx (404, 403, 410 ...): no robots.txt, everything allowed.
 - 429, 5xx, no answer, a broken body: everything disallowed *for now*; kept for `error_ttl`, then
-  asked again (a site rate-limiting us has not told us its rules are absent).
+  asked again (a site rate-limiting us has not told us its rules are absent). No answer at all
+  (no connection, a timeout) is told apart: the site could not be reached, which is what the
+  operator needs to hear, not that robots.txt was unavailable.
 - `Crawl-delay` for our user agent raises the host's gap between requests, up to 30 s.
 Good answers are kept for `ttl` (24 h at most). The fetching itself lives in `worker.fetch`.
 """
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 
 from protego import Protego
 
-__all__ = ["RobotsCache", "RobotsRules", "parse_robots"]
+__all__ = ["RobotsCache", "RobotsRules", "parse_robots", "unavailable", "unreachable"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,7 @@ class RobotsRules:
     allow_all: bool = True
     crawl_delay: float | None = None
     reason: str = ""
+    unreachable: bool = False  # refused because the site did not answer at all
 
     def allows(self, url: str, user_agent: str) -> bool:
         if self.parser is None:
@@ -44,8 +47,16 @@ ALLOW_ALL = RobotsRules()
 
 
 def unavailable(reason: str) -> RobotsRules:
-    """5xx or unreachable: RFC 9309 says assume complete disallow until it can be read."""
+    """5xx or a body that cannot be read: RFC 9309 says assume complete disallow until it can
+    be read."""
     return RobotsRules(allow_all=False, reason=f"robots.txt unavailable ({reason})")
+
+
+def unreachable(reason: str) -> RobotsRules:
+    """No answer for robots.txt (no connection, a timeout): disallow for now, as for a 5xx, and
+    say that the site could not be reached."""
+    message = f"the site could not be reached ({reason})"
+    return RobotsRules(allow_all=False, reason=message, unreachable=True)
 
 
 def parse_robots(status: int, body: bytes, user_agent: str, max_bytes: int) -> RobotsRules:
