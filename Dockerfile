@@ -1,6 +1,7 @@
 # feedworker as a container service, serving its feeds on port 8080:
 #   docker run -p 8080:8080 -v ./config:/app/config:ro -v ./feeds:/app/feeds -v ./state:/app/state feedworker
-# Every [worker] setting can be overridden with FEEDWORKER_<SETTING>, e.g. -e FEEDWORKER_LOG_LEVEL=DEBUG.
+# Every [worker] setting can be overridden with FEEDWORKER_<SETTING>, e.g. -e FEEDWORKER_LOG_LEVEL=DEBUG;
+# the command passes no flag that would override one (flags win over settings).
 # tests/test_docker_steps.py performs this file's install and start steps in a fresh virtualenv.
 FROM python:3.12-slim
 
@@ -8,7 +9,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    FEEDWORKER_CONFIG=/app/config
+    FEEDWORKER_CONFIG=/app/config \
+    FEEDWORKER_SERVE_HOST=0.0.0.0
 
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin feedworker
 
@@ -28,11 +30,14 @@ USER feedworker
 VOLUME ["/app/feeds", "/app/state"]
 EXPOSE 8080
 
-# 503 once the scheduler has stopped; no curl in slim images, so Python's urllib asks.
+# 503 once the scheduler has stopped; no curl in slim images, so Python's urllib asks, on the
+# port FEEDWORKER_SERVE_PORT names (set the port that way in a container, not in the file).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; port = os.environ.get('FEEDWORKER_SERVE_PORT') or '8080'; urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4)"]
 
-# SIGTERM (docker stop) lets runs in progress finish for up to --grace seconds; give docker stop
-# at least that long (docker stop -t 40, or stop_grace_period: 40s in compose).
+# SIGTERM (docker stop) lets runs in progress finish for up to shutdown_grace seconds (30 s;
+# FEEDWORKER_SHUTDOWN_GRACE); give docker stop longer (docker stop -t 40, or
+# stop_grace_period: 40s in compose). Where it listens: serve_host (0.0.0.0 above) and
+# serve_port (8080), from the environment or feedworker.toml.
 STOPSIGNAL SIGTERM
-CMD ["feedworker", "run", "--serve", "--host", "0.0.0.0", "--port", "8080", "--grace", "30"]
+CMD ["feedworker", "run", "--serve"]

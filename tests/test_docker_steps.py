@@ -3,8 +3,9 @@
 The Dockerfile is parsed; its COPY steps copy into a temporary /app, its `pip install` steps run
 in a fresh virtual environment (this needs the package index), its CMD starts with the image's
 environment and a config pointing at a 127.0.0.1 test site, its HEALTHCHECK must pass, and
-SIGTERM must end it with exit code 0. Only the listening address is changed: 127.0.0.1 and a free
-port instead of 0.0.0.0:8080, so the test never listens beyond this machine.
+SIGTERM must end it with exit code 0. Only the listening address is changed, the way an operator
+would: `FEEDWORKER_SERVE_HOST=127.0.0.1` and `FEEDWORKER_SERVE_PORT=<a free port>` instead of the
+image's 0.0.0.0:8080, so the test never listens beyond this machine.
 """
 
 from __future__ import annotations
@@ -83,6 +84,15 @@ def parse_dockerfile(text: str) -> Image:
     return image
 
 
+def test_pyproject_license_is_an_spdx_string() -> None:
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert project["project"]["license"] == "MIT"  # PEP 639; the table form is deprecated
+    (setuptools,) = [r for r in project["build-system"]["requires"] if "setuptools" in r]
+    assert setuptools.replace(" ", "") == "setuptools>=77"  # the first to read the string
+
+
 def test_dockerfile_shape() -> None:
     image = parse_dockerfile(DOCKERFILE.read_text())
     assert image.user not in ("root", "0") and image.workdir == "/app"
@@ -90,19 +100,44 @@ def test_dockerfile_shape() -> None:
     assert "/app/config" not in image.volumes  # mounted read-only by the operator
     assert image.env["FEEDWORKER_CONFIG"] == "/app/config"
     assert image.cmd[:3] == ["feedworker", "run", "--serve"]
-    assert _option(image.cmd, "--host") == "0.0.0.0" and _option(image.cmd, "--port") == IMAGE_PORT
+    assert image.env["FEEDWORKER_SERVE_HOST"] == "0.0.0.0"  # a container listens on all
     assert "/healthz" in " ".join(image.healthcheck) and "curl" not in image.healthcheck
     assert any("pip install" in run for run in image.runs)
 
 
-def _option(cmd: list[str], name: str) -> str:
-    return cmd[cmd.index(name) + 1]
+# Flags that override a [worker] setting: none may be in the image's command, or the operator's
+# FEEDWORKER_<SETTING> would silently lose (flags win over settings).
+SETTING_FLAGS = {"--host": "serve_host", "--port": "serve_port", "--grace": "shutdown_grace"}
 
 
-def _with_option(cmd: list[str], name: str, value: str) -> list[str]:
-    cmd = list(cmd)
-    cmd[cmd.index(name) + 1] = value
-    return cmd
+@pytest.mark.parametrize(
+    ("operator_env", "address", "grace"),
+    [
+        ({}, ("0.0.0.0", int(IMAGE_PORT)), 30.0),
+        (
+            {"FEEDWORKER_SERVE_PORT": "9000", "FEEDWORKER_SHUTDOWN_GRACE": "45"},
+            ("0.0.0.0", 9000),
+            45.0,
+        ),
+        ({"FEEDWORKER_SERVE_HOST": "127.0.0.1"}, ("127.0.0.1", int(IMAGE_PORT)), 30.0),
+    ],
+)
+def test_the_operators_environment_wins_over_the_image_command(
+    tmp_path: Path, operator_env: dict[str, str], address: tuple[str, int], grace: float
+) -> None:
+    from worker.cli import _grace, _listen_address, _parser
+    from worker.config import load_config
+
+    image = parse_dockerfile(DOCKERFILE.read_text())
+    assert not set(SETTING_FLAGS) & set(image.cmd), image.cmd
+    args = _parser().parse_args(image.cmd[1:])
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    (config_dir / "sources.toml").write_text('[[source]]\nid = "a"\nurl = "https://a.example/"\n')
+    env = {**image.env, **operator_env}  # as `docker run -e` sets them over the image's ENV
+    settings = load_config(config_dir, env).settings
+    assert _listen_address(args, settings) == address
+    assert _grace(args, settings) == grace
 
 
 class Build:
@@ -154,6 +189,8 @@ class Build:
                 pip, cwd=self.app, env=self.env(), capture_output=True, text=True, timeout=600
             )
             assert done.returncode == 0, done.stderr[-3000:]
+            # No deprecation banner (the old license table printed one on every install).
+            assert "Deprecat" not in done.stderr, done.stderr[-3000:]
         elif words[:2] == ["mkdir", "-p"]:
             for folder in words[2:]:
                 self.path(folder).mkdir(parents=True, exist_ok=True)
@@ -179,11 +216,12 @@ def test_dockerfile_install_and_start_steps(tmp_path: Path) -> None:
         config_dir.chmod(0o555)
 
         port = str(free_port())
-        cmd = _with_option(_with_option(image.cmd, "--host", "127.0.0.1"), "--port", port)
+        run_env = {**build.env(), "FEEDWORKER_SERVE_HOST": "127.0.0.1"}  # docker run -e ...
+        run_env["FEEDWORKER_SERVE_PORT"] = port
         log_path = tmp_path / "container.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
-                cmd, cwd=build.app, env=build.env(), stdout=log, stderr=subprocess.STDOUT
+                image.cmd, cwd=build.app, env=run_env, stdout=log, stderr=subprocess.STDOUT
             )
             try:
                 base = f"http://127.0.0.1:{port}"
@@ -194,11 +232,8 @@ def test_dockerfile_install_and_start_steps(tmp_path: Path) -> None:
                         f"{exc}; the command said:\n{log_path.read_text()}"
                     ) from None
                 assert health.status_code == 200, log_path.read_text()  # type: ignore[attr-defined]
-                check = [
-                    str(build.bin(word)) if word == "python" else word.replace(IMAGE_PORT, port)
-                    for word in image.healthcheck
-                ]
-                assert subprocess.run(check, env=build.env(), timeout=10).returncode == 0
+                check = [str(build.bin(w)) if w == "python" else w for w in image.healthcheck]
+                assert subprocess.run(check, env=run_env, timeout=10).returncode == 0
                 feed = build.app / "feeds" / "blog.rss"
                 wait_for(feed.exists, 20, "the first run's feed")
                 assert httpx.get(f"{base}/feeds/blog.rss").status_code == 200
