@@ -169,6 +169,35 @@ def test_index_etag_gives_304_and_no_work(tmp_path: Path, site: BlogServer) -> N
     assert len(parse(tmp_path / "feeds" / "allotment.rss").entries) == 3
 
 
+def test_a_source_added_on_a_page_another_source_reads_publishes_on_its_first_run(
+    tmp_path: Path, site: BlogServer
+) -> None:
+    seen_validators: list[str | None] = []
+
+    def with_etag(request: httpx.Request) -> httpx.Response:
+        if request.url.raw_path == b"/":
+            seen_validators.append(request.headers.get("if-none-match"))
+            if request.headers.get("if-none-match") == '"v1"':
+                return httpx.Response(304, headers={"etag": '"v1"'})
+            response = site(request)
+            response.headers["etag"] = '"v1"'
+            return response
+        return site(request)
+
+    config = write_config(tmp_path, blog_source(site.blog))
+    with respx.mock(assert_all_called=False) as mock:
+        mock.route(host="blog.example.test").mock(side_effect=with_etag)
+        run_once(config, T0)
+        write_config(tmp_path, blog_source(site.blog) + blog_source(site.blog, "second"))
+        reports = {r.source_id: r for r in run_once(config, T0 + timedelta(hours=1))}
+
+    # The first source's validators are its own: the newcomer asks without them, and reads.
+    assert sorted(seen_validators, key=lambda v: v or "") == [None, None, '"v1"']
+    assert reports["allotment"].index_not_modified
+    assert not reports["second"].index_not_modified and reports["second"].items_new == 3
+    assert len(parse(tmp_path / "feeds" / "second.rss").entries) == 3
+
+
 def test_dead_site_fails_its_source_only_and_keeps_published_items(
     tmp_path: Path, site: BlogServer
 ) -> None:

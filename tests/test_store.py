@@ -101,11 +101,51 @@ def test_unusable_file_raises_store_error(tmp_path: Path) -> None:
 
 def test_validators_round_trip(store: Store) -> None:
     url = "https://example.org/"
-    assert store.get_validators(url) is None
-    store.save_validators(url, Validators(etag='W/"abc"', last_modified="Wed, 01 May 2024"))
-    assert store.get_validators(url) == Validators(etag='W/"abc"', last_modified="Wed, 01 May 2024")
-    store.save_validators(url, Validators(etag=None, last_modified="Thu, 02 May 2024"))
-    assert store.get_validators(url) == Validators(last_modified="Thu, 02 May 2024")
+    assert store.get_validators("blog", url) is None
+    store.save_validators("blog", url, Validators(etag='W/"abc"', last_modified="Wed, 01 May 2024"))
+    assert store.get_validators("blog", url) == Validators(
+        etag='W/"abc"', last_modified="Wed, 01 May 2024"
+    )
+    store.save_validators("blog", url, Validators(etag=None, last_modified="Thu, 02 May 2024"))
+    assert store.get_validators("blog", url) == Validators(last_modified="Thu, 02 May 2024")
+
+
+def test_validators_belong_to_the_source_that_saved_them(store: Store) -> None:
+    url = "https://example.org/"
+    store.save_validators("blog", url, Validators(etag='"1"'))
+    assert store.get_validators("newcomer", url) is None  # a first run sends none
+    store.save_validators("newcomer", url, Validators(etag='"2"'))
+    assert store.get_validators("blog", url) == Validators(etag='"1"')
+    assert store.get_validators("newcomer", url) == Validators(etag='"2"')
+
+
+def test_migration_5_moves_an_existing_database_to_validators_per_source(db_path: Path) -> None:
+    """On either backend: a version-4 database with shared validators is migrated in place."""
+    from worker.store import _MIGRATIONS
+
+    state_url = f"sqlite:///{db_path}"
+    old = Store.open(state_url)
+    try:
+        old.add_item(make_item(1))
+        with old._write("making it a version-4 database") as conn:
+            conn.execute("DROP TABLE validators")
+            conn.execute(_MIGRATIONS[1][0])  # validators as version 1 made them: one row a URL
+            conn.execute(
+                "INSERT INTO validators (url, etag) VALUES (?, ?)", ("https://example.org/", '"x"')
+            )
+            conn.execute("DELETE FROM schema_version")
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (4,))
+    finally:
+        old.close()
+    migrated = Store.open(state_url)
+    try:
+        assert migrated.schema_version() == SCHEMA_VERSION
+        assert migrated.get_validators("blog", "https://example.org/") is None  # nobody's
+        migrated.save_validators("blog", "https://example.org/", Validators(etag='"y"'))
+        assert migrated.get_validators("blog", "https://example.org/") == Validators(etag='"y"')
+        assert migrated.feed_items("blog", 10) == [make_item(1)]  # the rest is kept
+    finally:
+        migrated.close()
 
 
 def test_known_urls_per_source(store: Store) -> None:
@@ -358,7 +398,7 @@ def test_reopening_keeps_everything(db_path: Path) -> None:
     url = f"sqlite:///{db_path}"
     store = Store.open(url)
     store.add_item(replace(make_item(1), authors=("Ada",)))
-    store.save_validators("https://example.org/", Validators(etag='"1"'))
+    store.save_validators("blog", "https://example.org/", Validators(etag='"1"'))
     store.remember_url("blog", "https://example.org/1?ref=x", make_item(1).guid)
     store.record_run(report("blog", T0, error="boom"))
     store.record_blocks("blog", "https://example.org/1", ["nav"])
@@ -368,7 +408,7 @@ def test_reopening_keeps_everything(db_path: Path) -> None:
     again = Store.open(url)
     try:
         assert again.feed_items("blog", 10) == [replace(make_item(1), authors=("Ada",))]
-        assert again.get_validators("https://example.org/") == Validators(etag='"1"')
+        assert again.get_validators("blog", "https://example.org/") == Validators(etag='"1"')
         assert again.known_url("blog", "https://example.org/1?ref=x") == make_item(1).guid
         state = again.source_state("blog")
         assert state is not None and state.consecutive_failures == 1

@@ -189,7 +189,8 @@ async def _fetch_index(run: _Run) -> Page | None:
     """Read the source's listing (index pages, sitemaps or feed; `worker.listing`) and return the
     source URL's page, or None when it has not changed since the last run."""
     source, store = run.source, run.ctx.store
-    options = ListingOptions.for_source(source, run.ctx.settings, store.get_validators(source.url))
+    validators = store.get_validators(source.id, source.url)
+    options = ListingOptions.for_source(source, run.ctx.settings, validators)
     try:
         listing = await list_articles(options, run.ctx.fetcher)
     except FetchError as exc:
@@ -258,7 +259,7 @@ async def _fetch_articles(run: _Run, links: Sequence[Link], boilerplate: frozens
     rechecks = [Link(url) for url in _due_rechecks(run, {link.url for link in links})]
 
     async def fetch_one(position: int, link: Link, recheck: bool) -> None:
-        validators = run.ctx.store.get_validators(link.url) if recheck else None
+        validators = run.ctx.store.get_validators(run.source.id, link.url) if recheck else None
         try:
             result = await run.ctx.fetcher.fetch_page(
                 link.url,
@@ -363,7 +364,8 @@ async def _store_articles(run: _Run, index: Page | None, known: frozenset[str]) 
         # Last, and only when the run left nothing behind: a 304 next time must not hide links
         # over this run's cap, or articles to be tried again (a fetch error, a too-short page).
         left_over = run.left_over or any(s.kind != "duplicate" for s in report.skipped)
-        store.save_validators(source.url, Validators() if left_over else index.validators)
+        validators = Validators() if left_over else index.validators
+        store.save_validators(source.id, source.url, validators)
 
 
 async def _extract_all(
@@ -500,7 +502,7 @@ def _store_article(
             report.items_new += 1
             decision = "new"
     if source.recheck is not None:  # rechecks ask for the item's URL: its GUID
-        store.save_validators(guid, fetched.page.validators)
+        store.save_validators(source.id, guid, fetched.page.validators)
         store.mark_checked(source.id, guid, report.started)
     for url in (
         fetched.link.url,

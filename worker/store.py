@@ -1,8 +1,8 @@
 """The worker's state in SQLite or PostgreSQL; the only module that speaks SQL.
 
-What is kept: HTTP cache validators per URL, the article URLs already handled per source, the
-published items, per-source run state, and the block fingerprints a source's pages share (so the
-extractor can learn a site's template).
+What is kept: HTTP cache validators per source and URL, the article URLs already handled per
+source, the published items, per-source run state, and the block fingerprints a source's pages
+share (so the extractor can learn a site's template).
 
 Why SQLite: one file, no server, and in WAL mode with `synchronous=NORMAL` it kept every committed
 transaction across `kill -9` (see FIELD-NOTES). One process owns the file: never on NFS, never
@@ -164,6 +164,19 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             heartbeat TEXT NOT NULL
         )""",
     ),
+    # Validators belong to the source that fetched the page: shared by URL, a second source on
+    # an index page another one had read got a 304 on its first run and published nothing. The
+    # old rows cannot be told apart by source, so they go: each URL is fetched once in full.
+    5: (
+        "DROP TABLE validators",
+        """CREATE TABLE validators (
+            source_id TEXT NOT NULL,
+            url TEXT NOT NULL,
+            etag TEXT,
+            last_modified TEXT,
+            PRIMARY KEY (source_id, url)
+        )""",
+    ),
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 # Claimed schedule slots are kept this long: far longer than any replica's clock skew.
@@ -323,17 +336,22 @@ class Store:
 
     # -- HTTP cache validators ------------------------------------------------------------
 
-    def get_validators(self, url: str) -> Validators | None:
-        row = self._one("SELECT etag, last_modified FROM validators WHERE url = ?", (url,))
+    def get_validators(self, source_id: str, url: str) -> Validators | None:
+        """What `source_id` last saved for `url`: only its own, never another source's."""
+        row = self._one(
+            "SELECT etag, last_modified FROM validators WHERE source_id = ? AND url = ?",
+            (source_id, url),
+        )
         return None if row is None else Validators(etag=row[0], last_modified=row[1])
 
-    def save_validators(self, url: str, validators: Validators) -> None:
+    def save_validators(self, source_id: str, url: str, validators: Validators) -> None:
         with self._write("saving validators") as conn:
             conn.execute(
-                """INSERT INTO validators (url, etag, last_modified) VALUES (?, ?, ?)
-                   ON CONFLICT (url) DO UPDATE
+                """INSERT INTO validators (source_id, url, etag, last_modified)
+                   VALUES (?, ?, ?, ?)
+                   ON CONFLICT (source_id, url) DO UPDATE
                    SET etag = excluded.etag, last_modified = excluded.last_modified""",
-                (url, validators.etag, validators.last_modified),
+                (source_id, url, validators.etag, validators.last_modified),
             )
 
     # -- article URLs already handled -----------------------------------------------------
