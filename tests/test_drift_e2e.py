@@ -39,6 +39,20 @@ CHALLENGE = (
 )
 
 
+# The index page after a move to client-side rendering (create-react-app's shell).
+SCRIPT_SHELL = (
+    "<!doctype html><html><head><title>Drift</title>"
+    '<script defer="defer" src="/static/js/main.3f2a.js"></script></head><body>'
+    "<noscript>You need to enable JavaScript to run this app.</noscript>"
+    '<div id="root"></div></body></html>'
+)
+JAVASCRIPT_REASON = (
+    "the page is an empty shell that its scripts fill in (it needs JavaScript, which feedworker"
+    " does not run): point the source at the site's feed or sitemap, or at a page the server"
+    " renders"
+)
+
+
 class DriftSite:
     """A small blog whose layout, article template and manners can change between runs."""
 
@@ -47,12 +61,17 @@ class DriftSite:
         self.listing_class = "posts"  # the container the operator's `links` selector names
         self.body_class = "post-body"  # the container the operator's `body` selector names
         self.wall = False  # every request answered with 403 and a challenge page
+        self.shell = False  # the index moved to client-side rendering: an empty script shell
+        self.etags = False  # the index answers If-None-Match with 304 while unchanged
+        self.conditional: list[str | None] = []  # If-None-Match of each index request
         self.requests = 0
 
     def add(self, n: int) -> None:
         self.articles.insert(0, f"/{2026}/{n:02d}/story-{n}.html")
 
     def index(self) -> str:
+        if self.shell:
+            return SCRIPT_SHELL
         items = "".join(
             f'<li><h2><a href="{path}">Story {path[-7:-5]}</a></h2><p>A short teaser.</p></li>'
             for path in self.articles
@@ -79,6 +98,15 @@ class DriftSite:
             return httpx.Response(403, text=CHALLENGE, headers={"content-type": "text/html"})
         if path == "/robots.txt":
             return httpx.Response(404)
+        if path == "/" and self.etags:
+            asked = request.headers.get("if-none-match")
+            self.conditional.append(asked)
+            etag = f'"{hash(self.index()) & 0xFFFFFFFF:x}"'
+            if asked == etag:
+                return httpx.Response(304, headers={"etag": etag})
+            response = _html(self.index())
+            response.headers["etag"] = etag
+            return response
         if path == "/":
             return _html(self.index())
         if path in self.articles:
@@ -373,3 +401,60 @@ def test_a_feed_sources_junk_page_is_published_as_the_feeds_summary(
     (entry,) = feedparser.parse((tmp_path / "feeds" / "drift.rss").read_bytes()).entries
     assert summary in entry.content[0].value
     assert "Summary from the site's feed" in entry.content[0].value
+
+
+def test_a_move_to_client_side_rendering_degrades_at_once_and_304s_keep_it_degraded(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    site = DriftSite()
+    site.etags = True
+    for n in (1, 2, 3):
+        site.add(n)
+    h = Harness(tmp_path, site, receiver)
+    assert h.run().items_new == 3
+    assert h.run().index_not_modified  # unchanged: a 304, as before
+
+    site.shell = True
+    moved = h.run()
+    assert not moved.index_not_modified and moved.links_found == 0
+    assert moved.health_state == "degraded" and moved.health_changed  # on the first run
+    assert moved.health_reasons == (JAVASCRIPT_REASON,)
+    for _ in range(3):  # the same shell, confirmed by 304s: the verdict stands
+        again = h.run()
+        assert again.index_not_modified and again.health_state == "degraded"
+        assert JAVASCRIPT_REASON in again.health_reasons
+    assert [m["state"] for m in receiver.messages] == ["degraded"]
+    assert len(h.feed_guids()) == 3  # what was published stays
+
+
+def test_a_listing_that_went_empty_stays_judged_through_304s_and_a_new_selector_is_tried(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    site = DriftSite()
+    site.etags = True
+    for n in (1, 2, 3):
+        site.add(n)
+    h = Harness(tmp_path, site, receiver)
+    h.run()
+    h.run()
+    site.listing_class = "stories"  # the operator's selector matches nothing from now on
+    first = h.run()
+    assert first.selector_matched == 0 and first.health_state == "ok"  # one odd run
+    unchanged = h.run()
+    assert unchanged.index_not_modified  # the empty page confirmed: the second bad run
+    assert unchanged.health_state == "degraded"
+    assert unchanged.health_reasons == (
+        "the listing selector 'ul.posts h2 a' matched nothing on the last 2 runs;"
+        " the 2 runs before found 3 links",
+    )
+    assert h.run().health_state == "degraded"  # and so on while the page stays the same
+
+    # The operator fixes the selector: the unchanged page is read again with it at once.
+    sources = h.config_dir / "sources.toml"
+    sources.write_text(sources.read_text().replace("ul.posts h2 a", "ul.stories h2 a"))
+    asked_before = len(site.conditional)
+    fixed = h.run()
+    assert site.conditional[asked_before:] == [None]  # no validators: they were another reading
+    assert not fixed.index_not_modified and fixed.links_found == 3
+    assert fixed.health_state == "ok"
+    assert h.run().index_not_modified and h.run().health_state == "ok"

@@ -16,8 +16,10 @@ from worker.health import (
     assess,
     body_floor,
     challenge_marker,
+    run_health,
+    script_shell,
 )
-from worker.models import RunHealth
+from worker.models import RunHealth, RunReport
 
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
 DEFAULTS = HealthThresholds()
@@ -75,7 +77,8 @@ def test_a_listing_that_never_found_links_is_not_drift() -> None:
     assert assess([run(n, links_found=0) for n in range(4)], DEFAULTS).state == "ok"
 
 
-def test_not_modified_runs_neither_break_nor_extend_a_streak() -> None:
+def test_runs_that_read_no_listing_neither_break_nor_extend_a_streak() -> None:
+    # Rows as `run_health` leaves them for a failed index page, or a 304 with nothing to repeat.
     empty = run(5, links_found=0, articles=0)
     unchanged = run(6, listing_read=False, links_found=0, articles=0, statuses={"304": 1})
     assert assess([*healthy(), empty, unchanged], DEFAULTS).state == "ok"
@@ -87,6 +90,113 @@ def test_a_degraded_source_stays_degraded_once_its_baseline_rolled_out() -> None
     history = [run(n, **empty) for n in range(6)] + [run(6, links_found=0, articles=0)]
     verdict = assess(history, DEFAULTS)
     assert verdict.reasons == ("the listing yielded no article links on the last 2 runs",)
+
+
+def not_modified(n: int, **values: object) -> RunReport:
+    """The report of a run whose index page answered 304."""
+    report = RunReport("blog", started=T0 + timedelta(hours=n), index_not_modified=True)
+    for key, value in values.items():
+        setattr(report, key, value)
+    return report
+
+
+def test_a_304_repeats_the_listing_facts_of_the_reading_it_confirms() -> None:
+    empty = run(5, links_found=0, articles=0)
+    repeated = run_health(not_modified(6, statuses={304: 1}), history=[*healthy(), empty])
+    assert repeated.not_modified and repeated.listing_read and repeated.links_found == 0
+    assert repeated.responses == 1 and repeated.articles == 0  # its own, not repeated
+    verdict = assess([*healthy(), empty, repeated], DEFAULTS)
+    assert verdict.reasons == (
+        "the listing yielded no article links on the last 2 runs; the 5 runs before found 12–15"
+        " links",
+    )
+    # ...and a 304 after a good reading is a good run.
+    good = run_health(not_modified(6), history=healthy())
+    assert good.listing_read and good.links_found == healthy()[-1].links_found
+
+
+def test_a_304_repeats_nothing_under_another_selector_or_without_a_reading() -> None:
+    history = [run(n, selector="h2 a", selector_matched=0, links_found=0) for n in range(3)]
+    other = run_health(not_modified(3), selector="h3 a", history=history)
+    assert other.not_modified and not other.listing_read  # the new selector never read it
+    same = run_health(not_modified(3), selector="h2 a", history=history)
+    assert same.listing_read and same.selector_matched == 0
+    assert not run_health(not_modified(0), history=[]).listing_read
+    failed = run_health(not_modified(1, error="index page: HTTP 500"), history=healthy())
+    assert not failed.listing_read
+
+
+# -- pages that need JavaScript ------------------------------------------------------------------
+
+SHELLS = {
+    "create-react-app": (
+        "<!doctype html><html><head><title>React App</title>"
+        '<script defer src="/static/js/main.js"></script></head><body>'
+        "<noscript>You need to enable JavaScript to run this app.</noscript>"
+        '<div id="root"></div></body></html>'
+    ),
+    "vue": '<html><body><div id="app"></div><script type="module" src="/src/main.js"></script></body></html>',
+    "angular": "<html><body><app-root></app-root><script src=main.js></script></body></html>",
+    "mount point and spinner": (
+        '<body><div id="root"><div class="spinner"></div></div><script src="x.js"></script>'
+        '<script id="__NEXT_DATA__" type="application/json">{"props": {}}</script></body>'
+    ),
+    "noscript holding markup": (
+        "<body><noscript><p>Please</p><p>enable</p><p>JavaScript</p><p>now</p></noscript>"
+        '<div id="app"></div><script src="a.js"></script></body>'
+    ),
+}
+NOT_SHELLS = {
+    "server-rendered text": '<body><div id="root"><p>Hello</p></div><script src="x.js"></script></body>',
+    "links": '<body><div id="root"><a href="/post">x</a></div><script src="x.js"></script></body>',
+    "many elements": "<body>" + "<div></div>" * 4 + '<script src="x.js"></script></body>',
+    "no script": '<body><div id="root"></div></body>',
+    "empty": "",
+}
+
+
+@pytest.mark.parametrize("name", SHELLS)
+def test_script_shells_are_recognised(name: str) -> None:
+    assert script_shell(SHELLS[name])
+
+
+@pytest.mark.parametrize("name", NOT_SHELLS)
+def test_other_pages_are_not_script_shells(name: str) -> None:
+    assert not script_shell(NOT_SHELLS[name])
+
+
+def test_pages_with_many_tags_are_ruled_out_before_any_parse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import worker.health
+
+    parsed: list[int] = []
+    real = worker.health.parse_html
+    monkeypatch.setattr(worker.health, "parse_html", lambda html: parsed.append(1) or real(html))
+    hostile = [
+        "<script>x</script>" + "<div " * 100_000,  # lexbor: quadratic in repeated attributes
+        "<script>x</script>" + "<div>" * 100_000,
+        "<body><script>1</script>" + "<p>text</p>" * 50_000 + "</body>",
+        "<script></script>" * 100_000,
+    ]
+    assert not any(script_shell(page) for page in hostile)
+    assert parsed == []
+    # "<" inside scripts and styles opens no tag: a shell with large inline code is still one.
+    code = (
+        "<script>" + "if (a < b) { x(); }" * 5_000 + "</script><style>" + "a<b" * 999 + "</style>"
+    )
+    assert script_shell(code + '<body><div id="root"></div></body>') and parsed == [1]
+
+
+def test_a_script_shell_degrades_at_once_without_a_baseline() -> None:
+    shell = run(0, links_found=0, articles=0, needs_javascript=True)
+    verdict = assess([shell], DEFAULTS)
+    assert verdict.degraded and len(verdict.reasons) == 1
+    assert verdict.reasons[0].startswith("the page is an empty shell that its scripts fill in")
+    repeated = run_health(not_modified(1), history=[shell])
+    assert repeated.needs_javascript
+    assert assess([shell, repeated], DEFAULTS).degraded
+    assert assess([shell, run(1)], DEFAULTS).state == "ok"  # rendered by the server again
 
 
 # -- bodies --------------------------------------------------------------------------------------

@@ -117,6 +117,10 @@ def test_validators_belong_to_the_source_that_saved_them(store: Store) -> None:
     store.save_validators("newcomer", url, Validators(etag='"2"'))
     assert store.get_validators("blog", url) == Validators(etag='"1"')
     assert store.get_validators("newcomer", url) == Validators(etag='"2"')
+    # Saved with other listing settings: not sent (the page must be read with the new ones).
+    store.save_validators("blog", url, Validators(etag='"3"'), variant="links=h2 a")
+    assert store.get_validators("blog", url) is None
+    assert store.get_validators("blog", url, "links=h2 a") == Validators(etag='"3"')
 
 
 def test_migration_5_moves_an_existing_database_to_validators_per_source(db_path: Path) -> None:

@@ -121,7 +121,7 @@ class DryRunStore(Store):
         except _RolledBack:
             pass
 
-    def get_validators(self, source_id: str, url: str) -> Validators | None:
+    def get_validators(self, source_id: str, url: str, variant: str = "") -> Validators | None:
         return None  # a dry run wants to see the pages, not a 304
 
     def known_url(self, source_id: str, url: str) -> str | None:

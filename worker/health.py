@@ -3,8 +3,8 @@
 The pipeline turns each `RunReport` into a compact `RunHealth` row (`run_health`), keeps a
 rolling history of them in the store, and asks `assess(history, thresholds)` after every run. A
 source is **degraded** when one of the rules below holds for `bad_runs` consecutive runs that can
-be judged by that rule (a run that read nothing, such as a 304 of the index page, neither breaks
-nor extends a streak), each with a sentence a person understands:
+be judged by that rule (a run that read nothing, such as one whose index page failed, neither
+breaks nor extends a streak), each with a sentence a person understands:
 
 1. blocked: most responses are 403/429 or anti-bot challenge pages (no baseline needed);
 2. listing: the listing (or the operator's `links` selector) yields no article links where
@@ -12,7 +12,13 @@ nor extends a streak), each with a sentence a person understands:
 3. bodies: the median extracted body length falls far below the source's own recent median;
 4. extraction: most articles fall back to the whole page, miss the operator's `body` selector,
    or are too short, where earlier runs did not;
-5. pages: most article pages stop being HTML (another content type, empty bodies).
+5. pages: most article pages stop being HTML (another content type, empty bodies);
+6. javascript: the listing page is an empty shell that scripts fill in (no text, a mount point,
+   scripts): judged at once, on one run and with no baseline, since it will not change by itself.
+
+A 304 for the index page confirms the page an earlier run read, so it repeats that reading's
+listing facts (`run_health`): a listing that went empty stays judged run after run, instead of
+the source staying as it was for as long as the site sends the same empty page.
 
 Baselines come from the earlier runs in which the source was not degraded, so a broken source
 never becomes its own new normal. Thresholds: `worker.config.HealthThresholds`.
@@ -26,9 +32,10 @@ import re
 import statistics
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from worker.config import HealthThresholds
+from worker.htmlparse import parse_html
 from worker.models import RunHealth, RunReport
 
 __all__ = [
@@ -39,6 +46,7 @@ __all__ = [
     "body_floor",
     "challenge_marker",
     "run_health",
+    "script_shell",
 ]
 
 # -- anti-bot challenge pages ------------------------------------------------------------------
@@ -75,6 +83,19 @@ CHALLENGE_PHRASES = (
 NOSCRIPT_ONLY = "<noscript>-only body"  # the marker named for a page whose text is all noscript
 CHALLENGE_SCAN_CHARS = 65536  # challenge pages are small; markers sit in their first kilobytes
 SMALL_PAGE_TEXT_CHARS = 1000  # visible text of a challenge page: a line or two and a button
+
+# -- pages that need JavaScript -------------------------------------------------------------------
+# A client-side rendered page as the server sends it (create-react-app, Vue, Angular, a Next.js
+# export): no text of its own, a mount point for the scripts (`<div id="root">`, `<app-root>`)
+# with at most a wrapper or a spinner around it, and the scripts. A `<noscript>` plea ("You need
+# to enable JavaScript") is part of the shell, not text.
+SHELL_MAX_ELEMENTS = 3  # elements in <body> besides SHELL_INERT_TAGS: a mount point and a wrapper
+SHELL_INERT_TAGS = frozenset({"script", "noscript", "style", "template", "link", "meta"})
+# Tags outside scripts and styles, counted by string search before any parse: a shell's head of
+# meta, link and preload tags and its mount point stay far below this, and a page over it (a
+# real page, or `<div <div <div ...`, which lexbor parses in quadratic time) is no shell.
+SHELL_MAX_TAGS = 256
+_RAW_TEXT_TAGS = ("script", "style")  # their code may hold "<" that opens no tag
 
 _HIDDEN = re.compile(r"<(script|style|template)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _NOSCRIPT = re.compile(r"<noscript\b.*?</noscript\s*>", re.IGNORECASE | re.DOTALL)
@@ -135,13 +156,60 @@ def challenge_marker(html: str) -> str | None:
     return None
 
 
+def script_shell(html: str) -> bool:
+    """Whether a page is an empty shell its scripts fill in (see SHELL_MAX_ELEMENTS): a
+    `<script>`, and a body with no text outside scripts and `<noscript>`, no links, and no more
+    elements than a mount point and its wrapper."""
+    lowered = html.lower()
+    if "<script" not in lowered or _markup_tags(lowered, SHELL_MAX_TAGS) > SHELL_MAX_TAGS:
+        return False  # most pages are ruled out without a parse
+    tree = parse_html(html)  # bounded: lexbor is quadratic in nesting depth (worker.htmlparse)
+    body = tree.body
+    if body is None or tree.css_first("script") is None:
+        return False
+    tree.strip_tags(list(SHELL_INERT_TAGS), recursive=True)  # with what they hold
+    shell = list(body.traverse())[1:]  # the body's elements, the body itself left out
+    return (
+        len(shell) <= SHELL_MAX_ELEMENTS
+        and not any(node.tag == "a" for node in shell)
+        and not (body.text(deep=True) or "").strip()
+    )
+
+
+def _markup_tags(lowered: str, limit: int) -> int:
+    """The "<" of a lower-cased page outside its script and style elements, counted until past
+    `limit`, in one pass of plain string searches (each position is looked at a few times)."""
+    count, at, end = 0, 0, len(lowered)
+    starts = {tag: lowered.find(f"<{tag}") for tag in _RAW_TEXT_TAGS}
+    while count <= limit:
+        for tag, position in starts.items():
+            if 0 <= position < at:  # inside an element passed over: look further on
+                starts[tag] = lowered.find(f"<{tag}", at)
+        start = min((p for p in starts.values() if p >= 0), default=end)
+        count += lowered.count("<", at, start)
+        if start == end:
+            break
+        tag = next(t for t, p in starts.items() if p == start)
+        close = lowered.find(f"</{tag}", start)
+        count += 1 if close < 0 else 2  # its start tag, and its end tag when there is one
+        if close < 0:
+            break  # raw text to the end of the page
+        at = close + 2
+    return count
+
+
 def run_health(
-    report: RunReport, *, selector: str | None = None, body_selector: str | None = None
+    report: RunReport,
+    *,
+    selector: str | None = None,
+    body_selector: str | None = None,
+    history: Sequence[RunHealth] = (),
 ) -> RunHealth:
-    """The compact row a run leaves in its source's history."""
+    """The compact row a run leaves in its source's history (the runs before it in `history`,
+    oldest first). On a 304 for the index page, the listing facts of the reading it confirms."""
     lengths = report.body_lengths
     listing_read = not report.index_not_modified and bool(report.listing_kind)
-    return RunHealth(
+    current = RunHealth(
         at=report.started,
         failed=not report.ok,
         listing_read=listing_read,
@@ -160,6 +228,27 @@ def run_health(
         responses=sum(report.statuses.values()),
         blocked=report.blocked,
         challenge=report.challenge,
+        needs_javascript=report.needs_javascript,
+    )
+    if report.index_not_modified and not report.error:
+        return _confirmed(current, history)
+    return current
+
+
+def _confirmed(current: RunHealth, history: Sequence[RunHealth]) -> RunHealth:
+    """A 304 run with the listing facts of the last reading of the page it confirms, when that
+    reading used the same `links` selector (another selector would find other links)."""
+    read = [h for h in history if h.listing_read and not h.failed]
+    if not read or read[-1].selector != current.selector:
+        return replace(current, not_modified=True)
+    last = read[-1]
+    return replace(
+        current,
+        listing_read=True,
+        links_found=last.links_found,
+        selector_matched=last.selector_matched,
+        needs_javascript=last.needs_javascript,
+        not_modified=True,
     )
 
 
@@ -357,7 +446,19 @@ def _pages(history: Sequence[RunHealth], thresholds: HealthThresholds) -> str | 
     return f"{odd} of {total} article pages were {kinds} {_on_runs(len(found.bad))}"
 
 
-_RULES = (_blocked, _listing, _bodies, _extraction, _pages)
+def _javascript(history: Sequence[RunHealth], thresholds: HealthThresholds) -> str | None:
+    """At once: a shell does not fill itself in on the next run."""
+    read = [h for h in history if _listing_judged(h)]
+    if not read or not read[-1].needs_javascript:
+        return None
+    return (
+        "the page is an empty shell that its scripts fill in (it needs JavaScript, which"
+        " feedworker does not run): point the source at the site's feed or sitemap, or at a"
+        " page the server renders"
+    )
+
+
+_RULES = (_blocked, _listing, _bodies, _extraction, _pages, _javascript)
 
 
 # -- wording --------------------------------------------------------------------------------------

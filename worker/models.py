@@ -170,6 +170,8 @@ class RunReport:
     methods: dict[str, int] = field(default_factory=dict)  # extraction path -> articles
     blocked: int = 0  # responses that were 403/429 or an anti-bot challenge page
     challenge: str = ""  # the first challenge marker seen, e.g. "cf-chl"
+    # The listing page is an empty shell its scripts fill in (`worker.health.script_shell`).
+    needs_javascript: bool = False
     articles: list[ArticleTrace] = field(default_factory=list)
     health_state: str = ""  # "ok" | "degraded" after this run ("" when not judged)
     health_reasons: tuple[str, ...] = ()
@@ -187,7 +189,9 @@ class RunHealth:
 
     at: datetime
     failed: bool = False  # the run as a whole failed (e.g. the index page could not be read)
-    listing_read: bool = False  # False when the index was not modified (304) or not reached
+    # False when the index was not reached, or not modified (304) with no earlier reading of
+    # it to repeat (`worker.health.run_health`)
+    listing_read: bool = False
     links_found: int = 0
     selector: str | None = None  # the operator's `links` selector, when set
     selector_matched: int | None = None
@@ -203,4 +207,6 @@ class RunHealth:
     responses: int = 0
     blocked: int = 0
     challenge: str = ""
+    needs_javascript: bool = False  # the listing page is a script shell
+    not_modified: bool = False  # a 304: the listing facts above repeat the reading it confirms
     degraded: bool = False  # the source's state once this run was judged

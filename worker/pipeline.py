@@ -19,7 +19,9 @@ feed, published with the feed's own summary (`method="feed-summary"`).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import html
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -36,7 +38,15 @@ from worker.extract import ExtractOptions, page_fingerprints
 from worker.extractpool import Extracted, Extractor, ExtractorCrashed, InlineExtractor
 from worker.feedsource import fill_article
 from worker.fetch import BadStatus, Blocked, Fetcher, RobotsDisallowed, UnsupportedContent
-from worker.health import BLOCKING_STATUSES, assess, body_floor, challenge_marker, run_health
+from worker.health import (
+    BLOCKING_STATUSES,
+    NOSCRIPT_ONLY,
+    assess,
+    body_floor,
+    challenge_marker,
+    run_health,
+    script_shell,
+)
 from worker.listing import Listing, ListingOptions, list_articles
 from worker.logs import fields, log
 from worker.models import (
@@ -141,7 +151,9 @@ def _judge_health(run: _Run) -> None:
     """Add this run to the source's health history and store its state; log a transition once."""
     source, ctx, report = run.source, run.ctx, run.report
     thresholds = source.health_thresholds(ctx.settings.health)
-    current = run_health(report, selector=source.links, body_selector=source.body)
+    current = run_health(
+        report, selector=source.links, body_selector=source.body, history=run.history
+    )
     verdict = assess([*run.history, current], thresholds)
     before = ctx.store.source_health(source.id)
     was = before.state if before is not None else "ok"
@@ -189,7 +201,7 @@ async def _fetch_index(run: _Run) -> Page | None:
     """Read the source's listing (index pages, sitemaps or feed; `worker.listing`) and return the
     source URL's page, or None when it has not changed since the last run."""
     source, store = run.source, run.ctx.store
-    validators = store.get_validators(source.id, source.url)
+    validators = store.get_validators(source.id, source.url, _listing_variant(run))
     options = ListingOptions.for_source(source, run.ctx.settings, validators)
     try:
         listing = await list_articles(options, run.ctx.fetcher)
@@ -210,10 +222,38 @@ async def _fetch_index(run: _Run) -> Page | None:
     page = listing.page
     if page is not None and listing.kind != "urls":
         _count(report.statuses, page.status)
-        if not listing.links and (marker := challenge_marker(page.text)):
-            _note_challenge(report, marker)
+        if not listing.links:
+            _note_empty_listing(report, page.text)
     run.listing = listing
     return page
+
+
+def _listing_variant(run: _Run) -> str:
+    """What the listing's links depend on besides the page: validators saved with other values
+    are not sent, so an edited selector or pattern is tried on an unchanged page at once."""
+    source, settings = run.source, run.ctx.settings
+    parts = [
+        source.kind,
+        source.pages,
+        source.links,
+        [pattern.pattern for pattern in source.include],
+        [pattern.pattern for pattern in source.exclude],
+        settings.max_links_per_run,
+        list(settings.tracking_params),
+    ]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+def _note_empty_listing(report: RunReport, markup: str) -> None:
+    """Why a page listed nothing, when it shows: an anti-bot wall (a named product wins over the
+    shell it also is), or an empty shell its scripts fill in."""
+    marker = challenge_marker(markup)
+    if marker is not None and marker != NOSCRIPT_ONLY:
+        _note_challenge(report, marker)
+    elif script_shell(markup):
+        report.needs_javascript = True
+    elif marker is not None:
+        _note_challenge(report, marker)
 
 
 def _count(counts: dict, key: object) -> None:
@@ -365,7 +405,7 @@ async def _store_articles(run: _Run, index: Page | None, known: frozenset[str]) 
         # over this run's cap, or articles to be tried again (a fetch error, a too-short page).
         left_over = run.left_over or any(s.kind != "duplicate" for s in report.skipped)
         validators = Validators() if left_over else index.validators
-        store.save_validators(source.id, source.url, validators)
+        store.save_validators(source.id, source.url, validators, _listing_variant(run))
 
 
 async def _extract_all(

@@ -167,6 +167,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     # Validators belong to the source that fetched the page: shared by URL, a second source on
     # an index page another one had read got a 304 on its first run and published nothing. The
     # old rows cannot be told apart by source, so they go: each URL is fetched once in full.
+    # `variant` is what else the answer was read with (the source's listing settings): under
+    # another, a 304 would confirm a reading never made, so the validators are not sent.
     5: (
         "DROP TABLE validators",
         """CREATE TABLE validators (
@@ -174,6 +176,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             url TEXT NOT NULL,
             etag TEXT,
             last_modified TEXT,
+            variant TEXT NOT NULL DEFAULT '',
             PRIMARY KEY (source_id, url)
         )""",
     ),
@@ -336,22 +339,27 @@ class Store:
 
     # -- HTTP cache validators ------------------------------------------------------------
 
-    def get_validators(self, source_id: str, url: str) -> Validators | None:
-        """What `source_id` last saved for `url`: only its own, never another source's."""
+    def get_validators(self, source_id: str, url: str, variant: str = "") -> Validators | None:
+        """What `source_id` last saved for `url` with the same `variant`: only its own, never
+        another source's, nor those of a reading with other settings."""
         row = self._one(
-            "SELECT etag, last_modified FROM validators WHERE source_id = ? AND url = ?",
-            (source_id, url),
+            """SELECT etag, last_modified FROM validators
+               WHERE source_id = ? AND url = ? AND variant = ?""",
+            (source_id, url, variant),
         )
         return None if row is None else Validators(etag=row[0], last_modified=row[1])
 
-    def save_validators(self, source_id: str, url: str, validators: Validators) -> None:
+    def save_validators(
+        self, source_id: str, url: str, validators: Validators, variant: str = ""
+    ) -> None:
         with self._write("saving validators") as conn:
             conn.execute(
-                """INSERT INTO validators (source_id, url, etag, last_modified)
-                   VALUES (?, ?, ?, ?)
+                """INSERT INTO validators (source_id, url, etag, last_modified, variant)
+                   VALUES (?, ?, ?, ?, ?)
                    ON CONFLICT (source_id, url) DO UPDATE
-                   SET etag = excluded.etag, last_modified = excluded.last_modified""",
-                (source_id, url, validators.etag, validators.last_modified),
+                   SET etag = excluded.etag, last_modified = excluded.last_modified,
+                       variant = excluded.variant""",
+                (source_id, url, validators.etag, validators.last_modified, variant),
             )
 
     # -- article URLs already handled -----------------------------------------------------
