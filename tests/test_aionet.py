@@ -233,15 +233,18 @@ def test_the_transport_runs_on_the_asyncio_backend():
 
 def test_the_fetcher_connects_through_the_asyncio_backend_guarded_or_not():
     """Both kinds of connection pool the worker's fetcher opens: a guarded one (the SSRF check
-    around the asyncio backend) and one for trusted hosts."""
+    around the asyncio backend) and one for trusted origins (only link-local and metadata
+    addresses refused, around the same backend)."""
     from worker.fetch import _PolicyTransport
-    from worker.netguard import GuardedBackend
+    from worker.netguard import GuardedBackend, blocked_address, never_fetched
 
     policy = _PolicyTransport(LIMITS, max_pools=4)
     guarded = policy._transport(guarded=True)._pool._network_backend
-    assert isinstance(guarded, GuardedBackend)
+    assert isinstance(guarded, GuardedBackend) and guarded._judge is blocked_address
     assert isinstance(guarded._inner, AsyncioBackend)
-    assert isinstance(policy._transport(guarded=False)._pool._network_backend, AsyncioBackend)
+    trusted = policy._transport(guarded=False)._pool._network_backend
+    assert isinstance(trusted, GuardedBackend) and trusted._judge is never_fetched
+    assert isinstance(trusted._inner, AsyncioBackend)
 
 
 @pytest.mark.parametrize(("path", "body"), [("/small", SMALL), ("/big", BIG), ("/chunked", BIG)])

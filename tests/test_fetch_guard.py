@@ -21,7 +21,8 @@ from worker.netguard import (
     GuardedBackend,
     blocked_address,
     check_url,
-    same_host,
+    never_fetched,
+    same_origin,
 )
 from worker.urls import host_key
 
@@ -90,19 +91,34 @@ def test_check_url(url: str, reason: str | None):
 
 @pytest.mark.parametrize(
     "host",
-    ["bücher.example", "BÜCHER.example.", "xn--bcher-kva.example", " Xn--Bcher-Kva.Example "],
+    ["bücher.example", "BÜCHER.example.", "xn--bcher-kva.example", "Xn--Bcher-Kva.Example"],
 )
-def test_same_host_normalises(host: str):
-    assert same_host(httpx.URL("https://bücher.example:8443/x"), host)
+def test_same_origin_normalises_the_host(host: str):
+    assert same_origin(httpx.URL("https://bücher.example:8443/x"), f"https://{host}:8443/blog/")
 
 
-def test_same_host_takes_the_trusted_host_as_the_pipeline_computes_it():
-    # listing/pipeline pass `worker.urls.host_key(source.url)`; it must name the host httpx
-    # connects to, or the source's own host counts as untrusted (IDNA 2003 said "strasse.de").
-    trusted = host_key("https://Straße.de/news")
-    assert same_host(httpx.URL("https://straße.de/a"), trusted)
-    assert same_host(httpx.URL("https://xn--strae-oqa.de/a"), trusted)
-    assert not same_host(httpx.URL("https://strasse.de/a"), trusted)
+def test_same_origin_takes_the_source_url_as_configured():
+    # listing/pipeline pass the source's `url`; its host must be the one httpx connects to, or
+    # the source's own origin counts as untrusted (IDNA 2003 said "strasse.de").
+    trusted = "https://Straße.de/news"
+    assert same_origin(httpx.URL("https://straße.de/a"), trusted)
+    assert same_origin(httpx.URL("https://xn--strae-oqa.de/a"), trusted)
+    assert same_origin(httpx.URL("https://straße.de:443/a"), trusted)  # the default port
+    assert not same_origin(httpx.URL("https://strasse.de/a"), trusted)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        "http://127.0.0.1:6379/",  # another port of the same host: another service
+        "http://127.0.0.1/",
+        "https://127.0.0.1:8080/",  # another scheme
+        "http://localhost:8080/",  # another name for it: judged by its address instead
+    ],
+)
+def test_same_origin_is_scheme_host_and_port(other: str):
+    assert same_origin(httpx.URL("http://127.0.0.1:8080/feed.xml"), "http://127.0.0.1:8080/")
+    assert not same_origin(httpx.URL(other), "http://127.0.0.1:8080/")
 
 
 def test_fetch_keys_hosts_with_the_one_host_key():
@@ -110,11 +126,25 @@ def test_fetch_keys_hosts_with_the_one_host_key():
     assert fetch_host_key("https://straße.de/") == "xn--strae-oqa.de"
 
 
-def test_same_host_refuses_others():
+def test_same_origin_refuses_others():
     url = httpx.URL("https://example.com/")
-    assert not same_host(url, None)
-    assert not same_host(url, "evil.example.com")
-    assert not same_host(url, "example.com.evil")
+    assert not same_origin(url, None)
+    assert not same_origin(url, "https://evil.example.com/")
+    assert not same_origin(url, "https://example.com.evil/")
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["169.254.169.254", "169.254.0.23", "fe80::1", "fd00:ec2::254", "100.100.100.200",
+     "192.0.0.192", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe"],
+)  # fmt: skip
+def test_link_local_and_metadata_addresses_are_never_fetched(address: str):
+    assert never_fetched(ipaddress.ip_address(address)) is not None
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.0.0.5", "192.168.1.1", "::1", "fd00::1"])
+def test_other_private_addresses_may_be_trusted(address: str):
+    assert never_fetched(ipaddress.ip_address(address)) is None
 
 
 # -- the connect-time hook, with a fake resolver and a fake network -------------------------------
@@ -197,15 +227,53 @@ def test_a_guarded_fetch_never_reaches_loopback(server: LocalServer, host: str):
 
 def test_private_is_fine_when_allowed_or_trusted(server: LocalServer):
     assert isinstance(fetch(server.url("/", host="localhost"), allow_private=True), Page)
-    assert isinstance(fetch(server.url("/", host="localhost"), trusted_host="LOCALHOST."), Page)
-    assert isinstance(fetch(server.url("/"), trusted_host="127.0.0.1"), Page)
+    trusted = server.url("/blog/", host="LOCALHOST.")
+    assert isinstance(fetch(server.url("/", host="localhost"), trusted_origin=trusted), Page)
+    assert isinstance(fetch(server.url("/"), trusted_origin=server.url("/")), Page)
 
 
-def test_a_redirect_from_the_trusted_host_to_another_internal_one_is_blocked(server: LocalServer):
+def test_a_redirect_from_the_trusted_origin_to_another_internal_one_is_blocked(server: LocalServer):
     server.route("/go", status=302, headers=[("Location", server.url("/", host="localhost"))])
-    error = blocked(server.url("/go"), trusted_host="127.0.0.1", respect_robots=False)
+    error = blocked(server.url("/go"), trusted_origin=server.url("/"), respect_robots=False)
     assert error.reason == "blocked address 127.0.0.1"
     assert [r.path for r in server.requests] == ["/go"]  # the target received nothing
+
+
+def test_another_port_of_the_trusted_host_is_not_trusted(server: LocalServer):
+    with LocalServer() as other:  # another service on the same host
+        other.route("/", body=HTML)
+        trusted = server.url("/")
+        error = blocked(other.url("/"), trusted_origin=trusted)  # a link to it
+        assert error.reason == "blocked address 127.0.0.1"
+        server.route("/go", status=302, headers=[("Location", other.url("/secret"))])
+        error = blocked(server.url("/go"), trusted_origin=trusted, respect_robots=False)
+        assert error.reason == "blocked address 127.0.0.1"
+        assert other.requests == []  # neither the link nor the redirect reached it
+    assert [r.path for r in server.requests] == ["/go"]
+
+
+@pytest.mark.parametrize("allow_private", [False, True])
+@respx.mock
+def test_a_trusted_metadata_address_is_still_refused(allow_private: bool):
+    metadata = respx.get(url__startswith="http://169.254.169.254/").respond(200)
+    url = "http://169.254.169.254/latest/meta-data/"
+    error = blocked(url, trusted_origin=url, allow_private=allow_private)
+    assert error.reason.startswith("blocked address 169.254.169.254 (link-local")
+    assert not metadata.called
+
+
+def test_a_trusted_name_that_resolves_to_a_metadata_address_is_refused_at_connect():
+    inner = RecordingBackend()
+    backend = GuardedBackend(inner, resolver(["169.254.169.254"]), judge=never_fetched)
+    with pytest.raises(AddressBlocked, match="never fetched"):
+        asyncio.run(backend.connect_tcp("feeds.example", 80))
+    assert inner.connected == []
+    asyncio.run(
+        GuardedBackend(inner, resolver(["10.0.0.5"]), judge=never_fetched).connect_tcp(
+            "intranet.example", 80
+        )
+    )  # a private address is fine for a trusted origin
+    assert inner.connected == ["10.0.0.5"]
 
 
 def test_credentials_are_refused_for_untrusted_sources(server: LocalServer):

@@ -39,7 +39,9 @@ def test_robots_redirect_off_the_trusted_host_is_blocked() -> None:
     async def go() -> None:
         async with Fetcher(OPTIONS) as fetcher:
             await fetcher.fetch_page(
-                "http://site.example.test/a", allow_private=False, trusted_host="site.example.test"
+                "http://site.example.test/a",
+                allow_private=False,
+                trusted_origin="http://site.example.test/",
             )
 
     with respx.mock(assert_all_called=False) as mock:

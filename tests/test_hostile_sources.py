@@ -156,3 +156,44 @@ def test_hostile_sources_fail_alone(tmp_path: Path, server: LocalServer) -> None
     body = entry.content[0].value
     assert "control  character" in body or "control character" in body
     assert "<script" not in body and "javascript:" not in body and "alert(1)" not in body
+
+
+def test_a_source_trusts_its_own_origin_not_its_host_on_another_port(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    """A feed on 127.0.0.1:A links to 127.0.0.1:B, and an index page redirects there: B is
+    another service of the same host (a database's HTTP port, an admin panel) and hears nothing."""
+    with LocalServer() as other:
+        other.route("/admin", body=article("Admin", "Internal data of another service."))
+        story = article("A story", "A story long enough to publish from the feed source.")
+        server.route("/feed/story.html", body=story, headers=HTML)
+        entries = "".join(
+            f"<item><title>{title}</title><link>{url}</link></item>"
+            for title, url in (
+                ("Story", server.url("/feed/story.html")),
+                ("B", other.url("/admin")),
+            )
+        )
+        rss = f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{entries}</channel></rss>'
+        server.route(
+            "/feed.xml", body=rss.encode(), headers={"Content-Type": "application/rss+xml"}
+        )
+        server.route("/moved/", status=302, headers={"Location": other.url("/admin")})
+        config = tmp_path / "config"
+        config.mkdir()
+        (config / "feedworker.toml").write_text("[worker]\nper_host_delay = 0\nretries = 0\n")
+        (config / "sources.toml").write_text(
+            f'[[source]]\nid = "feed"\nurl = "{server.url("/feed.xml")}"\n'
+            f'[[source]]\nid = "moved"\nurl = "{server.url("/moved/")}"\n'
+        )
+        reports = run(config)
+        assert other.requests == []  # neither the feed's link nor the redirect reached B
+
+    feed = reports["feed"]
+    assert feed.ok and feed.items_new == 1  # the story on the source's own origin
+    (skip,) = feed.skipped
+    assert skip.url == other.url("/admin") and skip.reason == "blocked address 127.0.0.1"
+    assert skip.kind == "blocked"
+    assert (
+        reports["moved"].error == f"{server.url('/moved/')}: index page: blocked address 127.0.0.1"
+    )

@@ -14,6 +14,10 @@ One fetch, step by step:
 All of it, every hop, retry and robots.txt request, shares one budget per `fetch_page` call
 (`FetchOptions.fetch_budget`, see `_Budget`); past it the fetch stops with `Timeout`.
 
+Cookies a site sets are kept in a small capped jar (`CappedCookieJar`) and sent back as a browser
+would; each source's run has a jar of its own (`Fetcher.session`), so one site's cookies never
+reach another source's requests, and a run's cookies end with it.
+
 Every refusal is a `FetchError` subclass whose `reason` is short and stable ("HTTP 404").
 """
 
@@ -22,7 +26,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import copy
 import email.utils
+import http.cookiejar
 import logging
 import random
 import time
@@ -35,11 +41,17 @@ from typing import Protocol, cast
 import brotli
 import httpx
 
-from worker.aionet import asyncio_transport
 from worker.charset import decode_html
 from worker.errors import FetchError
 from worker.models import NotModified, Page, RawHtml, Validators
-from worker.netguard import AddressBlocked, check_url, guarded_transport, same_host
+from worker.netguard import (
+    AddressBlocked,
+    check_trusted_url,
+    check_url,
+    guarded_transport,
+    never_fetched,
+    same_origin,
+)
 from worker.robots import (
     ALLOW_ALL,
     RobotsCache,
@@ -55,6 +67,7 @@ __all__ = [
     "HTML_TYPES",
     "BadStatus",
     "Blocked",
+    "CappedCookieJar",
     "FetchOptions",
     "Fetcher",
     "NetworkError",
@@ -92,6 +105,13 @@ SNIPPET_BYTES = 16 * 1024
 HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<!--", b"<meta", b"<title")
 GUARD_EXTENSION = "feedworker.guarded"  # request extension: send through the SSRF-guarded pool
 GZIP_MAGIC = b"\x1f\x8b"
+# Cookies kept per jar (one source's run): what a site needs for a session, a consent choice and
+# a load balancer's pin, a tenth of the 4,500 a shared jar held after 300 pages. A cookie larger
+# than RFC 6265's 4,096 bytes is not kept, nor one past either limit; in all, a Cookie header
+# stays within the 16 KiB servers commonly accept.
+MAX_COOKIES = 50
+MAX_COOKIE_BYTES = 16 * 1024
+MAX_COOKIE_SIZE = 4096
 _BROTLI_STEP = 64 * 1024  # brotli overshoots its output limit by up to one buffer: keep it small
 
 
@@ -269,17 +289,55 @@ class _HostGate:
 @dataclass(frozen=True, slots=True)
 class _Guard:
     """Whether a URL must pass the SSRF guard: not when private networks are allowed, nor on
-    the source's own (trusted) host."""
+    the source's own (trusted) origin: its scheme, host and port, not its host on any port.
+    Either way some addresses are never fetched (`worker.netguard.never_fetched`)."""
 
     allow_private: bool
-    trusted_host: str | None
+    trusted_origin: str | None
 
     def applies(self, url: httpx.URL) -> bool:
-        return not self.allow_private and not same_host(url, self.trusted_host)
+        return not self.allow_private and not same_origin(url, self.trusted_origin)
+
+    def refusal(self, url: httpx.URL) -> tuple[bool, str | None]:
+        """Whether `url` goes through the guarded pool, and why it is refused outright."""
+        if self.applies(url):
+            return True, check_url(url)
+        return False, check_trusted_url(url)
+
+
+class CappedCookieJar(http.cookiejar.CookieJar):
+    """A cookie jar holding at most `max_count` cookies and `max_bytes` of names and values; a
+    cookie over `MAX_COOKIE_SIZE`, or past either limit, is not kept (one replacing a kept
+    cookie of the same domain, path and name always is, within the size)."""
+
+    def __init__(self, max_count: int = MAX_COOKIES, max_bytes: int = MAX_COOKIE_BYTES) -> None:
+        super().__init__()
+        self.max_count = max_count
+        self.max_bytes = max_bytes
+        self.refused = 0  # cookies not kept, for the log
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        size = _cookie_size(cookie)
+        with self._cookies_lock:  # type: ignore[attr-defined]  # CookieJar's own lock
+            others = [c for c in self if _cookie_key(c) != _cookie_key(cookie)]
+            room = self.max_bytes - sum(map(_cookie_size, others))
+            if size > MAX_COOKIE_SIZE or len(others) >= self.max_count or size > room:
+                self.refused += 1
+                return
+            super().set_cookie(cookie)
+
+
+def _cookie_key(cookie: http.cookiejar.Cookie) -> tuple[str, str, str]:
+    return (cookie.domain, cookie.path, cookie.name)
+
+
+def _cookie_size(cookie: http.cookiejar.Cookie) -> int:
+    return len(cookie.name) + len(cookie.value or "")
 
 
 class Fetcher:
-    """Fetches pages through one shared `httpx.AsyncClient`; use as an async context manager."""
+    """Fetches pages through one shared `httpx.AsyncClient`; use as an async context manager.
+    `session()` gives a view with a cookie jar of its own, for one source's run."""
 
     def __init__(
         self, options: FetchOptions, *, transport: httpx.AsyncBaseTransport | None = None
@@ -305,6 +363,15 @@ class Fetcher:
         self._hosts: dict[str, _HostGate] = {}
         self._robots = RobotsCache(options.robots_ttl, options.robots_error_ttl)
         self._robots_locks: dict[str, asyncio.Lock] = {}
+        self._cookies = httpx.Cookies(CappedCookieJar())
+
+    def session(self) -> Fetcher:
+        """This fetcher for one source's run: the same client, connection pools, politeness and
+        robots.txt cache, and an empty cookie jar of its own that ends with the run. Close the
+        fetcher it came from, never the session."""
+        view = copy.copy(self)
+        view._cookies = httpx.Cookies(CappedCookieJar())
+        return view
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -321,14 +388,15 @@ class Fetcher:
         *,
         validators: Validators | None = None,
         allow_private: bool = True,
-        trusted_host: str | None = None,
+        trusted_origin: str | None = None,
         respect_robots: bool = True,
         accept: frozenset[str] = HTML_TYPES,
         decode: bool = True,
     ) -> Page | NotModified:
         """GET an HTML page, following redirects; raises a `FetchError` subclass when refused.
 
-        With `allow_private=False`, every hop not on `trusted_host` passes the SSRF guard.
+        With `allow_private=False`, every hop not on the origin (scheme, host, port) of the URL
+        `trusted_origin` (the source's `url`) passes the SSRF guard.
         `accept` widens the media types taken (e.g. `DOCUMENT_TYPES` for sitemaps and feeds);
         a page that is not HTML then comes with its raw bytes in `Page.body` (a gzipped file
         unpacked, within `max_page_bytes`) and no `text`. With `decode=False` an HTML page is
@@ -339,11 +407,11 @@ class Fetcher:
         headers = _conditional_headers(validators)
         rule = _BodyRule(limit=self._options.max_page_bytes, accept=accept, decode=decode)
         seen = {current}
-        guard = _Guard(allow_private, trusted_host)
+        guard = _Guard(allow_private, trusted_origin)
         budget = _Budget(self._options.fetch_budget)
         for hop in range(self._options.max_redirects + 1):
-            guarded = guard.applies(current)
-            if guarded and (reason := check_url(current)):
+            guarded, reason = guard.refusal(current)
+            if reason:
                 raise Blocked(shown, reason)
             if respect_robots:
                 await self._check_robots(current, shown, guard, budget)
@@ -359,14 +427,14 @@ class Fetcher:
         raise TooManyRedirects(shown, f"more than {self._options.max_redirects} redirects")
 
     async def robots_sitemaps(
-        self, url: str, *, allow_private: bool = True, trusted_host: str | None = None
+        self, url: str, *, allow_private: bool = True, trusted_origin: str | None = None
     ) -> tuple[str, ...]:
         """The `Sitemap:` URLs of the robots.txt of `url`'s origin (read through the cache)."""
         shown = _redact(url)
         current = _parse_url(url, shown)
         budget = _Budget(self._options.fetch_budget)
         try:
-            rules = await self._robots_for(current, _Guard(allow_private, trusted_host), budget)
+            rules = await self._robots_for(current, _Guard(allow_private, trusted_origin), budget)
         except Blocked as exc:
             raise Blocked(shown, exc.reason) from None
         except Timeout:
@@ -455,10 +523,11 @@ class Fetcher:
             extensions={GUARD_EXTENSION: request.guarded},
         )
         _add_basic_auth(sent)
+        self._cookies.set_cookie_header(sent)  # the client has none: they are ours, per session
         response = await self._transmit(sent)
         try:
             if "set-cookie" in response.headers:
-                self._client.cookies.extract_cookies(response)  # as `AsyncClient.send` does
+                self._cookies.extract_cookies(response)  # as `AsyncClient.send` does
             return await _read_reply(response, request.shown, request.rule)
         finally:
             await response.aclose()
@@ -470,8 +539,8 @@ class Fetcher:
         client: no auth (credentials in a URL are sent by `_add_basic_auth`, as httpx would),
         no event hooks, `follow_redirects=False` (`fetch_page` follows them, judging each hop),
         no proxies or mounts (`trust_env=False`). What remains of `send` is done here (the
-        closed check, the stream check) and in `_exchange` (the cookie jar). The SSRF guard
-        lives in the transport and its connections, so it applies as before;
+        closed check, the stream check) and in `_exchange` (the session's cookie jar). The SSRF
+        guard lives in the transport and its connections, so it applies as before;
         `_transport_for_url` (private) is the seam respx's httpx mocker patches.
         """
         if self._client.is_closed:
@@ -524,9 +593,9 @@ class Fetcher:
         current = robots_url
         try:
             for _ in range(options.max_redirects + 1):
-                # Judged on every hop: a trusted host's robots.txt may redirect anywhere.
-                guarded = guard.applies(current)
-                if guarded and (reason := check_url(current)):
+                # Judged on every hop: a trusted origin's robots.txt may redirect anywhere.
+                guarded, reason = guard.refusal(current)
+                if reason:
                     raise Blocked(shown, reason)
                 reply = await self._send(_Request(current, shown, {}, rule, guarded), budget)
                 if reply.status not in REDIRECT_STATUSES:
@@ -626,7 +695,9 @@ class _PolicyTransport(httpx.AsyncBaseTransport):
     def _transport(self, guarded: bool) -> httpx.AsyncHTTPTransport:
         if guarded:
             return guarded_transport(self._limits, verify=self._ssl_context)
-        return asyncio_transport(self._limits, verify=self._ssl_context)
+        # Trusted (the source's origin, or private networks allowed): still never link-local or
+        # metadata addresses, whatever a trusted name resolves to.
+        return guarded_transport(self._limits, verify=self._ssl_context, judge=never_fetched)
 
     def _take_unused(self) -> list[_Pool]:
         """Room for one more pool: the idle pools whose connections have expired, then idle ones

@@ -41,7 +41,7 @@ from worker.htmlparse import parse_html
 from worker.kinds import detect_kind
 from worker.models import EntryInfo, Link, NotModified, Page, Validators
 from worker.sitemap import SitemapEntry, newest_first, parse_sitemap
-from worker.urls import amp_to_regular, host_key, normalise_url, param_dropper, resolve, same_site
+from worker.urls import amp_to_regular, normalise_url, param_dropper, resolve, same_site
 
 __all__ = ["MAX_SITEMAPS", "Document", "Listing", "ListingOptions", "list_articles"]
 
@@ -250,7 +250,7 @@ class _Lister:
         named = await self.fetcher.robots_sitemaps(
             page.final_url,
             allow_private=options.allow_private,
-            trusted_host=host_key(options.url),
+            trusted_origin=options.url,
         )
         note = "named by robots.txt"
         if named:
@@ -377,10 +377,10 @@ class _Lister:
         result = await self.fetcher.fetch_page(
             url,
             validators=validators,
-            # The source's own host is trusted by `trusted_host`; any other host it redirects
-            # to is judged like every other URL the worker is led to.
+            # The source's own origin is trusted; any other it redirects to (another port of
+            # its host included) is judged like every other URL the worker is led to.
             allow_private=options.allow_private,
-            trusted_host=host_key(options.url),
+            trusted_origin=options.url,
             respect_robots=options.respect_robots,
             accept=accept,
         )

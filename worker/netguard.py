@@ -10,6 +10,12 @@ Two layers, both needed (FIELD-NOTES "Fetching"):
 
 An address is judged after unwrapping IPv4 embedded in IPv6 (IPv4-mapped, IPv4-compatible, NAT64
 `64:ff9b::/96`, 6to4 `2002::/16`): Python 3.11's `is_global` lets several of those through.
+
+What is trusted is a source's own *origin* (scheme, host and port: `same_origin`), never its host
+on any port: a source on 127.0.0.1:8080 does not open 127.0.0.1:6379 to the links and redirects
+it serves. And some addresses are never fetched, trusted or not (`never_fetched`): link-local
+networks, where cloud metadata services answer, and the metadata services' own addresses, so a
+trusted name that starts resolving there reaches nothing either.
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ __all__ = [
     "blocked_address",
     "check_url",
     "guarded_transport",
-    "same_host",
+    "never_fetched",
+    "same_origin",
 ]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -40,6 +47,15 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+# Never fetched, whatever the source's trust or `allow_private_networks`: no site serves its
+# articles from these, and they hand out cloud credentials.
+NEVER_FETCHED = (
+    ipaddress.ip_network("169.254.0.0/16"),  # IPv4 link-local: AWS, GCP, Azure, OpenStack metadata
+    ipaddress.ip_network("fe80::/10"),  # IPv6 link-local
+    ipaddress.ip_network("fd00:ec2::254/128"),  # AWS metadata over IPv6
+    ipaddress.ip_network("100.100.100.200/32"),  # Alibaba Cloud metadata
+    ipaddress.ip_network("192.0.0.192/32"),  # Oracle Cloud metadata (classic)
+)
 
 
 class AddressBlocked(Exception):
@@ -79,6 +95,23 @@ def blocked_address(address: IPAddress) -> str | None:
     return None
 
 
+def never_fetched(address: IPAddress) -> str | None:
+    """Why this address is refused even to a trusted origin (link-local, metadata), or None."""
+    judged = _unwrap(address)
+    if any(judged in network for network in NEVER_FETCHED if network.version == judged.version):
+        return f"blocked address {address} (link-local or cloud metadata: never fetched)"
+    return None
+
+
+def check_trusted_url(url: httpx.URL) -> str | None:
+    """Why a URL on a trusted origin may still not be fetched (an IP literal `never_fetched`)."""
+    try:
+        literal = ipaddress.ip_address(url.host)
+    except ValueError:
+        return None  # a name: judged when it is resolved
+    return never_fetched(literal)
+
+
 def _unwrap(address: IPAddress) -> IPAddress:
     """The IPv4 address carried inside an IPv6 one, when there is one."""
     if isinstance(address, ipaddress.IPv4Address):
@@ -92,13 +125,15 @@ def _unwrap(address: IPAddress) -> IPAddress:
     return address
 
 
-def same_host(url: httpx.URL, host: str | None) -> bool:
-    """Whether `url` is on `host` (as configured: any case, Unicode or punycode, a final dot; a
-    port is ignored). Both sides go through `worker.urls.host_key`, the one IDNA rule."""
-    if not host or not host.strip():
+def same_origin(url: httpx.URL, trusted: str | None) -> bool:
+    """Whether `url` has the origin (scheme, host, port) of the URL `trusted` (a source's `url`,
+    as configured: any case, Unicode or punycode, a final dot, the default port written or not).
+    Hosts go through `worker.urls.host_key`, the one IDNA rule."""
+    if not trusted or not trusted.strip():
         return False
-    wanted = host_key(f"http://{host.strip()}/", port=False)
-    return bool(wanted) and host_key(str(url), port=False) == wanted
+    wanted = host_key(trusted.strip())
+    scheme = trusted.strip().partition(":")[0].lower()
+    return bool(wanted) and url.scheme == scheme and host_key(str(url)) == wanted
 
 
 async def _system_resolve(host: str, port: int) -> list[str]:
@@ -106,14 +141,22 @@ async def _system_resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+Judge = Callable[[IPAddress], str | None]  # why an address is refused, or None
+
+
 class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """Resolves once, refuses if any answer is blocked, then connects to an address it judged."""
+    """Resolves once, refuses if any answer is blocked (by `judge`: `blocked_address` for the SSRF
+    guard, `never_fetched` for a trusted origin), then connects to an address it judged."""
 
     def __init__(
-        self, inner: httpcore.AsyncNetworkBackend, resolve: Resolver = _system_resolve
+        self,
+        inner: httpcore.AsyncNetworkBackend,
+        resolve: Resolver = _system_resolve,
+        judge: Judge = blocked_address,
     ) -> None:
         self._inner = inner
         self._resolve = resolve
+        self._judge = judge
 
     async def connect_tcp(
         self,
@@ -146,7 +189,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         if not addresses:
             raise httpcore.ConnectError(f"no address for {host}")
         for address in addresses:
-            reason = blocked_address(ipaddress.ip_address(address.split("%", 1)[0]))
+            reason = self._judge(ipaddress.ip_address(address.split("%", 1)[0]))
             if reason:
                 raise AddressBlocked(reason)
         return addresses
@@ -168,15 +211,16 @@ def guarded_transport(
     resolve: Resolver = _system_resolve,
     *,
     verify: ssl.SSLContext | bool = True,
+    judge: Judge = blocked_address,
 ) -> httpx.AsyncHTTPTransport:
     """An `httpx.AsyncHTTPTransport` whose connections all pass `GuardedBackend` (around
-    `worker.aionet`'s backend); `verify` as for httpx (a shared `ssl.SSLContext` spares building
-    one per transport).
+    `worker.aionet`'s backend) judging with `judge`; `verify` as for httpx (a shared
+    `ssl.SSLContext` spares building one per transport).
 
     httpx 0.28 has no public way to pass a network backend, so the pool's is wrapped in place
     (`tests/test_fetch_guard.py` proves it is in force on every connection).
     """
     transport = asyncio_transport(limits, verify=verify)
     pool = transport._pool
-    pool._network_backend = GuardedBackend(pool._network_backend, resolve)
+    pool._network_backend = GuardedBackend(pool._network_backend, resolve, judge)
     return transport

@@ -64,7 +64,7 @@ from worker.models import (
 )
 from worker.publish import FeedMeta, FeedSink, publish_feeds
 from worker.store import Identity, SimhashIndex, Store
-from worker.urls import host_key, normalise_url, param_dropper
+from worker.urls import normalise_url, param_dropper
 
 # A block seen on this many distinct pages of a source is its template, not article text. Three,
 # not two: an index page's teaser and its article page share the article's lead paragraph.
@@ -123,6 +123,11 @@ class _Run:
     history: list[RunHealth] = field(default_factory=list)  # the source's earlier runs
     floor: int = 0  # bodies shorter than this are not published (`health.body_floor`)
     simhashes: SimhashIndex | None = None  # the source's SimHashes in memory while storing
+    # The run's view of the shared fetcher: its own cookie jar, never another source's.
+    fetcher: Fetcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.fetcher = self.ctx.fetcher.session()
 
 
 async def run_source(source: Source, ctx: RunContext) -> RunReport:
@@ -204,7 +209,7 @@ async def _fetch_index(run: _Run) -> Page | None:
     validators = store.get_validators(source.id, source.url, _listing_variant(run))
     options = ListingOptions.for_source(source, run.ctx.settings, validators)
     try:
-        listing = await list_articles(options, run.ctx.fetcher)
+        listing = await list_articles(options, run.fetcher)
     except FetchError as exc:
         if isinstance(exc, BadStatus):
             _note_refusal(run, exc)
@@ -301,11 +306,11 @@ async def _fetch_articles(run: _Run, links: Sequence[Link], boilerplate: frozens
     async def fetch_one(position: int, link: Link, recheck: bool) -> None:
         validators = run.ctx.store.get_validators(run.source.id, link.url) if recheck else None
         try:
-            result = await run.ctx.fetcher.fetch_page(
+            result = await run.fetcher.fetch_page(
                 link.url,
                 validators=validators,
                 allow_private=run.source.allow_private_networks,
-                trusted_host=host_key(run.source.url),
+                trusted_origin=run.source.url,
                 respect_robots=run.source.respect_robots,
                 decode=False,  # the extractor decodes it (see `RawHtml`)
             )
