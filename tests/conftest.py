@@ -25,9 +25,25 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from worker.db import TEST_POSTGRES_ENV
 from worker.store import Store
+
+# Property tests draw the same examples on every run ("ci", the default): a rare example found by
+# chance must not fail a landing at random; it becomes an @example once found. No example
+# database (nothing carried between runs or machines), no deadline and no too-slow health check
+# (both wall-clock limits, which a busy machine breaks). HYPOTHESIS_PROFILE=explore draws new
+# random examples, for looking for such cases on purpose.
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("explore", deadline=None, max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 NO_SERVER = (
     f"no PostgreSQL server: set {TEST_POSTGRES_ENV}, or run"

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import os
 import re
+import sys
 import unicodedata
 
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from worker.dedupe import (
@@ -122,10 +124,37 @@ def test_signature_agrees_with_content_hash_and_ignores_spacing(tokens: list[str
 
 
 @given(st.text())
+@example("ı")  # dotless i: once found by a rare draw (upper case "I" folded to "i")
+@example("İstanbul ılık")
 def test_normal_form_is_single_spaced_and_stable(text: str) -> None:
     normal = normalise_text(text)
     assert normal == " ".join(normal.split())
     assert normalise_text(normal.upper()) == normalise_text(normal)
+
+
+def test_every_normal_form_is_closed_under_case_changes() -> None:
+    """Checked for every character case mapping or NFKC changes (a few thousand), not left to
+    a random draw: a case change of a text never counts as an edit."""
+    changing = [
+        c
+        for c in map(chr, range(sys.maxunicode + 1))
+        if not 0xD800 <= ord(c) <= 0xDFFF
+        and (c.upper() != c or c.casefold() != c or unicodedata.normalize("NFKC", c) != c)
+    ]
+    assert len(changing) > 5000
+    unstable = [
+        c
+        for c in changing
+        if normalise_text(normal := normalise_text(c)) != normal
+        or normalise_text(normal.upper()) != normal
+        or normalise_text(normal.lower()) != normal
+    ]
+    assert unstable == []
+
+
+def test_turkish_case_changes_are_no_edit() -> None:
+    assert content_hash("ılık İstanbul sabahı") == content_hash("ILIK İSTANBUL SABAHI")
+    assert content_hash("İstanbul") == content_hash("istanbul") == content_hash("ISTANBUL")
 
 
 def test_prose_about_updates_is_kept() -> None:
@@ -142,7 +171,9 @@ def plain_normalise(text: str) -> str:
     current = text
     for _ in range(_MAX_ROUNDS):
         spaced = xml_safe(" ".join(current.split()))
-        folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", spaced).casefold())
+        casefolded = unicodedata.normalize("NFKC", spaced).casefold()
+        turkic = casefolded.replace("i\u0307", "i").replace("ı", "i")  # both Turkic i's are i
+        folded = unicodedata.normalize("NFKC", turkic)
         collapsed = " ".join(folded.split())
         following = " ".join(_VOLATILE.sub(" ", collapsed).split())
         if following == current:
@@ -228,3 +259,11 @@ def test_every_volatile_example_is_found_by_both_searches() -> None:
         folded = phrase.casefold()
         assert _VOLATILE.fullmatch(folded) is not None, phrase
         assert PLAIN_VOLATILE.fullmatch(folded) is not None, phrase
+
+
+def test_property_tests_draw_the_same_examples_on_every_run() -> None:
+    from hypothesis import settings
+
+    if os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci":  # tests/conftest.py
+        current = settings()
+        assert current.derandomize and current.database is None and current.deadline is None

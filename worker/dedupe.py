@@ -3,11 +3,14 @@
 Identity is the canonical URL (the item's GUID); this module only answers "is this the same text?"
 (`content_hash`), "is it nearly the same text?" (the SimHash in `text_signature`, compared by
 `worker.simhash`) and "did a known article change materially?" (`compare_texts`).
-The hash carries its version (`v2:`), so a change of `normalise_text` is introduced as a new
+The hash carries its version (`v3:`), so a change of `normalise_text` is introduced as a new
 version: a stored hash of another version is re-baselined, never taken for an edit.
 
 v1 -> v2: "updated 10:42", "last updated: 3 may 2024 10:42 bst" and "views: 1,204" count as
 volatile too (a page's edit stamp and counters change between fetches of an unchanged article).
+v2 -> v3: the Turkish dotless ı and dotted İ fold to i, so case never counts as an edit: with
+Unicode's default folding alone, "ılık" and its upper case "ILIK" differed (every other
+character's normal form is closed under upper case; tests/test_dedupe.py checks them all).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from worker.simhash import simhash
 from worker.xmlchars import xml_safe
 
-HASH_VERSION = "v2"
+HASH_VERSION = "v3"
 
 _MONTH = (
     r"(?:january|february|march|april|may|june|july|august|september|october|november|december"
@@ -88,7 +91,7 @@ def normalise_text(text: str) -> str:
 
 
 def content_hash(text: str) -> str:
-    """The versioned hash of `text`'s normalised form, e.g. ``"v2:9f86d0…"``."""
+    """The versioned hash of `text`'s normalised form, e.g. ``"v3:9f86d0…"``."""
     return _hash_normalised(normalise_text(text))
 
 
@@ -140,9 +143,16 @@ def _normalise_once(text: str) -> tuple[str, int]:
     return " ".join(without_phrases.split()), removed
 
 
+# Unicode's default case folding keeps the Turkish dotless ı apart from I and i, and folds İ to
+# "i" with a combining dot: the upper case of "ılık" is "ILIK", which folds to "ilik". All four
+# fold to a plain i here (Unicode's Turkic folding, applied either way).
+_TURKIC_I = str.maketrans({"ı": "i"})
+
+
 def _fold(text: str) -> str:
-    """NFKC, case folding, NFKC again."""
+    """NFKC, case folding (the Turkic i's as one), NFKC again."""
     folded = unicodedata.normalize("NFKC", text).casefold()
+    folded = folded.replace("i\u0307", "i").translate(_TURKIC_I)
     return unicodedata.normalize("NFKC", folded)
 
 

@@ -111,7 +111,7 @@ class Item:
     url: str
     title: str
     content_html: str
-    content_hash: str  # versioned, e.g. "v2:<sha256 hex>" (worker.dedupe.HASH_VERSION)
+    content_hash: str  # versioned, e.g. "v3:<sha256 hex>" (worker.dedupe.HASH_VERSION)
     first_seen: datetime
     published: datetime  # the article's own date, else first_seen
     updated: datetime  # the article's modified date, else published
