@@ -168,3 +168,22 @@ def _restore_feedworker_logger() -> Iterator[None]:
     saved = (list(logger.handlers), logger.level, logger.propagate)
     yield
     logger.handlers[:], logger.level, logger.propagate = saved
+
+
+@pytest.fixture
+def lexbor_inputs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every text lexbor parses through `worker.htmlparse` (all of feedworker's HTML parsing),
+    recorded: a test bounds that work (its nesting, which lexbor's time is quadratic in) instead
+    of timing it."""
+    import worker.htmlparse
+
+    seen: list[str] = []
+    real = worker.htmlparse.LexborHTMLParser
+
+    class Recording(real):  # type: ignore[misc, valid-type]
+        def __init__(self, html: str, *args: object, **kwargs: object) -> None:
+            seen.append(html)
+            super().__init__(html, *args, **kwargs)
+
+    monkeypatch.setattr(worker.htmlparse, "LexborHTMLParser", Recording)
+    return seen

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from selectolax.lexbor import LexborNode
 
 from worker.errors import ExtractError
 from worker.extract import ExtractOptions, body, extract, page_fingerprints
+from worker.htmlparse import MAX_DEPTH, nesting_depth
 
 PARAS = [
     "The committee met for the third time this year and agreed, after a long debate, to publish "
@@ -100,13 +100,13 @@ def test_deep_nesting_does_not_recurse() -> None:
 
 
 @pytest.mark.parametrize("tag", ["address", "section", "hgroup", "summary", "dir"])
-def test_deep_nesting_of_any_block_is_bounded_in_time(tag: str) -> None:
+def test_deep_nesting_of_any_block_is_bounded(tag: str, lexbor_inputs: list[str]) -> None:
     depth = 20_000
     paras = "".join(f"<p>{p}</p>" for p in PARAS)
     html = f"<html><body>{f'<{tag}>' * depth}{paras}{f'</{tag}>' * depth}</body></html>"
-    started = time.perf_counter()
     article = extract(html, "https://example.org/deep")
-    assert time.perf_counter() - started < 0.3  # unflattened: 0.5 s per parse, and quadratic
+    # Unflattened, lexbor's time grows with the square of the depth: 0.5 s per parse here.
+    assert lexbor_inputs and all(nesting_depth(parsed) <= MAX_DEPTH for parsed in lexbor_inputs)
     assert PARAS[2] in article.body_text
 
 
