@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import time
 import tracemalloc
 from collections.abc import Iterator
 from typing import Any
@@ -96,10 +95,11 @@ def silent(ex: Exchange) -> None:
 @pytest.mark.parametrize("handler", [drip, silent])
 def test_a_slow_drip_or_silence_never_outlives_the_deadline(server: LocalServer, handler: Any):
     server.route("/slow", handler)  # bad input 9: the 20 s read timeout never trips on a drip
-    started = time.monotonic()
     error = refusal(server.url("/slow"), options(request_deadline=1.0))
+    # Only the deadline says this (the drip outlasts it, silence would reach the read timeout).
     assert (type(error), error.reason) == (Timeout, "no response within 1 s")
-    assert time.monotonic() - started < 1.8
+    assert not error.transient  # and a drip is not tried again
+    assert len(server.requests) == 1
 
 
 def slow_redirect_chain(server: LocalServer, hops: int, pause: float) -> None:
@@ -117,34 +117,38 @@ def slow_redirect_chain(server: LocalServer, hops: int, pause: float) -> None:
 
 
 def test_one_budget_for_all_hops_and_robots_txt(server: LocalServer):
-    # Each answer comes 0.3 s late, under the 0.5 s deadline: without a budget for the whole
-    # fetch, robots.txt plus 6 hops went on for 2 s (at real settings, hours with retries).
-    slow_redirect_chain(server, hops=5, pause=0.3)
-    server.route("/robots.txt", lambda ex: ex.sleep(0.3) and ex.respond(404))
-    fetch_options = options(request_deadline=0.5, retries=2, max_retry_after=0.2)
-    assert fetch_options.fetch_budget == pytest.approx(1.7)
-    started = time.monotonic()
+    # Each answer comes 1 s late, well under the 3 s deadline: without a budget for the whole
+    # fetch, robots.txt plus 6 hops went on for 7 s (at real settings, hours with retries). The
+    # budget (3.5 s) runs out on the fourth answer, whatever the machine's load adds to each.
+    slow_redirect_chain(server, hops=5, pause=1.0)
+    server.route("/robots.txt", lambda ex: ex.sleep(1.0) and ex.respond(404))
+    fetch_options = options(request_deadline=3.0, retries=0, max_retry_after=0.5)
+    assert fetch_options.fetch_budget == pytest.approx(3.5)
     with pytest.raises(Timeout) as info:
         fetch(server.url("/hop0"), fetch_options, respect_robots=True)
-    assert info.value.reason == "not done within 1.7 s in all"
+    assert info.value.reason == "not done within 3.5 s in all"
     assert info.value.url == server.url("/hop0")
-    assert time.monotonic() - started < 1.7 + 0.4
-    assert len(server.requests) <= 6
+    assert len(server.requests) <= 4  # robots.txt and three hops at most
 
 
 def test_waiting_for_the_host_is_not_spent_from_the_budget(server: LocalServer):
     # Politeness queues pages of one host for longer than a fetch's budget: none may fail for it.
     server.route("/p", body=HTML)
-    fetch_options = options(request_deadline=0.2, max_retry_after=0.1, per_host_delay=0.25)
+    # A budget of 2.1 s, and the fifth page waits 2.4 s for its turn; each exchange may take
+    # up to 2 s (a local answer, however busy the machine).
+    fetch_options = options(
+        request_deadline=2.0, retries=0, max_retry_after=0.1, per_host_delay=0.6
+    )
+    assert fetch_options.fetch_budget < 4 * fetch_options.per_host_delay
 
     async def go() -> list[Any]:
         async with Fetcher(fetch_options) as fetcher:
             jobs = (
-                fetcher.fetch_page(server.url(f"/p?{i}"), respect_robots=False) for i in range(4)
+                fetcher.fetch_page(server.url(f"/p?{i}"), respect_robots=False) for i in range(5)
             )
             return await asyncio.gather(*jobs, return_exceptions=True)
 
-    assert all(isinstance(result, Page) for result in asyncio.run(go()))  # the last waited 0.75 s
+    assert all(isinstance(result, Page) for result in asyncio.run(go()))
 
 
 # -- size: refusing early, stopping early, decoding within bounds ---------------------------------
