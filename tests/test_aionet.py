@@ -669,7 +669,7 @@ def test_unix_sockets_connect_and_a_missing_one_is_a_connect_error(tmp_path: Pat
         backend = AsyncioBackend()
         stream = await backend.connect_unix_socket(path)
         await stream.write(b"hello")
-        echoed = await stream.read(100, timeout=5)
+        echoed = await stream.read(100, timeout=60)
         await stream.aclose()
         server.close()
         try:

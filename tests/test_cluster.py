@@ -2,8 +2,9 @@
 
 One site of 30 sources (each a small blog under /s<n>/) with a 10 s interval. The test asserts
 what the cluster promises:
-- every source's schedule slot ran exactly once (index fetches per source and slot, from the
-  site's request log), although all three replicas fire every slot;
+- every source's schedule slot ran exactly once, although all three replicas fire every slot:
+  once no run is in progress, each source's index fetches (the site's request log) are as many
+  as its claimed slots (the state database), and its three slots under watch were claimed;
 - no item twice in any feed; every replica serves byte-identical feeds with the same ETag;
 - after `kill -9` of a replica in the middle of runs, the two others retire its stalled jobs and
   run every source again within a bounded time, and the feeds stay complete and valid.
@@ -154,7 +155,7 @@ class Replica:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def get(self, path: str) -> httpx.Response:
-        return httpx.get(self.url(path), timeout=5)
+        return httpx.get(self.url(path), timeout=30)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -190,10 +191,6 @@ def wait_until(check: Callable[[], object], timeout: float, what: str) -> object
             return result
         time.sleep(0.25)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def sleep_until(moment: float) -> None:
-    time.sleep(max(0.0, moment - time.time()))
 
 
 def next_slot(after: float) -> float:
@@ -238,6 +235,30 @@ def check_feeds(replicas: list[Replica]) -> None:
     assert cached.status_code == 304
 
 
+def slot_claims(database_url: str) -> dict[str, set[int]]:
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT source_id, slot FROM source_slots").fetchall()
+    claims: dict[str, set[int]] = {f"s{n}": set() for n in range(SOURCES)}
+    for source, slot in rows:
+        claims[source].add(slot)
+    return claims
+
+
+def runs_match_claims(site: Site, database_url: str) -> bool:
+    """At a quiet moment (no job queued or running, no slot claimed meanwhile): whether each
+    source's index was fetched once per claimed slot, no more (a slot run twice) and no less."""
+    before = slot_claims(database_url)
+    counts = job_counts(database_url)
+    if counts["todo"] or counts["doing"]:
+        return False
+    fetches = {f"s{n}": len(times) for n, times in site.index_fetches().items()}
+    if slot_claims(database_url) != before:
+        return False
+    return fetches == {source: len(slots) for source, slots in before.items()}
+
+
 def job_counts(database_url: str) -> Counter[str]:
     import psycopg
 
@@ -277,36 +298,43 @@ def test_three_replicas_share_the_work_and_survive_a_kill(
     for number in range(REPLICAS):
         replicas.append(Replica(config, tmp_path, number))
     for replica in replicas:
-        wait_until(lambda r=replica: serve_ok(r), 30, f"replica on port {replica.port}")
+        wait_until(lambda r=replica: serve_ok(r), 90, f"replica on port {replica.port}")
     started = time.time()
 
     # -- every slot exactly once ------------------------------------------------------------
+    # Judged by the slots claimed, not by when the fetches came: on a busy machine a run may
+    # start well after its slot, but it is still that slot's one run. (Waits are for events;
+    # their caps only end a broken test.)
     first = next_slot(started)
-    slots = [first + k * INTERVAL for k in range(3)]
-    sleep_until(slots[-1] + INTERVAL)
-    fetches = site.index_fetches()
-    for n in range(SOURCES):
-        per_slot = Counter(int(t // INTERVAL) * INTERVAL for t in fetches[n])
-        for slot in slots:
-            assert per_slot[slot] == 1, (f"s{n}", slot, sorted(fetches[n]))
+    slots = {first + k * INTERVAL for k in range(3)}  # jitter 0: a slot starts on the second
+
+    def watched_slots_claimed() -> bool:
+        return all(slots <= claimed for claimed in slot_claims(postgres_url).values())
+
+    wait_until(watched_slots_claimed, 3 * INTERVAL + 120, "three slots of every source")
+    wait_until(lambda: runs_match_claims(site, postgres_url), 120, "one run per claimed slot")
     wait_until(
-        lambda: all(r.get("/feeds/all.atom").status_code == 200 for r in replicas), 10, "all.atom"
+        lambda: all(r.get("/feeds/all.atom").status_code == 200 for r in replicas), 60, "all.atom"
     )
     check_feeds(replicas)
 
     # -- kill -9 one replica in the middle of runs -----------------------------------------
-    site.index_delay = 3.0  # every run now takes over 3 s
-    sleep_until(next_slot(time.time()) + 1.0)
-    in_flight = job_counts(postgres_url)["doing"]
-    assert in_flight >= REPLICAS * 2, f"only {in_flight} runs in flight at the kill"
+    site.index_delay = 8.0  # every run now takes over 8 s (under the 10 s request deadline)
+
+    def runs_in_flight() -> int:
+        doing = job_counts(postgres_url)["doing"]
+        return doing if doing >= REPLICAS * 2 else 0
+
+    in_flight = int(wait_until(runs_in_flight, 2 * INTERVAL + 60, "runs in flight to kill"))
     victim, survivors = replicas[0], replicas[1:]
     victim.kill()
     killed_at = time.time()
     site.index_delay = 0.0
 
     # The stalled jobs are retired after STALL_WINDOW without a heartbeat (checked every
-    # HEARTBEAT), and the next slot after that runs their sources again.
-    bound = STALL_WINDOW + 2 * HEARTBEAT + 2 * INTERVAL
+    # HEARTBEAT), and the next slot after that runs their sources again: the design's bound,
+    # with a minute to spare for a busy machine (the README's figure is measured, not this).
+    bound = STALL_WINDOW + 2 * HEARTBEAT + 2 * INTERVAL + 60
 
     def recovered() -> bool:
         counts = job_counts(postgres_url)

@@ -67,12 +67,12 @@ def test_demo_serves_its_feeds_until_interrupted(tmp_path: Path, processes: list
         return found.group(1) if found else None
 
     base = str(wait_for(status_url, what="the status page URL"))
-    page = httpx.get(base, timeout=5)
+    page = httpx.get(base, timeout=30)
     assert page.status_code == 200 and "Hedgerow Notes" in page.text
-    feed = httpx.get(f"{base}feeds/hedgerow-notes.atom", timeout=5)
+    feed = httpx.get(f"{base}feeds/hedgerow-notes.atom", timeout=30)
     assert feed.status_code == 200 and TITLES[0] in feed.text
     process.proc.send_signal(signal.SIGINT)
-    assert process.proc.wait(timeout=10) == 0, process.log()
+    assert process.proc.wait(timeout=60) == 0, process.log()
 
 
 def test_demo_on_a_port_in_use_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

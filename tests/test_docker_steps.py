@@ -226,19 +226,19 @@ def test_dockerfile_install_and_start_steps(tmp_path: Path) -> None:
             try:
                 base = f"http://127.0.0.1:{port}"
                 try:
-                    health = wait_for(lambda: get_or_none(f"{base}/healthz"), 30, "/healthz")
+                    health = wait_for(lambda: get_or_none(f"{base}/healthz"), 90, "/healthz")
                 except AssertionError as exc:
                     raise AssertionError(
                         f"{exc}; the command said:\n{log_path.read_text()}"
                     ) from None
                 assert health.status_code == 200, log_path.read_text()  # type: ignore[attr-defined]
                 check = [str(build.bin(w)) if w == "python" else w for w in image.healthcheck]
-                assert subprocess.run(check, env=run_env, timeout=10).returncode == 0
+                assert subprocess.run(check, env=run_env, timeout=60).returncode == 0
                 feed = build.app / "feeds" / "blog.rss"
-                wait_for(feed.exists, 20, "the first run's feed")
+                wait_for(feed.exists, 90, "the first run's feed")
                 assert httpx.get(f"{base}/feeds/blog.rss").status_code == 200
                 process.send_signal(signal.SIGTERM)
-                assert process.wait(timeout=40) == 0, log_path.read_text()
+                assert process.wait(timeout=90) == 0, log_path.read_text()
             finally:
                 if process.poll() is None:
                     process.kill()

@@ -17,7 +17,7 @@ from worker.cli import LiveApp, main
 from worker.config import Config, load_config
 from worker.errors import ConfigError
 from worker.models import RunReport
-from worker.reload import ConfigWatcher, restart_only_changes, watch_config
+from worker.reload import ConfigWatcher, folder_stamp, restart_only_changes, watch_config
 from worker.runner import Service, Worker
 from worker.serve import build_app
 
@@ -81,7 +81,8 @@ def messages(records: list[logging.LogRecord], text: str) -> list[logging.LogRec
     return [r for r in records if r.getMessage().startswith(text)]
 
 
-async def until(check: Callable[[], object], what: str, timeout: float = 5.0) -> None:
+async def until(check: Callable[[], object], what: str, timeout: float = 60.0) -> None:
+    """Wait for an event; `timeout` only ends a broken test (a busy machine never reaches it)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not check():
         if asyncio.get_running_loop().time() > deadline:
@@ -144,7 +145,8 @@ def test_add_remove_reschedule_bad_edit_and_fix(
             run.edit(bad)
             await until(lambda: messages(records, "config problem"), "the problem logged")
             run.edit(bad)  # saved again, same mistake: not logged again
-            await asyncio.sleep(10 * POLL)
+            resaved = folder_stamp(run.config.config_dir)
+            await until(lambda: run.service.watcher._loaded == resaved, "the re-save read")  # type: ignore[union-attr]
             problems = messages(records, "config problem")
             assert len(problems) == 1
             assert problems[0].fields == {  # type: ignore[attr-defined]

@@ -392,7 +392,7 @@ def test_unknown_names_are_not_counted(client: httpx.Client, site: Site) -> None
 def raw_get(base_url: str, target: str) -> bytes:
     """Send a request line exactly as given (no client normalising the path) and read it all."""
     host, port = base_url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=5) as conn:
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
         conn.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
         chunks = []
         while chunk := conn.recv(65536):

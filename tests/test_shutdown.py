@@ -31,11 +31,11 @@ def test_sigterm_lets_a_run_in_progress_finish(tmp_path: Path, processes: list[P
         serve_blog(server, article_delay=1.0)
         config_dir = write_config(tmp_path, blog_source(server))
         process = Process.feedworker(
-            "run", "--grace", "20", "--config", str(config_dir), cwd=tmp_path
+            "run", "--grace", "60", "--config", str(config_dir), cwd=tmp_path
         )
         processes.append(process)
         wait_for(lambda: len(server.requests) >= 3, what="article requests")  # robots, index, ...
-        assert process.terminate(timeout=20) == 0, process.log()
+        assert process.terminate(timeout=90) == 0, process.log()
 
     feeds = tmp_path / "feeds"
     feed = feedparser.parse((feeds / "blog.rss").read_bytes())
@@ -57,7 +57,7 @@ def test_sigterm_cancels_a_run_after_the_grace_period(
         )
         processes.append(process)
         wait_for(lambda: len(server.requests) >= 3, what="article requests")
-        assert process.terminate(timeout=10) == 0, process.log()
+        assert process.terminate(timeout=60) == 0, process.log()
 
     feeds = tmp_path / "feeds"
     assert sorted(p.name for p in feeds.iterdir()) == []  # no feed at all, let alone a partial one
@@ -70,18 +70,20 @@ def test_sigterm_cancels_a_run_after_the_grace_period(
 
 
 def test_shutting_the_scheduler_down_does_not_cancel_a_run() -> None:
-    finished = asyncio.Event()
+    started, go_on, finished = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
     async def run(source_id: str) -> None:
-        await asyncio.sleep(0.3)
+        started.set()
+        await go_on.wait()
         finished.set()
 
     async def scenario() -> None:
         scheduler = SourceScheduler(run)
         scheduler.start([Source(id="s", url="https://s.example/", every="1h", jitter="0s")])
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(started.wait(), timeout=60)  # the caps only end a broken test
         scheduler.shutdown()
-        await asyncio.wait_for(finished.wait(), timeout=2)
+        go_on.set()  # the run goes on after the shutdown, to its end
+        await asyncio.wait_for(finished.wait(), timeout=60)
 
     asyncio.run(scenario())
 
