@@ -14,6 +14,10 @@ One fetch, step by step:
 All of it, every hop, retry and robots.txt request, shares one budget per `fetch_page` call
 (`FetchOptions.fetch_budget`, see `_Budget`); past it the fetch stops with `Timeout`.
 
+HTTP Basic credentials (`Fetcher.use_credentials`, from the sources' `auth`) are sent to their own
+origin only (scheme, host and port): every hop is judged by its own URL, so a redirect or link to
+another origin never carries them. URLs in messages and logs pass `worker.redact.redact_url`.
+
 Every refusal is a `FetchError` subclass whose `reason` is short and stable ("HTTP 404").
 """
 
@@ -27,7 +31,7 @@ import logging
 import random
 import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Protocol, cast
@@ -38,10 +42,14 @@ import httpx
 from worker.aionet import asyncio_transport
 from worker.charset import decode_html
 from worker.errors import FetchError
-from worker.models import NotModified, Page, RawHtml, Validators
+from worker.models import Credentials, NotModified, Page, RawHtml, Validators
 from worker.netguard import AddressBlocked, check_url, guarded_transport, same_host
+from worker.redact import redact_url, strip_userinfo
 from worker.robots import ALLOW_ALL, RobotsCache, RobotsRules, parse_robots, unavailable
-from worker.urls import host_key  # re-exported: the one host key (IDNA 2008, UTS #46)
+from worker.urls import (
+    host_key,  # re-exported: the one host key (IDNA 2008, UTS #46)
+    origin_key,
+)
 
 __all__ = [
     "DOCUMENT_TYPES",
@@ -275,9 +283,14 @@ class Fetcher:
     """Fetches pages through one shared `httpx.AsyncClient`; use as an async context manager."""
 
     def __init__(
-        self, options: FetchOptions, *, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        options: FetchOptions,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        credentials: Mapping[str, Credentials] | None = None,
     ) -> None:
         self._options = options
+        self._credentials: dict[str, Credentials] = dict(credentials or {})
         self._client = httpx.AsyncClient(
             transport=transport or _default_transport(options),
             headers={
@@ -307,6 +320,10 @@ class Fetcher:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    def use_credentials(self, credentials: Mapping[str, Credentials]) -> None:
+        """Basic credentials by origin (`worker.config.Config.credentials`), from now on."""
+        self._credentials = dict(credentials)
 
     async def fetch_page(
         self,
@@ -447,7 +464,7 @@ class Fetcher:
             headers=request.headers,
             extensions={GUARD_EXTENSION: request.guarded},
         )
-        _add_basic_auth(sent)
+        _add_basic_auth(sent, self._credentials)
         response = await self._transmit(sent)
         try:
             if "set-cookie" in response.headers:
@@ -460,7 +477,7 @@ class Fetcher:
         """`AsyncClient.send(sent, stream=True)` without the layers this client never uses.
 
         Straight to the client's transport, which is safe because of how `__init__` builds the
-        client: no auth (credentials in a URL are sent by `_add_basic_auth`, as httpx would),
+        client: no auth (credentials are sent by `_add_basic_auth`),
         no event hooks, `follow_redirects=False` (`fetch_page` follows them, judging each hop),
         no proxies or mounts (`trust_env=False`). What remains of `send` is done here (the
         closed check, the stream check) and in `_exchange` (the cookie jar). The SSRF guard
@@ -766,7 +783,8 @@ def _to_page(url: str, shown: str, reply: _Reply, rule: _BodyRule) -> Page | Not
     text, encoding = decode_html(body, content_type) if decoded else ("", "")
     return Page(
         url=url,
-        final_url=_redact(str(reply.url)),
+        # Without userinfo, but with its query: the page's address (an article's identity).
+        final_url=strip_userinfo(str(reply.url)),
         status=reply.status,
         content_type=media_type,
         text=text,
@@ -944,22 +962,22 @@ def _redirect_target(reply: _Reply, shown: str) -> httpx.URL:
 
 
 def _redact(url: str) -> str:
-    """The URL without user:password, for messages and logs."""
-    if "@" not in url:
-        return url  # no userinfo without an "@": spare the parse (once per page and hop)
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
-        return url.split("@", 1)[-1] if "@" in url else url
-    return str(parsed.copy_with(userinfo=b"")) if parsed.userinfo else url
+    """The URL for messages and logs: no user:password, no secret-looking parameter values."""
+    return redact_url(url)
 
 
-def _add_basic_auth(request: httpx.Request) -> None:
-    """The credentials in the URL as Basic auth, as `AsyncClient.send` adds them."""
+def _add_basic_auth(request: httpx.Request, credentials: Mapping[str, Credentials]) -> None:
+    """Basic auth for the request's own origin: the URL's userinfo (a URL given on the command
+    line), else the credentials configured for that origin. No other origin gets them."""
     url = request.url
     if url.username or url.password:
-        token = base64.b64encode(f"{url.username}:{url.password}".encode()).decode()
-        request.headers["Authorization"] = f"Basic {token}"
+        user, password = url.username, url.password
+    elif credentials and (known := credentials.get(origin_key(str(url)))) is not None:
+        user, password = known.user, known.password
+    else:
+        return
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    request.headers["Authorization"] = f"Basic {token}"
 
 
 def _conditional_headers(validators: Validators | None) -> dict[str, str]:
