@@ -121,8 +121,10 @@ RESPONSE_TIMEOUT = 60.0  # seconds to answer and write out a response (a client 
 MAX_CONNECTIONS = 200
 MIN_CONNECTIONS = 8  # even under a tiny descriptor limit the server stays usable
 FD_SHARE = 4  # the server may hold 1/FD_SHARE of the process's file descriptors
-# Connections the kernel queues before we accept them; they cost no descriptor of ours.
-BACKLOG = 128
+# The listen backlog, which is also how many connections asyncio accepts in one go before any of
+# them is counted: the server may briefly hold max_connections plus this many descriptors (plus
+# those it is closing). So half the connection limit, at most this.
+BACKLOG = 64
 MAX_HEAD_BYTES = 16 * 1024  # a larger request head is answered 400 (h11's default, said aloud)
 TOKEN_PARAM = "token"  # ?token=...
 TOKEN_COOKIE = "feedworker_token"  # set when ?token= was right, so the page's links work
@@ -838,7 +840,7 @@ def _server(app: Starlette, limits: ServeLimits, *, own_signals: bool) -> uvicor
         server_header=False,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
         timeout_keep_alive=limits.keep_alive,
-        backlog=limits.backlog,
+        backlog=limits.listen_backlog,
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         # No `limit_concurrency`: uvicorn answers 503 to every request once that many connections
         # are open, idle ones included, which is how idle connections would lock out /healthz.
@@ -870,7 +872,11 @@ class ServeLimits:
     header_timeout: float = HEADER_TIMEOUT
     keep_alive: int = KEEP_ALIVE_TIMEOUT
     response_timeout: float = RESPONSE_TIMEOUT
-    backlog: int = BACKLOG
+    backlog: int | None = None  # None: half of max_connections, at most BACKLOG
+
+    @property
+    def listen_backlog(self) -> int:
+        return self.backlog or max(1, min(BACKLOG, self.max_connections // 2))
 
 
 class _Connections:
