@@ -1159,6 +1159,8 @@ _KEY_HINTS = {
     "feeds": "feeds_dir",
     "database": "state_url",
 }
+# Fields whose values are never repeated in a message (a wrong type may still be a secret).
+_SECRET_FIELDS = frozenset({"auth", "serve_token", "serve_token_file"})
 _NESTED_MODELS: dict[Any, type[BaseModel]] = {
     HealthThresholds: HealthThresholds,
     HealthThresholds | None: HealthThresholds,
@@ -1196,6 +1198,8 @@ def _error_message(error: Mapping[str, Any], model: type[BaseModel]) -> str:
     if kind == "missing":
         return "required key missing; " + _REQUIRED_EXAMPLES.get(str(loc[-1]), "add it")
     if kind in _EXPECTED:
+        if loc and loc[0] in _SECRET_FIELDS:  # the value may be a password: never repeat it
+            return f"expected {_EXPECTED[kind]}, got {_toml_type(value)}"
         return f"expected {_EXPECTED[kind]}, got {_toml_type(value)} {_short(value)}"
     if kind in _BOUNDS:
         return f"must be {_BOUNDS[kind].format(**context)}, got {_short(value)}"
