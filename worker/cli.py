@@ -42,7 +42,7 @@ from worker.logs import log, progress_line, setup_logging
 from worker.metrics import Metrics
 from worker.models import NotModified, Page, RunReport
 from worker.publish import orphaned_feed_files
-from worker.redact import redact_url
+from worker.redact import redact_text, redact_url
 from worker.reload import ConfigWatcher, watch_config
 from worker.runner import RELOAD_INTERVAL, Service, Worker
 from worker.serve import (
@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {problem}", file=sys.stderr)
         return 1
     except FeedworkerError as exc:
-        print(f"feedworker: {exc}", file=sys.stderr)
+        print(f"feedworker: {redact_text(str(exc))}", file=sys.stderr)  # a URL's secrets too
         return 1
     except KeyboardInterrupt:
         return 130
