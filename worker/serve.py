@@ -952,14 +952,17 @@ class _GuardedH11Protocol(H11Protocol):
             self._set_deadline(self._connections.limits.response_timeout, SLOW_RESPONSE)
 
     def on_response_complete(self) -> None:
-        if not self.transport.is_closing():
-            self._wait_for_head()  # before uvicorn looks at pipelined requests, which may start one
+        # Before uvicorn looks at pipelined requests, which may start one. Also when uvicorn is
+        # closing the connection: a close waits for the client to read what is left, and a
+        # client that never reads would hold it for good.
+        self._wait_for_head()
         super().on_response_complete()
 
     def expire(self, reason: str) -> None:
-        """Close the connection now (it is past its deadline, or made room for another)."""
+        """Drop the connection now, and whatever it still had to write (it is past its
+        deadline, or makes room for another). Also one uvicorn is closing gracefully."""
         self._cancel_deadline()
-        if self.transport is not None and not self.transport.is_closing():
+        if self.transport is not None:
             server_log.info(reason, extra=fields(client=_client(self.client)))
             self.transport.abort()
 
