@@ -18,7 +18,8 @@ that leave the server (OPML) are built on `public_url`, else the address the ser
 on, never on the request's Host header; no page ever shows the token or a source URL's secrets.
 
 Clients that take their time (`ServeLimits`): a request's head must arrive within seconds of the
-connection or of the previous response, an answer must be written out within a minute, and the
+connection or of the previous response, an answer must be ready within a minute and written out
+within seconds after, and the
 server holds at most `max_connections` connections, a quarter of the file descriptors the process
 may open (the worker's own fetches, database and extractor pipes need the rest). At the limit, a
 new connection closes the one that has waited longest without sending a request, so a flood of
@@ -113,7 +114,10 @@ SHUTDOWN_GRACE_SECONDS = 5  # in-flight requests get this long once the server i
 # more than these.
 HEADER_TIMEOUT = 10.0  # seconds to send a complete request head (slowloris: a byte at a time)
 KEEP_ALIVE_TIMEOUT = 5  # an idle keep-alive connection is closed after this (uvicorn's default)
-RESPONSE_TIMEOUT = 60.0  # seconds to answer and write out a response (a client that never reads)
+# Seconds from a request's head to its answer being handed to the connection (a status page
+# stuck on the database); what is left to write then has HEADER_TIMEOUT to go out, so a client
+# that never reads holds nothing for long.
+RESPONSE_TIMEOUT = 60.0
 # Connections held at once: a few readers, browsers and a scraper need a handful; 200 is plenty
 # and costs 200 file descriptors. Never more than a quarter of RLIMIT_NOFILE's soft limit, so the
 # worker's own sockets, database files and extractor pipes always have three quarters (at the
