@@ -206,3 +206,11 @@ def test_known_secrets_never_reach_a_log_line(capfd: pytest.CaptureFixture[str])
     assert "url=https://a.test/?token=***&p=1" in err and 'error="said ***"' in err
     for secret in ("s3cret-Pa55", "T0KEN-1", "K3Y", ":pw@"):
         assert secret not in err
+
+
+def test_secrets_are_masked_in_json_lines_too(capfd: pytest.CaptureFixture[str]) -> None:
+    setup_logging("INFO", "json")
+    remember_secrets(['pa"ss\\word-1'])
+    log.warning("login failed", extra=fields(error='server said pa"ss\\word-1 is wrong'))
+    (line,) = capfd.readouterr().err.splitlines()
+    assert json.loads(line)["error"] == "server said *** is wrong"

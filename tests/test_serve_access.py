@@ -93,6 +93,7 @@ def test_a_token_in_the_query_sets_a_cookie_for_the_page_links(token_app: Starle
         page = client.get("/", params={"token": TOKEN})
         cookie = page.headers["set-cookie"]
         assert cookie.startswith(f"{TOKEN_COOKIE}=") and "HttpOnly" in cookie
+        assert TOKEN not in cookie  # derived from the token, not the token
         assert "SameSite=strict" in cookie or "samesite=strict" in cookie.lower()
     assert TOKEN not in page.text
     with app_client(token_app) as browser:  # a fresh client: only the cookie it sends counts

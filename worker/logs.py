@@ -60,8 +60,11 @@ def _event_fields(record: logging.LogRecord) -> dict[str, Any]:
 def remember_secrets(values: Iterable[str]) -> None:
     """Mask these values in every log line from now on (the config's passwords and tokens)."""
     global _secrets
+    # Also as a JSON string spells them (a quote or backslash escaped), since lines may be JSON
+    # and text lines quote values with spaces the same way.
+    spellings = {form for value in values for form in (value, json.dumps(value)[1:-1])}
     with _secrets_lock:
-        known = {*_secrets, *(v for v in values if len(v) >= MIN_MASKED_CHARS)}
+        known = {*_secrets, *(v for v in spellings if len(v) >= MIN_MASKED_CHARS)}
         _secrets = tuple(sorted(known, key=len, reverse=True))
 
 

@@ -13,7 +13,8 @@ reads from always holds one complete version; its validators come from that same
 
 Access: with a `serve_token`, everything but `/healthz` wants the token (and the feeds too with
 `public_feeds = false`): `Authorization: Bearer <token>`, `?token=<token>` (which also sets an
-HttpOnly cookie, so the status page's links work in a browser), compared in constant time. Links
+HttpOnly cookie derived from it, so the status page's links work in a browser), compared in
+constant time. Links
 that leave the server (OPML) are built on `public_url`, else the address the server was started
 on, never on the request's Host header; no page ever shows the token or a source URL's secrets.
 
@@ -132,6 +133,7 @@ BACKLOG = 64
 MAX_HEAD_BYTES = 16 * 1024  # a larger request head is answered 400 (h11's default, said aloud)
 TOKEN_PARAM = "token"  # ?token=...
 TOKEN_COOKIE = "feedworker_token"  # set when ?token= was right, so the page's links work
+COOKIE_SALT = b"feedworker status page cookie"
 SLOW_HEAD = "request head not complete in time: connection closed"
 SLOW_RESPONSE = "response not written out in time: connection closed"
 server_log = logging.getLogger(f"{LOGGER_NAME}.server")  # throttled: a flood logs once a minute
@@ -544,6 +546,9 @@ class _Access:
     def __init__(self, settings: Settings) -> None:
         token = settings.token
         self._token = token.encode() if token else None
+        # The cookie holds a value derived from the token, not the token: a response never
+        # carries the operator's secret, even to the browser that sent it.
+        self._cookie = hmac.new(self._token, COOKIE_SALT, "sha256").hexdigest() if token else ""
         self.public_feeds = settings.public_feeds
 
     def guard(self, endpoint: Endpoint, *, feed: bool = False) -> Endpoint:
@@ -557,22 +562,22 @@ class _Access:
                 return _unauthorized()
             response = await endpoint(request)
             _make_private(response)
-            if by_query and self._token is not None:
-                response.set_cookie(
-                    TOKEN_COOKIE, self._token.decode(), httponly=True, samesite="strict"
-                )
+            if by_query:
+                response.set_cookie(TOKEN_COOKIE, self._cookie, httponly=True, samesite="strict")
             return response
 
         return guarded
 
     def _by_cookie(self, request: Request) -> bool:
-        return self._matches(request.cookies.get(TOKEN_COOKIE))
+        return _same(request.cookies.get(TOKEN_COOKIE), self._cookie.encode())
 
     def _matches(self, given: str | None) -> bool:
-        if given is None or self._token is None:
-            return False
-        # Constant time: how much of a guess was right must not show in how long the "no" took.
-        return hmac.compare_digest(given.encode("utf-8", "replace"), self._token)
+        return self._token is not None and _same(given, self._token)
+
+
+def _same(given: str | None, expected: bytes) -> bool:
+    """Constant time: how much of a guess was right must not show in how long the "no" took."""
+    return given is not None and hmac.compare_digest(given.encode("utf-8", "replace"), expected)
 
 
 def _bearer(request: Request) -> str | None:
