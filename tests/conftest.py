@@ -162,12 +162,14 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
 
 @pytest.fixture(autouse=True)
 def _restore_feedworker_logger() -> Iterator[None]:
-    """`setup_logging` (every in-process `main()` call) stops the `feedworker` logger from
-    propagating; put it back after each test, so caplog sees its records whatever ran before."""
-    logger = logging.getLogger("feedworker")
-    saved = (list(logger.handlers), logger.level, logger.propagate)
+    """`setup_logging` (every in-process `main()` call) stops the `feedworker` logger (and the
+    loggers it routes: uvicorn, asyncio) from propagating; put them back after each test, so
+    caplog sees their records whatever ran before."""
+    loggers = [logging.getLogger(name) for name in ("feedworker", "uvicorn", "asyncio")]
+    saved = [(list(lg.handlers), lg.level, lg.propagate) for lg in loggers]
     yield
-    logger.handlers[:], logger.level, logger.propagate = saved
+    for logger, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+        logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
 
 
 @pytest.fixture

@@ -85,7 +85,8 @@ def test_shipped_worker_file_documents_every_setting() -> None:
     settings = "[worker]\n" + "\n".join(
         line.removeprefix("# ")
         for line in text.splitlines()
-        if re.match(r"# [a-z_]+ = ", line) and not re.match(r"# (public|webhook)_url", line)
+        if re.match(r"# [a-z_]+ = ", line)
+        and not re.match(r"# ((public|webhook)_url|serve_token)", line)
     )
     assert Settings.model_validate(
         tomllib.loads(settings)["worker"], context={"root": SHIPPED.parent}

@@ -20,6 +20,7 @@ PURE = [
     "kinds.py",
     "simhash.py",
     "health.py",
+    "redact.py",
     "extract",
 ]
 FORBIDDEN = {

@@ -16,7 +16,17 @@ import pytest
 from tests.localserver import LocalServer
 from tests.test_cli import REPO, blog_source, serve_blog
 from tests.test_e2e import write_config
-from worker.logs import JsonFormatter, ProgressLine, _ProgressAwareHandler, fields, progress_line
+from worker.logs import (
+    JsonFormatter,
+    ProgressLine,
+    RepeatFilter,
+    _ProgressAwareHandler,
+    fields,
+    log,
+    progress_line,
+    remember_secrets,
+    setup_logging,
+)
 
 
 def run_once(config_dir: Path, *args: str, env: dict[str, str] | None = None) -> list[str]:
@@ -126,3 +136,102 @@ def test_the_log_level_flag_takes_any_case(tmp_path: Path) -> None:
     assert check_level("debug") == "DEBUG" and check_level(" Warning ") == "WARNING"
     with pytest.raises(ValueError, match="got 'loud'"):
         check_level("loud")
+
+
+# -- storms: once per interval, with a count ----------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def accept_failure(logger: logging.Logger, fd: int) -> None:
+    """What asyncio logs when accept() hits the file-descriptor limit (details vary per socket)."""
+    try:
+        raise OSError(24, "Too many open files")
+    except OSError:
+        logger.error(
+            "socket.accept() out of system resource\nsocket: <socket fd=%d>", fd, exc_info=True
+        )
+
+
+def collecting_logger(name: str, repeat: RepeatFilter) -> tuple[logging.Logger, list[str]]:
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(  # type: ignore[method-assign]
+        f"{record.getMessage().splitlines()[0]} {getattr(record, 'fields', {})}"
+    )
+    logger = logging.getLogger(name)
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.filters[:] = [repeat]
+    return logger, lines
+
+
+def test_a_storm_is_logged_once_per_interval_with_its_count() -> None:
+    clock = FakeClock()
+    logger, lines = collecting_logger("test-storm", RepeatFilter(60, clock=clock))
+    for fd in range(5000):
+        accept_failure(logger, fd)
+        clock.now += 0.001  # 5 s of errors
+    assert lines == ["socket.accept() out of system resource {}"]
+    clock.now += 60
+    accept_failure(logger, 1)
+    assert lines[1] == "socket.accept() out of system resource {'repeated': 4999}"
+    accept_failure(logger, 2)
+    assert len(lines) == 2  # a new interval started with that line
+
+
+def test_other_kinds_of_records_are_not_held_back() -> None:
+    clock = FakeClock()
+    logger, lines = collecting_logger("test-kinds", RepeatFilter(60, clock=clock))
+    accept_failure(logger, 1)
+    logger.error("another error")
+    logger.warning("another error")  # another level, another kind
+    accept_failure(logger, 2)
+    assert len(lines) == 3
+
+
+def test_remembered_kinds_are_bounded() -> None:
+    repeat = RepeatFilter(60, clock=FakeClock(), kinds=10)
+    logger, lines = collecting_logger("test-bounded", repeat)
+    for n in range(1000):
+        logger.error("error %d", n)
+    assert len(lines) == 1000 and len(repeat._kinds) == 10
+
+
+def test_setup_logging_throttles_asyncio_and_the_server(capfd: pytest.CaptureFixture[str]) -> None:
+    """The loggers that wrote 174,000 lines in 45 s under a flood now write one."""
+    setup_logging("INFO")
+    for fd in range(2000):
+        accept_failure(logging.getLogger("asyncio"), fd)
+        logging.getLogger("uvicorn.error").error("Exception in ASGI application")
+    err = capfd.readouterr().err
+    assert err.count("socket.accept() out of system resource") == 1
+    assert err.count("Exception in ASGI application") == 1
+
+
+def test_known_secrets_never_reach_a_log_line(capfd: pytest.CaptureFixture[str]) -> None:
+    setup_logging("INFO")
+    remember_secrets(["s3cret-Pa55", "x"])
+    log.warning(
+        "fetch failed",
+        extra=fields(url="https://u:pw@a.test/?token=T0KEN-1&p=1", error="said s3cret-Pa55"),
+    )
+    logging.getLogger("asyncio").warning("callback for https://a.test/?api_key=K3Y failed")
+    err = capfd.readouterr().err
+    assert "url=https://a.test/?token=***&p=1" in err and 'error="said ***"' in err
+    for secret in ("s3cret-Pa55", "T0KEN-1", "K3Y", ":pw@"):
+        assert secret not in err
+
+
+def test_secrets_are_masked_in_json_lines_too(capfd: pytest.CaptureFixture[str]) -> None:
+    setup_logging("INFO", "json")
+    remember_secrets(['pa"ss\\word-1'])
+    log.warning("login failed", extra=fields(error='server said pa"ss\\word-1 is wrong'))
+    (line,) = capfd.readouterr().err.splitlines()
+    assert json.loads(line)["error"] == "server said *** is wrong"

@@ -621,13 +621,14 @@ def test_opml_lists_every_feed(client: httpx.Client) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/x-opml; charset=utf-8"
     outlines = opml_outlines(response.content)
-    # "old" is disabled and never wrote a feed, so subscribing to it would only 404.
+    # "old" is disabled and never wrote a feed, so subscribing to it would only 404. Without a
+    # public_url, links use the configured serve_host:serve_port, never the request's Host.
     assert outlines == [
         {
             "type": "rss",
             "text": "The <b>Blog</b> & Co",
             "title": "The <b>Blog</b> & Co",
-            "xmlUrl": "http://testserver/feeds/blog.rss",
+            "xmlUrl": "http://127.0.0.1:8080/feeds/blog.rss",
             "htmlUrl": "https://blog.example.com/",
             "description": "Posts",
         },
@@ -635,7 +636,7 @@ def test_opml_lists_every_feed(client: httpx.Client) -> None:
             "type": "rss",
             "text": "News",
             "title": "News",
-            "xmlUrl": "http://testserver/feeds/news.rss",
+            "xmlUrl": "http://127.0.0.1:8080/feeds/news.rss",
             "htmlUrl": "https://news.example.com/latest/",
         },
     ]

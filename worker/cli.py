@@ -50,11 +50,13 @@ from worker.logs import check_level, log, progress_line, setup_logging
 from worker.metrics import Metrics
 from worker.models import NotModified, Page, RunReport
 from worker.publish import orphaned_feed_files
+from worker.redact import redact_text, redact_url
 from worker.reload import ConfigWatcher, watch_config
 from worker.runner import RELOAD_INTERVAL, Service, Worker
 from worker.serve import (
     SourceStatus,
     build_app,
+    links_base,
     listen_or_fail,
     serve_socket,
     stop_on_signals,
@@ -80,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {problem}", file=sys.stderr)
         return 1
     except FeedworkerError as exc:
-        print(f"feedworker: {exc}", file=sys.stderr)
+        print(f"feedworker: {redact_text(str(exc))}", file=sys.stderr)  # a URL's secrets too
         return 1
     except KeyboardInterrupt:
         return 130
@@ -241,7 +243,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     for source in config.sources:
         schedule = f"cron {source.cron}" if source.cron else f"every {source.every}"
         state = "" if source.enabled else "  (disabled)"
-        print(f"  {source.id:<24} {schedule:<20} {source.url}{state}")
+        if source.auth is not None:
+            auth = source.auth
+            state += f"  (Basic auth as {auth.user}, password from {auth.password_from})"
+        print(f"  {source.id:<24} {schedule:<20} {redact_url(source.url)}{state}")
     return 0
 
 
@@ -298,6 +303,7 @@ async def _run_service(
         store = worker.ctx.store
         seed_metrics(metrics, store)
         view = ClusterView(store) if config.settings.cluster else None
+        base_url = links_base(config.settings, sock)
         app = LiveApp(
             lambda c: build_app(
                 c,
@@ -305,6 +311,7 @@ async def _run_service(
                 health=service.healthy,
                 next_runs=service.next_run,
                 metrics=metrics,
+                base_url=base_url,
                 **(view.app_options(c) if view else {}),
             ),
             worker.config,
@@ -338,11 +345,13 @@ async def _serve(config: Config, host: str, port: int) -> None:
         metrics = Metrics()
         seed_metrics(metrics, store)
         view = ClusterView(store) if config.settings.cluster else None
+        base_url = links_base(config.settings, sock)
         app = LiveApp(
             lambda c: build_app(
                 c,
                 status_reader=store_status_reader(c, store),
                 metrics=metrics,
+                base_url=base_url,
                 **(view.app_options(c) if view else {}),
             ),
             config,
@@ -387,7 +396,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
         print(json.dumps(asdict(article), default=_json_default, ensure_ascii=False, indent=2))
         return 0
     print(f"title:     {article.title}")
-    print(f"url:       {article.canonical_url or article.url}")
+    print(f"url:       {redact_url(article.canonical_url or article.url)}")
     print(f"authors:   {', '.join(article.authors) or '-'}")
     print(f"published: {article.published or '-'}   modified: {article.modified or '-'}")
     print(f"image:     {article.image or '-'}")
@@ -411,21 +420,21 @@ def cmd_discover(args: argparse.Namespace) -> int:
     listing = asyncio.run(_list_one(settings, options))
     if args.json:
         payload = {
-            "url": args.target,
+            "url": redact_url(args.target),
             "kind": listing.kind,
-            "documents": [asdict(d) for d in listing.documents],
-            "decisions": [asdict(d) for d in listing.decisions],
+            "documents": [_shown(asdict(d)) for d in listing.documents],
+            "decisions": [_shown(asdict(d)) for d in listing.decisions],
         }
         print(json.dumps(payload, default=_json_default, ensure_ascii=False, indent=2))
         return 0
-    print(f"{args.target}: {len(listing.links)} article link(s), kind {listing.kind}")
+    print(f"{redact_url(args.target)}: {len(listing.links)} article link(s), kind {listing.kind}")
     for document in listing.documents:
         note = f" ({document.note})" if document.note else ""
-        print(f"  read {document.kind}: {document.url}{note}")
+        print(f"  read {document.kind}: {redact_url(document.url)}{note}")
     for decision in listing.decisions:
         mark = "+" if decision.kept else "-"
         date = f"  {decision.date:%Y-%m-%d %H:%M}" if decision.date else ""
-        print(f" {mark} {decision.url}  [{decision.reason}]{date}")
+        print(f" {mark} {redact_url(decision.url)}  [{decision.reason}]{date}")
         if decision.title:
             print(f"     {decision.title[:100]}")
     return 0
@@ -587,12 +596,16 @@ def try_payload(result: Any) -> dict[str, Any]:
             "not_modified": report.index_not_modified,
             "links_found": report.links_found,
             "selector_matched": report.selector_matched,
-            "documents": [asdict(d) for listing in result.listings for d in listing.documents],
-            "decisions": [asdict(d) for listing in result.listings for d in listing.decisions],
+            "documents": [
+                _shown(asdict(d)) for listing in result.listings for d in listing.documents
+            ],
+            "decisions": [
+                _shown(asdict(d)) for listing in result.listings for d in listing.decisions
+            ],
         },
         "known_links": report.items_unchanged,
         "statuses": {str(k): v for k, v in sorted(report.statuses.items())},
-        "articles": [asdict(trace) for trace in report.articles],
+        "articles": [_shown(asdict(trace)) for trace in report.articles],
         "would_publish": [_item_summary(item) for item in result.would_add],
         "would_update": [_item_summary(item) for item in result.would_update],
         "health": {
@@ -603,14 +616,19 @@ def try_payload(result: Any) -> dict[str, Any]:
     }
 
 
+def _shown(record: dict[str, Any]) -> dict[str, Any]:
+    """A listing record for output: its URL redacted (no userinfo, no token values)."""
+    return {**record, "url": redact_url(record["url"])} if "url" in record else record
+
+
 def _item_summary(item: Any) -> dict[str, Any]:
-    return {"guid": item.guid, "title": item.title, "published": item.published}
+    return {"guid": redact_url(item.guid), "title": item.title, "published": item.published}
 
 
 def render_try(result: Any) -> str:
     """`try` as text: one block per stage."""
     report, source = result.report, result.source
-    lines = [f"feedworker try {source.id}: {source.url} (dry run: nothing is written)"]
+    lines = [f"feedworker try {source.id}: {redact_url(source.url)} (dry run: nothing is written)"]
     kept = sum(1 for listing in result.listings for d in listing.decisions if d.kept)
     skipped: dict[str, int] = {}
     for listing in result.listings:
@@ -641,13 +659,13 @@ def render_try(result: Any) -> str:
             note = f"  ({trace.note})" if trace.note and trace.decision == "skipped" else ""
             lines.append(
                 f"  {trace.decision:<14} {trace.method or '-':<12} {trace.body_chars:>7,} chars"
-                f"  {status:>3}  {trace.url}{note}"
+                f"  {status:>3}  {redact_url(trace.url)}{note}"
             )
     lines.append(
         f"would publish: {len(result.would_add)} new item(s), {len(result.would_update)} update(s)"
     )
     for item in result.would_add + result.would_update:
-        lines.append(f"  + {item.title}  <{item.guid}>")
+        lines.append(f"  + {item.title}  <{redact_url(item.guid)}>")
     if report.error:
         lines.append(f"error:    {report.error}")
     lines.append(f"health:   {report.health_state or '-'} (stored state: {result.health_before})")

@@ -10,6 +10,13 @@ Layout, relative to the config folder (``config/`` unless ``--config`` or ``FEED
   name, one site a file by convention. Either may be missing; no source at all is a problem.
 - ``FEEDWORKER_<SETTING>`` environment variables override the ``[worker]`` table.
 
+Secrets are never written in the config files: a source's password comes from an environment
+variable or a file (``auth = { user = "...", password_env = "SITE_PASSWORD" }``), the server's
+token from ``FEEDWORKER_SERVE_TOKEN`` or ``serve_token_file``. ``user:password@`` in a source's URL
+is still understood, and moved out of the URL into `Source.auth` at load, so no URL the worker
+shows carries it. Every secret value the config holds is in `Config.secret_values`; loading
+hands them to the log handler, which masks them (`worker.logs.remember_secrets`).
+
 Relative paths (``feeds_dir``, a relative ``sqlite:///`` state URL) resolve against the folder that
 holds the config folder, the "root", so ``--config /srv/site/config`` works from any directory.
 
@@ -31,7 +38,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_origin
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
@@ -39,6 +46,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -47,6 +55,10 @@ from pydantic import (
 from selectolax.lexbor import LexborHTMLParser
 
 from worker.errors import ConfigError, ConfigProblem
+from worker.logs import remember_secrets
+from worker.models import Credentials
+from worker.redact import redact_url, url_secrets
+from worker.urls import origin_key
 
 __all__ = [
     "CONFIG_ENV_VAR",
@@ -55,6 +67,8 @@ __all__ = [
     "HealthThresholds",
     "Settings",
     "Source",
+    "SourceAuth",
+    "TokenFile",
     "default_config_dir",
     "load_config",
     "parse_duration",
@@ -98,6 +112,15 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(min|[wdhms])", re.IGNORECASE)
 _DURATION = re.compile(r"\s*(?:\d+(?:\.\d+)?\s*(?:min|[wdhms])\s*)+", re.IGNORECASE)
 _UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "min": 60, "s": 1}
 
+
+# `serve_token`: long enough that guessing is hopeless, and fit for a header and a query string.
+MIN_TOKEN_CHARS = 16
+TOKEN_HINT = "e.g. the output of: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+PASSWORD_HOME = (
+    "a password is never written in the config: put it in an environment variable and write"
+    ' auth = { user = "...", password_env = "SITE_PASSWORD" }, or in a file only the worker'
+    ' reads and write auth = { user = "...", password_file = "secrets/site.password" }'
+)
 
 # The longest duration any setting takes; beyond it dates overflow.
 MAX_DURATION = timedelta(days=3650)
@@ -190,22 +213,23 @@ def _check_patterns(value: object) -> tuple[re.Pattern[str], ...]:
 def _check_http_url(value: str) -> str:
     """An absolute http(s) URL with a host; nothing a browser would have to guess about."""
     example = 'e.g. "https://example.com/blog/"'
+    shown = redact_url(value)  # messages are printed: never with a password or token in them
     if not value.strip():
         raise ValueError(f"empty URL, {example}")
     if "\\" in value:
-        raise ValueError(f"backslash in URL {value!r}; use '/'")
+        raise ValueError(f"backslash in URL {shown!r}; use '/'")
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise ValueError(f"space or control character in URL {value!r}; percent-encode it")
+        raise ValueError(f"space or control character in URL {shown!r}; percent-encode it")
     parts = urlsplit(value)
     if parts.scheme.lower() not in ("http", "https"):
-        shown = f"{parts.scheme}:" if parts.scheme else "no scheme"
-        raise ValueError(f"only http and https URLs are allowed, got {shown} in {value!r}")
+        scheme = f"{parts.scheme}:" if parts.scheme else "no scheme"
+        raise ValueError(f"only http and https URLs are allowed, got {scheme} in {shown!r}")
     if not parts.hostname:
-        raise ValueError(f"URL {value!r} has no host, {example}")
+        raise ValueError(f"URL {shown!r} has no host, {example}")
     try:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
-        raise ValueError(f"URL {value!r} has a bad port") from None
+        raise ValueError(f"URL {shown!r} has a bad port") from None
     return value
 
 
@@ -220,7 +244,77 @@ def _check_urls(value: object) -> tuple[str, ...]:
             urls.append(_check_http_url(item))
         except ValueError as exc:
             raise ValueError(f"urls[{n}]: {exc}") from None
+        if _split_userinfo(item)[1] is not None:
+            raise ValueError(
+                f"urls[{n}]: write it without 'user:password@'; the source's auth = {{ ... }}"
+                " is sent to every URL on the origin of its url"
+            )
     return tuple(urls)
+
+
+def _split_userinfo(url: str) -> tuple[str, str | None, str]:
+    """(url without userinfo, user or None when there is none, password), decoded."""
+    try:
+        parts = urlsplit(url)
+        if parts.username is None:
+            return url, None, ""
+    except ValueError:
+        return url, None, ""
+    clean = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    return clean, unquote(parts.username), unquote(parts.password or "")
+
+
+def _check_token(value: object) -> SecretStr | None:
+    """The server's access token; messages never repeat it."""
+    if value is None:
+        return None
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    if not isinstance(text, str):
+        raise ValueError(f"expected a string, got {_toml_type(text)}")
+    text = text.strip()
+    if len(text) < MIN_TOKEN_CHARS or not text.isascii() or not text.isprintable():
+        raise ValueError(
+            f"must be at least {MIN_TOKEN_CHARS} printable ASCII characters ({TOKEN_HINT})"
+        )
+    if any(ch.isspace() for ch in text):
+        raise ValueError("must not contain spaces")
+    return SecretStr(text)
+
+
+def _read_secret_file(value: object, root: Path, what: str) -> tuple[Path, str]:
+    """(the file, its text without the trailing newline); messages name the file, never the text."""
+    if not isinstance(value, str | Path) or not str(value).strip():
+        raise ValueError(f"expected a file path string, got {_toml_type(value)}")
+    try:
+        path = Path(os.path.abspath(root / Path(value).expanduser()))
+    except RuntimeError:  # "~nosuchuser/..."
+        raise ValueError(f"cannot find the home folder in {value!r}") from None
+    try:
+        text = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ValueError(f"cannot read {what} file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{what} file {path} is not UTF-8 text") from None
+    if not text:
+        raise ValueError(f"{what} file {path} is empty")
+    return path, text
+
+
+@dataclass(frozen=True, slots=True)
+class TokenFile:
+    """`serve_token_file`: the file and the token read from it at load."""
+
+    path: Path
+    token: SecretStr
+
+
+def _check_token_file(value: object, info: ValidationInfo) -> TokenFile | None:
+    if value is None or isinstance(value, TokenFile):
+        return value
+    path, text = _read_secret_file(value, _root_from(info), "serve_token")
+    token = _check_token(text)
+    assert token is not None
+    return TokenFile(path, token)
 
 
 def _check_param_names(value: object) -> tuple[str, ...]:
@@ -286,6 +380,8 @@ Selectors = Annotated[tuple[str, ...], PlainValidator(_check_selectors)]
 Patterns = Annotated[tuple[re.Pattern[str], ...], PlainValidator(_check_patterns)]
 Urls = Annotated[tuple[str, ...], PlainValidator(_check_urls)]
 ParamNames = Annotated[tuple[str, ...], PlainValidator(_check_param_names)]
+Token = Annotated[SecretStr | None, PlainValidator(_check_token)]
+TokenFileField = Annotated[TokenFile | None, PlainValidator(_check_token_file)]
 
 
 class HealthThresholds(BaseModel):
@@ -375,6 +471,24 @@ class Settings(BaseModel):
     dedupe_across_sources: bool = False  # near-duplicates of another source's items too
     health: HealthThresholds = HealthThresholds()  # [worker.health]: when a source is degraded
     webhook_url: str | None = None  # receives a JSON POST when a source degrades or recovers
+    # When set, the status page, /metrics and /opml (and the feeds, unless `public_feeds`) want
+    # `Authorization: Bearer <token>` or `?token=<token>`. Best from FEEDWORKER_SERVE_TOKEN or a
+    # file (`serve_token_file`), not written in feedworker.toml.
+    serve_token: Token = None
+    serve_token_file: TokenFileField = None
+    public_feeds: bool = True  # with a token: feeds stay readable without it
+
+    @property
+    def token(self) -> str | None:
+        """The server's access token, from `serve_token` or `serve_token_file`; None: open."""
+        secret = self.serve_token or (self.serve_token_file and self.serve_token_file.token)
+        return secret.get_secret_value() if secret else None
+
+    @model_validator(mode="after")
+    def _check_one_token(self) -> Settings:
+        if self.serve_token is not None and self.serve_token_file is not None:
+            raise ValueError("give serve_token or serve_token_file, not both")
+        return self
 
     @property
     def extract_workers(self) -> int:
@@ -461,6 +575,76 @@ class Settings(BaseModel):
         return None if path == ":memory:" else Path(path)
 
 
+class SourceAuth(BaseModel):
+    """``auth = { user = "...", password_env = "SITE_PASSWORD" }`` (or ``password_file = "..."``):
+    HTTP Basic credentials, sent to the origin (scheme, host, port) of the source's `url` only,
+    never on a redirect or link to another origin. The password is read at load from the
+    environment or the file; a ``password`` key of its own is refused (`PASSWORD_HOME`)."""
+
+    model_config = _MODEL_CONFIG
+
+    user: str
+    password_env: str | None = None
+    password_file: str | None = None
+    # Read from password_env or password_file, or taken from the URL's userinfo; never a key.
+    password: SecretStr = SecretStr("")
+
+    @classmethod
+    def from_url(cls, user: str, password: str) -> SourceAuth:
+        """Credentials written in a URL's userinfo (still understood; `auth` is their home)."""
+        return cls.model_construct(user=user, password=SecretStr(password))
+
+    @property
+    def password_from(self) -> str:
+        """Where the password came from, for `feedworker check`."""
+        if self.password_env:
+            return f"${self.password_env}"
+        if self.password_file:
+            return f"file {self.password_file}"
+        return "the URL (better: password_env or password_file)"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_password(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        if "password" in data:
+            raise ValueError(PASSWORD_HOME)
+        env_name, file_name = data.get("password_env"), data.get("password_file")
+        if (env_name is None) == (file_name is None):
+            raise ValueError(
+                'give the password in one way: password_env = "SITE_PASSWORD" (an environment'
+                ' variable) or password_file = "secrets/site.password" (a file)'
+            )
+        if isinstance(env_name, str):
+            data["password"] = SecretStr(_password_from_env(env_name, info))
+        elif isinstance(file_name, str):
+            data["password"] = SecretStr(
+                _read_secret_file(file_name, _root_from(info), "password")[1]
+            )
+        return data  # a value of the wrong type: the field's own check says so
+
+    @field_validator("user")
+    @classmethod
+    def _check_user(cls, value: str) -> str:
+        if not value or ":" in value or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise ValueError("a user name: not empty, without ':' or control characters")
+        return value
+
+
+def _same_credentials(a: SourceAuth, b: SourceAuth) -> bool:
+    return (a.user, a.password) == (b.user, b.password)
+
+
+def _password_from_env(name: str, info: ValidationInfo) -> str:
+    env = (info.context or {}).get("env", os.environ)
+    value = env.get(name)
+    if not value:
+        raise ValueError(f"environment variable {name} (password_env) is not set or empty")
+    return str(value)
+
+
 class Source(BaseModel):
     """One ``[[source]]``: a site to scrape into its own feeds, ``feeds/<id>.rss`` and others."""
 
@@ -494,6 +678,16 @@ class Source(BaseModel):
     # Health thresholds for this source; only the keys given override [worker.health].
     health: HealthThresholds | None = None
     enabled: bool = True
+    # HTTP Basic credentials for the origin of `url`; `user:password@` in `url` lands here too.
+    auth: SourceAuth | None = None
+
+    @property
+    def secret_values(self) -> tuple[str, ...]:
+        """Every secret this source holds: its password, and the tokens in its URLs' queries."""
+        values = [secret for url in (self.url, *self.urls) for secret in url_secrets(url)]
+        if self.auth is not None:
+            values.append(self.auth.password.get_secret_value())
+        return tuple(value for value in values if value)
 
     def health_thresholds(self, defaults: HealthThresholds) -> HealthThresholds:
         """`defaults` (the worker's) with the keys this source sets in its `health` table."""
@@ -509,6 +703,9 @@ class Source(BaseModel):
         if not isinstance(data, Mapping):
             return data
         data = dict(data)
+        if "password" in data:
+            raise ValueError(PASSWORD_HOME)
+        _move_userinfo(data)
         if not data.get("title") and isinstance(data.get("id"), str):
             data["title"] = data["id"]
         if data.get("every") is None and data.get("cron") is None:
@@ -572,6 +769,22 @@ class Source(BaseModel):
         return value
 
 
+def _move_userinfo(data: dict[str, Any]) -> None:
+    """`user:password@` in a source's url becomes its `auth`, and leaves the url."""
+    url = data.get("url")
+    if not isinstance(url, str) or "@" not in url:
+        return
+    clean, user, password = _split_userinfo(url)
+    if user is None:
+        return
+    if data.get("auth") is not None:
+        raise ValueError(
+            "credentials given twice: keep auth = { ... } and write url without 'user:password@'"
+        )
+    data["url"] = clean
+    data["auth"] = SourceAuth.from_url(user, password)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """Everything read from one config folder; `digest` changes when any file read changes."""
@@ -599,6 +812,29 @@ class Config:
         source = next((s for s in self.sources if s.id == source_id), None)
         return source if source is not None and source.enabled else None
 
+    @property
+    def credentials(self) -> dict[str, Credentials]:
+        """HTTP Basic credentials by origin ("https://example.com:443"), from the sources' auth."""
+        return {
+            origin_key(source.url): Credentials(
+                source.auth.user, source.auth.password.get_secret_value()
+            )
+            for source in self.sources
+            if source.auth is not None
+        }
+
+    @property
+    def secret_values(self) -> frozenset[str]:
+        """Every secret value in the config (passwords, tokens, secrets in URLs), to be masked
+        wherever text leaves the process."""
+        settings = self.settings
+        values = {value for source in self.sources for value in source.secret_values}
+        for url in (settings.webhook_url, settings.state_url, settings.public_url):
+            values.update(url_secrets(url or ""))
+        if settings.token:
+            values.add(settings.token)
+        return frozenset(values)
+
 
 # ---------------------------------------------------------------------------------------------
 # Loading
@@ -617,7 +853,9 @@ def load_config(config_dir: Path | str, env: Mapping[str, str] | None = None) ->
     Whatever goes wrong while loading (a file nested too deeply to parse, a home folder that
     does not exist) is reported as a problem of the config, never raised as another error.
     """
-    return _loader(config_dir, env).load()
+    config = _loader(config_dir, env).load()
+    remember_secrets(config.secret_values)
+    return config
 
 
 @dataclass(frozen=True, slots=True)
@@ -637,9 +875,11 @@ def load_config_leniently(
     settings file that does not parse, a bad `state_url`) unless the environment names it."""
     loader = _loader(config_dir, env)
     try:
-        return SalvagedConfig(loader.load(), ())
+        salvaged = SalvagedConfig(loader.load(), ())
     except ConfigError as exc:
-        return SalvagedConfig(loader.salvage(exc), exc.problems)
+        salvaged = SalvagedConfig(loader.salvage(exc), exc.problems)
+    remember_secrets(salvaged.config.secret_values)
+    return salvaged
 
 
 def _loader(config_dir: Path | str, env: Mapping[str, str] | None) -> _Loader:
@@ -890,7 +1130,10 @@ class _Loader:
                 )
             )
         self._check_duplicate_ids(tables)
-        return [s for s in (self._validate_source(t) for t in tables) if s is not None]
+        validated = [(t, self._validate_source(t)) for t in tables]
+        sources = [(t, s) for t, s in validated if s is not None]
+        self._check_credentials(sources)
+        return [source for _table, source in sources]
 
     def _source_tables(self, document: dict[str, Any], name: str) -> list[_SourceTable]:
         for key in document:
@@ -924,11 +1167,29 @@ class _Loader:
                 message = f"duplicate id {source_id!r}, already used in {where}"
                 self.problems.append(ConfigProblem(table.file, message, table.label, "id"))
 
+    def _check_credentials(self, sources: Sequence[tuple[_SourceTable, Source]]) -> None:
+        """Credentials belong to an origin: two sources may not give it different ones."""
+        first: dict[str, tuple[_SourceTable, SourceAuth]] = {}
+        for table, source in sources:
+            if source.auth is None:
+                continue
+            origin = origin_key(source.url)
+            earlier_table, earlier_auth = first.setdefault(origin, (table, source.auth))
+            if earlier_table is table or _same_credentials(earlier_auth, source.auth):
+                continue
+            message = (
+                f"other credentials for {origin} than source {earlier_table.label!r} gives;"
+                " an origin has one user and password (give both sources the same auth)"
+            )
+            self.problems.append(ConfigProblem(table.file, message, table.label, "auth"))
+
     def _validate_source(self, table: _SourceTable) -> Source | None:
         self.reading = table.file
         try:
             try:
-                return Source.model_validate(table.data)
+                return Source.model_validate(
+                    table.data, context={"root": self.root, "env": self.env}
+                )
             except ValidationError as exc:
                 for error in exc.errors():
                     self.problems.append(_problem(error, Source, table.file, table.label))
@@ -987,6 +1248,8 @@ _KEY_HINTS = {
     "feeds": "feeds_dir",
     "database": "state_url",
 }
+# Fields whose values are never repeated in a message (a wrong type may still be a secret).
+_SECRET_FIELDS = frozenset({"auth", "serve_token", "serve_token_file"})
 _NESTED_MODELS: dict[Any, type[BaseModel]] = {
     HealthThresholds: HealthThresholds,
     HealthThresholds | None: HealthThresholds,
@@ -1032,6 +1295,8 @@ def _error_message(error: Mapping[str, Any], model: type[BaseModel]) -> str:
     if kind == "missing":
         return "required key missing; " + _REQUIRED_EXAMPLES.get(str(loc[-1]), "add it")
     if kind in _EXPECTED:
+        if loc and loc[0] in _SECRET_FIELDS:  # the value may be a password: never repeat it
+            return f"expected {_EXPECTED[kind]}, got {_toml_type(value)}"
         return f"expected {_EXPECTED[kind]}, got {_toml_type(value)} {_short(value)}"
     if kind in _BOUNDS:
         return f"must be {_BOUNDS[kind].format(**context)}, got {_short(value)}"

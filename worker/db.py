@@ -32,9 +32,9 @@ import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 from worker.errors import StoreError
+from worker.redact import redact_url
 
 # How long a writer waits for a lock held by another connection before giving up.
 BUSY_TIMEOUT_MS = 5000
@@ -303,12 +303,9 @@ def libpq_url(state_url: str) -> str:
 
 
 def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The URL for messages and logs: `worker.redact.redact_url` (no user:password, and no
+    `?password=`, which libpq reads too)."""
+    return redact_url(url)
 
 
 # -- dialect -----------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from worker.runner import Worker
 from worker.serve import (
     FEED_MEDIA_TYPES,
     build_app,
+    links_base,
     listen_or_fail,
     serve_socket,
     stop_on_signals,
@@ -130,7 +131,8 @@ async def _serve_until_interrupted(config: Config, port: int) -> None:
     print("subscribe to a feed in your reader, or open the status page; Ctrl-C stops the demo")
     store = Store.open(config.settings.state_url)
     try:
-        app = build_app(config, status_reader=store_status_reader(config, store))
+        base_url = links_base(config.settings, sock)
+        app = build_app(config, status_reader=store_status_reader(config, store), base_url=base_url)
         await serve_socket(app, sock, stop)
     finally:
         store.close()

@@ -163,7 +163,9 @@ async def try_source(
     try:
         before = store.source_health(source.id)
         listings: list[Listing] = []
-        async with Fetcher(FetchOptions.from_settings(settings), transport=transport) as fetcher:
+        options = FetchOptions.from_settings(settings)
+        credentials = config.credentials
+        async with Fetcher(options, transport=transport, credentials=credentials) as fetcher:
             ctx = RunContext(settings, fetcher, store, dry_run=True, on_listing=listings.append)
             report = await run_source(source, ctx)
     finally:

@@ -18,6 +18,10 @@ Cookies a site sets are kept in a small capped jar (`CappedCookieJar`) and sent 
 would; each source's run has a jar of its own (`Fetcher.session`), so one site's cookies never
 reach another source's requests, and a run's cookies end with it.
 
+HTTP Basic credentials (`Fetcher.use_credentials`, from the sources' `auth`) are sent to their own
+origin only (scheme, host and port): every hop is judged by its own URL, so a redirect or link to
+another origin never carries them. URLs in messages and logs pass `worker.redact.redact_url`.
+
 Every refusal is a `FetchError` subclass whose `reason` is short and stable ("HTTP 404").
 """
 
@@ -33,7 +37,7 @@ import logging
 import random
 import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Protocol, cast
@@ -43,7 +47,7 @@ import httpx
 
 from worker.charset import decode_html
 from worker.errors import FetchError
-from worker.models import NotModified, Page, RawHtml, Validators
+from worker.models import Credentials, NotModified, Page, RawHtml, Validators
 from worker.netguard import (
     AddressBlocked,
     check_trusted_url,
@@ -52,6 +56,7 @@ from worker.netguard import (
     never_fetched,
     same_origin,
 )
+from worker.redact import redact_url, strip_userinfo
 from worker.robots import (
     ALLOW_ALL,
     RobotsCache,
@@ -60,7 +65,10 @@ from worker.robots import (
     unavailable,
     unreachable,
 )
-from worker.urls import host_key  # re-exported: the one host key (IDNA 2008, UTS #46)
+from worker.urls import (
+    host_key,  # re-exported: the one host key (IDNA 2008, UTS #46)
+    origin_key,
+)
 
 __all__ = [
     "DOCUMENT_TYPES",
@@ -340,9 +348,14 @@ class Fetcher:
     `session()` gives a view with a cookie jar of its own, for one source's run."""
 
     def __init__(
-        self, options: FetchOptions, *, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        options: FetchOptions,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        credentials: Mapping[str, Credentials] | None = None,
     ) -> None:
         self._options = options
+        self._credentials: dict[str, Credentials] = dict(credentials or {})
         self._client = httpx.AsyncClient(
             transport=transport or _default_transport(options),
             headers={
@@ -381,6 +394,10 @@ class Fetcher:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    def use_credentials(self, credentials: Mapping[str, Credentials]) -> None:
+        """Basic credentials by origin (`worker.config.Config.credentials`), from now on."""
+        self._credentials = dict(credentials)
 
     async def fetch_page(
         self,
@@ -522,7 +539,7 @@ class Fetcher:
             headers=request.headers,
             extensions={GUARD_EXTENSION: request.guarded},
         )
-        _add_basic_auth(sent)
+        _add_basic_auth(sent, self._credentials)
         self._cookies.set_cookie_header(sent)  # the client has none: they are ours, per session
         response = await self._transmit(sent)
         try:
@@ -536,7 +553,7 @@ class Fetcher:
         """`AsyncClient.send(sent, stream=True)` without the layers this client never uses.
 
         Straight to the client's transport, which is safe because of how `__init__` builds the
-        client: no auth (credentials in a URL are sent by `_add_basic_auth`, as httpx would),
+        client: no auth (credentials are sent by `_add_basic_auth`),
         no event hooks, `follow_redirects=False` (`fetch_page` follows them, judging each hop),
         no proxies or mounts (`trust_env=False`). What remains of `send` is done here (the
         closed check, the stream check) and in `_exchange` (the session's cookie jar). The SSRF
@@ -848,7 +865,8 @@ def _to_page(url: str, shown: str, reply: _Reply, rule: _BodyRule) -> Page | Not
     text, encoding = decode_html(body, content_type) if decoded else ("", "")
     return Page(
         url=url,
-        final_url=_redact(str(reply.url)),
+        # Without userinfo, but with its query: the page's address (an article's identity).
+        final_url=strip_userinfo(str(reply.url)),
         status=reply.status,
         content_type=media_type,
         text=text,
@@ -1026,22 +1044,22 @@ def _redirect_target(reply: _Reply, shown: str) -> httpx.URL:
 
 
 def _redact(url: str) -> str:
-    """The URL without user:password, for messages and logs."""
-    if "@" not in url:
-        return url  # no userinfo without an "@": spare the parse (once per page and hop)
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
-        return url.split("@", 1)[-1] if "@" in url else url
-    return str(parsed.copy_with(userinfo=b"")) if parsed.userinfo else url
+    """The URL for messages and logs: no user:password, no secret-looking parameter values."""
+    return redact_url(url)
 
 
-def _add_basic_auth(request: httpx.Request) -> None:
-    """The credentials in the URL as Basic auth, as `AsyncClient.send` adds them."""
+def _add_basic_auth(request: httpx.Request, credentials: Mapping[str, Credentials]) -> None:
+    """Basic auth for the request's own origin: the URL's userinfo (a URL given on the command
+    line), else the credentials configured for that origin. No other origin gets them."""
     url = request.url
     if url.username or url.password:
-        token = base64.b64encode(f"{url.username}:{url.password}".encode()).decode()
-        request.headers["Authorization"] = f"Basic {token}"
+        user, password = url.username, url.password
+    elif credentials and (known := credentials.get(origin_key(str(url)))) is not None:
+        user, password = known.user, known.password
+    else:
+        return
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    request.headers["Authorization"] = f"Basic {token}"
 
 
 def _conditional_headers(validators: Validators | None) -> dict[str, str]:

@@ -2,7 +2,15 @@
 
 Call sites log a short event name and pass their fields in `extra={"fields": {...}}`; the
 formatters below render them as `key=value` pairs or as JSON keys. Keys in use: `source`, `url`,
-`status`, `duration_ms`, `items_new`, `items_unchanged`, `skipped`, `reason`, `error`.
+`status`, `duration_ms`, `items_new`, `items_unchanged`, `skipped`, `reason`, `error`,
+`repeated`.
+
+Two guards sit in front of every line written:
+- secrets: each line passes `worker.redact.redact_text` with the secret values the loaded config
+  named (`remember_secrets`), so a URL's password or token never reaches the log, whoever logged it;
+- storms: `RepeatFilter` lets the first record of a kind through, then one per interval with the
+  count of those it held back. The server's and asyncio's loggers have one (a client flood once
+  wrote 174,000 "Too many open files" lines in 45 s); `throttle(logger)` gives any logger one.
 """
 
 from __future__ import annotations
@@ -13,12 +21,31 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from worker.redact import MIN_MASKED_CHARS, redact_text
+
 LOGGER_NAME = "feedworker"
 log = logging.getLogger(LOGGER_NAME)
+# Other libraries' loggers written through our handler, at WARNING and above, throttled: uvicorn
+# (the HTTP server's errors) and asyncio (accept() failures, callbacks that raised).
+ROUTED_LOGGERS = ("uvicorn", "asyncio")
+THROTTLED_LOGGERS = ("uvicorn.error", "asyncio")  # filters act where a record is made
+# One line per kind of record per minute: a storm shows up at once and then once a minute with
+# its count, instead of thousands of lines a second.
+REPEAT_INTERVAL = 60.0
+REPEAT_KINDS = 256  # kinds remembered (the oldest forgotten first): bounded memory
+_KEY_CHARS = 200  # of a message's first line, for telling kinds apart
+
+# Secret values masked in every line (`remember_secrets`), longest first; only grows.
+_secrets: tuple[str, ...] = ()
+_secrets_lock = threading.Lock()
 
 
 def fields(**values: Any) -> dict[str, Any]:
@@ -28,6 +55,84 @@ def fields(**values: Any) -> dict[str, Any]:
 
 def _event_fields(record: logging.LogRecord) -> dict[str, Any]:
     return dict(getattr(record, "fields", {}) or {})
+
+
+def remember_secrets(values: Iterable[str]) -> None:
+    """Mask these values in every log line from now on (the config's passwords and tokens)."""
+    global _secrets
+    # Also as a JSON string spells them (a quote or backslash escaped), since lines may be JSON
+    # and text lines quote values with spaces the same way.
+    spellings = {form for value in values for form in (value, json.dumps(value)[1:-1])}
+    with _secrets_lock:
+        known = {*_secrets, *(v for v in spellings if len(v) >= MIN_MASKED_CHARS)}
+        _secrets = tuple(sorted(known, key=len, reverse=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# Repeated records: once per interval, with a count
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Kind:
+    since: float  # when the last record of this kind was let through
+    held: int = 0  # records of this kind dropped since then
+
+
+class RepeatFilter(logging.Filter):
+    """Lets the first record of a kind through, then drops the same kind for `interval` seconds;
+    the first one after that carries `repeated=N`, the number dropped in between.
+
+    A kind is the logger, the level, the first line of the message (asyncio puts the socket's
+    details on later lines) and the exception's type and errno. Generic: any logger whose errors
+    can come in bursts (a flood of clients, a dead dependency) can have one (`throttle`)."""
+
+    def __init__(
+        self,
+        interval: float = REPEAT_INTERVAL,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        kinds: int = REPEAT_KINDS,
+    ) -> None:
+        super().__init__()
+        self.interval = interval
+        self._clock = clock
+        self._max_kinds = kinds
+        self._kinds: OrderedDict[tuple[object, ...], _Kind] = OrderedDict()
+        self._lock = threading.Lock()  # records come from the event loop and worker threads
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = _kind_of(record)
+        now = self._clock()
+        with self._lock:
+            kind = self._kinds.get(key)
+            if kind is not None and now - kind.since < self.interval:
+                kind.held += 1
+                return False
+            self._kinds[key] = _Kind(now)
+            self._kinds.move_to_end(key)
+            while len(self._kinds) > self._max_kinds:
+                self._kinds.popitem(last=False)
+        if kind is not None and kind.held:
+            record.fields = {**_event_fields(record), "repeated": kind.held}
+        return True
+
+
+def _kind_of(record: logging.LogRecord) -> tuple[object, ...]:
+    try:
+        message = record.getMessage()
+    except Exception:  # a bad format string must not break the caller; logging reports it later
+        message = str(record.msg)
+    first_line = message.partition("\n")[0][:_KEY_CHARS]
+    error = record.exc_info[1] if record.exc_info else None
+    errno = getattr(error, "errno", None)
+    return (record.name, record.levelno, first_line, type(error).__name__, errno)
+
+
+def throttle(logger: logging.Logger, interval: float = REPEAT_INTERVAL) -> None:
+    """Give `logger` a `RepeatFilter` (once; calling again changes nothing)."""
+    if not any(isinstance(f, RepeatFilter) for f in logger.filters):
+        logger.addFilter(RepeatFilter(interval))
 
 
 class TextFormatter(logging.Formatter):
@@ -83,6 +188,13 @@ def setup_logging(level: str = "INFO", fmt: str | None = None) -> None:
     log.handlers[:] = [handler]
     log.setLevel(level.upper())
     log.propagate = False
+    for name in ROUTED_LOGGERS:
+        routed = logging.getLogger(name)
+        routed.handlers[:] = [handler]
+        routed.setLevel(max(logging.WARNING, log.level))
+        routed.propagate = False
+    for name in THROTTLED_LOGGERS:
+        throttle(logging.getLogger(name))
     # APScheduler logs every job start at INFO; keep only its warnings (missed runs, errors).
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
@@ -147,6 +259,9 @@ class _ProgressAwareHandler(logging.StreamHandler):  # type: ignore[type-arg]
     @stream.setter
     def stream(self, value: TextIO) -> None:
         self._fixed = value
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record), _secrets)
 
     def emit(self, record: logging.LogRecord) -> None:
         if self.progress is None:

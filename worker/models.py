@@ -18,6 +18,15 @@ class Validators:
 
 
 @dataclass(frozen=True, slots=True)
+class Credentials:
+    """HTTP Basic credentials for one origin (`worker.config.Config.credentials`); the password
+    is left out of `repr`, so a logged or printed record never shows it."""
+
+    user: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class RawHtml:
     """An HTML page's bytes, not decoded yet, with the Content-Type header its charset label
     comes from (`worker.charset.html_text` decodes it). Article pages travel to the extractor

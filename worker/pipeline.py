@@ -63,6 +63,7 @@ from worker.models import (
     Validators,
 )
 from worker.publish import FeedMeta, FeedSink, publish_feeds
+from worker.redact import redact_text, redact_url
 from worker.store import Identity, SimhashIndex, Store
 from worker.urls import normalise_url, param_dropper
 
@@ -141,14 +142,15 @@ async def run_source(source: Source, ctx: RunContext) -> RunReport:
         run.floor = body_floor(run.history, source.health_thresholds(ctx.settings.health))
         await _run(run)
     except FeedworkerError as exc:
-        run.report.error = str(exc)
+        run.report.error = redact_text(str(exc), source.secret_values)
     except Exception as exc:  # a bug must not take the worker down; say so loudly
         log.exception("run crashed", extra=fields(source=source.id))
-        run.report.error = f"internal error: {type(exc).__name__}: {exc}"
+        error = f"internal error: {type(exc).__name__}: {exc}"
+        run.report.error = redact_text(error, source.secret_values)
     run.report.finished = ctx.clock()
     ctx.store.record_run(run.report, ctx.next_run(source.id))
     _judge_health(run)
-    _log_summary(run.report, source.url, time.perf_counter() - clock_start)
+    _log_summary(run.report, redact_url(source.url), time.perf_counter() - clock_start)
     return run.report
 
 
@@ -673,14 +675,16 @@ def _plausible(value: datetime | None, now: datetime) -> datetime | None:
 
 
 def feed_meta(source: Source, settings: Settings) -> FeedMeta:
+    shown = redact_url(source.url)  # a feed is public: no token from the source's URL in it
     return FeedMeta(
         source_id=source.id,
         title=source.title,
-        link=source.url,
-        description=source.description or f"Full-text feed of {source.url}",
+        link=shown,
+        description=source.description or f"Full-text feed of {shown}",
         language=source.language,
         self_base_url=settings.public_url,
         ttl_minutes=ttl_minutes(source),
+        secrets=source.secret_values,
     )
 
 

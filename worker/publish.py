@@ -23,6 +23,8 @@ Choices worth knowing:
 - Combined feed (`all.atom`): entries keep their source's GUID as the Atom id. Two sources that
   list the same article URL give one entry (the newest copy, then the first source id), because
   a reader would show the same article twice otherwise and Atom ids must be unique.
+- Links are published without userinfo and with the operator's secret values (`FeedMeta.secrets`:
+  a source URL's token that a site repeats in its article links) masked (`worker.redact`).
 - Every string passes through `xml_safe` (JSON too: lone surrogates cannot be UTF-8); naive
   datetimes are taken as UTC.
 - Where feeds go is a `FeedSink`: files in `feeds/` (`FeedFolder`, the default), or, in cluster
@@ -38,7 +40,7 @@ import os
 import re
 import tempfile
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from html import unescape
 from pathlib import Path, PurePosixPath
@@ -53,6 +55,7 @@ from lxml import etree
 
 from worker.errors import PublishError
 from worker.models import Item
+from worker.redact import mask_values, strip_userinfo
 from worker.xmlchars import xml_safe
 
 GENERATOR = "feedworker"
@@ -98,6 +101,8 @@ class FeedMeta:
     language: str | None = None
     self_base_url: str | None = None  # public base URL of `worker.serve`, for self links
     ttl_minutes: int | None = None  # RSS <ttl>: how long a reader may cache, from the schedule
+    # Secret values never to publish (the source's tokens and passwords), masked in links.
+    secrets: tuple[str, ...] = field(default=(), repr=False)
 
 
 # -- rendering (pure) ------------------------------------------------------------------------
@@ -128,7 +133,7 @@ def render_json(meta: FeedMeta, items: Sequence[Item], now: datetime) -> bytes:
     """The JSON Feed 1.1 document for `items` (newest first). `now` is unused (JSON Feed has no
     feed date) and taken only so every renderer has the same signature."""
     del now
-    return _render_json(meta, [_entry(item) for item in newest_first(items)])
+    return _render_json(meta, [_entry(item, meta.secrets) for item in newest_first(items)])
 
 
 def render_feeds(meta: FeedMeta, items: Sequence[Item], now: datetime) -> dict[str, bytes]:
@@ -185,19 +190,19 @@ class _Entry:
 def _entries(meta: FeedMeta, ordered: Sequence[Item], suffix: str) -> list[_Entry]:
     """`_entry` for each item, a failure reported as the document `suffix` failing."""
     try:
-        return [_entry(item) for item in ordered]
+        return [_entry(item, meta.secrets) for item in ordered]
     except (ValueError, TypeError, UnicodeError) as exc:
         raise _unrenderable(meta, suffix, exc) from exc
 
 
-def _entry(item: Item) -> _Entry:
-    url = xml_safe(item.guid)
-    image = xml_safe(item.image or "")
+def _entry(item: Item, secrets: Sequence[str] = ()) -> _Entry:
+    url = _public_link(item.guid, secrets)
+    image = _public_link(item.image or "", secrets)
     if not _is_web_url(image):
         image = ""
     return _Entry(
         id=url,
-        url=xml_safe(item.url) or url,
+        url=_public_link(item.url, secrets) or url,
         title=_line(item.title) or url,
         body=xml_safe(item.content_html),
         summary=xml_safe(item.summary).strip(),
@@ -381,6 +386,12 @@ def _self_url(meta: FeedMeta, suffix: str) -> str | None:
         return None
     base = xml_safe(meta.self_base_url).rstrip("/")
     return f"{base}/{FEED_PATH}/{quote(meta.source_id + suffix)}"
+
+
+def _public_link(url: str, secrets: Sequence[str]) -> str:
+    """A link as published: XML-safe, no userinfo, no known secret value. The rest is the site's
+    own address and stays as it is (masking "?key=" by name would break public links and GUIDs)."""
+    return xml_safe(mask_values(strip_userinfo(url), secrets) if url else url)
 
 
 def _is_web_url(url: str) -> bool:

@@ -105,7 +105,11 @@ class Worker:
         except BaseException:
             self._release_writer_lock()
             raise
-        fetcher = Fetcher(FetchOptions.from_settings(settings), transport=self._transport)
+        fetcher = Fetcher(
+            FetchOptions.from_settings(settings),
+            transport=self._transport,
+            credentials=self.config.credentials,
+        )
         self._ctx = RunContext(
             settings,
             fetcher,
@@ -170,7 +174,7 @@ class Worker:
         self._publish_combined(report)
         webhook = self.config.settings.webhook_url
         if report.health_changed and webhook:
-            await notify_transition(webhook, report)
+            await notify_transition(webhook, report, secrets=self.config.secret_values)
         return report
 
     def _release_memory(self) -> None:
@@ -219,6 +223,7 @@ class Worker:
             link=home + "/",
             description="The newest items of every source",
             self_base_url=settings.public_url,
+            secrets=tuple(self.config.secret_values),
         )
         try:
             read_at = self._clock()  # the version of the combined feed: when its items were read
@@ -252,6 +257,7 @@ class Worker:
         self.config = dataclasses.replace(new, settings=settings)
         if self._ctx is not None:  # a new context: a run in progress holds on to its own
             self._ctx = dataclasses.replace(self._ctx, settings=settings)
+            self._ctx.fetcher.use_credentials(new.credentials)
         return held
 
     async def run_source_id(self, source_id: str) -> RunReport | None:

@@ -11,6 +11,23 @@ the file's mtime, 304 for a matching `If-None-Match` (which wins) or `If-Modifie
 gzip when asked. The publisher replaces a feed file by rename, so the one open handle a request
 reads from always holds one complete version; its validators come from that same handle's fstat.
 
+Access: with a `serve_token`, everything but `/healthz` wants the token (and the feeds too with
+`public_feeds = false`): `Authorization: Bearer <token>`, `?token=<token>` (which also sets an
+HttpOnly cookie derived from it, so the status page's links work in a browser), compared in
+constant time. Links
+that leave the server (OPML) are built on `public_url`, else the address the server was started
+on, never on the request's Host header; no page ever shows the token or a source URL's secrets.
+
+Clients that take their time (`ServeLimits`): a request's head must arrive within seconds of the
+connection or of the previous response, an answer must be ready within a minute and written out
+within seconds after, and the
+server holds at most `max_connections` connections, a quarter of the file descriptors the process
+may open (the worker's own fetches, database and extractor pipes need the rest). At the limit, a
+new connection closes the one that has waited longest without sending a request, so a flood of
+idle connections cannot lock out `/healthz`. uvicorn has no deadline for a request's head of its
+own (its keep-alive timer starts after a response, and any byte resets it), hence
+`_GuardedH11Protocol`.
+
 Only names built from the configured ids are ever opened, so no request path reaches outside
 `feeds_dir`. The status page reads the store its caller already has open (the running worker's,
 or the one `serve` opens at start-up), in a worker thread so the event loop never waits on SQL;
@@ -21,20 +38,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gzip
 import hashlib
+import hmac
 import html
+import ipaddress
+import logging
 import os
+import resource
 import signal
 import socket
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, cast
 
+import h11
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -43,21 +66,26 @@ from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddle
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from worker.config import Config, Source
+from worker.config import Config, Settings, Source
 from worker.errors import FeedworkerError
-from worker.logs import fields, log
+from worker.logs import LOGGER_NAME, fields, log, throttle
 from worker.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from worker.metrics import Metrics
+from worker.redact import redact_text, redact_url
 from worker.store import SourceHealth, SourceState, Store
 from worker.xmlchars import xml_safe
 
 __all__ = [
     "FEED_MEDIA_TYPES",
+    "ServeLimits",
     "SourceStatus",
     "StatusReader",
     "accepts_gzip",
     "build_app",
+    "connection_limit",
+    "links_base",
     "listen",
     "listen_or_fail",
     "render_opml",
@@ -81,6 +109,35 @@ FEED_CACHE_CONTROL = "public, max-age=300"
 GZIP_LEVEL = 6  # most of level 9's gain on XML at a fraction of the CPU
 GZIP_MIN_BYTES = 1000  # for the HTML and OPML pages; feed files are always gzipped when asked
 SHUTDOWN_GRACE_SECONDS = 5  # in-flight requests get this long once the server is told to stop
+
+# Clients that take their time (`ServeLimits`). A reader, a browser or Prometheus sends its whole
+# request head in one packet and reads the answer at once; only a broken or hostile client needs
+# more than these.
+HEADER_TIMEOUT = 10.0  # seconds to send a complete request head (slowloris: a byte at a time)
+KEEP_ALIVE_TIMEOUT = 5  # an idle keep-alive connection is closed after this (uvicorn's default)
+# Seconds from a request's head to its answer being handed to the connection (a status page
+# stuck on the database); what is left to write then has HEADER_TIMEOUT to go out, so a client
+# that never reads holds nothing for long.
+RESPONSE_TIMEOUT = 60.0
+# Connections held at once: a few readers, browsers and a scraper need a handful; 200 is plenty
+# and costs 200 file descriptors. Never more than a quarter of RLIMIT_NOFILE's soft limit, so the
+# worker's own sockets, database files and extractor pipes always have three quarters (at the
+# usual 1,024: 200 here, 824 for the worker, which needs about 100 at its default concurrency).
+MAX_CONNECTIONS = 200
+MIN_CONNECTIONS = 8  # even under a tiny descriptor limit the server stays usable
+FD_SHARE = 4  # the server may hold 1/FD_SHARE of the process's file descriptors
+# The listen backlog, which is also how many connections asyncio accepts in one go before any of
+# them is counted: the server may briefly hold max_connections plus this many descriptors (plus
+# those it is closing). So half the connection limit, at most this.
+BACKLOG = 64
+MAX_HEAD_BYTES = 16 * 1024  # a larger request head is answered 400 (h11's default, said aloud)
+TOKEN_PARAM = "token"  # ?token=...
+TOKEN_COOKIE = "feedworker_token"  # set when ?token= was right, so the page's links work
+COOKIE_SALT = b"feedworker status page cookie"
+SLOW_HEAD = "request head not complete in time: connection closed"
+SLOW_RESPONSE = "response not written out in time: connection closed"
+server_log = logging.getLogger(f"{LOGGER_NAME}.server")  # throttled: a flood logs once a minute
+throttle(server_log)
 
 Health = Callable[[], bool]
 NextRuns = Callable[[str], datetime | None]
@@ -261,18 +318,32 @@ def store_status_reader(config: Config, store: Store) -> StatusReader:
 
     Only reads: a page view never takes the write lock the running worker needs."""
 
+    secrets = config.secret_values
+
     def read() -> dict[str, SourceStatus]:
         states = {state.source_id: state for state in store.source_states()}
         healths = {health.source_id: health for health in store.source_healths()}
         return {
-            source.id: _with_health(
-                _status_of(states.get(source.id), store.count_items(source.id)),
-                healths.get(source.id),
+            source.id: _redacted(
+                _with_health(
+                    _status_of(states.get(source.id), store.count_items(source.id)),
+                    healths.get(source.id),
+                ),
+                secrets,
             )
             for source in config.sources
         }
 
     return read
+
+
+def _redacted(status: SourceStatus, secrets: Collection[str]) -> SourceStatus:
+    """The stored texts fit to show: an error stored by an older version may hold a secret."""
+    return replace(
+        status,
+        last_error=redact_text(status.last_error, secrets) if status.last_error else None,
+        health_reasons=tuple(redact_text(reason, secrets) for reason in status.health_reasons),
+    )
 
 
 def _with_health(status: SourceStatus, health: SourceHealth | None) -> SourceStatus:
@@ -347,6 +418,7 @@ def render_status_page(
 
 def _render_source(row: StatusRow, now: datetime) -> str:
     source, status = row.source, row.status
+    shown_url = redact_url(source.url)
     feeds = " ".join(
         f'<a href="feeds/{_esc(source.id)}.{ext}">{FEED_LABELS[ext]}</a>' for ext in row.feeds
     )
@@ -364,8 +436,8 @@ def _render_source(row: StatusRow, now: datetime) -> str:
         [
             f'<section class="src {_state_class(row)}" id="source-{_esc(source.id)}">',
             f"<h2>{_esc(source.title)}</h2>",
-            f'<p class="meta">{_esc(source.id)} · <a href="{_esc(source.url)}">'
-            f"{_esc(source.url)}</a></p>",
+            f'<p class="meta">{_esc(source.id)} · <a href="{_esc(shown_url)}">'
+            f"{_esc(shown_url)}</a></p>",
             _render_health(row, now),
             f'<p class="feeds">{feeds or "no feed written yet"}</p>',
             "<dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in details) + "</dl>",
@@ -450,7 +522,7 @@ def render_opml(sources: Sequence[Source], base_url: str) -> bytes:
             "text": title,
             "title": title,
             "xmlUrl": f"{base_url}/feeds/{source.id}.rss",
-            "htmlUrl": source.url,
+            "htmlUrl": redact_url(source.url),
         }
         if source.description:
             outline["description"] = xml_safe(source.description)
@@ -462,6 +534,74 @@ def render_opml(sources: Sequence[Source], base_url: str) -> bytes:
 # ---------------------------------------------------------------------------------------------
 # The app
 # ---------------------------------------------------------------------------------------------
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class _Access:
+    """Who may read what. Without a token, everyone everything; with one, `/healthz` stays open
+    and the rest wants it (the feeds only with `public_feeds = false`)."""
+
+    def __init__(self, settings: Settings) -> None:
+        token = settings.token
+        self._token = token.encode() if token else None
+        # The cookie holds a value derived from the token, not the token: a response never
+        # carries the operator's secret, even to the browser that sent it.
+        self._cookie = hmac.new(self._token, COOKIE_SALT, "sha256").hexdigest() if token else ""
+        self.public_feeds = settings.public_feeds
+
+    def guard(self, endpoint: Endpoint, *, feed: bool = False) -> Endpoint:
+        """`endpoint`, answering 401 to a request without the token when one is wanted."""
+        if self._token is None or (feed and self.public_feeds):
+            return endpoint
+
+        async def guarded(request: Request) -> Response:
+            by_query = self._matches(request.query_params.get(TOKEN_PARAM))
+            if not (by_query or self._matches(_bearer(request)) or self._by_cookie(request)):
+                return _unauthorized()
+            response = await endpoint(request)
+            _make_private(response)
+            if by_query:
+                response.set_cookie(TOKEN_COOKIE, self._cookie, httponly=True, samesite="strict")
+            return response
+
+        return guarded
+
+    def _by_cookie(self, request: Request) -> bool:
+        return _same(request.cookies.get(TOKEN_COOKIE), self._cookie.encode())
+
+    def _matches(self, given: str | None) -> bool:
+        return self._token is not None and _same(given, self._token)
+
+
+def _same(given: str | None, expected: bytes) -> bool:
+    """Constant time: how much of a guess was right must not show in how long the "no" took."""
+    return given is not None and hmac.compare_digest(given.encode("utf-8", "replace"), expected)
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else None
+
+
+def _unauthorized() -> Response:
+    return PlainTextResponse(
+        f"a token is needed: send Authorization: Bearer <token>, or add ?{TOKEN_PARAM}=<token>\n",
+        status_code=401,
+        headers={"WWW-Authenticate": 'Bearer realm="feedworker"', "Cache-Control": "no-store"},
+    )
+
+
+def _make_private(response: Response) -> None:
+    """A response only token holders may read: no shared cache keeps it, and a page opened with
+    ?token= never sends its address (the token) to the sites it links to."""
+    response.headers["Referrer-Policy"] = "no-referrer"
+    cache = response.headers.get("cache-control")
+    if cache and "public" in cache:
+        response.headers["Cache-Control"] = cache.replace("public", "private")
+    elif cache is None:
+        response.headers["Cache-Control"] = "private, no-cache"
 
 
 class _Handlers:
@@ -476,8 +616,13 @@ class _Handlers:
         status_reader: StatusReader,
         files: FeedReader | None = None,
         notes: Notes = lambda: (),
+        base_url: str | None = None,
     ) -> None:
         self.config = config
+        settings = config.settings
+        # Links that leave the server: never from the request's Host header, which is the
+        # client's to choose ("Host: evil.example" would make the OPML point there).
+        self.base_url = settings.public_url or base_url or links_base(settings)
         self.health = health
         self.next_runs = next_runs
         self.metrics = metrics
@@ -535,10 +680,9 @@ class _Handlers:
         return Response(self.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     async def opml(self, request: Request) -> Response:
-        base = self.config.settings.public_url or str(request.base_url).rstrip("/")
         sources = [s for s in self.config.sources if s.enabled or self.files.exists(f"{s.id}.rss")]
         return Response(
-            render_opml(sources, base),
+            render_opml(sources, self.base_url),
             media_type=OPML_MEDIA_TYPE,
             headers={"Content-Disposition": 'inline; filename="feedworker.opml"'},
         )
@@ -553,19 +697,23 @@ def build_app(
     metrics: Metrics | None = None,
     files: FeedReader | None = None,
     notes: Notes = lambda: (),
+    base_url: str | None = None,
 ) -> Starlette:
     """The ASGI app serving `config`'s feeds (from `files`, default the feeds folder);
-    `status_reader` gives the sources' run state, usually `store_status_reader(config, store)`."""
+    `status_reader` gives the sources' run state, usually `store_status_reader(config, store)`.
+    `base_url` is where the server listens (`links_base`), for OPML links when `public_url` is
+    not set (default: `serve_host:serve_port`)."""
     if metrics is None:
         metrics = Metrics()
     metrics.add_sources(source.id for source in config.sources)
-    handlers = _Handlers(config, health, next_runs, metrics, status_reader, files, notes)
+    handlers = _Handlers(config, health, next_runs, metrics, status_reader, files, notes, base_url)
+    access = _Access(config.settings)
     routes = [
-        Route("/", handlers.status_page),
-        Route("/feeds/{name}", handlers.feed),
+        Route("/", access.guard(handlers.status_page)),
+        Route("/feeds/{name}", access.guard(handlers.feed, feed=True)),
         Route("/healthz", handlers.healthz),
-        Route("/metrics", handlers.metrics_text),
-        Route("/opml", handlers.opml),
+        Route("/metrics", access.guard(handlers.metrics_text)),
+        Route("/opml", access.guard(handlers.opml)),
     ]
     # Feed files do their own gzip (cached, with their own ETag); the middleware takes the rest.
     excluded = (*DEFAULT_EXCLUDED_CONTENT_TYPES, *FEED_MEDIA_TYPES.values())
@@ -613,18 +761,57 @@ def _on_signal(sig: signal.Signals, stop: asyncio.Event) -> None:
     stop.set()
 
 
-async def serve(app: Starlette, host: str, port: int, stop: asyncio.Event | None = None) -> None:
+def links_base(settings: Settings, sock: socket.socket | None = None) -> str:
+    """Where links to this server point when `public_url` is not set: the address it listens on
+    (`sock`'s, else `serve_host:serve_port`). A wildcard address (0.0.0.0, as in Docker) names no
+    machine; the host name stands in, and a warning says to set `public_url`."""
+    if settings.public_url:
+        return settings.public_url
+    host, port = (sock.getsockname()[:2]) if sock else (settings.serve_host, settings.serve_port)
+    if _is_wildcard(host):
+        if sock is not None:
+            log.warning(
+                "public_url is not set: links in /opml name this machine by its host name",
+                extra=fields(host=socket.gethostname(), listening=host),
+            )
+        host = socket.gethostname()
+    return f"http://{_url_host(host)}:{port}"
+
+
+def _is_wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return host == ""
+
+
+async def serve(
+    app: Starlette,
+    host: str,
+    port: int,
+    stop: asyncio.Event | None = None,
+    limits: ServeLimits | None = None,
+) -> None:
     """Serve `app` on host:port until `stop` is set (or, without `stop`, until SIGINT/SIGTERM)."""
-    await serve_socket(app, listen(host, port), stop)
+    await serve_socket(app, listen(host, port), stop, limits)
 
 
 async def serve_socket(
-    app: Starlette, sock: socket.socket, stop: asyncio.Event | None = None
+    app: Starlette,
+    sock: socket.socket,
+    stop: asyncio.Event | None = None,
+    limits: ServeLimits | None = None,
 ) -> None:
     """Serve `app` on an already listening socket (closed when the server stops)."""
-    server = _server(app, own_signals=stop is None)
+    limits = limits or ServeLimits()
+    server = _server(app, limits, own_signals=stop is None)
     host, port = sock.getsockname()[:2]
-    log.info("serving", extra=fields(url=f"http://{_url_host(host)}:{port}/"))
+    log.info(
+        "serving",
+        extra=fields(
+            url=f"http://{_url_host(host)}:{port}/", max_connections=limits.max_connections
+        ),
+    )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     if stop is not None:
         waiter = asyncio.create_task(stop.wait())
@@ -650,13 +837,168 @@ class _CallerSignals(uvicorn.Server):
         yield
 
 
-def _server(app: Starlette, *, own_signals: bool) -> uvicorn.Server:
+def _server(app: Starlette, limits: ServeLimits, *, own_signals: bool) -> uvicorn.Server:
+    connections = _Connections(limits)
     settings = uvicorn.Config(
         app,
+        # h11, whatever else is installed, with a deadline for request heads and a connection cap.
+        http=cast(type[asyncio.Protocol], functools.partial(_GuardedH11Protocol, connections)),
         lifespan="off",
         log_config=None,  # leave logging set-up (and the root logger) to worker.logs
         access_log=False,  # feed requests are logged at DEBUG and counted in /metrics
         server_header=False,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+        timeout_keep_alive=limits.keep_alive,
+        backlog=limits.listen_backlog,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        # No `limit_concurrency`: uvicorn answers 503 to every request once that many connections
+        # are open, idle ones included, which is how idle connections would lock out /healthz.
+        # `_Connections` caps connections by closing idle ones instead.
     )
     return uvicorn.Server(settings) if own_signals else _CallerSignals(settings)
+
+
+# ---------------------------------------------------------------------------------------------
+# Slow and idle clients
+# ---------------------------------------------------------------------------------------------
+
+
+def connection_limit(soft_limit: int | None = None) -> int:
+    """Connections the server may hold: `MAX_CONNECTIONS`, or a quarter of the process's file
+    descriptor limit (RLIMIT_NOFILE, soft) when that is lower, so the worker keeps the rest."""
+    if soft_limit is None:
+        soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft_limit == resource.RLIM_INFINITY or soft_limit <= 0:
+        return MAX_CONNECTIONS
+    return max(MIN_CONNECTIONS, min(MAX_CONNECTIONS, soft_limit // FD_SHARE))
+
+
+@dataclass(frozen=True, slots=True)
+class ServeLimits:
+    """How long the server waits for a client, and how many it holds (see the module docstring)."""
+
+    max_connections: int = field(default_factory=connection_limit)
+    header_timeout: float = HEADER_TIMEOUT
+    keep_alive: int = KEEP_ALIVE_TIMEOUT
+    response_timeout: float = RESPONSE_TIMEOUT
+    backlog: int | None = None  # None: half of max_connections, at most BACKLOG
+
+    @property
+    def listen_backlog(self) -> int:
+        return self.backlog or max(1, min(BACKLOG, self.max_connections // 2))
+
+
+class _Connections:
+    """The connections one server holds; those waiting for a request head, oldest first."""
+
+    def __init__(self, limits: ServeLimits) -> None:
+        self.limits = limits
+        self._open: set[_GuardedH11Protocol] = set()
+        self._waiting: dict[_GuardedH11Protocol, None] = {}  # insertion order: oldest first
+
+    def admit(self, conn: _GuardedH11Protocol) -> bool:
+        """Count a new connection in; at the limit, close the connection that has waited longest
+        for a request head. False when every other connection is busy: `conn` must go."""
+        self._open.add(conn)
+        self._waiting[conn] = None
+        if len(self._open) <= self.limits.max_connections:
+            return True
+        oldest = next((c for c in self._waiting if c is not conn), None)
+        if oldest is None:
+            self.forget(conn)
+            server_log.warning(
+                "connection limit reached, every connection busy: new connection refused",
+                extra=fields(max_connections=self.limits.max_connections),
+            )
+            return False
+        self.forget(oldest)
+        oldest.expire("connection limit reached: closed the longest idle connection")
+        return True
+
+    def busy(self, conn: _GuardedH11Protocol) -> None:
+        self._waiting.pop(conn, None)
+
+    def waiting(self, conn: _GuardedH11Protocol) -> None:
+        if conn in self._open:
+            self._waiting.pop(conn, None)
+            self._waiting[conn] = None  # now the newest
+
+    def forget(self, conn: _GuardedH11Protocol) -> None:
+        self._open.discard(conn)
+        self._waiting.pop(conn, None)
+
+
+class _GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with one deadline at a time per connection: while no request is in
+    progress, its head must be complete within `header_timeout` (of the connection, or of the
+    previous response; bytes dripping in do not extend it); while one is, the response must be
+    written out within `response_timeout`. A connection past its deadline is closed. uvicorn's
+    own keep-alive timer still closes a silent connection after `keep_alive` seconds."""
+
+    def __init__(self, connections: _Connections, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._connections = connections
+        self._deadline: asyncio.TimerHandle | None = None
+        self._request: object = None  # the request cycle the deadline was last set for
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if not self._connections.admit(self):
+            transport.abort()
+            return
+        self._wait_for_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        self._connections.forget(self)
+        super().connection_lost(exc)
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.cycle is not None and self.cycle is not self._request:
+            self._request = self.cycle  # a request head arrived: now its answer has a deadline
+            self._connections.busy(self)
+            self._set_deadline(self._connections.limits.response_timeout, SLOW_RESPONSE)
+
+    def on_response_complete(self) -> None:
+        # Before uvicorn looks at pipelined requests, which may start one. Also when uvicorn is
+        # closing the connection: a close waits for the client to read what is left, and a
+        # client that never reads would hold it for good.
+        self._wait_for_head()
+        super().on_response_complete()
+
+    def expire(self, reason: str) -> None:
+        """Drop the connection now, and whatever it still had to write (it is past its
+        deadline, or makes room for another). Also one uvicorn is closing gracefully."""
+        self._cancel_deadline()
+        if self.transport is not None:
+            server_log.info(reason, extra=fields(client=_client(self.client)))
+            self.transport.abort()
+
+    def _wait_for_head(self) -> None:
+        self._connections.waiting(self)
+        self._set_deadline(self._connections.limits.header_timeout, SLOW_HEAD)
+
+    def _set_deadline(self, seconds: float, reason: str) -> None:
+        self._cancel_deadline()
+        self._deadline = self.loop.call_later(seconds, self._on_deadline, reason)
+
+    def _on_deadline(self, reason: str) -> None:
+        self._deadline = None
+        half_sent = self.conn.their_state is h11.IDLE and bool(self.conn.trailing_data[0])
+        if reason == SLOW_HEAD and half_sent and not self.transport.is_closing():
+            # A polite answer to a half-sent request; a silent connection is just closed.
+            self.transport.write(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n")
+            self.transport.close()
+            server_log.info(reason, extra=fields(client=_client(self.client)))
+            return
+        self.expire(reason)
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+
+def _client(address: tuple[str, int] | None) -> str:
+    return f"{address[0]}:{address[1]}" if address else "-"

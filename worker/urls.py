@@ -33,6 +33,7 @@ __all__ = [
     "host_key",
     "is_tracking_param",
     "normalise_url",
+    "origin_key",
     "param_dropper",
     "resolve",
     "same_site",
@@ -162,6 +163,20 @@ def host_key(url: str, *, port: bool = True) -> str:
     scheme = parts.scheme.lower()
     _, _, hostport = _normalise_netloc(parts.netloc, scheme, keep_port=port).rpartition("@")
     return hostport
+
+
+def origin_key(url: str) -> str:
+    """The origin of `url` as "scheme://host:port", the port always written
+    ("https://example.com:443"): whom a source's credentials are for. "" when unparsable."""
+    try:
+        parts = urlsplit(url.strip(_C0_OR_SPACE))
+        port = parts.port
+    except ValueError:
+        return ""
+    scheme = parts.scheme.lower()
+    host = host_key(url, port=False)
+    port_text = str(port) if port is not None else _DEFAULT_PORTS.get(scheme, "")
+    return f"{scheme}://{host}:{port_text}" if scheme and host else ""
 
 
 def same_site(a: str, b: str) -> bool:
