@@ -47,6 +47,7 @@ from pydantic import (
 from selectolax.lexbor import LexborHTMLParser
 
 from worker.errors import ConfigError, ConfigProblem
+from worker.urlpattern import UrlMatcher, compile_url_pattern
 
 __all__ = [
     "CONFIG_ENV_VAR",
@@ -167,11 +168,12 @@ def _check_selectors(value: object) -> tuple[str, ...]:
     return tuple(_check_selector(item) for item in items)
 
 
-def _check_patterns(value: object) -> tuple[re.Pattern[str], ...]:
+def _check_patterns(value: object) -> tuple[UrlMatcher, ...]:
+    """URL regexes, compiled for linear-time matching (`worker.urlpattern`)."""
     items = [value] if isinstance(value, str | re.Pattern) else value
     if not isinstance(items, list | tuple):
         raise ValueError(f"expected a regex or a list of regexes, got {_toml_type(value)}")
-    patterns = []
+    patterns: list[UrlMatcher] = []
     for item in items:
         if isinstance(item, re.Pattern):
             patterns.append(item)
@@ -179,8 +181,8 @@ def _check_patterns(value: object) -> tuple[re.Pattern[str], ...]:
         if not isinstance(item, str):
             raise ValueError(f"expected a regex string, got {_toml_type(item)}")
         try:
-            patterns.append(re.compile(item))
-        except re.error as exc:
+            patterns.append(compile_url_pattern(item))
+        except ValueError as exc:
             raise ValueError(f"bad regular expression {item!r}: {exc}") from None
     return tuple(patterns)
 
@@ -272,7 +274,7 @@ Interval = Annotated[timedelta, PlainValidator(_check_interval)]
 Jitter = Annotated[timedelta, PlainValidator(_check_jitter)]
 Selector = Annotated[str, PlainValidator(_check_selector)]
 Selectors = Annotated[tuple[str, ...], PlainValidator(_check_selectors)]
-Patterns = Annotated[tuple[re.Pattern[str], ...], PlainValidator(_check_patterns)]
+Patterns = Annotated[tuple[UrlMatcher, ...], PlainValidator(_check_patterns)]
 Urls = Annotated[tuple[str, ...], PlainValidator(_check_urls)]
 ParamNames = Annotated[tuple[str, ...], PlainValidator(_check_param_names)]
 

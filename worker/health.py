@@ -76,9 +76,11 @@ NOSCRIPT_ONLY = "<noscript>-only body"  # the marker named for a page whose text
 CHALLENGE_SCAN_CHARS = 65536  # challenge pages are small; markers sit in their first kilobytes
 SMALL_PAGE_TEXT_CHARS = 1000  # visible text of a challenge page: a line or two and a button
 
-_HIDDEN = re.compile(r"<(script|style|template)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-_NOSCRIPT = re.compile(r"<noscript\b.*?</noscript\s*>", re.IGNORECASE | re.DOTALL)
-_TAG = re.compile(r"<[^>]*>")
+# Linear on any text: an element never closed runs to the end of the text (as in a browser), and
+# a tag ends at its `>` or where another `<` starts, so no `<` scans the rest of the text again.
+_HIDDEN = re.compile(r"<(script|style|template)\b.*?(?:</\1\s*>|\Z)", re.IGNORECASE | re.DOTALL)
+_NOSCRIPT = re.compile(r"<noscript\b.*?(?:</noscript\s*>|\Z)", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^<>]*>")
 
 # -- why an article was skipped: a small fixed set (a metrics label, so keep it short) ----------
 SKIP_KINDS = (

@@ -18,8 +18,12 @@ FEED_TYPES = frozenset(
     {"application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/feed+json"}
 )
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
-# Prolog, comments and a doctype come before the root element.
-_PROLOG = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>]*>)", re.DOTALL | re.IGNORECASE)
+# Prolog, comments and a doctype come before the root element. Linear wherever it is tried:
+# whitespace is taken from its start only, and a declaration left open runs to the end.
+_PROLOG = re.compile(
+    rb"(?<!\s)\s*(?:<\?.*?(?:\?>|\Z)|<!--.*?(?:-->|\Z)|<!DOCTYPE[^>]*(?:>|\Z))",
+    re.DOTALL | re.IGNORECASE,
+)
 _ROOT = re.compile(rb"<([A-Za-z_][\w.:-]*)")
 _URL_LINE = re.compile(rb"https?://\S+\s*(?:\n|$)", re.IGNORECASE)
 
