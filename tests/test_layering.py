@@ -20,6 +20,9 @@ PURE = [
     "kinds.py",
     "simhash.py",
     "health.py",
+    "listread.py",
+    "urlpattern.py",
+    "xmldoc.py",
     "extract",
 ]
 FORBIDDEN = {

@@ -18,6 +18,11 @@ in order. No helper threads, so a busy event loop never waits for a thread to ge
 a child gets its next page. A child that dies (a parser crash on a hostile page, the OOM killer)
 or spends longer than `EXTRACT_TIMEOUT` on one page (it is killed) costs the page it was on,
 reported as skipped with that reason; the pages queued behind it are sent again to a new child.
+
+Listing documents (index pages, feeds, sitemaps: `worker.listread`) are read the same way, off
+the event loop and under the same cap: by the children, or with `extract_processes = 0` in a
+worker thread (the loop goes on while it runs, but a thread cannot be stopped: one over the cap
+is left to finish, its answer dropped). A document over the cap fails with `ExtractorCrashed`.
 """
 
 from __future__ import annotations
@@ -35,13 +40,16 @@ from worker.errors import FeedworkerError
 from worker.extract import ExtractOptions
 from worker.extractjob import (
     DEFAULT_JOB,
+    EXTRACT,
     EXTRACT_NICENESS,
     FRAME,
+    READ_LISTING,
     Extracted,
     ExtractJob,
     Failure,
     extract_page,
 )
+from worker.listread import ListingAnswer, ListingRequest, read_listing
 from worker.logs import fields, log
 from worker.models import RawHtml
 
@@ -78,16 +86,30 @@ class Extractor(Protocol):
         self, html: str | RawHtml, url: str, options: ExtractOptions
     ) -> Extracted: ...
 
+    async def read_listing(self, request: ListingRequest) -> ListingAnswer: ...
+
     async def aclose(self) -> None: ...
 
 
 class InlineExtractor:
-    """Extraction in the calling thread: no processes, no pickling (`extract_processes = 0`)."""
+    """Extraction in the calling thread: no processes, no pickling (`extract_processes = 0`).
+    Listing documents are read in a worker thread, with `timeout` seconds to answer."""
 
     concurrent = False
 
+    def __init__(self, *, timeout: float = EXTRACT_TIMEOUT) -> None:
+        self._timeout = timeout
+
     async def extract(self, html: str | RawHtml, url: str, options: ExtractOptions) -> Extracted:
         return extract_page(html, url, options)
+
+    async def read_listing(self, request: ListingRequest) -> ListingAnswer:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await asyncio.to_thread(read_listing, request)
+        except TimeoutError:
+            reason = f"took longer than {self._timeout:g} s to read (skipped)"
+            raise ExtractorCrashed(reason) from None
 
     async def aclose(self) -> None:
         return None
@@ -112,10 +134,23 @@ class ProcessExtractor:
         self._sent = asyncio.Semaphore(processes * PAGES_AHEAD)
 
     async def extract(self, html: str | RawHtml, url: str, options: ExtractOptions) -> Extracted:
+        answer = await self._ask(EXTRACT, (html, url, options))
+        if not isinstance(answer, Extracted):
+            raise RuntimeError(f"the extractor process answered a {type(answer).__name__}")
+        return answer
+
+    async def read_listing(self, request: ListingRequest) -> ListingAnswer:
+        answer = await self._ask(READ_LISTING, request)
+        if isinstance(answer, Extracted):
+            raise RuntimeError("the extractor process answered a listing with an article")
+        return answer  # type: ignore[return-value]  # what `read_listing` returns
+
+    async def _ask(self, task: str, arguments: object) -> object:
+        """Send one request to a child and wait for its answer; a `Failure` is raised."""
         if self._closed:
             raise ExtractorCrashed("the extractor is shut down")
         async with self._sent:
-            request = pickle.dumps((html, url, options), pickle.HIGHEST_PROTOCOL)
+            request = pickle.dumps((task, arguments), pickle.HIGHEST_PROTOCOL)
             while True:
                 child = await self._child()
                 try:
@@ -125,8 +160,6 @@ class ProcessExtractor:
                 break
         if isinstance(answer, Failure):
             raise RuntimeError(f"{answer.kind}: {answer.message}")
-        if not isinstance(answer, Extracted):
-            raise RuntimeError(f"the extractor process answered a {type(answer).__name__}")
         return answer
 
     async def _child(self) -> _Child:
@@ -250,7 +283,7 @@ class _Child:
         if not self._pending:
             return
         if self._overdue:
-            reason = f"extraction took longer than {self._timeout:g} s; the extractor was stopped"
+            reason = _overdue(self._timeout)
         elif self._answered:
             reason = f"the extractor process died on this page (exit status {code})"
         else:  # it could not even start (its error output is in the worker's log)
@@ -279,6 +312,10 @@ class _Child:
             await process.wait()
         if self._reader is not None:
             await self._reader
+
+
+def _overdue(timeout: float) -> str:
+    return f"took longer than {timeout:g} s to read; the extractor process was stopped"
 
 
 def _widen_pipe(stream: asyncio.StreamWriter | None) -> None:

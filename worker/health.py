@@ -27,9 +27,12 @@ import statistics
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from worker.config import HealthThresholds
 from worker.models import RunHealth, RunReport
+
+if TYPE_CHECKING:  # the config pulls in the scheduler: too heavy for an extractor process
+    from worker.config import HealthThresholds
 
 __all__ = [
     "CHALLENGE_MARKERS",

@@ -32,7 +32,7 @@ from worker.charset import page_html, page_text
 from worker.config import HEALTH_HISTORY_RUNS, Settings, Source
 from worker.dedupe import Change, Signature, compare_texts, text_signature
 from worker.errors import FeedworkerError, FetchError
-from worker.extract import ExtractOptions, page_fingerprints
+from worker.extract import ExtractOptions
 from worker.extractpool import Extracted, Extractor, ExtractorCrashed, InlineExtractor
 from worker.feedsource import fill_article
 from worker.fetch import BadStatus, Blocked, Fetcher, RobotsDisallowed, UnsupportedContent
@@ -165,8 +165,8 @@ async def _run(run: _Run) -> None:
     index = await _fetch_index(run)
     # On a 304 there are no new links, but articles due an update check are still fetched.
     links = _discover(run) if index is not None else []
-    if index is not None:
-        ctx.store.record_blocks(source.id, index.final_url, page_fingerprints(index.text))
+    if index is not None and run.listing is not None:  # fingerprinted where it was read
+        ctx.store.record_blocks(source.id, index.final_url, run.listing.fingerprints)
     # The site's template as known before this run; each page is extracted with it as soon as
     # it arrives (beside the fetches when the extractor has processes of its own).
     known = ctx.store.boilerplate_blocks(source.id, TEMPLATE_MIN_PAGES)
@@ -191,7 +191,7 @@ async def _fetch_index(run: _Run) -> Page | None:
     source, store = run.source, run.ctx.store
     options = ListingOptions.for_source(source, run.ctx.settings, store.get_validators(source.url))
     try:
-        listing = await list_articles(options, run.ctx.fetcher)
+        listing = await list_articles(options, run.ctx.fetcher, run.ctx.extractor)
     except FetchError as exc:
         if isinstance(exc, BadStatus):
             _note_refusal(run, exc)
@@ -209,7 +209,7 @@ async def _fetch_index(run: _Run) -> Page | None:
     page = listing.page
     if page is not None and listing.kind != "urls":
         _count(report.statuses, page.status)
-        if not listing.links and (marker := challenge_marker(page.text)):
+        if not listing.links and (marker := listing.challenge):
             _note_challenge(report, marker)
     run.listing = listing
     return page
