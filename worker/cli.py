@@ -229,6 +229,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         schedule = f"cron {source.cron}" if source.cron else f"every {source.every}"
         state = "" if source.enabled else "  (disabled)"
         print(f"  {source.id:<24} {schedule:<20} {source.url}{state}")
+    for warning in config.warnings:
+        print(f"warning: {warning}")
     return 0
 
 

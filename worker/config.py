@@ -47,7 +47,7 @@ from pydantic import (
 from selectolax.lexbor import LexborHTMLParser
 
 from worker.errors import ConfigError, ConfigProblem
-from worker.urlpattern import UrlMatcher, compile_url_pattern
+from worker.urlpattern import UrlMatcher, compile_url_pattern, has_nested_quantifier
 
 __all__ = [
     "CONFIG_ENV_VAR",
@@ -573,6 +573,7 @@ class Config:
     sources: tuple[Source, ...]  # enabled and disabled, in file order
     files: tuple[Path, ...]
     digest: str
+    warnings: tuple[ConfigProblem, ...] = ()  # valid but doubtful (`feedworker check` shows them)
 
     @property
     def active_sources(self) -> tuple[Source, ...]:
@@ -633,6 +634,7 @@ class _Loader:
         self.root = config_dir.parent
         self.env = env
         self.problems: list[ConfigProblem] = []
+        self.warnings: list[ConfigProblem] = []
         self.files: list[Path] = []
         self.contents: list[bytes] = []
 
@@ -652,6 +654,7 @@ class _Loader:
             sources=tuple(sources),
             files=tuple(self.files),
             digest=self._digest(),
+            warnings=tuple(self.warnings),
         )
 
     def _sorted_problems(self) -> list[ConfigProblem]:
@@ -847,11 +850,29 @@ class _Loader:
 
     def _validate_source(self, table: _SourceTable) -> Source | None:
         try:
-            return Source.model_validate(table.data)
+            source = Source.model_validate(table.data)
         except ValidationError as exc:
             for error in exc.errors():
                 self.problems.append(_problem(error, Source, table.file, table.label))
             return None
+        self.warnings += _pattern_warnings(table)
+        return source
+
+
+def _pattern_warnings(table: _SourceTable) -> list[ConfigProblem]:
+    """Include/exclude patterns with nested quantifiers: harmless in feedworker (RE2 matches in
+    linear time), but exponential in backtracking engines, and often broader than meant."""
+    warnings = []
+    for name in ("include", "exclude"):
+        value = table.data.get(name)
+        for item in [value] if isinstance(value, str) else value or ():
+            if isinstance(item, str) and has_nested_quantifier(item):
+                message = (
+                    f"pattern '{item}' nests a repetition inside a repetition: exponential time "
+                    "in backtracking regex engines (feedworker's is linear); is it what you mean?"
+                )
+                warnings.append(ConfigProblem(table.file, message, table.label, name))
+    return warnings
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,8 +30,8 @@ __all__ = ["UrlMatcher", "compile_url_pattern", "has_nested_quantifier"]
 
 # Python syntax RE2 refuses, and what to write instead (the first that appears is named).
 _UNSUPPORTED = (
-    (("(?=", "(?!", "(?<=", "(?<!"), "lookahead and lookbehind are not supported; "
-     "write what must not match as an `exclude` pattern"),
+    (("(?=", "(?!", "(?<=", "(?<!"), "lookahead and lookbehind are not supported (URLs are "
+     "matched without backtracking): say what must match in `include`, what must not in `exclude`"),
     (("(?P=",), "backreferences are not supported"),
     (("(?>",), "atomic groups are not supported (nor needed: matching never backtracks)"),
     (("*+", "++", "?+", "}+"), "possessive quantifiers are not supported (nor needed: matching "
