@@ -33,8 +33,7 @@ from tests.discover_pages.kinds_site import (
     urlset,
 )
 from tests.test_layering import PACKAGE, imported_modules
-from worker import htmlparse
-from worker import listread
+from worker import htmlparse, listread
 from worker.cli import main
 from worker.errors import ListingError
 from worker.fetch import (

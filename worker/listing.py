@@ -304,7 +304,7 @@ class _Lister:
                 self._take(link, decision.reason, decision.date)
         if found.unread:
             note = f"{found.unread} more links on the page not read (over {MAX_PAGE_LINKS})"
-            self._decide(LinkDecision("", "", False, note))
+            self._note(note)
 
     # -- feeds ---------------------------------------------------------------------------------
 
@@ -329,7 +329,7 @@ class _Lister:
         entries = sorted(result.entries, key=lambda e: _newest(e.info.published or e.info.modified))
         if result.unread:
             note = f"{result.unread} more entries in the feed not read (over {MAX_FEED_ENTRIES})"
-            self._decide(LinkDecision(document.final_url, "", False, note))
+            self._note(note, document.final_url)
         offers = ((document.final_url, entry.url, entry.info) for entry in entries)
         await self._offer_all(offers, len(entries), "in feed", same_site_only=False)
 
@@ -400,10 +400,10 @@ class _Lister:
     def _note_sitemap_limits(self, url: str, result: SitemapResult) -> None:
         if result.too_long:
             note = f"{result.too_long} entries with a URL over {MAX_URL_LENGTH} characters"
-            self._decide(LinkDecision(url, "", False, note))
+            self._note(note, url)
         if result.unread:
             note = f"entries past the first {MAX_ENTRIES} not read"
-            self._decide(LinkDecision(url, "", False, note))
+            self._note(note, url)
 
     # -- URL lists -----------------------------------------------------------------------------
 
@@ -429,7 +429,7 @@ class _Lister:
             if len(self.links) >= self.options.limit:
                 rest = count - offered
                 note = f"{rest} more entries over the limit of {self.options.limit} links"
-                self._decide(LinkDecision("", "", False, note))
+                self._note(note)
                 return
             if offered and offered % OFFER_SLICE == 0:
                 await asyncio.sleep(0)
@@ -469,6 +469,10 @@ class _Lister:
             self.seen.add(url)
             self.links.append(link)
         self._decide(LinkDecision(url, link.title, kept, reason, date))
+
+    def _note(self, note: str, url: str = "") -> None:
+        """A summary line for `feedworker discover` (what was not read, and why): always kept."""
+        self.decisions.append(LinkDecision(url, "", False, note))
 
     def _decide(self, decision: LinkDecision) -> None:
         """Record a decision for `feedworker discover`; past MAX_DECISIONS links not taken are
