@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import fcntl
 import os
@@ -93,7 +94,11 @@ class Extractor(Protocol):
 
 class InlineExtractor:
     """Extraction in the calling thread: no processes, no pickling (`extract_processes = 0`).
-    Listing documents are read in a worker thread, with `timeout` seconds to answer."""
+
+    Listing documents are read in the one listing thread (`LISTING_THREAD`), one at a time: a
+    thread holds the GIL while it parses, and the event loop has to win it back after each
+    read or write, so every thread more that parses makes each of the loop's steps wait longer
+    (with four, `/healthz` took over a second). A read gets `timeout` seconds once it starts."""
 
     concurrent = False
 
@@ -104,15 +109,45 @@ class InlineExtractor:
         return extract_page(html, url, options)
 
     async def read_listing(self, request: ListingRequest) -> ListingAnswer:
+        loop = asyncio.get_running_loop()
+        started = loop.create_future()
+
+        def job() -> ListingAnswer:
+            loop.call_soon_threadsafe(_settle, started)
+            return read_listing(request)
+
+        reading = loop.run_in_executor(_listing_thread(), job)
         try:
+            # Waiting for the reads queued before it is not this document's time.
+            await asyncio.wait([started, reading], return_when=asyncio.FIRST_COMPLETED)
             async with asyncio.timeout(self._timeout):
-                return await asyncio.to_thread(read_listing, request)
+                return await reading
         except TimeoutError:
             reason = f"took longer than {self._timeout:g} s to read (skipped)"
             raise ExtractorCrashed(reason) from None
+        finally:
+            reading.cancel()  # not started yet (a cancelled run): never started
 
     async def aclose(self) -> None:
         return None
+
+
+_LISTING_THREAD: list[concurrent.futures.ThreadPoolExecutor] = []
+
+
+def _listing_thread() -> concurrent.futures.ThreadPoolExecutor:
+    """The process's one listing thread, started on first use (a thread past the time cap
+    cannot be stopped: it finishes its document, its answer dropped, then takes the next)."""
+    if not _LISTING_THREAD:
+        _LISTING_THREAD.append(
+            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="feedworker-listing")
+        )
+    return _LISTING_THREAD[0]
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class ProcessExtractor:
