@@ -6,7 +6,10 @@ type declaration may name an external DTD (which is never read: RSS 0.91 feeds n
 Netscape's), but may not declare anything itself: no internal subset, no entity declarations.
 
 Looking for `<!DOCTYPE` in the raw bytes is not enough: in UTF-16 they are not those ASCII
-bytes, yet the parser reads them. So `guard_xml`:
+bytes, yet the parser reads them. Nor is feedparser's own defence: it converts a feed to UTF-8,
+drops the entity declarations it finds there but puts back the "safe" ones (a flat text, no
+references) in a DTD of its own, and one flat entity of a megabyte referenced a thousand times
+is still a gigabyte. So `guard_xml`:
 
 1. decodes the document as an XML parser would (`decode_xml`: a byte order mark, else the byte
    pattern of `<?xml`, else the declared encoding, else UTF-8), leniently as feedparser does: a
