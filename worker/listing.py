@@ -16,13 +16,13 @@ Step by step:
    URL-list entries past it (best first) are only counted, in one decision. Each candidate gets a
    `LinkDecision` for `feedworker discover`, up to `MAX_DECISIONS` of those not taken.
 
-Every document is read (decoded, parsed, its links discovered and screened by the operator's
-patterns) off the event loop, in an extractor process or a worker thread (`worker.listread`),
-under the extractor's time cap: a document over it fails the listing when it is the source's own
-URL and is skipped with the reason when the listing was led to it. An index page is parsed once
-there, for its links, its next page and its feeds. What comes back is bounded (links read per
-page, entries per feed and sitemap), and entries are offered to the listing in slices, letting
-the loop answer in between.
+Every document is read (decoded, parsed, an index page's links discovered and screened) off the
+event loop, in an extractor process or a worker thread (`worker.listread`), under the
+extractor's time cap: a document over it fails the listing when it is the source's own URL and
+is skipped with the reason when the listing was led to it. An index page is parsed once there,
+for its links, its next page and its feeds. What comes back is bounded (links read per page,
+entries per feed and sitemap), and entries are offered to the listing in slices, letting the
+loop answer in between.
 
 URLs the worker is led to (next pages, feeds, sitemaps named elsewhere) are fetched with the
 source's `allow_private` and the source's host as the trusted one, like article pages.
@@ -371,12 +371,13 @@ class _Lister:
         while queue:
             document, depth = queue.pop(0)
             request = SitemapRequest(document.body or document.text.encode())
-            if depth == 0:
-                result = await self._read(request, document.final_url, SitemapResult)
-            elif (led := await self._read_led(request, document, "sitemap", SitemapResult)) is None:
+            result = (
+                await self._read(request, document.final_url, SitemapResult)
+                if depth == 0
+                else await self._read_led(request, document, "sitemap", SitemapResult)
+            )
+            if result is None:
                 continue
-            else:
-                result = led
             self._note_sitemap_limits(document.final_url, result)
             lists.append([(document.final_url, e) for e in result.entries])
             for child in result.children:  # newest first
@@ -399,7 +400,7 @@ class _Lister:
 
     def _note_sitemap_limits(self, url: str, result: SitemapResult) -> None:
         if result.too_long:
-            note = f"{result.too_long} entries with a URL over {MAX_URL_LENGTH} characters"
+            note = f"{result.too_long} entries skipped: URL over {MAX_URL_LENGTH} characters"
             self._note(note, url)
         if result.unread:
             note = f"entries past the first {MAX_ENTRIES} not read"
