@@ -3,7 +3,8 @@ it reads every hostile listing the issue found, served by a real server on 127.0
 
 Before: `/healthz` went silent for 25 s over a 244 KiB page of `<div ` with no `>`, 12 s over a
 feed summary of 120,000 `&lt;`, 10 s over a 2 MB feed of 20,000 items, 17 s over a page of
-50,000 links; an include pattern `(\\w+-?)*\\.html$` spent seconds on each crafted path. The test
+50,000 links; an include pattern `(\\w+-?)*\\.html$` spent seconds on each crafted path. Here
+too: a UTF-16 sitemap entity bomb, and a sitemap of 50,000 entries on another site. The test
 polls `/healthz` on a fresh connection every 50 ms, from the moment the worker answers until
 every source has finished a run, and records the slowest answer. A second is the issue's bound:
 loose enough for a busy 2-core machine (the worker's own answer takes milliseconds), and far
@@ -60,6 +61,9 @@ def hostile_site(server: LocalServer) -> dict[str, str]:
     bomb += "".join(f'<!ENTITY {chr(98 + n)} "{("&" + chr(97 + n) + ";") * 10}">' for n in range(8))
     bomb += f"]><urlset><url><loc>{origin}/&i;</loc></url></urlset>"
     server.route("/bomb.xml", headers=XML, body=codecs.BOM_UTF16_LE + bomb.encode("utf-16-le"))
+    # 50,000 entries (the protocol's most), all on another site: every one is screened.
+    elsewhere = "".join(f"<url><loc>https://elsewhere.test/{n}</loc></url>" for n in range(50_000))
+    server.route("/sitemap.xml", headers=XML, body=f"<urlset>{elsewhere}</urlset>".encode())
     paths = {
         "div": "/div/",
         "lt": "/lt.xml",
@@ -67,6 +71,7 @@ def hostile_site(server: LocalServer) -> dict[str, str]:
         "links": "/links/",
         "regex": "/regex/",
         "bomb": "/bomb.xml",
+        "sitemap": "/sitemap.xml",
     }
     return {source: f"{origin}{path}" for source, path in paths.items()}
 

@@ -276,7 +276,7 @@ class _Lister:
         number = 1
         visited = {normalise_url(first.final_url)}
         while True:
-            self._take_discovery(read)
+            await self._take_discovery(read)
             following = read.next_page
             if number >= options.pages or following is None or following in visited:
                 return
@@ -291,13 +291,16 @@ class _Lister:
                 return
             read = led
 
-    def _take_discovery(self, read: IndexPage) -> None:
+    async def _take_discovery(self, read: IndexPage) -> None:
+        """Take an index page's links and note its decisions, in slices (up to 10,000 each)."""
         found = read.discovery
         if found is None:
             return
         if found.selector_matched is not None:
             self.selector_matched = (self.selector_matched or 0) + found.selector_matched
-        for link, decision in _kept_pairs(found.links, found.decisions):
+        for n, (link, decision) in enumerate(_kept_pairs(found.links, found.decisions)):
+            if n and n % OFFER_SLICE == 0:
+                await asyncio.sleep(0)
             if link is None:
                 self._decide(decision)
             else:
