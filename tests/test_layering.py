@@ -21,6 +21,9 @@ PURE = [
     "simhash.py",
     "health.py",
     "redact.py",
+    "listread.py",
+    "urlpattern.py",
+    "xmldoc.py",
     "extract",
 ]
 FORBIDDEN = {

@@ -32,7 +32,7 @@ from tests.discover_pages.kinds_site import (
     urlset,
 )
 from tests.test_layering import PACKAGE, imported_modules
-from worker import htmlparse
+from worker import htmlparse, listread
 from worker import listing as listing_module
 from worker.cli import main
 from worker.errors import ListingError
@@ -281,7 +281,7 @@ def test_each_index_page_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None
         parsed.append(html)
         return parse_html(html)
 
-    monkeypatch.setattr(listing_module, "parse_html", counting)
+    monkeypatch.setattr(listread, "parse_html", counting)  # where listing documents are read
     monkeypatch.setattr(htmlparse, "parse_html", counting)  # what discover's str path calls
     routes = {
         "/welcome/": (HTML, landing_html().encode()),

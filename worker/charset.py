@@ -113,7 +113,8 @@ _META_UTF16 = {"utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-3
 _UTF8_MAX_BAD_RATIO = 0.01
 
 _META_SCAN_BYTES = 4096
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_.:-]+)""", re.I)
+# `[^<>]`, not `[^>]`: a `<meta` never closed is not scanned again from every `<meta` before it.
+_META_CHARSET = re.compile(rb"""<meta[^<>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_.:-]+)""", re.I)
 _HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([a-zA-Z0-9_.:-]+)""", re.I)
 
 

@@ -247,6 +247,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             auth = source.auth
             state += f"  (Basic auth as {auth.user}, password from {auth.password_from})"
         print(f"  {source.id:<24} {schedule:<20} {redact_url(source.url)}{state}")
+    for warning in config.warnings:
+        print(f"warning: {warning}")
     return 0
 
 

@@ -58,6 +58,7 @@ from worker.errors import ConfigError, ConfigProblem
 from worker.logs import remember_secrets
 from worker.models import Credentials
 from worker.redact import redact_url, url_secrets
+from worker.urlpattern import UrlMatcher, compile_url_pattern, has_nested_quantifier
 from worker.urls import origin_key
 
 __all__ = [
@@ -190,11 +191,12 @@ def _check_selectors(value: object) -> tuple[str, ...]:
     return tuple(_check_selector(item) for item in items)
 
 
-def _check_patterns(value: object) -> tuple[re.Pattern[str], ...]:
+def _check_patterns(value: object) -> tuple[UrlMatcher, ...]:
+    """URL regexes, compiled for linear-time matching (`worker.urlpattern`)."""
     items = [value] if isinstance(value, str | re.Pattern) else value
     if not isinstance(items, list | tuple):
         raise ValueError(f"expected a regex or a list of regexes, got {_toml_type(value)}")
-    patterns = []
+    patterns: list[UrlMatcher] = []
     for item in items:
         if isinstance(item, re.Pattern):
             patterns.append(item)
@@ -202,8 +204,8 @@ def _check_patterns(value: object) -> tuple[re.Pattern[str], ...]:
         if not isinstance(item, str):
             raise ValueError(f"expected a regex string, got {_toml_type(item)}")
         try:
-            patterns.append(re.compile(item))
-        except re.error as exc:
+            patterns.append(compile_url_pattern(item))
+        except ValueError as exc:
             raise ValueError(f"bad regular expression {item!r}: {exc}") from None
         except (RecursionError, OverflowError):  # sre's parser recurses once per group
             raise ValueError(f"regular expression {_short(item)} is nested too deeply") from None
@@ -377,7 +379,7 @@ Interval = Annotated[timedelta, PlainValidator(_check_interval)]
 Jitter = Annotated[timedelta, PlainValidator(_check_jitter)]
 Selector = Annotated[str, PlainValidator(_check_selector)]
 Selectors = Annotated[tuple[str, ...], PlainValidator(_check_selectors)]
-Patterns = Annotated[tuple[re.Pattern[str], ...], PlainValidator(_check_patterns)]
+Patterns = Annotated[tuple[UrlMatcher, ...], PlainValidator(_check_patterns)]
 Urls = Annotated[tuple[str, ...], PlainValidator(_check_urls)]
 ParamNames = Annotated[tuple[str, ...], PlainValidator(_check_param_names)]
 Token = Annotated[SecretStr | None, PlainValidator(_check_token)]
@@ -795,6 +797,7 @@ class Config:
     sources: tuple[Source, ...]  # enabled and disabled, in file order
     files: tuple[Path, ...]
     digest: str
+    warnings: tuple[ConfigProblem, ...] = ()  # valid but doubtful (`feedworker check` shows them)
 
     @property
     def active_sources(self) -> tuple[Source, ...]:
@@ -912,6 +915,7 @@ class _Loader:
         self.root = config_dir.parent
         self.env = env
         self.problems: list[ConfigProblem] = []
+        self.warnings: list[ConfigProblem] = []
         self.files: list[Path] = []
         self.contents: list[bytes] = []
         self.reading = str(config_dir)  # the file being read or validated, for problems
@@ -947,6 +951,7 @@ class _Loader:
             sources=tuple(sources),
             files=tuple(self.files),
             digest=self._digest(),
+            warnings=tuple(self.warnings),
         )
 
     def salvage(self, error: ConfigError) -> Config:
@@ -1187,15 +1192,34 @@ class _Loader:
         self.reading = table.file
         try:
             try:
-                return Source.model_validate(
+                source = Source.model_validate(
                     table.data, context={"root": self.root, "env": self.env}
                 )
             except ValidationError as exc:
                 for error in exc.errors():
                     self.problems.append(_problem(error, Source, table.file, table.label))
+                return None
         except Exception as exc:  # a validator's own failure: this source's problem, no other's
             self.problems.append(_unexpected(exc, table.file, table.label))
-        return None
+            return None
+        self.warnings += _pattern_warnings(table)
+        return source
+
+
+def _pattern_warnings(table: _SourceTable) -> list[ConfigProblem]:
+    """Include/exclude patterns with nested quantifiers: harmless in feedworker (RE2 matches in
+    linear time), but exponential in backtracking engines, and often broader than meant."""
+    warnings = []
+    for name in ("include", "exclude"):
+        value = table.data.get(name)
+        for item in [value] if isinstance(value, str) else value or ():
+            if isinstance(item, str) and has_nested_quantifier(item):
+                message = (
+                    f"pattern '{item}' nests a repetition inside a repetition: exponential time "
+                    "in backtracking regex engines (feedworker's is linear); is it what you mean?"
+                )
+                warnings.append(ConfigProblem(table.file, message, table.label, name))
+    return warnings
 
 
 # ---------------------------------------------------------------------------------------------

@@ -53,8 +53,9 @@ _PHRASES = (
     r"\b\d+ (?:second|minute|hour|day|week|month|year)s? ago\b",
     # reading time: "4 min read", "12 minutes read"
     r"\b\d+ min(?:ute)?s? read\b",
-    # engagement counters: "12 comments", "1.2k views", "3,401 shares"
-    r"\b\d[\d.,]*k? (?:comment|view|share|like|read|reaction)s?\b",
+    # engagement counters: "12 comments", "1.2k views", "3,401 shares"; the number is bounded,
+    # or "1,1,1,..." (a word starts after each comma) is scanned to its end from every digit
+    r"\b\d[\d.,]{0,31}k? (?:comment|view|share|like|read|reaction)s?\b",
     # counters the other way round: "views: 1,204", "comments (12)"
     r"\b(?:comment|view|share|like|reaction)s?:? \(?\d[\d.,]*k?\)?",
     # edit stamps: "updated 10:42 am", "last updated: 3 may 2024, 10:42 bst"; prose such

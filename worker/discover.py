@@ -34,7 +34,7 @@ import functools
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import parse_qsl, urlsplit
 
@@ -42,9 +42,17 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from worker.htmlparse import as_tree
 from worker.models import Link
-from worker.urls import normalise_url, resolve, same_site
+from worker.urlpattern import UrlMatcher
+from worker.urls import MAX_URL_LENGTH, normalise_url, resolve, same_site
 
-__all__ = ["Discovery", "LinkDecision", "advertised_feeds", "discover_links", "next_page_url"]
+__all__ = [
+    "MAX_PAGE_LINKS",
+    "Discovery",
+    "LinkDecision",
+    "advertised_feeds",
+    "discover_links",
+    "next_page_url",
+]
 
 # ==================================================================================================
 # Heuristics, as data. Words are matched against class/id/aria-label split into lower-case words
@@ -240,6 +248,9 @@ MIN_ARTICLENESS = 0.1  # floor, so a listing of opaque URLs ("/p/x7k") still com
 JOIN_MIN_ARTICLENESS = 0.5
 JOIN_MIN_TEXT = 20
 PATTERN_DEPTH = 3  # signature steps compared for "same structure"
+# Links read on one page (in page order); the rest are counted. Listings hold tens to hundreds,
+# archive pages a few thousand; each link read costs about 70 µs, so 50,000 took seconds.
+MAX_PAGE_LINKS = 10_000
 HEADING_MAX_LENGTH = 40  # longer headings are story headlines, not box titles
 TITLE_MAX_LENGTH = 300
 
@@ -268,6 +279,7 @@ class Discovery:
     decisions: tuple[LinkDecision, ...]  # every candidate with its reason
     method: str  # "selector" | "auto"
     selector_matched: int | None  # elements the selector matched; None when auto
+    unread: int = 0  # links past MAX_PAGE_LINKS, not read
 
 
 # ==================================================================================================
@@ -280,8 +292,8 @@ def discover_links(
     base_url: str,
     *,
     selector: str | None = None,
-    include: Sequence[re.Pattern[str]] = (),
-    exclude: Sequence[re.Pattern[str]] = (),
+    include: Sequence[UrlMatcher] = (),
+    exclude: Sequence[UrlMatcher] = (),
     same_site_only: bool = True,
     limit: int | None = None,
     drop_params: Callable[[str], bool] | None = None,
@@ -296,19 +308,23 @@ def discover_links(
     page_url = normalise_url(base_url, drop_params=drop_params)
     screen = _Screen(page_url, base_url, same_site_only, include, exclude)
     link_base = _link_base(tree, base_url)
+    urls: dict[str, str | None] = {}
     if selector is not None:
         anchors, matched = _selected_anchors(tree, selector)
-        candidates = [_candidate(anchor, link_base, {}, drop_params) for anchor in anchors]
+        read = anchors[:MAX_PAGE_LINKS]
+        candidates = [_candidate(anchor, link_base, urls, drop_params) for anchor in read]
         verdicts = [screen.hard(c) or "matched selector" for c in candidates]
     else:
         matched = None
-        urls: dict[str, str | None] = {}
         anchors = tree.css("body a[href]")
-        candidates = [_candidate(a, link_base, urls, drop_params) for a in anchors]
+        read = anchors[:MAX_PAGE_LINKS]
+        candidates = [_candidate(a, link_base, urls, drop_params) for a in read]
         verdicts = [screen.hard(c) or _url_kind(c) for c in candidates]
         _locate(tree, candidates, verdicts, urlsplit(screen.page_url).path)
         _choose_listing(candidates, verdicts)
-    return _finish(candidates, verdicts, "auto" if selector is None else "selector", matched, limit)
+    method = "auto" if selector is None else "selector"
+    found = _finish(candidates, verdicts, method, matched, limit)
+    return replace(found, unread=len(anchors) - len(read))
 
 
 def next_page_url(html: str | LexborHTMLParser, base_url: str, page_number: int = 1) -> str | None:
@@ -316,27 +332,40 @@ def next_page_url(html: str | LexborHTMLParser, base_url: str, page_number: int 
     "Next"/"Older posts" link, then a pagination link numbered `page_number + 1`. Same site only."""
     tree = as_tree(html)
     link_base = _link_base(tree, base_url)
-    here = normalise_url(base_url)
+    here = _page_key(normalise_url(base_url))
     number = str(page_number + 1)
-    ranked: list[tuple[int, str]] = []
+    best: tuple[int, str] | None = None
     for node in tree.css("link[rel][href], a[href]"):
-        attrs = node.attributes
-        rel = frozenset((attrs.get("rel") or "").lower().split())
-        text = _plain_text(_collapse(node.text(deep=True)) if node.tag == "a" else "")
-        label = _plain_text(attrs.get("aria-label") or attrs.get("title") or "")
-        absolute = resolve(link_base, attrs.get("href") or "")
+        rank = _next_page_rank(node, number)
+        if rank is None or (best is not None and rank >= best[0]):
+            continue  # only a better kind of link can win: an earlier one wins ties
+        absolute = resolve(link_base, node.attributes.get("href") or "")
         if absolute is None:
             continue
         url = normalise_url(absolute)
-        if _page_key(url) == _page_key(here) or not same_site(url, base_url):
+        if _page_key(url) == here or not same_site(url, base_url):
             continue
-        if "next" in rel:
-            ranked.append((0, url))
-        elif node.tag == "a" and (text in NEXT_PAGE_TEXT or label in NEXT_PAGE_TEXT):
-            ranked.append((1, url))
-        elif node.tag == "a" and text == number and _is_pagination_url(url):
-            ranked.append((2, url))
-    return min(ranked, key=lambda r: r[0])[1] if ranked else None  # min keeps page order on ties
+        if rank == 2 and not _is_pagination_url(url):
+            continue
+        best = (rank, url)
+        if rank == 0:
+            break
+    return best[1] if best else None
+
+
+def _next_page_rank(node: LexborNode, number: str) -> int | None:
+    """How surely a link leads to the next page, from its markup alone: 0 `rel=next`, 1 a
+    "Next"/"Older posts" text or label, 2 the next page's number (if its URL says pagination)."""
+    attrs = node.attributes
+    if "next" in (attrs.get("rel") or "").lower().split():
+        return 0
+    if node.tag != "a":
+        return None
+    text = _plain_text(_collapse(node.text(deep=True)))
+    label = _plain_text(attrs.get("aria-label") or attrs.get("title") or "")
+    if text in NEXT_PAGE_TEXT or label in NEXT_PAGE_TEXT:
+        return 1
+    return 2 if text == number else None
 
 
 def advertised_feeds(html: str | LexborHTMLParser, base_url: str) -> tuple[str, ...]:
@@ -477,8 +506,8 @@ class _Screen:
     page_url: str
     site_url: str
     same_site_only: bool
-    include: Sequence[re.Pattern[str]]
-    exclude: Sequence[re.Pattern[str]]
+    include: Sequence[UrlMatcher]
+    exclude: Sequence[UrlMatcher]
     _memo: dict[str, str] = field(default_factory=dict)
 
     def hard(self, c: _Candidate) -> str:
@@ -491,6 +520,8 @@ class _Screen:
         return verdict
 
     def _screen(self, url: str) -> str:
+        if len(url) > MAX_URL_LENGTH:  # before any pattern runs over it
+            return f"URL too long (over {MAX_URL_LENGTH} characters)"
         if _page_key(url) == _page_key(self.page_url):
             return "same as index page"
         if self.same_site_only and not same_site(url, self.site_url):

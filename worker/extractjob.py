@@ -4,8 +4,11 @@ loop's side). Kept apart so a child imports what extraction needs and no more: n
 sockets or ssl, about 5 MiB less in every extractor process.
 
 The job is `extract_page`, a pure function of the page (its text, or its bytes still to be
-decoded: a `RawHtml`), URL and options; its answer is an `Extracted`. The frames are a 4-byte
-length and a pickle; a request is (page, URL, options), an answer an `Extracted` or a `Failure`.
+decoded: a `RawHtml`), URL and options; its answer is an `Extracted`. A child also reads listing
+documents (`worker.listread.read_listing`: index pages, feeds, sitemaps) for the same reason: the
+work is the site's to choose, and it must not hold up the event loop. The frames are a 4-byte
+length and a pickle; a request is `(EXTRACT, (page, URL, options))` or `(READ_LISTING, request)`,
+an answer an `Extracted`, a listing answer, or a `Failure`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from worker.charset import html_text
 from worker.dedupe import Signature, text_signature
 from worker.errors import ExtractError
 from worker.extract import ExtractOptions, extract
+from worker.listread import read_listing
 from worker.models import Article, RawHtml
 
 DEFAULT_JOB = "worker.extractjob:extract_page"
@@ -34,6 +38,7 @@ DEFAULT_JOB = "worker.extractjob:extract_page"
 # pages per second than 0 (four runs each, interleaved); 19 was in between.
 EXTRACT_NICENESS = 10
 FRAME = struct.Struct(">I")  # the length of the pickle that follows
+EXTRACT, READ_LISTING = "extract", "read_listing"  # what a request asks for
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +89,9 @@ def serve(job: ExtractJob, requests: BinaryIO, answers: BinaryIO) -> None:
         body = _read_exactly(requests, size)
         if body is None:
             return
-        html, url, options = pickle.loads(body)
+        task, arguments = pickle.loads(body)
         try:
-            answer: object = job(html, url, options)
+            answer: object = job(*arguments) if task == EXTRACT else read_listing(arguments)
         except Exception as exc:  # a bug in the extractor costs this page, not the child
             answer = Failure(type(exc).__name__, str(exc))
         data = pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)

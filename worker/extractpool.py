@@ -18,12 +18,18 @@ in order. No helper threads, so a busy event loop never waits for a thread to ge
 a child gets its next page. A child that dies (a parser crash on a hostile page, the OOM killer)
 or spends longer than `EXTRACT_TIMEOUT` on one page (it is killed) costs the page it was on,
 reported as skipped with that reason; the pages queued behind it are sent again to a new child.
+
+Listing documents (index pages, feeds, sitemaps: `worker.listread`) are read the same way, off
+the event loop and under the same cap: by the children, or with `extract_processes = 0` in a
+worker thread (the loop goes on while it runs, but a thread cannot be stopped: one over the cap
+is left to finish, its answer dropped). A document over the cap fails with `ExtractorCrashed`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import fcntl
 import os
@@ -35,13 +41,16 @@ from worker.errors import FeedworkerError
 from worker.extract import ExtractOptions
 from worker.extractjob import (
     DEFAULT_JOB,
+    EXTRACT,
     EXTRACT_NICENESS,
     FRAME,
+    READ_LISTING,
     Extracted,
     ExtractJob,
     Failure,
     extract_page,
 )
+from worker.listread import ListingAnswer, ListingRequest, read_listing
 from worker.logs import fields, log
 from worker.models import RawHtml
 
@@ -78,19 +87,67 @@ class Extractor(Protocol):
         self, html: str | RawHtml, url: str, options: ExtractOptions
     ) -> Extracted: ...
 
+    async def read_listing(self, request: ListingRequest) -> ListingAnswer: ...
+
     async def aclose(self) -> None: ...
 
 
 class InlineExtractor:
-    """Extraction in the calling thread: no processes, no pickling (`extract_processes = 0`)."""
+    """Extraction in the calling thread: no processes, no pickling (`extract_processes = 0`).
+
+    Listing documents are read in the one listing thread (`LISTING_THREAD`), one at a time: a
+    thread holds the GIL while it parses, and the event loop has to win it back after each
+    read or write, so every thread more that parses makes each of the loop's steps wait longer
+    (with four, `/healthz` took over a second). A read gets `timeout` seconds once it starts."""
 
     concurrent = False
+
+    def __init__(self, *, timeout: float = EXTRACT_TIMEOUT) -> None:
+        self._timeout = timeout
 
     async def extract(self, html: str | RawHtml, url: str, options: ExtractOptions) -> Extracted:
         return extract_page(html, url, options)
 
+    async def read_listing(self, request: ListingRequest) -> ListingAnswer:
+        loop = asyncio.get_running_loop()
+        started = loop.create_future()
+
+        def job() -> ListingAnswer:
+            loop.call_soon_threadsafe(_settle, started)
+            return read_listing(request)
+
+        reading = loop.run_in_executor(_listing_thread(), job)
+        try:
+            # Waiting for the reads queued before it is not this document's time.
+            await asyncio.wait([started, reading], return_when=asyncio.FIRST_COMPLETED)
+            async with asyncio.timeout(self._timeout):
+                return await reading
+        except TimeoutError:
+            reason = f"took longer than {self._timeout:g} s to read (skipped)"
+            raise ExtractorCrashed(reason) from None
+        finally:
+            reading.cancel()  # not started yet (a cancelled run): never started
+
     async def aclose(self) -> None:
         return None
+
+
+_LISTING_THREAD: list[concurrent.futures.ThreadPoolExecutor] = []
+
+
+def _listing_thread() -> concurrent.futures.ThreadPoolExecutor:
+    """The process's one listing thread, started on first use (a thread past the time cap
+    cannot be stopped: it finishes its document, its answer dropped, then takes the next)."""
+    if not _LISTING_THREAD:
+        _LISTING_THREAD.append(
+            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="feedworker-listing")
+        )
+    return _LISTING_THREAD[0]
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class ProcessExtractor:
@@ -112,10 +169,23 @@ class ProcessExtractor:
         self._sent = asyncio.Semaphore(processes * PAGES_AHEAD)
 
     async def extract(self, html: str | RawHtml, url: str, options: ExtractOptions) -> Extracted:
+        answer = await self._ask(EXTRACT, (html, url, options))
+        if not isinstance(answer, Extracted):
+            raise RuntimeError(f"the extractor process answered a {type(answer).__name__}")
+        return answer
+
+    async def read_listing(self, request: ListingRequest) -> ListingAnswer:
+        answer = await self._ask(READ_LISTING, request)
+        if isinstance(answer, Extracted):
+            raise RuntimeError("the extractor process answered a listing with an article")
+        return answer  # type: ignore[return-value]  # what `read_listing` returns
+
+    async def _ask(self, task: str, arguments: object) -> object:
+        """Send one request to a child and wait for its answer; a `Failure` is raised."""
         if self._closed:
             raise ExtractorCrashed("the extractor is shut down")
         async with self._sent:
-            request = pickle.dumps((html, url, options), pickle.HIGHEST_PROTOCOL)
+            request = pickle.dumps((task, arguments), pickle.HIGHEST_PROTOCOL)
             while True:
                 child = await self._child()
                 try:
@@ -125,8 +195,6 @@ class ProcessExtractor:
                 break
         if isinstance(answer, Failure):
             raise RuntimeError(f"{answer.kind}: {answer.message}")
-        if not isinstance(answer, Extracted):
-            raise RuntimeError(f"the extractor process answered a {type(answer).__name__}")
         return answer
 
     async def _child(self) -> _Child:
@@ -250,7 +318,7 @@ class _Child:
         if not self._pending:
             return
         if self._overdue:
-            reason = f"extraction took longer than {self._timeout:g} s; the extractor was stopped"
+            reason = _overdue(self._timeout)
         elif self._answered:
             reason = f"the extractor process died on this page (exit status {code})"
         else:  # it could not even start (its error output is in the worker's log)
@@ -279,6 +347,10 @@ class _Child:
             await process.wait()
         if self._reader is not None:
             await self._reader
+
+
+def _overdue(timeout: float) -> str:
+    return f"took longer than {timeout:g} s to read; the extractor process was stopped"
 
 
 def _widen_pipe(stream: asyncio.StreamWriter | None) -> None:

@@ -1,7 +1,9 @@
 """Read an existing feed: RSS, Atom or JSON Feed bytes -> `FeedResult` (pure).
 
 RSS and Atom are read by feedparser (every dialect and date format sites use); JSON Feed, which
-feedparser 6 does not read, by the small reader below. An entry becomes a link to fetch and extract,
+feedparser 6 does not read, by the small reader below. An XML feed passes the one XML-bomb
+guard (`worker.xmldoc.guard_xml`: decoded as its bytes say, no DTD of its own) first, and
+feedparser reads the UTF-8 text that guard checked. An entry becomes a link to fetch and extract,
 with what the feed says about it (`EntryInfo`: title, dates, authors, categories, summary), which
 `fill_article` uses where the article page itself is silent. A summary-only feed so turns into a
 full-text one.
@@ -19,18 +21,20 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import feedparser
-
 from worker.errors import ListingError
 from worker.extract.meta import parse_date
 from worker.models import Article, EntryInfo
-from worker.xmlchars import declares_entities
+from worker.xmldoc import guard_xml
 
-__all__ = ["FeedEntry", "FeedResult", "fill_article", "parse_feed"]
+__all__ = ["MAX_FEED_ENTRIES", "FeedEntry", "FeedResult", "fill_article", "parse_feed"]
 
 JSON_FEED_VERSION = "https://jsonfeed.org/version/"
 SUMMARY_MAX_LENGTH = 1000  # characters of plain text kept from an entry's summary
-_TAG = re.compile(r"<[^>]*>")
+# Entries kept from one feed, in feed order (feeds carry tens; a 2 MB feed can carry 20,000).
+MAX_FEED_ENTRIES = 10_000
+# A tag ends at its `>`, or where another `<` starts: `[^>]*` alone would scan to the end of the
+# text from every `<` that is never closed (quadratic on a summary of 120,000 `&lt;`).
+_TAG = re.compile(r"<[^<>]*>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,7 @@ class FeedResult:
     format: str  # feedparser's version ("rss20", "atom10", ...) or "json"
     title: str
     entries: tuple[FeedEntry, ...]
+    unread: int = 0  # entries past MAX_FEED_ENTRIES, not kept
 
 
 def parse_feed(data: bytes, base_url: str) -> FeedResult:
@@ -51,11 +56,13 @@ def parse_feed(data: bytes, base_url: str) -> FeedResult:
     `ListingError` when `data` is no feed."""
     if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
         return _parse_json_feed(data, base_url)
-    if declares_entities(data):  # feedparser lets one-line declarations through to expat
-        raise ListingError("feed with entity declarations (refused)")
+    document = guard_xml(data, "feed")
+    # Imported here: it pulls in ssl and http, which an extractor process needs for nothing else.
+    import feedparser
+
     # A stream, never the bytes themselves: feedparser would take a bytes "path" for a file name.
     parsed = feedparser.parse(
-        io.BytesIO(data),
+        io.BytesIO(document),
         response_headers={"content-location": base_url},
         sanitize_html=False,
         resolve_relative_uris=False,
@@ -65,7 +72,12 @@ def parse_feed(data: bytes, base_url: str) -> FeedResult:
     if not parsed.get("version") or (parsed.get("bozo") and not entries):
         reason = parsed.get("bozo_exception") or "no RSS, Atom or RDF root element"
         raise ListingError(f"not a readable feed: {reason}")
-    return FeedResult(parsed.version, _text(parsed.feed.get("title", "")), entries)
+    return _result(parsed.version, _text(parsed.feed.get("title", "")), entries)
+
+
+def _result(version: str, title: str, entries: tuple[FeedEntry, ...]) -> FeedResult:
+    unread = max(len(entries) - MAX_FEED_ENTRIES, 0)
+    return FeedResult(version, title, entries[:MAX_FEED_ENTRIES], unread)
 
 
 def fill_article(article: Article, info: EntryInfo | None) -> Article:
@@ -121,6 +133,8 @@ def _parse_json_feed(data: bytes, base_url: str) -> FeedResult:
         document = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ListingError(f"not a readable JSON Feed: {exc}") from None
+    except RecursionError:  # arrays or objects nested thousands deep
+        raise ListingError("not a readable JSON Feed: nested too deeply") from None
     if not isinstance(document, dict) or not str(document.get("version", "")).startswith(
         JSON_FEED_VERSION
     ):
@@ -133,7 +147,7 @@ def _parse_json_feed(data: bytes, base_url: str) -> FeedResult:
     )
     version = str(document["version"]).removeprefix(JSON_FEED_VERSION)
     title = _text(str(document.get("title") or ""))
-    return FeedResult(f"json{version}", title, tuple(e for e in entries if e is not None))
+    return _result(f"json{version}", title, tuple(e for e in entries if e is not None))
 
 
 def _json_entry(item: Mapping[str, Any]) -> FeedEntry | None:

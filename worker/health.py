@@ -33,10 +33,13 @@ import statistics
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from worker.config import HealthThresholds
 from worker.htmlparse import parse_html
 from worker.models import RunHealth, RunReport
+
+if TYPE_CHECKING:  # the config pulls in the scheduler: too heavy for an extractor process
+    from worker.config import HealthThresholds
 
 __all__ = [
     "CHALLENGE_MARKERS",
@@ -97,9 +100,11 @@ SHELL_INERT_TAGS = frozenset({"script", "noscript", "style", "template", "link",
 SHELL_MAX_TAGS = 256
 _RAW_TEXT_TAGS = ("script", "style")  # their code may hold "<" that opens no tag
 
-_HIDDEN = re.compile(r"<(script|style|template)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-_NOSCRIPT = re.compile(r"<noscript\b.*?</noscript\s*>", re.IGNORECASE | re.DOTALL)
-_TAG = re.compile(r"<[^>]*>")
+# Linear on any text: an element never closed runs to the end of the text (as in a browser), and
+# a tag ends at its `>` or where another `<` starts, so no `<` scans the rest of the text again.
+_HIDDEN = re.compile(r"<(script|style|template)\b.*?(?:</\1\s*>|\Z)", re.IGNORECASE | re.DOTALL)
+_NOSCRIPT = re.compile(r"<noscript\b.*?(?:</noscript\s*>|\Z)", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^<>]*>")
 
 # -- why an article was skipped: a small fixed set (a metrics label, so keep it short) ----------
 SKIP_KINDS = (

@@ -2,12 +2,16 @@
 
 Kinds: "index" (an HTML page listing articles), "sitemap" (XML urlset or sitemap index, or a text
 sitemap), "feed" (RSS, Atom, RDF or JSON Feed). The body decides over the Content-Type, because
-servers label feeds and sitemaps text/xml, text/html or application/octet-stream alike.
+servers label feeds and sitemaps text/xml, text/html or application/octet-stream alike. The
+root element is read in the text as an XML parser would decode it, so a UTF-16 feed or sitemap
+is told as well.
 """
 
 from __future__ import annotations
 
 import re
+
+from worker.xmldoc import decode_xml
 
 __all__ = ["KINDS", "detect_kind"]
 
@@ -18,9 +22,14 @@ FEED_TYPES = frozenset(
     {"application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/feed+json"}
 )
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
-# Prolog, comments and a doctype come before the root element.
-_PROLOG = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>]*>)", re.DOTALL | re.IGNORECASE)
-_ROOT = re.compile(rb"<([A-Za-z_][\w.:-]*)")
+# Prolog, comments and a doctype come before the root element. Linear wherever it is tried:
+# whitespace is taken from its start only, and a declaration left open runs to the end.
+_PROLOG = re.compile(
+    r"(?<!\s)\s*(?:<\?.*?(?:\?>|\Z)|<!--.*?(?:-->|\Z)"
+    r"|<!DOCTYPE[^>\[]*(?:\[.*?(?:\]\s*>|\Z)|>|\Z))",  # with its internal subset, if any
+    re.DOTALL | re.IGNORECASE,
+)
+_ROOT = re.compile(r"<([A-Za-z_][\w.:-]*)")
 _URL_LINE = re.compile(rb"https?://\S+\s*(?:\n|$)", re.IGNORECASE)
 
 
@@ -49,9 +58,9 @@ def detect_kind(content_type: str, head: bytes) -> str | None:
 
 
 def _root_element(head: bytes) -> str | None:
-    body = head.lstrip(b"\xef\xbb\xbf")
+    body = decode_xml(head).lstrip("\ufeff")  # UTF-16 and UTF-32 too, with or without a mark
     position = 0
     while match := _PROLOG.match(body, position):
         position = match.end()
     root = _ROOT.match(body[position:].lstrip())
-    return root.group(1).decode("ascii", errors="replace") if root else None
+    return root.group(1) if root else None

@@ -16,7 +16,13 @@ Step by step:
    URL-list entries past it (best first) are only counted, in one decision. Each candidate gets a
    `LinkDecision` for `feedworker discover`, up to `MAX_DECISIONS` of those not taken.
 
-Each index page is parsed once (`parse_html`), for its links, its next page and its feeds.
+Every document is read (decoded, parsed, an index page's links discovered and screened) off the
+event loop, in an extractor process or a worker thread (`worker.listread`), under the
+extractor's time cap: a document over it fails the listing when it is the source's own URL and
+is skipped with the reason when the listing was led to it. An index page is parsed once there,
+for its links, its next page and its feeds. What comes back is bounded (links read per page,
+entries per feed and sitemap), and entries are offered to the listing in slices, letting the
+loop answer in between.
 
 URLs the worker is led to (next pages, feeds, sitemaps named elsewhere) are fetched with the
 source's `allow_private` and the source's host as the trusted one, like article pages.
@@ -24,24 +30,41 @@ source's `allow_private` and the source's host as the trusted one, like article 
 
 from __future__ import annotations
 
-import re
+import asyncio
+import heapq
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TypeVar
 from urllib.parse import urlsplit
 
-from selectolax.lexbor import LexborHTMLParser
-
 from worker.config import Settings, Source
-from worker.discover import LinkDecision, advertised_feeds, discover_links, next_page_url
+from worker.discover import MAX_PAGE_LINKS, LinkDecision
 from worker.errors import FetchError, ListingError
-from worker.feedsource import parse_feed
+from worker.extractpool import ExtractorCrashed, InlineExtractor
+from worker.feedsource import MAX_FEED_ENTRIES, FeedResult
 from worker.fetch import DOCUMENT_TYPES, HTML_TYPES, Fetcher
-from worker.htmlparse import parse_html
 from worker.kinds import detect_kind
+from worker.listread import (
+    FeedRequest,
+    IndexPage,
+    IndexRequest,
+    ListingReader,
+    ListingRequest,
+    SitemapRequest,
+    Unreadable,
+)
 from worker.models import EntryInfo, Link, NotModified, Page, Validators
-from worker.sitemap import SitemapEntry, newest_first, parse_sitemap
-from worker.urls import amp_to_regular, normalise_url, param_dropper, resolve, same_site
+from worker.sitemap import MAX_ENTRIES, SitemapEntry, SitemapResult
+from worker.urlpattern import UrlMatcher
+from worker.urls import (
+    MAX_URL_LENGTH,
+    amp_to_regular,
+    normalise_url,
+    param_dropper,
+    resolve,
+    same_site,
+)
 
 __all__ = ["MAX_SITEMAPS", "Document", "Listing", "ListingOptions", "list_articles"]
 
@@ -52,6 +75,10 @@ MAX_SITEMAP_DEPTH = 2  # an index of indexes of urlsets, no deeper
 SNIFF_BYTES = 2048
 # Decisions on links not taken kept for `feedworker discover`; a summary line counts the rest.
 MAX_DECISIONS = 1000
+# Entries screened between two yields to the event loop (each takes tens of microseconds).
+OFFER_SLICE = 250
+
+_Answer = TypeVar("_Answer", IndexPage, FeedResult, SitemapResult)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +90,8 @@ class ListingOptions:
     pages: int = 1
     urls: tuple[str, ...] = ()
     selector: str | None = None
-    include: Sequence[re.Pattern[str]] = ()
-    exclude: Sequence[re.Pattern[str]] = ()
+    include: Sequence[UrlMatcher] = ()
+    exclude: Sequence[UrlMatcher] = ()
     limit: int = 100
     validators: Validators | None = None  # for the conditional GET of `url`
     respect_robots: bool = True
@@ -114,18 +141,27 @@ class Listing:
     pages_fetched: int = 0
     bytes_received: int = 0
     selector_matched: int | None = None  # elements the `selector` matched; None without one
+    # The source URL's page, when an index page: its text blocks' fingerprints (template
+    # learning) and the anti-bot challenge marker it carries, read beside the loop with its links.
+    fingerprints: tuple[str, ...] = ()
+    challenge: str | None = None
+    script_shell: bool = False  # it lists nothing: an empty shell its scripts fill in
 
 
-async def list_articles(options: ListingOptions, fetcher: Fetcher) -> Listing:
-    """The article links of a source. Raises `FetchError` when the source's URL cannot be fetched
-    and `ListingError` when it leads to no listing."""
-    return await _Lister(options, fetcher).run()
+async def list_articles(
+    options: ListingOptions, fetcher: Fetcher, reader: ListingReader | None = None
+) -> Listing:
+    """The article links of a source, its documents read by `reader` (the worker's extractor;
+    by default a worker thread). Raises `FetchError` when the source's URL cannot be fetched and
+    `ListingError` when it leads to no listing."""
+    return await _Lister(options, fetcher, reader or InlineExtractor()).run()
 
 
 @dataclass(slots=True)
 class _Lister:
     options: ListingOptions
     fetcher: Fetcher
+    reader: ListingReader
     links: list[Link] = field(default_factory=list)
     decisions: list[LinkDecision] = field(default_factory=list)
     documents: list[Document] = field(default_factory=list)
@@ -135,16 +171,17 @@ class _Lister:
     selector_matched: int | None = None
     not_taken: int = 0  # decisions on links not taken, recorded or not
     unrecorded: int = 0  # ...of which past MAX_DECISIONS, only counted
+    first_page: IndexPage | None = None  # the source URL's page read as an index page
 
     async def run(self) -> Listing:
         options = self.options
         if options.kind == "urls":
-            self._take_urls()
+            await self._take_urls()
             return self._result("urls", _stand_in(options.url))
         first = await self._fetch(options.url, validators=options.validators)
         if isinstance(first, NotModified):
             return Listing(options.kind, (), (), (), None, not_modified=True)
-        detected = detect_kind(first.content_type, first.body[:SNIFF_BYTES] or _head(first))
+        detected = detect_kind(first.content_type, _head(first))
         kind = detected if options.kind == "auto" else options.kind
         if kind is None:
             raise ListingError(
@@ -166,81 +203,138 @@ class _Lister:
             return "sitemap"
         if kind == "feed" or detected == "feed":
             if detected == "feed":
-                self._feed(first)
+                await self._feed(first)
             else:
-                await self._advertised_feed(first, parse_html(first.text), required=True)
+                page = await self._read_index(first, links=False)
+                await self._advertised_feed(first, page, required=True)
             return "feed"
         if detected == "sitemap":
             raise ListingError(f'{first.final_url}: a sitemap, not an index page (kind = "index")')
-        tree = parse_html(first.text)  # once, for the listing and the feeds it advertises
-        await self._index(first, tree)
+        page = await self._read_index(first)  # once, for the listing and the feeds it advertises
+        await self._index(first, page)
         if self.links or self.options.kind == "index" or self.options.selector:
             return "index"
         # No usable listing on the page: its own feed, else the site's sitemaps.
-        if await self._advertised_feed(first, tree, required=False):
+        if await self._advertised_feed(first, page, required=False):
             return "feed"
         if _is_site_root(first.final_url) and await self._site_sitemaps(first, required=False):
             return "sitemap"
         return "index"
 
+    # -- reading documents, beside the event loop ------------------------------------------------
+
+    async def _read(self, request: ListingRequest, url: str, answer: type[_Answer]) -> _Answer:
+        """`request` read by the reader; `ListingError` when it is no listing or took too long."""
+        try:
+            read = await self.reader.read_listing(request)
+        except ExtractorCrashed as exc:
+            raise ListingError(f"{url}: {exc}") from None
+        if isinstance(read, Unreadable):
+            raise ListingError(read.reason)
+        if not isinstance(read, answer):
+            raise RuntimeError(f"{url}: a {type(read).__name__} where a {answer.__name__} was due")
+        return read
+
+    async def _read_index(self, page: Page, *, links: bool = True) -> IndexPage:
+        """The source's own page read as an index page: its links (when `links`), next page and
+        advertised feeds, and its fingerprints and challenge marker (kept for the `Listing`)."""
+        request = self._index_request(page, 1, links=links)
+        self.first_page = await self._read(request, page.final_url, IndexPage)
+        return self.first_page
+
+    def _index_request(self, page: Page, number: int, *, links: bool = True) -> IndexRequest:
+        options = self.options
+        return IndexRequest(
+            html=page.raw if page.raw is not None else page.text,
+            url=page.final_url,
+            selector=options.selector,
+            include=options.include,
+            exclude=options.exclude,
+            drop_params=options.drop_params,
+            links=links,
+            page_number=number,
+            next_page=links and number < options.pages,
+            first=number == 1,
+        )
+
+    async def _read_led(
+        self, request: ListingRequest, document: Page, kind: str, answer: type[_Answer]
+    ) -> _Answer | None:
+        """A document the listing was led to: one that cannot be read is noted, not raised."""
+        try:
+            return await self._read(request, document.final_url, answer)
+        except ListingError as exc:
+            self._decide(LinkDecision(document.final_url, "", False, f"{kind} not read: {exc}"))
+            return None
+
     # -- index pages ---------------------------------------------------------------------------
 
-    async def _index(self, first: Page, tree: LexborHTMLParser) -> None:
-        """Discover the links of `first` (parsed as `tree`) and of its next pages."""
+    async def _index(self, first: Page, read: IndexPage) -> None:
+        """Take the links of `first` (read as `read`) and of its next pages."""
         options = self.options
         self.documents.append(Document(first.final_url, "index"))
-        page, number = first, 1
+        number = 1
         visited = {normalise_url(first.final_url)}
         while True:
-            found = discover_links(
-                tree,
-                page.final_url,
-                selector=options.selector,
-                include=options.include,
-                exclude=options.exclude,
-                drop_params=options.drop_params,
-            )
-            if found.selector_matched is not None:
-                self.selector_matched = (self.selector_matched or 0) + found.selector_matched
-            for link, decision in _kept_pairs(found.links, found.decisions):
-                if link is None:
-                    self._decide(decision)
-                else:
-                    self._take(link, decision.reason, decision.date)
-            if number >= options.pages:
-                return
-            following = next_page_url(tree, page.final_url, number)
-            if following is None or following in visited:
+            await self._take_discovery(read)
+            following = read.next_page
+            if number >= options.pages or following is None or following in visited:
                 return
             visited.add(following)
             fetched = await self._fetch_led(following, "index", f"page {number + 1}", HTML_TYPES)
             if fetched is None:
                 return
-            page, number, tree = fetched, number + 1, parse_html(fetched.text)
+            number += 1
+            request = self._index_request(fetched, number)
+            led = await self._read_led(request, fetched, "index", IndexPage)
+            if led is None:
+                return
+            read = led
+
+    async def _take_discovery(self, read: IndexPage) -> None:
+        """Take an index page's links and note its decisions, in slices (up to 10,000 each)."""
+        found = read.discovery
+        if found is None:
+            return
+        if found.selector_matched is not None:
+            self.selector_matched = (self.selector_matched or 0) + found.selector_matched
+        for n, (link, decision) in enumerate(_kept_pairs(found.links, found.decisions)):
+            if n and n % OFFER_SLICE == 0:
+                await asyncio.sleep(0)
+            if link is None:
+                self._decide(decision)
+            else:
+                self._take(link, decision.reason, decision.date)
+        if found.unread:
+            note = f"{found.unread} more links on the page not read (over {MAX_PAGE_LINKS})"
+            self._note(note)
 
     # -- feeds ---------------------------------------------------------------------------------
 
-    async def _advertised_feed(self, page: Page, tree: LexborHTMLParser, *, required: bool) -> bool:
-        """Read the first feed `page` (parsed as `tree`) advertises; whether there was one."""
-        feeds = advertised_feeds(tree, page.final_url) if page.text else ()
-        if not feeds:
+    async def _advertised_feed(self, page: Page, read: IndexPage, *, required: bool) -> bool:
+        """Read the first feed `page` (read as `read`) advertises; whether there was one."""
+        if not read.feeds:
             if required:
                 raise ListingError(f"{page.final_url}: the page advertises no feed")
             return False
         note = "advertised by the page" + ("" if required else ", which has no listing")
-        document = await self._fetch_led(feeds[0], "feed", note, DOCUMENT_TYPES)
+        document = await self._fetch_led(read.feeds[0], "feed", note, DOCUMENT_TYPES)
         if document is None:
             return False
-        self._feed(document, note_document=False)
+        await self._feed(document, note_document=False)
         return True
 
-    def _feed(self, document: Page, *, note_document: bool = True) -> None:
+    async def _feed(self, document: Page, *, note_document: bool = True) -> None:
         if note_document:
             self.documents.append(Document(document.final_url, "feed"))
-        result = parse_feed(document.body or document.text.encode(), document.final_url)
+        request = FeedRequest(document.body or document.text.encode(), document.final_url)
+        result = await self._read(request, document.final_url, FeedResult)
         entries = sorted(result.entries, key=lambda e: _newest(e.info.published or e.info.modified))
+        if result.unread:
+            note = f"{result.unread} more entries in the feed not read (over {MAX_FEED_ENTRIES})"
+            self._note(note, document.final_url)
         offers = ((document.final_url, entry.url, entry.info) for entry in entries)
-        self._offer_all(offers, len(entries), "in feed", same_site_only=False)
+        await self._offer_all(offers, len(entries), "in feed", same_site_only=False)
 
     # -- sitemaps ------------------------------------------------------------------------------
 
@@ -270,17 +364,26 @@ class _Lister:
         return bool(fetched)
 
     async def _sitemaps(self, roots: list[Page], *, noted: bool = False) -> None:
-        """Read sitemap documents, following index children newest first, within the bounds."""
-        entries: list[tuple[str, SitemapEntry]] = []
+        """Read sitemap documents, following index children newest first, within the bounds;
+        the roots must be readable, a child that is not is noted."""
+        lists: list[list[tuple[str, SitemapEntry]]] = []  # each document's entries, newest first
         queue: list[tuple[Page, int]] = [(page, 0) for page in roots]
         if not noted:
             self.documents.extend(Document(p.final_url, "sitemap") for p in roots)
         read = len(roots)
         while queue:
             document, depth = queue.pop(0)
-            result = parse_sitemap(document.body or document.text.encode())
-            entries += [(document.final_url, e) for e in result.entries]
-            for child in newest_first(result.children):
+            request = SitemapRequest(document.body or document.text.encode())
+            result = (
+                await self._read(request, document.final_url, SitemapResult)
+                if depth == 0
+                else await self._read_led(request, document, "sitemap", SitemapResult)
+            )
+            if result is None:
+                continue
+            self._note_sitemap_limits(document.final_url, result)
+            lists.append([(document.final_url, e) for e in result.entries])
+            for child in result.children:  # newest first
                 url = resolve(document.final_url, child.url)
                 if url is None:
                     continue
@@ -292,20 +395,30 @@ class _Lister:
                 read += 1
                 if fetched is not None:
                     queue.append((fetched, depth + 1))
-        entries.sort(key=lambda pair: _newest(pair[1].date))
+        # One order over every document, newest first (stable: documents in the order read).
+        entries = heapq.merge(*lists, key=lambda pair: _newest(pair[1].date))
         offers = ((base, entry.url, _entry_info(entry)) for base, entry in entries)
-        self._offer_all(offers, len(entries), "in sitemap", same_site_only=True)
+        count = sum(map(len, lists))
+        await self._offer_all(offers, count, "in sitemap", same_site_only=True)
+
+    def _note_sitemap_limits(self, url: str, result: SitemapResult) -> None:
+        if result.too_long:
+            note = f"{result.too_long} entries skipped: URL over {MAX_URL_LENGTH} characters"
+            self._note(note, url)
+        if result.unread:
+            note = f"entries past the first {MAX_ENTRIES} not read"
+            self._note(note, url)
 
     # -- URL lists -----------------------------------------------------------------------------
 
-    def _take_urls(self) -> None:
+    async def _take_urls(self) -> None:
         urls = self.options.urls
         offers = ((self.options.url, url, None) for url in urls)
-        self._offer_all(offers, len(urls), "in URL list", same_site_only=False)
+        await self._offer_all(offers, len(urls), "in URL list", same_site_only=False)
 
     # -- candidates ----------------------------------------------------------------------------
 
-    def _offer_all(
+    async def _offer_all(
         self,
         offers: Iterable[tuple[str, str, EntryInfo | None]],
         count: int,
@@ -314,13 +427,16 @@ class _Lister:
         same_site_only: bool,
     ) -> None:
         """Offer `count` (base, raw URL, info) entries, best first, until `limit` links are
-        taken; the rest are only counted: a news sitemap holds 50,000 entries for 100 links."""
+        taken; the rest are only counted: a news sitemap holds 50,000 entries for 100 links.
+        The event loop gets a turn every `OFFER_SLICE` entries."""
         for offered, (base, raw, info) in enumerate(offers):
             if len(self.links) >= self.options.limit:
                 rest = count - offered
                 note = f"{rest} more entries over the limit of {self.options.limit} links"
-                self._decide(LinkDecision("", "", False, note))
+                self._note(note)
                 return
+            if offered and offered % OFFER_SLICE == 0:
+                await asyncio.sleep(0)
             self._offer(base, raw, info, reason, same_site_only=same_site_only)
 
     def _offer(
@@ -330,6 +446,9 @@ class _Lister:
         options = self.options
         title = info.title if info else ""
         date = (info.published or info.modified) if info else None
+        if len(raw) > 2 * MAX_URL_LENGTH:  # not worth normalising: far over the limit
+            self._decide(LinkDecision(raw[:100] + "…", title, False, _TOO_LONG, date))
+            return
         absolute = resolve(base, raw)
         if absolute is None:
             self._decide(LinkDecision(raw, title, False, "not a web link", date))
@@ -354,6 +473,10 @@ class _Lister:
             self.seen.add(url)
             self.links.append(link)
         self._decide(LinkDecision(url, link.title, kept, reason, date))
+
+    def _note(self, note: str, url: str = "") -> None:
+        """A summary line for `feedworker discover` (what was not read, and why): always kept."""
+        self.decisions.append(LinkDecision(url, "", False, note))
 
     def _decide(self, decision: LinkDecision) -> None:
         """Record a decision for `feedworker discover`; past MAX_DECISIONS links not taken are
@@ -383,6 +506,7 @@ class _Lister:
             trusted_origin=options.url,
             respect_robots=options.respect_robots,
             accept=accept,
+            decode=False,  # an HTML page is decoded where it is read, beside the event loop
         )
         if isinstance(result, Page):
             self.pages_fetched += 1
@@ -409,6 +533,7 @@ class _Lister:
         if self.unrecorded:
             note = f"{self.unrecorded} more links not taken (not listed)"
             decisions = [*decisions, LinkDecision("", "", False, note)]
+        first = self.first_page
         return Listing(
             kind=kind,
             links=tuple(self.links),
@@ -418,6 +543,9 @@ class _Lister:
             pages_fetched=self.pages_fetched,
             bytes_received=self.bytes_received,
             selector_matched=self.selector_matched,
+            fingerprints=first.fingerprints if first is not None else (),
+            challenge=first.challenge if first is not None else None,
+            script_shell=first.script_shell if first is not None else False,
         )
 
 
@@ -434,7 +562,12 @@ def _kept_pairs(
         yield link, decision
 
 
+_TOO_LONG = f"URL too long (over {MAX_URL_LENGTH} characters)"
+
+
 def _screen(url: str, options: ListingOptions, same_site_only: bool) -> str:
+    if len(url) > MAX_URL_LENGTH:  # before any pattern runs over it
+        return _TOO_LONG
     if same_site_only and not same_site(url, options.url):
         return "other site"
     for pattern in options.exclude:
@@ -455,6 +588,11 @@ def _newest(date: datetime | None) -> float:
 
 
 def _head(page: Page) -> bytes:
+    """The first bytes of a fetched document, for telling its kind."""
+    if page.body:
+        return page.body[:SNIFF_BYTES]
+    if page.raw is not None:
+        return page.raw.body[:SNIFF_BYTES]
     return page.text[:SNIFF_BYTES].encode("utf-8", errors="replace")
 
 

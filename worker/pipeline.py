@@ -34,7 +34,7 @@ from worker.charset import page_html, page_text
 from worker.config import HEALTH_HISTORY_RUNS, Settings, Source
 from worker.dedupe import Change, Signature, compare_texts, text_signature
 from worker.errors import FeedworkerError, FetchError
-from worker.extract import ExtractOptions, page_fingerprints
+from worker.extract import ExtractOptions
 from worker.extractpool import Extracted, Extractor, ExtractorCrashed, InlineExtractor
 from worker.feedsource import fill_article
 from worker.fetch import BadStatus, Blocked, Fetcher, RobotsDisallowed, UnsupportedContent
@@ -45,7 +45,6 @@ from worker.health import (
     body_floor,
     challenge_marker,
     run_health,
-    script_shell,
 )
 from worker.listing import Listing, ListingOptions, list_articles
 from worker.logs import fields, log
@@ -184,8 +183,8 @@ async def _run(run: _Run) -> None:
     index = await _fetch_index(run)
     # On a 304 there are no new links, but articles due an update check are still fetched.
     links = _discover(run) if index is not None else []
-    if index is not None:
-        ctx.store.record_blocks(source.id, index.final_url, page_fingerprints(index.text))
+    if index is not None and run.listing is not None:  # fingerprinted where it was read
+        ctx.store.record_blocks(source.id, index.final_url, run.listing.fingerprints)
     # The site's template as known before this run; each page is extracted with it as soon as
     # it arrives (beside the fetches when the extractor has processes of its own).
     known = ctx.store.boilerplate_blocks(source.id, TEMPLATE_MIN_PAGES)
@@ -211,7 +210,7 @@ async def _fetch_index(run: _Run) -> Page | None:
     validators = store.get_validators(source.id, source.url, _listing_variant(run))
     options = ListingOptions.for_source(source, run.ctx.settings, validators)
     try:
-        listing = await list_articles(options, run.fetcher)
+        listing = await list_articles(options, run.fetcher, run.ctx.extractor)
     except FetchError as exc:
         if isinstance(exc, BadStatus):
             _note_refusal(run, exc)
@@ -230,7 +229,7 @@ async def _fetch_index(run: _Run) -> Page | None:
     if page is not None and listing.kind != "urls":
         _count(report.statuses, page.status)
         if not listing.links:
-            _note_empty_listing(report, page.text)
+            _note_empty_listing(report, listing)
     run.listing = listing
     return page
 
@@ -251,13 +250,13 @@ def _listing_variant(run: _Run) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
-def _note_empty_listing(report: RunReport, markup: str) -> None:
+def _note_empty_listing(report: RunReport, listing: Listing) -> None:
     """Why a page listed nothing, when it shows: an anti-bot wall (a named product wins over the
-    shell it also is), or an empty shell its scripts fill in."""
-    marker = challenge_marker(markup)
+    shell it also is), or an empty shell its scripts fill in (both read beside the loop)."""
+    marker = listing.challenge
     if marker is not None and marker != NOSCRIPT_ONLY:
         _note_challenge(report, marker)
-    elif script_shell(markup):
+    elif listing.script_shell:
         report.needs_javascript = True
     elif marker is not None:
         _note_challenge(report, marker)

@@ -87,7 +87,7 @@ _IMAGE_TYPES = {
     ".svg": "image/svg+xml",
     ".webp": "image/webp",
 }
-_TAG = re.compile(r"<[^>]*>")
+_TAG = re.compile(r"<[^<>]*>")  # `[^<>]`: linear on a `<` never closed
 
 
 @dataclass(frozen=True, slots=True)

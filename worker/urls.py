@@ -22,11 +22,13 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from urllib.parse import unquote_plus, urljoin, urlsplit
 
 import idna
 
 __all__ = [
+    "MAX_URL_LENGTH",
     "TRACKING_PARAMS",
     "TRACKING_PARAM_PREFIXES",
     "amp_to_regular",
@@ -57,6 +59,11 @@ TRACKING_PARAMS: frozenset[str] = frozenset(
         "ref_src", "ref_url", "ref_source",
     }
 )  # fmt: skip
+
+# Links longer than this are no article's: the sitemap protocol's limit (browsers and servers
+# give up around it too). Screens refuse them before any pattern runs over them, which bounds
+# the operator's include/exclude regexes and what a hostile sitemap can make the worker hold.
+MAX_URL_LENGTH = 2048
 
 # --- AMP variants that name the regular page without a doubt -------------------------------------
 # "?amp", "?amp=1", "?outputType=amp" and a last path segment "amp" ("/story/amp/", WordPress's
@@ -117,7 +124,20 @@ def normalise_url(url: str, *, drop_params: Callable[[str], bool] | None = None)
     return f"{out}?{query}" if query else out
 
 
-def param_dropper(names: Iterable[str]) -> Callable[[str], bool] | None:
+@dataclass(frozen=True, slots=True)
+class ParamDropper:
+    """A `drop_params` for `normalise_url`: the operator's extra tracking parameters, by name or
+    prefix (lower case). A value, not a closure, so it travels to the extractor processes."""
+
+    exact: frozenset[str]
+    prefixes: tuple[str, ...]
+
+    def __call__(self, name: str) -> bool:
+        name = name.lower()
+        return name in self.exact or (bool(self.prefixes) and name.startswith(self.prefixes))
+
+
+def param_dropper(names: Iterable[str]) -> ParamDropper | None:
     """A `drop_params` for `normalise_url` from an operator's list of extra tracking parameters:
     names compared case-insensitively; a name ending in "*" is a prefix ("ref_*"). None for none."""
     lowered = [name.strip().lower() for name in names if name.strip()]
@@ -125,12 +145,7 @@ def param_dropper(names: Iterable[str]) -> Callable[[str], bool] | None:
     prefixes = tuple(name[:-1] for name in lowered if name.endswith("*") and len(name) > 1)
     if not exact and not prefixes:
         return None
-
-    def drop(name: str) -> bool:
-        name = name.lower()
-        return name in exact or (bool(prefixes) and name.startswith(prefixes))
-
-    return drop
+    return ParamDropper(exact, prefixes)
 
 
 def amp_to_regular(url: str) -> str:

@@ -16,17 +16,3 @@ _NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010fff
 def xml_safe(text: str) -> str:
     """Return `text` without the characters XML 1.0 forbids."""
     return _NOT_XML_CHAR.sub("", text)
-
-
-# The prolog ends where the first element starts; declarations can only stand before it.
-_FIRST_ELEMENT = re.compile(rb"<[A-Za-z_]")
-_ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
-
-
-def declares_entities(data: bytes) -> bool:
-    """Whether an XML document declares entities in its prolog: the one way to an expansion bomb
-    (a billion laughs), which a feed or sitemap never needs. Text after the prolog is not looked
-    at, so an article that mentions `<!ENTITY` in its CDATA is fine."""
-    start = _FIRST_ELEMENT.search(data)
-    prolog = data[: start.start()] if start else data
-    return bool(_ENTITY_DECLARATION.search(prolog))

@@ -136,7 +136,7 @@ _BYLINE_PREFIX = re.compile(r"^(?:by|written by|posted by|von|par|por|door|di)\s
 
 _WEB_SCHEMES = ("http", "https")
 _WHITESPACE = re.compile(r"\s+")
-_TAG = re.compile(r"<[^>]*>")
+_TAG = re.compile(r"<[^<>]*>")  # `[^<>]`: linear on a `<` never closed
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
 # Comment or CDATA markers some sites wrap a JSON-LD block in.
 _JSONLD_OPENERS = ("<!--", "<![CDATA[")
@@ -160,8 +160,9 @@ _DATE_FORMATS = (
     "%d %B %Y",
     "%d %b %Y",
 )
-_DATE_ZONE_SUFFIX = re.compile(r"\s*(?:Z|UTC|GMT)$", re.I)
-_DATE_SPACED_OFFSET = re.compile(r"\s+([+-]\d{2}:?\d{2})$")
+# `(?<!\s)`: whitespace is tried from its start only, not again from each of its characters.
+_DATE_ZONE_SUFFIX = re.compile(r"(?<!\s)\s*(?:Z|UTC|GMT)$", re.I)
+_DATE_SPACED_OFFSET = re.compile(r"(?<!\s)\s+([+-]\d{2}:?\d{2})$")
 _DIGIT = re.compile(r"\d")
 _EPOCH = re.compile(r"^\d{10}(?:\d{3})?$")
 _MAX_DATE_CHARS = 64

@@ -85,10 +85,11 @@ _HEADING_DEMOTIONS = (("<h1>", "<h2>"), ("</h1>", "</h2>"))
 # Lexbor and html5ever both take quadratic time on deeply nested elements (measured: 30,000
 # nested <div>s cost 1.1 s and 1.7 s). Nested too deep for `worker.htmlparse` (the one measure
 # every parser here uses), the body is flattened to plain paragraphs: such nesting is no structure.
-_RAW_TEXT_ELEMENT = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-_ANY_TAG = re.compile(r"<[^>]*>")
+# Linear on any text: an element left open runs to the end, a tag ends at `>` or the next `<`.
+_RAW_TEXT_ELEMENT = re.compile(r"<(script|style)\b.*?(?:</\1\s*>|\Z)", re.IGNORECASE | re.DOTALL)
+_ANY_TAG = re.compile(r"<[^<>]*>")
 _BLOCK_BOUNDARY = re.compile(
-    r"</?(?:p|div|br|h[1-6]|li|blockquote|pre|tr|section|article|figure|figcaption)\b[^>]*>",
+    r"</?(?:p|div|br|h[1-6]|li|blockquote|pre|tr|section|article|figure|figcaption)\b[^<>]*>",
     re.IGNORECASE,
 )
 
