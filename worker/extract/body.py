@@ -150,6 +150,9 @@ EDGE_SHORT_CHARS = 20
 MIN_REPEAT_CHARS = 25
 # ...and only within this many long blocks of the first copy.
 REPEAT_WINDOW = 2
+# A repeat longer than this is a paragraph the author wrote twice (a refrain, a template
+# sentence), not a caption: captions and teaser lines are short.
+MAX_REPEAT_CHARS = 200
 
 # A sentence ending inside a line: the mark, then a space and the next sentence's first letter.
 _INNER_SENTENCE = re.compile(r"[.!?…](?=\s+[^\W\d_])|[。！？]")
@@ -165,6 +168,7 @@ class Preset:
     strip_noise: bool = True  # drop furniture by class/id and tag before scoring
     weight_hints: bool = True  # add class/id evidence to candidate scores
     clean: bool = True  # drop link-dense and labelled containers inside the body
+    drop_hidden: bool = True  # drop elements hidden from readers, whatever their tag
 
 
 PRESETS: tuple[Preset, ...] = (
@@ -311,6 +315,8 @@ def prepare_tree(
     """Drop junk (`junk`, when the caller found it already), `remove` matches and furniture."""
     decompose_all(junk_elements(tree) if junk is None else junk)
     decompose_all(removal_targets(tree, remove))
+    if preset.drop_hidden and tree.body is not None:
+        decompose_all(hidden_elements(tree.body))
     if preset.strip_noise and tree.body is not None:
         decompose_all(furniture(tree.body, hints))
 
@@ -373,6 +379,13 @@ class Subtree:
 
     def outside(self, node: LexborNode) -> bool:
         return not self.holds(node)
+
+
+HIDDEN_SELECTOR = "[hidden], [aria-hidden=true i], [style*=none i], [style*=hidden i]"
+
+
+def hidden_elements(root: LexborNode) -> list[LexborNode]:
+    return outermost([n for n in root.css(HIDDEN_SELECTOR) if is_hidden(n.attributes)])
 
 
 def removal_targets(tree: LexborHTMLParser, remove: tuple[str, ...]) -> list[LexborNode]:
@@ -959,7 +972,7 @@ def repeated_blocks(blocks: list[AnyBlock]) -> list[AnyBlock]:
     repeats further apart (a recipe line in two menus) are the author's."""
     seen: dict[str, int] = {}
     copies: list[int] = []
-    long_blocks = [b for b in blocks if len(b.text) >= MIN_REPEAT_CHARS]
+    long_blocks = [b for b in blocks if MIN_REPEAT_CHARS <= len(b.text) <= MAX_REPEAT_CHARS]
     for i, block in enumerate(long_blocks):
         key = block.text.lower()  # block texts are already collapse_spaces'd
         first = seen.setdefault(key, i)
