@@ -120,6 +120,14 @@ MIN_ALTERNATIVES = 3
 SIBLING_SCORE_RATIO = 0.2
 # ...and holds at least this share of its text in sentences (an article's continuation is prose).
 SIBLING_PROSE_SHARE = 0.5
+# A sibling scoring less joins when it repeats the top's markup (tag and class) and holds at
+# least this much text in sentences, SIBLING_PROSE_SHARE of its text (a later section of the
+# article: its wrappers can be deeper than scores reach).
+SIBLING_MIN_PROSE = 250
+# Siblings are looked for this many levels up, while what is kept makes up this share of its
+# parent's text (the rest of the parent: a figure, an ad slot, a pull quote).
+MERGE_LEVELS = 3
+BULK_SHARE = 0.75
 # A kept body shorter than this triggers the next, looser preset (Readability.js: 500 chars;
 # our cleaning is stricter, so a short body is more often a short article).
 MIN_BODY_CHARS = 250
@@ -221,6 +229,9 @@ FURNITURE_CANDIDATES = ", ".join(
         ":is(div, section, ul, ol, li, p, form, table, figure, dl)",
     ]
 )
+# What only the page's own wrapper holds, never a widget: a flagged element holding one of these
+# is the page (or the article) whatever its links.
+PAGE_CONTENT_SELECTOR = "main, h1, [itemprop=articleBody i], [role=main i]"
 # Never furniture: the page's own containers.
 ROOT_CONTAINERS = frozenset({"html", "body", "main", "article"})
 
@@ -290,7 +301,11 @@ def holds_prose(node: LexborNode, groups: frozenset[str]) -> bool:
     chars = text_chars(node)
     if chars < PROSE_CHARS:
         return False
-    return not links_reach(node, PROSE_LINK_DENSITY * chars)
+    if not links_reach(node, PROSE_LINK_DENSITY * chars):
+        return True
+    # A page wrapper (`id="ad-portal"` round a whole page) holds menus too, but also the page's
+    # own heading or main content, which no widget does.
+    return node.css_first(PAGE_CONTENT_SELECTOR) is not None
 
 
 def decompose_all(nodes: list[LexborNode]) -> None:
@@ -604,10 +619,23 @@ def prose_share(node: LexborNode) -> float:
     """The share of a node's text in sentence-like paragraphs: long enough, ending like a
     sentence, not mostly link text. Teaser rails (linked title, a summary line, an author) score
     paragraphs too, but few of their lines are sentences."""
+    return prose_of(node).share
+
+
+@dataclass(frozen=True, slots=True)
+class Prose:
+    chars: int  # text in sentence-like blocks
+    total: int  # all block text
+
+    @property
+    def share(self) -> float:
+        return self.chars / self.total if self.total else 0.0
+
+
+def prose_of(node: LexborNode) -> Prose:
     blocks = collect_blocks(node)
     total = sum(len(b.text) for b in blocks)
-    prose = sum(len(b.text) for b in blocks if is_sentence_block(b))
-    return prose / total if total else 0.0
+    return Prose(sum(len(b.text) for b in blocks if is_sentence_block(b)), total)
 
 
 def is_sentence_block(block: Block) -> bool:
@@ -622,28 +650,62 @@ def is_sentence_line(text: str, link_chars: int = 0) -> bool:
 
 
 def merge_siblings(top: LexborNode, top_score: float, scores: dict[int, float]) -> list[LexborNode]:
-    parent = top.parent
-    if parent is None or top.tag in ("body", "html"):
+    """The top candidate with its siblings that read as article text; then, while what is kept
+    makes up the bulk of its parent, the parent's siblings too (an article split into sections
+    by figures, ad slots and pull quotes, each section in wrappers of its own)."""
+    if top.tag in PAGE_ROOTS:
         return [top]
     threshold = max(10.0, top_score * SIBLING_SCORE_RATIO)
-    kept = []
-    for sibling in parent.iter():
-        if sibling.mem_id == top.mem_id or is_sibling_content(sibling, scores, threshold):
-            kept.append(sibling)
+    unit, kept = top, [top]
+    for _ in range(MERGE_LEVELS):
+        parent = unit.parent
+        if parent is None or parent.tag in PAGE_ROOTS:
+            break
+        before: list[LexborNode] = []
+        after: list[LexborNode] = []
+        seen = False
+        for sibling in parent.iter():
+            if sibling.mem_id == unit.mem_id:
+                seen = True
+            elif is_sibling_content(sibling, scores, threshold, unit):
+                (after if seen else before).append(sibling)
+        kept = before + kept + after
+        if sum(map(text_chars, kept)) < BULK_SHARE * text_chars(parent):
+            break
+        unit = parent
     return kept
 
 
-def is_sibling_content(node: LexborNode, scores: dict[int, float], threshold: float) -> bool:
+def is_sibling_content(
+    node: LexborNode, scores: dict[int, float], threshold: float, unit: LexborNode
+) -> bool:
+    if not node.is_element_node:
+        return False
     score = scores.get(node.mem_id)
     if score is not None and score * (1 - link_density(node)) >= threshold:
         return prose_share(node) >= SIBLING_PROSE_SHARE
-    if node.tag != "p":
+    if node.tag == "p":
+        text = node.text(strip=True)
+        density = link_density(node)
+        if len(text) > 80:
+            return density < 0.25
+        return density == 0 and text.endswith((".", "!", "?", "。", "！", "？"))
+    if not same_kind(node, unit):
         return False
-    text = node.text(strip=True)
-    density = link_density(node)
-    if len(text) > 80:
-        return density < 0.25
-    return density == 0 and text.endswith((".", "!", "?", "。", "！", "？"))
+    # Scoring reaches only a few levels up: a section of the article wrapped deeper than the
+    # top candidate has no score of its own here, but it repeats the top's markup and reads as
+    # prose throughout.
+    prose = prose_of(node)
+    return (
+        prose.chars >= SIBLING_MIN_PROSE
+        and prose.share >= SIBLING_PROSE_SHARE
+        and link_density(node) <= LABELLED_LINK_DENSITY
+    )
+
+
+def same_kind(node: LexborNode, other: LexborNode) -> bool:
+    """The same tag and class: a container repeated (the article's sections), not another one."""
+    return node.tag == other.tag and node.attributes.get("class") == other.attributes.get("class")
 
 
 # --- Step 6: render ----------------------------------------------------------------------------
