@@ -2,8 +2,10 @@
 
 Body paths, tried in this order (`Article.method` says which one won):
 - "selector": the operator's `body` CSS selector matched and holds text;
-- "auto": the scored-candidates extractor (body.py) found a body at least as long as a fair
-  share of the page's JSON-LD `articleBody`;
+- "auto": the scored-candidates extractor (body.py) found a plausible body at once;
+- "prose-run", "opening", "loose", "raw": the first body was implausible (much shorter than
+  the page's largest run of prose, its JSON-LD body or word count, or its description), and
+  this later attempt of the safety net (safetynet.py) found a plausible one;
 - "jsonld": the DOM result was poor and the page's JSON-LD `articleBody` is much longer;
 - "fallback": nothing scored; the page's cleaned text as a whole.
 """
@@ -17,7 +19,8 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from worker.errors import ExtractError
 from worker.extract import body as body_mod
-from worker.extract.meta import extract_metadata
+from worker.extract.meta import Metadata, extract_metadata
+from worker.extract.safetynet import Expected, best_body, opening_words
 from worker.extract.sanitize import sanitize_html
 from worker.htmlparse import FlatHtml, flatten_nesting, parse_flat
 from worker.models import Article
@@ -49,7 +52,7 @@ def extract(html: str, url: str, options: ExtractOptions | None = None) -> Artic
     tree = parse_flat(page)
     junk = body_mod.junk_elements(tree)  # one walk finds both the junk and the metadata
     meta = extract_metadata(tree, url, junk)
-    found, method = find_body(tree, page, meta.title, meta.jsonld_body, options, junk)
+    found, method = find_body(tree, page, meta, options, junk)
     if len(found.text) < MIN_ARTICLE_CHARS:
         raise ExtractError(f"{url}: no article text found")
     return Article(
@@ -74,8 +77,7 @@ def extract(html: str, url: str, options: ExtractOptions | None = None) -> Artic
 def find_body(
     tree: LexborHTMLParser,
     html: FlatHtml,
-    title: str,
-    jsonld_body: str | None,
+    meta: Metadata,
     options: ExtractOptions,
     junk: list[LexborNode] | None,
 ) -> tuple[body_mod.Body, str]:
@@ -83,17 +85,28 @@ def find_body(
     the `tree`'s."""
     checked: frozenset[str] = frozenset()  # template lookups of an attempt given up
     if options.body:
-        selected, checked = select_body(tree, html, options, title, junk)
+        selected, checked = select_body(tree, html, options, meta.title, junk)
         if selected is not None:
             return selected, "selector"
         tree, junk = parse_flat(html), None
-    found = body_mod.best_body(
-        tree, html, remove=options.remove, title=title, boilerplate=options.boilerplate, junk=junk
+    jsonld_body = (meta.jsonld_body or "").strip()
+    description = meta.description
+    expected = Expected(
+        len(jsonld_body), meta.word_count, len(description), opening_words(description)
+    )
+    found, method = best_body(
+        tree,
+        html,
+        remove=options.remove,
+        title=meta.title,
+        boilerplate=options.boilerplate,
+        junk=junk,
+        expected=expected,
     )
     found = replace(found, checked=found.checked | checked)
-    if jsonld_body and len(found.text) < JSONLD_PREFERRED_RATIO * len(jsonld_body.strip()):
+    if jsonld_body and len(found.text) < JSONLD_PREFERRED_RATIO * len(jsonld_body):
         return jsonld_as_body(jsonld_body, found), "jsonld"
-    return found, "auto" if found.scored else "fallback"
+    return found, method if found.scored else "fallback"
 
 
 def select_body(

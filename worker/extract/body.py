@@ -10,7 +10,9 @@ The sequence, one helper per step:
    half, then less), scores live in a dict keyed by node id, never on the DOM.
 4. `pick_top`: scale the best few by (1 - link density) and take the highest.
 5. `merge_siblings`: add the top candidate's siblings that look like article text too: scoring
-   well and holding mostly sentences (a teaser rail scores, but its lines are titles and blurbs).
+   well and holding mostly sentences (a teaser rail scores, but its lines are titles and blurbs),
+   or repeating the top's markup with prose in it; then, while the kept part is the bulk of its
+   parent, the parent's siblings (an article split by figures, ad slots and pull quotes).
 6. `render`: one iterative walk per kept node that drops link-dense or labelled furniture, known
    boilerplate blocks and the duplicated title, and yields both the text and the cleaned HTML.
    A container that opens with a widget label ("You may also like", "Comments") is that widget
@@ -19,8 +21,8 @@ The sequence, one helper per step:
    The walk also records each kept block's line and where it lies in the output, so that
 7. `trim_edges_and_repeats` drops weak lines at the body's edges and repeats of a line just
    shown, from the output and the tree, without walking the tree again.
-`extract_body` runs the steps over a list of presets, loosest last, until the text is long enough
-(and, for a retry, reads as prose: with furniture left in, a looser preset may pick the footer).
+`extract_body` runs the steps once, with one preset; `worker.extract.safetynet` runs further
+attempts (looser presets, other top candidates) while the body found is implausible.
 Everything iterates with explicit stacks: 100,000 nested `div`s must not hit the recursion limit
 (and `worker.htmlparse.parse_html` flattens such nesting before lexbor sees it).
 """
@@ -39,7 +41,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from worker.extract.noise import hint_groups, is_noise_groups, label_group, normalise_label
 from worker.extract.template import fingerprint, fingerprints
-from worker.htmlparse import FlatHtml, parse_flat, parse_html
+from worker.htmlparse import parse_html
 
 # --- Tags ------------------------------------------------------------------------------------
 
@@ -51,6 +53,10 @@ JUNK_TAGS = [
 ]  # fmt: skip
 
 JUNK_SELECTOR = ",".join(JUNK_TAGS)
+
+# Links: an `a` without `href` is a named anchor (a jump target), and an unclosed one
+# (`<a name="more">`) wraps the rest of the post, which is not link text.
+LINK_SELECTOR = "a[href]"
 
 # The tag lexbor gives text nodes.
 TEXT_TAG = "-text"
@@ -106,6 +112,8 @@ HINT_WEIGHT = 25.0
 
 # --- Thresholds ------------------------------------------------------------------------------
 
+# Blocks that make a run of prose together under their parent (a list's items are one run).
+RUN_ITEM_TAGS = frozenset({"p", "li", "dd", "dt", "blockquote", "pre"}) | HEADING_TAGS
 # Own text shorter than this is not a paragraph (Readability.js uses 25 characters).
 MIN_PARAGRAPH_CHARS = 25
 # How far a paragraph's score reaches up the tree, and the divisor per level beyond the parent.
@@ -182,7 +190,8 @@ class Preset:
 PRESETS: tuple[Preset, ...] = (
     Preset(),
     Preset(strip_noise=False),
-    Preset(strip_noise=False, weight_hints=False, clean=False),
+    # Hidden elements stay too: a page may hide its whole body until a script has run.
+    Preset(strip_noise=False, weight_hints=False, clean=False, drop_hidden=False),
 )
 
 
@@ -197,6 +206,9 @@ class Body:
     # Fingerprints of the blocks looked up in the site's template while rendering, on every
     # attempt: only a template that names one of them can change this body.
     checked: frozenset[str] = frozenset()
+    # Characters in the page's largest run of prose (sentences under one container), as this
+    # attempt prepared the page: a body much shorter than that missed the article.
+    prose_run: int = 0
 
 
 # Not frozen, as `Line` below: a frozen dataclass sets each field through `object.__setattr__`,
@@ -400,7 +412,17 @@ HIDDEN_SELECTOR = "[hidden], [aria-hidden=true i], [style*=none i], [style*=hidd
 
 
 def hidden_elements(root: LexborNode) -> list[LexborNode]:
-    return outermost([n for n in root.css(HIDDEN_SELECTOR) if is_hidden(n.attributes)])
+    """Elements hidden from readers (`hidden`, `aria-hidden`, inline `display:none` or
+    `visibility:hidden`), whatever their tag: a login form's messages, a closed menu, a MathML
+    copy of a formula. Never the page itself (a page may hide its body until a script ran: the
+    last attempt keeps hidden elements)."""
+    return outermost(
+        [
+            node
+            for node in root.css(HIDDEN_SELECTOR)
+            if node.tag not in PAGE_ROOTS and is_hidden(node.attributes)
+        ]
+    )
 
 
 def removal_targets(tree: LexborHTMLParser, remove: tuple[str, ...]) -> list[LexborNode]:
@@ -440,7 +462,7 @@ def nearest_block(node: LexborNode) -> tuple[LexborNode | None, bool]:
         tag = parent.tag  # read once: a property call into lexbor
         if tag in BLOCK_TAGS:
             break
-        in_link = in_link or tag == "a"
+        in_link = in_link or (tag == "a" and "href" in parent.attrs)
         parent = parent.parent
     return parent, in_link
 
@@ -534,14 +556,14 @@ def text_chars(node: LexborNode) -> int:
 
 def link_chars(node: LexborNode) -> int:
     """The text length of every link in `node` (`node` itself included, nested links twice)."""
-    return sum(len(a.text(strip=True, skip_empty=True)) for a in node.css("a"))
+    return sum(len(a.text(strip=True, skip_empty=True)) for a in node.css(LINK_SELECTOR))
 
 
 def links_reach(node: LexborNode, limit: float) -> bool:
     """Whether `link_chars(node)` reaches `limit`, reading no more links than it takes (a
     flagged wrapper is often a long list of them)."""
     total = 0
-    for a in node.css("a"):
+    for a in node.css(LINK_SELECTOR):
         total += len(a.text(strip=True, skip_empty=True))
         if total >= limit:
             return True
@@ -721,6 +743,7 @@ class _Open:
     parts_at: int
     own: list[str]
     lines_at: int  # how many lines (kept blocks) were rendered before this element
+    link: bool  # an `a` with an `href` (a named anchor, `<a name="more">`, links nowhere)
     chars: int = 0
     link_chars: int = 0
     own_link_chars: int = 0  # link text among `own` (the block's own line, as in `Block`)
@@ -779,7 +802,7 @@ def render(
         while stack and stack[-1].after == key:
             current = stack.pop()
             tag = current.tag
-            links -= tag == "a"
+            links -= current.link
             block = tag in BLOCK_TAGS
             if block:
                 parts.append("\n")
@@ -838,13 +861,14 @@ def render(
             continue
         if tag in BLOCK_TAGS:
             parts.append("\n")
-        links += tag == "a"
+        link = tag == "a" and "href" in node.attrs
+        links += link
         if stack:
             following = node.next
             after = following.mem_id if following is not None else stack[-1].after
-            stack.append(_Open(node, tag, after, len(parts), [], len(lines)))
+            stack.append(_Open(node, tag, after, len(parts), [], len(lines), link))
         else:  # the root: closed by the final None
-            root_open = _Open(node, tag, 0, len(parts), [], len(lines))
+            root_open = _Open(node, tag, 0, len(parts), [], len(lines), link)
             stack.append(root_open)
     for node in doomed:  # post-order: descendants before ancestors
         node.decompose()
@@ -862,7 +886,7 @@ def add_line(lines: list[Line], element: _Open, text: str, end: int) -> None:
 def close_into(parent: _Open, child: _Open, block: bool) -> None:
     """Pass a kept element's counts to its parent; an inline element's text is the parent's own."""
     parent.chars += child.chars
-    parent.link_chars += child.chars if child.tag == "a" else child.link_chars
+    parent.link_chars += child.chars if child.link else child.link_chars
     parent.holds_block = parent.holds_block or block or child.holds_block
     if not block:
         parent.own.extend(child.own)
@@ -945,14 +969,68 @@ def tidy_text(text: str) -> str:
 
 
 def find_content(
-    tree: LexborHTMLParser, blocks: list[Block], preset: Preset, hints: Hints
+    tree: LexborHTMLParser,
+    blocks: list[Block],
+    preset: Preset,
+    hints: Hints,
+    run: ProseRun | None = None,
 ) -> list[LexborNode]:
-    """The top candidate and its article siblings, or the whole body when nothing scored."""
+    """The top candidate and its article siblings, or the whole body when nothing scored; with
+    `run`, the holder of that run of prose stands in for the top candidate."""
     scores, nodes = score_candidates(blocks, preset, hints)
     if not scores:
         return [tree.body] if tree.body is not None else []
-    top, top_score = pick_top(scores, nodes)
+    if run is not None and run.holder is not None:
+        top = run.holder
+        top_score = scores.get(top.mem_id, 0.0) * (1 - link_density(top))
+    else:
+        top, top_score = pick_top(scores, nodes)
     return merge_siblings(top, top_score, scores)
+
+
+@dataclass(frozen=True, slots=True)
+class ProseRun:
+    """The container holding the most sentence text directly (its paragraphs, or its own text)."""
+
+    holder: LexborNode | None
+    chars: int
+
+
+def run_holder(node: LexborNode) -> LexborNode | None:
+    """The element a block's prose runs under: a paragraph's parent, else the block itself."""
+    return node.parent if node.tag in RUN_ITEM_TAGS else node
+
+
+def holder_of_opening(blocks: list[Block], opening: str) -> LexborNode | None:
+    """The run holder of the first block whose text holds `opening` (lower case)."""
+    if not opening:
+        return None
+    for block in blocks:
+        if opening in block.text.lower():
+            return run_holder(block.node)
+    return None
+
+
+def largest_prose_run(blocks: list[Block]) -> ProseRun:
+    """The page's largest run of prose: sentence blocks summed by the element holding them (a
+    paragraph's parent, as in scoring; a block holding text directly is its own holder)."""
+    runs: dict[int, int] = {}
+    holders: dict[int, LexborNode] = {}
+    for block in blocks:
+        text = block.text
+        if len(text) < MIN_PARAGRAPH_CHARS or not is_sentence_block(block):
+            continue
+        holder = run_holder(block.node)
+        if holder is None:
+            continue
+        key = holder.mem_id
+        if key not in runs:
+            runs[key], holders[key] = 0, holder
+        runs[key] += len(text)
+    if not runs:
+        return ProseRun(None, 0)
+    key = max(runs, key=runs.__getitem__)
+    return ProseRun(holders[key], runs[key])
 
 
 def extract_body(
@@ -963,19 +1041,29 @@ def extract_body(
     title: str = "",
     boilerplate: frozenset[str] = frozenset(),
     junk: list[LexborNode] | None = None,
+    start: str = "",
+    opening: str = "",
 ) -> Body:
-    """One attempt with one preset on a fresh tree (it is mutated); the caller retries."""
+    """One attempt with one preset on a fresh tree (it is mutated); the caller retries.
+
+    `start` picks the top candidate another way: "prose-run", the holder of the page's largest
+    run of prose; "opening", the holder of the block that begins with `opening` (the article's
+    first words as the page's description gives them). Without one, the empty body."""
     hints = Hints()
     prepare_tree(tree, remove, preset, hints, junk)
     if tree.body is None:
         return Body("", "", ())
     blocks = collect_blocks(tree.body)
     prints = fingerprints(b.text for b in blocks)
-    content = find_content(tree, blocks, preset, hints)
+    run = largest_prose_run(blocks)
+    if start:
+        holder = run.holder if start == "prose-run" else holder_of_opening(blocks, opening)
+        if holder is None:
+            return Body("", "", prints, prose_run=run.chars)
+        run = ProseRun(holder, run.chars)
+    content = find_content(tree, blocks, preset, hints, run if start else None)
     found = render_content(content, preset, title, boilerplate, prints)
-    if content and content[0].tag == "body":
-        return replace(found, scored=False)
-    return found
+    return replace(found, scored=not (content and content[0].tag == "body"), prose_run=run.chars)
 
 
 def render_content(
@@ -1061,45 +1149,3 @@ def tree_blocks(tree: LexborHTMLParser) -> tuple[str, ...]:
     if tree.body is None:
         return ()
     return fingerprints(b.text for b in collect_blocks(tree.body))
-
-
-def best_body(
-    tree: LexborHTMLParser,
-    html: FlatHtml,
-    *,
-    remove: tuple[str, ...] = (),
-    title: str = "",
-    boilerplate: frozenset[str] = frozenset(),
-    junk: list[LexborNode] | None = None,
-) -> Body:
-    """Try the presets in order; the first long enough wins, else the longest.
-
-    `tree` is `html` parsed, used (and mutated) by the first preset, with its `junk_elements`
-    when the caller has them; retries parse afresh (`html` is flattened already: see
-    `worker.htmlparse.parse_flat`).
-    """
-    results: list[Body] = []
-    for i, preset in enumerate(PRESETS):
-        page, page_junk = (tree, junk) if i == 0 else (parse_flat(html), None)
-        body = extract_body(
-            page, preset, remove=remove, title=title, boilerplate=boilerplate, junk=page_junk
-        )
-        if len(body.text) >= MIN_BODY_CHARS and (i == 0 or reads_as_prose(body.text)):
-            return body if not results else as_retry(body, results)
-        results.append(body)
-    return as_retry(max(results, key=lambda b: len(b.text)), results)
-
-
-def reads_as_prose(text: str) -> bool:
-    """A retry's body must be mostly sentences: with the furniture left in, a looser preset may
-    pick the page's footer or menus, which are long enough but hold no article."""
-    lines = text.split("\n")
-    prose = sum(len(line) for line in lines if is_sentence_line(line))
-    return prose >= RETRY_PROSE_SHARE * len(text)
-
-
-def as_retry(body: Body, earlier: list[Body]) -> Body:
-    """A later attempt's body with the first attempt's page fingerprints, and every attempt's
-    template lookups (each attempt's length decided whether the next one ran)."""
-    checked = body.checked.union(*(b.checked for b in earlier))
-    return replace(body, fingerprints=earlier[0].fingerprints, checked=checked)
