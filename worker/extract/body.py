@@ -242,8 +242,11 @@ FURNITURE_CANDIDATES = ", ".join(
     ]
 )
 # What only the page's own wrapper holds, never a widget: a flagged element holding one of these
-# is the page (or the article) whatever its links.
-PAGE_CONTENT_SELECTOR = "main, h1, [itemprop=articleBody i], [role=main i]"
+# is the page (or the article), however short and whatever its links. The page's main element,
+# the schema.org article body, a microformats blog entry (Blogger and WordPress mark the post).
+PAGE_CONTENT_SELECTOR = (
+    "main, [role=main i], [itemprop~=articleBody i], [class~=hentry], [class~=h-entry]"
+)
 # Never furniture: the page's own containers.
 ROOT_CONTAINERS = frozenset({"html", "body", "main", "article"})
 
@@ -301,11 +304,16 @@ def hint_verdict(furniture_tag: bool, class_: str | None, id_: str | None) -> bo
 
 
 def holds_prose(node: LexborNode, groups: frozenset[str]) -> bool:
-    """Class names lie ("ad_body", "with-right-rail"): a flagged element holding much text and few
-    links is the article's wrapper, not furniture. Comment sections are long prose too, so a
-    comments hint (in `groups`, the element's hint groups) is always believed."""
+    """Class names lie ("ad_body", "with-right-rail", Blogger's "date-outer" round a post): a
+    flagged element holding the page's main content, or much text and few links, is the
+    article's wrapper, not furniture. Comment sections are long prose too, so a comments hint
+    (in `groups`, the element's hint groups) is always believed; and so is a furniture tag
+    (`header`, `nav`...), whose class only adds to what the tag says."""
     if "comments" in groups:
         return False
+    tag = node.tag
+    if tag not in FURNITURE_TAGS and node.css_first(PAGE_CONTENT_SELECTOR) is not None:
+        return True
     # The raw text is never shorter than the stripped one and a third cheaper to read (one
     # string, not one per text node): most flagged widgets are short by either measure.
     if len(node.text()) < PROSE_CHARS:
@@ -313,11 +321,7 @@ def holds_prose(node: LexborNode, groups: frozenset[str]) -> bool:
     chars = text_chars(node)
     if chars < PROSE_CHARS:
         return False
-    if not links_reach(node, PROSE_LINK_DENSITY * chars):
-        return True
-    # A page wrapper (`id="ad-portal"` round a whole page) holds menus too, but also the page's
-    # own heading or main content, which no widget does.
-    return node.css_first(PAGE_CONTENT_SELECTOR) is not None
+    return not links_reach(node, PROSE_LINK_DENSITY * chars)
 
 
 def decompose_all(nodes: list[LexborNode]) -> None:

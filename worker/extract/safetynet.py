@@ -12,7 +12,7 @@ The attempts, in order (`Attempt.name` becomes `Article.method` when its body wi
 1. "auto": the best-scored candidate with its siblings, furniture stripped;
 2. "prose-run": the same preparation, the largest run of prose as the top candidate;
 3. "opening": the same preparation, the block holding the description's first words as the top
-   candidate (blogs describe a post with its own opening);
+   candidate (blogs describe a post with its own opening), not cleaned;
 4. "loose": furniture left in (a class name may lie about a whole column);
 5. "raw": no class/id evidence, no cleaning, hidden elements kept.
 The first plausible body wins. When none is, today's choice stands: the first body long enough
@@ -75,7 +75,9 @@ class Attempt:
 ATTEMPTS: tuple[Attempt, ...] = (
     Attempt("auto", PRESETS[0]),
     Attempt("prose-run", PRESETS[0], start="prose-run"),
-    Attempt("opening", PRESETS[0], start="opening"),
+    # Found through the page's own summary, the container is trusted as it is: not cleaned of
+    # link-dense blocks (an unclosed link makes a whole post link text).
+    Attempt("opening", replace(PRESETS[0], clean=False), start="opening"),
     Attempt("loose", PRESETS[1]),
     Attempt("raw", PRESETS[2]),
 )
