@@ -129,9 +129,10 @@ SIBLING_SCORE_RATIO = 0.2
 # ...and holds at least this share of its text in sentences (an article's continuation is prose).
 SIBLING_PROSE_SHARE = 0.5
 # A sibling scoring less joins when it repeats the top's markup (tag and class) and holds at
-# least this much text in sentences, SIBLING_PROSE_SHARE of its text (a later section of the
-# article: its wrappers can be deeper than scores reach).
-SIBLING_MIN_PROSE = 250
+# least this much text in sentences (one sentence), SIBLING_PROSE_SHARE of its text: a later
+# section of the article, one paragraph after a figure or an ad slot, its wrappers deeper than
+# scores reach.
+SIBLING_MIN_PROSE = 80
 # Siblings are looked for this many levels up, while what is kept makes up this share of its
 # parent's text (the rest of the parent: a figure, an ad slot, a pull quote).
 MERGE_LEVELS = 3
@@ -678,12 +679,15 @@ def is_sentence_line(text: str, link_chars: int = 0) -> bool:
 def merge_siblings(top: LexborNode, top_score: float, scores: dict[int, float]) -> list[LexborNode]:
     """The top candidate with its siblings that read as article text; then, while what is kept
     makes up the bulk of its parent, the parent's siblings too (an article split into sections
-    by figures, ad slots and pull quotes, each section in wrappers of its own)."""
+    by figures, ad slots and pull quotes, each section in wrappers of its own). Inside a
+    container whose markup names the article (a schema.org Recipe, an `articleBody`), its lists,
+    tables and paragraphs join too, up to that container and never beyond it."""
     if top.tag in PAGE_ROOTS:
         return [top]
     threshold = max(10.0, top_score * SIBLING_SCORE_RATIO)
+    container = content_container(top)
     unit, kept = top, [top]
-    for _ in range(MERGE_LEVELS):
+    for level in range(CONTAINER_LEVELS):
         parent = unit.parent
         if parent is None or parent.tag in PAGE_ROOTS:
             break
@@ -693,10 +697,17 @@ def merge_siblings(top: LexborNode, top_score: float, scores: dict[int, float]) 
         for sibling in parent.iter():
             if sibling.mem_id == unit.mem_id:
                 seen = True
-            elif is_sibling_content(sibling, scores, threshold, unit):
+            elif is_sibling_content(sibling, scores, threshold, unit) or (
+                container is not None and is_structured_content(sibling)
+            ):
                 (after if seen else before).append(sibling)
         kept = before + kept + after
-        if sum(map(text_chars, kept)) < BULK_SHARE * text_chars(parent):
+        if container is not None:
+            if parent.mem_id == container.mem_id:
+                break
+        elif level + 1 >= MERGE_LEVELS or (
+            sum(map(text_chars, kept)) < BULK_SHARE * text_chars(parent)
+        ):
             break
         unit = parent
     return kept
@@ -990,6 +1001,80 @@ def find_content(
     else:
         top, top_score = pick_top(scores, nodes)
     return merge_siblings(top, top_score, scores)
+
+
+# Markup that names an element as the page's article (or recipe, product...): schema.org types,
+# the article body property, microformats entries.
+CONTAINER_TYPES = re.compile(
+    r"schema\.org/(?:\w*Article|BlogPosting|Recipe|HowTo|Product|FAQPage|Review)\b", re.I
+)
+CONTAINER_LEVELS = 4
+# ...and class or id fragments naming one, in the languages of the recipe and shop plugins.
+CONTAINER_HINTS = (
+    "recipe", "rezept", "recette", "receta", "ricetta", "przepis", "recept", "receita",
+    "product-desc", "product-detail", "productdesc", "productdetail", "faq",
+)  # fmt: skip
+# What may join the top inside such a container: lists and tables (ingredients, specifications)
+# and titled boxes of sentences, with few links.
+STRUCTURED_TAGS = frozenset({"div", "section", "ul", "ol", "dl", "table", "p", "blockquote"})
+STRUCTURED_ITEMS = "li, tr, dt, dd"
+STRUCTURED_LINK_DENSITY = 0.3
+
+
+def is_content_container(node: LexborNode) -> bool:
+    attrs = node.attrs
+    itemtype = attrs.get("itemtype")
+    if itemtype and CONTAINER_TYPES.search(itemtype):
+        return True
+    itemprop = attrs.get("itemprop")
+    if itemprop and "articlebody" in itemprop.lower().split():
+        return True
+    return is_container_hint(attrs.get("class"), attrs.get("id"))
+
+
+@functools.lru_cache(maxsize=4096)
+def is_container_hint(class_: str | None, id_: str | None) -> bool:
+    """A class or id naming a recipe, product or FAQ container (and nothing noisy: "related
+    recipes" is a widget)."""
+    hint = f"{class_ or ''} {id_ or ''}".lower()
+    if not any(word in hint for word in CONTAINER_HINTS):
+        return False
+    return not is_noise_groups(element_groups(class_, id_))
+
+
+def content_container(top: LexborNode) -> LexborNode | None:
+    """The nearest element above `top`, a few levels at most, that its markup names the article
+    (or recipe, product...) itself."""
+    node = top.parent
+    for _ in range(CONTAINER_LEVELS):
+        if node is None or node.tag in PAGE_ROOTS:
+            return None
+        if is_content_container(node):
+            return node
+        node = node.parent
+    return None
+
+
+def is_structured_content(node: LexborNode) -> bool:
+    """Inside the article's own container, a list, a table or a titled box of sentences that is
+    not furniture: a recipe's ingredients beside its steps, a product's specifications, a tip."""
+    if not node.is_element_node or node.tag not in STRUCTURED_TAGS:
+        return False
+    attrs = node.attrs
+    if is_noise_groups(element_groups(attrs.get("class"), attrs.get("id"))):
+        return False
+    blocks = collect_blocks(node)
+    if not blocks or label_group(blocks[0].text) is not None:
+        return False
+    total = sum(len(b.text) for b in blocks)
+    links = sum(b.link_chars for b in blocks)
+    if not total or links > STRUCTURED_LINK_DENSITY * total:
+        return False
+    if node.css_first(STRUCTURED_ITEMS) is not None:
+        return True
+    # A titled box of sentences ("Tip", "Good to know"); an untitled paragraph may as well be a
+    # promotion or a disclaimer, and joins only as any sibling does.
+    return blocks[0].node.tag in HEADING_TAGS and any(map(is_sentence_block, blocks[1:]))
 
 
 @dataclass(frozen=True, slots=True)
