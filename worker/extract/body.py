@@ -156,8 +156,9 @@ LABELLED_MAX_CHARS = 600
 
 # --- Body edges and repeats ------------------------------------------------------------------
 
-# A line ending like a sentence (closing quotes and brackets allowed after the mark).
-_SENTENCE_END = re.compile(r"[.!?。！？…؟।»”\"')\]]\s*$")
+# A line ending like a sentence: the mark may be followed by closing quotes and brackets in any
+# language's style (German „…“ and ‚…‘ close with “ and ‘, Swiss and Danish »…« with «).
+_SENTENCE_END = re.compile(r"[.!?。！？…؟।»”“‘’«›‹\"')\]]\s*$")
 # Lines at the start or end of a body are trimmed while they look like furniture (bylines,
 # datelines, "Share", "Follow us", teaser titles): not ending a sentence, and shorter than this
 # or mostly link text.
