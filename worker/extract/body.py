@@ -243,6 +243,9 @@ FURNITURE_CANDIDATES = ", ".join(
         ":is(div, section, ul, ol, li, p, form, table, figure, dl)",
     ]
 )
+# Elements that may be hidden from readers, whatever their tag (`is_hidden` decides).
+HIDDEN_SELECTOR = "[hidden], [aria-hidden=true i], [style*=none i], [style*=hidden i]"
+FURNITURE_AND_HIDDEN = f"{FURNITURE_CANDIDATES}, {HIDDEN_SELECTOR}"
 # What only the page's own wrapper holds, never a widget: a flagged element holding one of these
 # is the page (or the article), however short and whatever its links. The page's main element,
 # the schema.org article body, a microformats blog entry (Blogger and WordPress mark the post).
@@ -313,12 +316,14 @@ def holds_prose(node: LexborNode, groups: frozenset[str]) -> bool:
     (`header`, `nav`...), whose class only adds to what the tag says."""
     if "comments" in groups:
         return False
-    tag = node.tag
-    if tag not in FURNITURE_TAGS and node.css_first(PAGE_CONTENT_SELECTOR) is not None:
-        return True
     # The raw text is never shorter than the stripped one and a third cheaper to read (one
     # string, not one per text node): most flagged widgets are short by either measure.
-    if len(node.text()) < PROSE_CHARS:
+    raw = len(node.text())
+    if raw < MIN_PARAGRAPH_CHARS:
+        return False
+    if node.tag not in FURNITURE_TAGS and node.css_first(PAGE_CONTENT_SELECTOR) is not None:
+        return True
+    if raw < PROSE_CHARS:
         return False
     chars = text_chars(node)
     if chars < PROSE_CHARS:
@@ -348,30 +353,35 @@ def prepare_tree(
     """Drop junk (`junk`, when the caller found it already), `remove` matches and furniture."""
     decompose_all(junk_elements(tree) if junk is None else junk)
     decompose_all(removal_targets(tree, remove))
-    if preset.drop_hidden and tree.body is not None:
+    if tree.body is None:
+        return
+    if preset.strip_noise:  # hidden elements among the furniture: one walk finds both
+        decompose_all(furniture(tree.body, hints, preset.drop_hidden))
+    elif preset.drop_hidden:
         decompose_all(hidden_elements(tree.body))
-    if preset.strip_noise and tree.body is not None:
-        decompose_all(furniture(tree.body, hints))
 
 
-def furniture(root: LexborNode, hints: Hints) -> list[LexborNode]:
-    """The outermost furniture elements under `root`, in document order: what lies inside one
-    goes with it, so it is never asked about (the prose check reads a whole subtree's text)."""
+def furniture(root: LexborNode, hints: Hints, drop_hidden: bool = True) -> list[LexborNode]:
+    """The outermost furniture elements under `root`, and with `drop_hidden` its hidden elements
+    (`hidden_elements`), in document order: what lies inside one goes with it, so it is never
+    asked about (the prose check reads a whole subtree's text)."""
     doomed: list[LexborNode] = []
-    candidates = root.css(FURNITURE_CANDIDATES)
+    candidates = root.css(FURNITURE_AND_HIDDEN if drop_hidden else FURNITURE_CANDIDATES)
     at = 0
     while at < len(candidates):
         node = candidates[at]
         at += 1
         attrs = node.attributes
-        if not is_furniture(node.tag, attrs):
-            continue
+        tag = node.tag
         # Hidden copies of the article (schema.org microdata, print versions) are long prose too.
-        if is_hidden(attrs) or not holds_prose(
+        if drop_hidden and tag not in PAGE_ROOTS and is_hidden(attrs):
+            pass
+        elif not is_furniture(tag, attrs) or holds_prose(
             node, hints.groups_of(attrs.get("class"), attrs.get("id"))
         ):
-            doomed.append(node)
-            at = skip_inside(candidates, at, Subtree(node))
+            continue
+        doomed.append(node)
+        at = skip_inside(candidates, at, Subtree(node))
     return doomed
 
 
@@ -412,9 +422,6 @@ class Subtree:
 
     def outside(self, node: LexborNode) -> bool:
         return not self.holds(node)
-
-
-HIDDEN_SELECTOR = "[hidden], [aria-hidden=true i], [style*=none i], [style*=hidden i]"
 
 
 def hidden_elements(root: LexborNode) -> list[LexborNode]:
@@ -520,11 +527,26 @@ def initial_score(node: LexborNode, preset: Preset, hints: Hints) -> float:
     return score
 
 
-def score_candidates(
-    blocks: list[Block], preset: Preset, hints: Hints
-) -> tuple[dict[int, float], dict[int, LexborNode]]:
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """Candidate scores keyed by node id, the nodes, and the paragraph text each candidate holds
+    directly (its run of prose: a paragraph's parent's, or a text block's own)."""
+
+    scores: dict[int, float]
+    nodes: dict[int, LexborNode]
+    runs: dict[int, int]
+
+    def largest_run(self) -> ProseRun:
+        if not self.runs:
+            return ProseRun(None, 0)
+        key = max(self.runs, key=self.runs.__getitem__)
+        return ProseRun(self.nodes[key], self.runs[key])
+
+
+def score_candidates(blocks: list[Block], preset: Preset, hints: Hints) -> Scored:
     scores: dict[int, float] = {}
     nodes: dict[int, LexborNode] = {}
+    runs: dict[int, int] = {}
     parents: dict[int, LexborNode | None] = {}  # of the candidates: paragraphs share ancestors
     for block in blocks:
         text = block.text
@@ -533,6 +555,9 @@ def score_candidates(
         points = paragraph_score(text)
         # A block holding text directly is itself a candidate (a text `div`, a `td`).
         ancestor: LexborNode | None = block.node if block.node.tag != "p" else block.node.parent
+        if ancestor is not None and ancestor.tag not in ("html", None):
+            key = ancestor.mem_id
+            runs[key] = runs.get(key, 0) + len(text)
         for level in range(SCORE_LEVELS):
             if ancestor is None:
                 break
@@ -544,7 +569,7 @@ def score_candidates(
                 nodes[key], parents[key] = ancestor, ancestor.parent
             scores[key] += points / (1 if level == 0 else 2 if level == 1 else level * 3)
             ancestor = parents[key]
-    return scores, nodes
+    return Scored(scores, nodes, runs)
 
 
 def link_density(node: LexborNode) -> float:
@@ -579,7 +604,13 @@ def links_reach(node: LexborNode, limit: float) -> bool:
 def pick_top(scores: dict[int, float], nodes: dict[int, LexborNode]) -> tuple[LexborNode, float]:
     """The best candidate after link density, promoted to a common ancestor when warranted."""
     best = sorted(scores, key=scores.__getitem__, reverse=True)[:TOP_CANDIDATES]
-    final = {k: scores[k] * (1 - link_density(nodes[k])) for k in best}
+    final: dict[int, float] = {}
+    floor = 0.0  # below this raw score a candidate can neither win nor be an alternative
+    for k in best:
+        if scores[k] < floor:
+            break  # raw scores only fall from here, and link density only lowers them
+        final[k] = scores[k] * (1 - link_density(nodes[k]))
+        floor = max(floor, ALTERNATIVE_RATIO * final[k])
     ranked = sorted(final, key=final.__getitem__, reverse=True)
     top = nodes[ranked[0]]
     close = [nodes[k] for k in ranked[1:] if final[k] >= ALTERNATIVE_RATIO * final[ranked[0]]]
@@ -985,22 +1016,17 @@ def tidy_text(text: str) -> str:
 
 
 def find_content(
-    tree: LexborHTMLParser,
-    blocks: list[Block],
-    preset: Preset,
-    hints: Hints,
-    run: ProseRun | None = None,
+    tree: LexborHTMLParser, scored: Scored, start: LexborNode | None = None
 ) -> list[LexborNode]:
     """The top candidate and its article siblings, or the whole body when nothing scored; with
-    `run`, the holder of that run of prose stands in for the top candidate."""
-    scores, nodes = score_candidates(blocks, preset, hints)
+    `start`, that element stands in for the top candidate."""
+    scores = scored.scores
     if not scores:
         return [tree.body] if tree.body is not None else []
-    if run is not None and run.holder is not None:
-        top = run.holder
-        top_score = scores.get(top.mem_id, 0.0) * (1 - link_density(top))
+    if start is not None:
+        top, top_score = start, scores.get(start.mem_id, 0.0) * (1 - link_density(start))
     else:
-        top, top_score = pick_top(scores, nodes)
+        top, top_score = pick_top(scores, scored.nodes)
     return merge_siblings(top, top_score, scores)
 
 
@@ -1086,41 +1112,16 @@ class ProseRun:
     chars: int
 
 
-def run_holder(node: LexborNode) -> LexborNode | None:
-    """The element a block's prose runs under: a paragraph's parent, else the block itself."""
-    return node.parent if node.tag in RUN_ITEM_TAGS else node
-
-
 def holder_of_opening(blocks: list[Block], opening: str) -> LexborNode | None:
-    """The run holder of the first block whose text holds `opening` (lower case)."""
+    """The element holding the first block whose text holds `opening` (lower case): a
+    paragraph's parent, else the block itself."""
     if not opening:
         return None
     for block in blocks:
         if opening in block.text.lower():
-            return run_holder(block.node)
+            node = block.node
+            return node.parent if node.tag in RUN_ITEM_TAGS else node
     return None
-
-
-def largest_prose_run(blocks: list[Block]) -> ProseRun:
-    """The page's largest run of prose: sentence blocks summed by the element holding them (a
-    paragraph's parent, as in scoring; a block holding text directly is its own holder)."""
-    runs: dict[int, int] = {}
-    holders: dict[int, LexborNode] = {}
-    for block in blocks:
-        text = block.text
-        if len(text) < MIN_PARAGRAPH_CHARS or not is_sentence_block(block):
-            continue
-        holder = run_holder(block.node)
-        if holder is None:
-            continue
-        key = holder.mem_id
-        if key not in runs:
-            runs[key], holders[key] = 0, holder
-        runs[key] += len(text)
-    if not runs:
-        return ProseRun(None, 0)
-    key = max(runs, key=runs.__getitem__)
-    return ProseRun(holders[key], runs[key])
 
 
 def extract_body(
@@ -1145,13 +1146,14 @@ def extract_body(
         return Body("", "", ())
     blocks = collect_blocks(tree.body)
     prints = fingerprints(b.text for b in blocks)
-    run = largest_prose_run(blocks)
+    scored = score_candidates(blocks, preset, hints)
+    run = scored.largest_run()
+    holder = None
     if start:
         holder = run.holder if start == "prose-run" else holder_of_opening(blocks, opening)
         if holder is None:
             return Body("", "", prints, prose_run=run.chars)
-        run = ProseRun(holder, run.chars)
-    content = find_content(tree, blocks, preset, hints, run if start else None)
+    content = find_content(tree, scored, holder)
     found = render_content(content, preset, title, boilerplate, prints)
     return replace(found, scored=not (content and content[0].tag == "body"), prose_run=run.chars)
 
