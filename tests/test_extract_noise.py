@@ -138,6 +138,13 @@ def test_weak_groups_yield_to_content_hints() -> None:
     assert not is_noise_hint("main-navigation")  # the <nav> tag catches these, not the hint
 
 
+def test_page_builder_blocks_are_not_sidebar_widgets() -> None:
+    for hint in ("elementor-widget-wrap", "elementor-widget-container", "so-widget-text"):
+        assert not is_noise_hint(hint), hint
+    assert is_noise_hint("widget widget_recent_entries")
+    assert is_noise_hint("elementor-widget-share-buttons")  # share stays strong
+
+
 def test_case_is_ignored() -> None:
     assert is_noise_hint("ShareBar") and is_noise_hint("COMMENTS")
 

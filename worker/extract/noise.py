@@ -98,6 +98,14 @@ CONTENT_HINTS: tuple[tuple[str, ...], tuple[str, ...]] = (
     ("body", "main", "post", "text", "blog"),
 )
 
+# Page builders name every block of a page a "widget" (Elementor's `elementor-widget-wrap`,
+# SiteOrigin's `so-widget`): these words are neither furniture nor article, and matching them
+# whole keeps the "widget" inside them from reading as a sidebar.
+NEUTRAL_HINTS: tuple[str, ...] = (
+    "elementor-widget", "so-widget", "siteorigin-widget", "panel-widget", "fl-widget",
+)  # fmt: skip
+NEUTRAL = "builder"
+
 # Groups strong enough to outweigh a content hint (e.g. "article-comments", "post-share").
 STRONG_GROUPS: frozenset[str] = frozenset(
     {"comments", "share", "related", "newsletter", "consent", "ads", "byline", "footer"}
@@ -402,7 +410,7 @@ NOISE_LABELS: dict[str, tuple[str, ...]] = {
 
 # --- Matchers --------------------------------------------------------------------------------
 
-_ALL_HINTS = {**NOISE_HINTS, "content": CONTENT_HINTS}
+_ALL_HINTS = {**NOISE_HINTS, "content": CONTENT_HINTS, NEUTRAL: (NEUTRAL_HINTS, ())}
 _FRAGMENT_GROUP: dict[str, str] = {f: g for g, (fs, _) in _ALL_HINTS.items() for f in fs}
 _TOKEN_GROUP: dict[str, str] = {t: g for g, (_, ts) in _ALL_HINTS.items() for t in ts}
 # One scan for both: tokens bounded by non-alphanumerics, then plain fragments, longest first.
@@ -434,7 +442,7 @@ def hint_groups(hint: str) -> frozenset[str]:
 
 def noise_groups(hint: str) -> frozenset[str]:
     """The noise groups an element's "class id" hint belongs to (empty when none)."""
-    return hint_groups(hint) - {"content"}
+    return hint_groups(hint) - {"content", NEUTRAL}
 
 
 def is_content_hint(hint: str) -> bool:
@@ -446,7 +454,7 @@ def is_noise_groups(groups: frozenset[str]) -> bool:
     """Furniture: a strong group, or any noise group without a content hint."""
     if groups & STRONG_GROUPS:
         return True
-    return bool(groups) and "content" not in groups
+    return bool(groups - {NEUTRAL}) and "content" not in groups
 
 
 def is_noise_hint(hint: str) -> bool:
