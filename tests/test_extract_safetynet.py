@@ -139,3 +139,19 @@ def test_a_recipe_containers_ingredients_join_its_steps() -> None:
     text = extract(html, URL).body_text
     assert "200 g flour type 200" in text and "Step 2." in text
     assert "Share" not in text and "Cake with" not in text
+
+
+def test_a_lone_paragraph_in_a_wrapper_of_its_own_joins_as_a_paragraph() -> None:
+    intro = (
+        "<div class='intro'><p>Here are the answers to the questions our riders ask most.</p></div>"
+    )
+    items = "".join(
+        f"<div class='item'><h3>Question {i}?</h3><div class='answer'><p>{SENTENCE}</p></div></div>"
+        for i in range(5)
+    )
+    cta = "<div class='cta'><p>Another question? <a href='/contact'>Write to us</a></p></div>"
+    text = extract(
+        page(f"<div class='wrap'>{intro}<div class='list'>{items}</div>{cta}</div>"), URL
+    ).body_text
+    assert "answers to the questions our riders ask most" in text
+    assert "Question 4?" in text and "Write to us" not in text

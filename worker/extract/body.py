@@ -133,6 +133,8 @@ SIBLING_PROSE_SHARE = 0.5
 # section of the article, one paragraph after a figure or an ad slot, its wrappers deeper than
 # scores reach.
 SIBLING_MIN_PROSE = 80
+# How deep a sibling may wrap a lone paragraph and still be judged as that paragraph.
+LONE_PARAGRAPH_DEPTH = 3
 # Siblings are looked for this many levels up, while what is kept makes up this share of its
 # parent's text (the rest of the parent: a figure, an ad slot, a pull quote).
 MERGE_LEVELS = 3
@@ -753,12 +755,9 @@ def is_sibling_content(
     score = scores.get(node.mem_id)
     if score is not None and score * (1 - link_density(node)) >= threshold:
         return prose_share(node) >= SIBLING_PROSE_SHARE
-    if node.tag == "p":
-        text = node.text(strip=True)
-        density = link_density(node)
-        if len(text) > 80:
-            return density < 0.25
-        return density == 0 and text.endswith((".", "!", "?", "。", "！", "？"))
+    paragraph = lone_paragraph(node)
+    if paragraph is not None:
+        return is_sibling_paragraph(paragraph)
     if not same_kind(node, unit):
         return False
     # Scoring reaches only a few levels up: a section of the article wrapped deeper than the
@@ -770,6 +769,31 @@ def is_sibling_content(
         and prose.share >= SIBLING_PROSE_SHARE
         and link_density(node) <= LABELLED_LINK_DENSITY
     )
+
+
+def lone_paragraph(node: LexborNode) -> LexborNode | None:
+    """`node` when a `p`, or the `p` it merely wraps (`<div class="intro"><p>...</p></div>`):
+    a wrapper holding one paragraph and nothing else is judged as that paragraph."""
+    for _ in range(LONE_PARAGRAPH_DEPTH):
+        if node.tag == "p":
+            return node
+        if node.tag not in CLEANABLE_TAGS:
+            return None
+        children = [child for child in node.iter() if child.is_element_node]
+        if len(children) != 1 or node.text(deep=False).strip():
+            return None  # several children, or text of its own beside the child
+        node = children[0]
+    return None
+
+
+def is_sibling_paragraph(node: LexborNode) -> bool:
+    """Readability.js: a paragraph beside the top candidate joins when long and with few links,
+    or short, linkless and ending a sentence."""
+    text = node.text(strip=True)
+    density = link_density(node)
+    if len(text) > 80:
+        return density < 0.25
+    return density == 0 and text.endswith((".", "!", "?", "。", "！", "？"))
 
 
 def same_kind(node: LexborNode, other: LexborNode) -> bool:
