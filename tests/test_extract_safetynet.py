@@ -155,3 +155,18 @@ def test_a_lone_paragraph_in_a_wrapper_of_its_own_joins_as_a_paragraph() -> None
     ).body_text
     assert "answers to the questions our riders ask most" in text
     assert "Question 4?" in text and "Write to us" not in text
+
+
+def test_a_data_table_whose_names_are_links_stays() -> None:
+    rows = "".join(
+        f"<tr><td><a href='/team/{name}'>{name}</a></td><td>{points}</td></tr>"
+        for name, points in (("Pontedera", 41), ("Torres", 39), ("Cesena", 38))
+    )
+    menu = "".join(f"<tr><td><a href='/s/{i}'>Section {i}</a></td></tr>" for i in range(6))
+    html = page(
+        f"<div class='story'>{paragraphs(2)}<table>{rows}</table>{paragraphs(1, label='End')}"
+        f"<table>{menu}</table></div>"
+    )
+    text = extract(html, URL).body_text
+    assert "Torres" in text and "39" in text and "End 0." in text
+    assert "Section 3" not in text

@@ -147,6 +147,9 @@ MIN_BODY_CHARS = 250
 RETRY_PROSE_SHARE = 0.5
 # A container is furniture when links make up more than this share of its text...
 MAX_LINK_DENSITY = 0.5
+# ...a table only when nearly all of it is links: a data table links its rows' names (teams,
+# products, sources) and is still the content (trafilatura's limit for short tables too).
+TABLE_LINK_DENSITY = 0.8
 # ...or, when it opens with a furniture label ("Related articles"), more than this share.
 LABELLED_LINK_DENSITY = 0.25
 # Blocks whose text can be a widget's heading, and the label groups that make a container
@@ -1013,7 +1016,7 @@ def keep_clean(element: _Open) -> bool:
     if tag not in CLEANABLE_TAGS or not element.chars:
         return True
     density = element.link_chars / element.chars
-    if density > MAX_LINK_DENSITY:
+    if density > (TABLE_LINK_DENSITY if tag == "table" else MAX_LINK_DENSITY):
         return False
     if element.headed:
         return False
