@@ -64,7 +64,19 @@ HINT_CASES = [
         ["newsletter-signup", "subscribe-box", "newsletter-abonnieren", "suscribete"],
         [],
     ),
-    ("consent", ["cookie-notice", "gdpr-banner", "cmp"], []),
+    (
+        "consent",
+        [
+            "cookie-notice",
+            "gdpr-banner",
+            "cmp",
+            "didomi-popup",
+            "onetrust-banner-sdk",
+            "sp_message_container_123",
+            "qc-cmp2-container",
+        ],
+        [],
+    ),
     (
         "comments",
         [

@@ -56,7 +56,14 @@ NOISE_HINTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         (),
     ),
     # Cookie and consent banners.
-    "consent": (("cookie", "consent", "gdpr", "privacy-banner", "privacy-notice"), ("cmp",)),
+    # Cookie and consent banners, and the consent platforms' own containers (their long legal
+    # prose would otherwise read as an article when the page's own text is short).
+    "consent": (
+        ("cookie", "consent", "gdpr", "privacy-banner", "privacy-notice", "didomi", "onetrust",
+         "ot-sdk", "usercentrics", "qc-cmp", "sp_message", "cmplz", "truste", "iubenda",
+         "tarteaucitron", "axeptio", "cmpbox"),
+        ("cmp", "klaro"),
+    ),
     # Comment sections and their forms.
     # Comment sections, in the languages whose class names are not English too ("commentaire"
     # and "commento" hold "comment" already).
