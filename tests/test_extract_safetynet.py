@@ -170,3 +170,15 @@ def test_a_data_table_whose_names_are_links_stays() -> None:
     text = extract(html, URL).body_text
     assert "Torres" in text and "39" in text and "End 0." in text
     assert "Section 3" not in text
+
+
+def test_feedworker_extract_shows_which_path_won(capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    from worker.cli import main
+
+    source = Path(__file__).parent / "pages" / "blog-unclosed-link" / "source.html"
+    assert main(["extract", str(source), "--url", "https://weber-metallbau.example/p.html"]) == 0
+    out = capsys.readouterr().out
+    assert "method:    opening (the first body was implausible" in out
+    assert "Die Lieferzeit für beschichtete Geländer sinkt" in out

@@ -26,6 +26,18 @@ from worker.htmlparse import FlatHtml, flatten_nesting, parse_flat
 from worker.models import Article
 from worker.xmlchars import xml_safe
 
+# What each body path means, for people reading `feedworker extract` (see the docstring).
+METHOD_NOTES: dict[str, str] = {
+    "selector": "the source's `body` selector",
+    "auto": "the best-scored block of the page, with its siblings",
+    "prose-run": "the first body was implausible; the page's largest run of prose instead",
+    "opening": "the first body was implausible; the block holding the page description's words",
+    "loose": "the first body was implausible; found again with class/id furniture left in",
+    "raw": "the first body was implausible; found again without class/id evidence or cleaning",
+    "jsonld": "the page's JSON-LD articleBody (the page itself showed much less)",
+    "fallback": "no paragraph scored: the page's text as a whole",
+}
+
 # The DOM body loses to JSON-LD `articleBody` when it is shorter than this share of it: the DOM
 # path then most likely picked a teaser or a paywalled stub.
 JSONLD_PREFERRED_RATIO = 0.5
@@ -136,9 +148,14 @@ def jsonld_as_body(text: str, found: body_mod.Body) -> body_mod.Body:
     return body_mod.Body("\n".join(paragraphs), fragment, found.fingerprints, True, found.checked)
 
 
+def describe_method(method: str) -> str:
+    """One line on what an `Article.method` means."""
+    return METHOD_NOTES.get(method, "")
+
+
 def page_fingerprints(html: str) -> tuple[str, ...]:
     """Fingerprints of a page's text blocks (e.g. an index page), as `block_fingerprints`."""
     return body_mod.page_blocks(html)
 
 
-__all__ = ["ExtractOptions", "extract", "page_fingerprints"]
+__all__ = ["METHOD_NOTES", "ExtractOptions", "describe_method", "extract", "page_fingerprints"]
