@@ -796,7 +796,7 @@ def is_sibling_paragraph(node: LexborNode) -> bool:
     density = link_density(node)
     if len(text) > 80:
         return density < 0.25
-    return density == 0 and text.endswith((".", "!", "?", "。", "！", "？"))
+    return density == 0 and _SENTENCE_END.search(text) is not None
 
 
 def same_kind(node: LexborNode, other: LexborNode) -> bool:
