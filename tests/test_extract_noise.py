@@ -110,6 +110,7 @@ HINT_CASES = [
         ["byline", "entry-meta", "author-box", "tags-links", "autor", "fecha", "schlagworte"],
         ["metadata-free"],
     ),
+    ("media", ["gallery-slides", "slideshow", "owl-carousel", "swiper-slider"], []),
     ("footer", ["site-footer", "copyright", "impressum-links"], []),
     ("hidden", ["sr-only", "visually-hidden", "hidden", "login-modal", "popup", "dialog"], []),
 ]

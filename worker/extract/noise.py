@@ -87,13 +87,16 @@ NOISE_HINTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("tags", "tag", "meta", "date", "time", "keywords", "autor", "auteur", "autore",
          "datum", "fecha", "tagi", "stichworte"),
     ),
+    # Galleries, slideshows and carousels inside a page: captions in slides, not the article
+    # (a page that is a gallery keeps it through the extractor's later attempts).
+    "media": (("gallery", "slideshow", "carousel", "slider", "lightbox"), ()),
     # Page footers.
     "footer": (("footer", "copyright", "colophon", "impressum"), ("fusszeile",)),
     # Elements hidden from readers, print-only or screen-reader-only.
     # ...and overlays that only open on demand: modal dialogs, pop-ups, lightboxes.
     "hidden": (
         ("sr-only", "visually-hidden", "visuallyhidden", "print-only", "modal", "popup",
-         "pop-up", "lightbox", "overlay-", "tooltip"),
+         "pop-up", "overlay-", "tooltip"),
         ("hidden", "dialog", "overlay"),
     ),
 }  # fmt: skip
