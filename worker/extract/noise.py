@@ -24,7 +24,7 @@ NOISE_HINTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "navigation": (
         ("navigation", "navbar", "menu", "breadcrumb", "pagination", "skiplink", "skip-link",
          "site-header", "siteheader", "masthead", "topbar", "navegacion", "nawigacja",
-         "offcanvas", "off-canvas", "drawer"),
+         "drawer"),
         ("nav", "pager", "header", "toolbar", "brotkrumen", "fil-ariane", "migas"),
     ),
     # Page-wide side columns and their widgets.
@@ -66,10 +66,11 @@ NOISE_HINTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     # Comment sections and their forms.
     # Comment sections, in the languages whose class names are not English too ("commentaire"
-    # and "commento" hold "comment" already).
+    # and "commento" hold "comment" already). Plurals only: a German or Polish "Kommentar" /
+    # "komentarz" is also an opinion piece, the article itself.
     "comments": (
-        ("comment", "disqus", "respond", "replies", "discussion", "comentari", "kommentar",
-         "komentar"),
+        ("comment", "disqus", "respond", "replies", "discussion", "comentarios", "kommentare",
+         "kommentarbereich", "leserkommentar", "komentarze", "komentarzy", "komentare"),
         ("reply", "reacties", "reactions"),
     ),
     # Ad slots.
