@@ -126,6 +126,18 @@ def test_a_page_wrapper_with_an_ad_class_holding_the_main_content_is_kept() -> N
     assert article.method == "auto" and "Part 3." in article.body_text
 
 
+def test_a_wrapper_named_for_its_sidebar_holding_most_of_the_page_is_kept() -> None:
+    menu = "".join(
+        f"<li><a href='/s{i}'>Section number {i} of the site</a></li>" for i in range(30)
+    )
+    html = page(
+        f'<div class="layout-with-sidebar"><ul class="nav">{menu}</ul>'
+        f"<div class='story'>{paragraphs(5)}</div></div><footer>Contact us</footer>"
+    )
+    article = extract(html, URL)
+    assert article.method == "auto" and "Part 4." in article.body_text
+
+
 def test_a_recipe_containers_ingredients_join_its_steps() -> None:
     ingredients = "".join(f"<li>{n} g flour type {n}</li>" for n in (100, 200, 300))
     steps = paragraphs(3, label="Step")

@@ -39,7 +39,13 @@ from typing import TypeVar
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from worker.extract.noise import hint_groups, is_noise_groups, label_group, normalise_label
+from worker.extract.noise import (
+    STRONG_GROUPS,
+    hint_groups,
+    is_noise_groups,
+    label_group,
+    normalise_label,
+)
 from worker.extract.template import fingerprint, fingerprints
 from worker.htmlparse import parse_html
 
@@ -99,6 +105,10 @@ CLEANABLE_TAGS = frozenset({
 # is kept: widgets are short or link lists, article wrappers with odd class names are not.
 PROSE_CHARS = 1000
 PROSE_LINK_DENSITY = 0.25
+# ...and so is one holding more than this share of the page's text, unless its class names a
+# widget outright: no sidebar or menu is most of a page, a wrapper whose class names a column
+# ("layout-with-sidebar") is.
+WRAPPER_SHARE = 0.6
 
 # Starting score of a candidate by tag (Readability.js `initializeNode`).
 TAG_WEIGHTS: dict[str, float] = {
@@ -313,12 +323,28 @@ def hint_verdict(furniture_tag: bool, class_: str | None, id_: str | None) -> bo
     return is_noise_groups(groups)
 
 
-def holds_prose(node: LexborNode, groups: frozenset[str]) -> bool:
+class PageSize:
+    """The length of the page's raw text, read once and only when asked."""
+
+    __slots__ = ("_chars", "root")
+
+    def __init__(self, root: LexborNode) -> None:
+        self.root = root
+        self._chars = -1
+
+    @property
+    def chars(self) -> int:
+        if self._chars < 0:
+            self._chars = len(self.root.text())
+        return self._chars
+
+
+def holds_prose(node: LexborNode, groups: frozenset[str], page: PageSize | None = None) -> bool:
     """Class names lie ("ad_body", "with-right-rail", Blogger's "date-outer" round a post): a
-    flagged element holding the page's main content, or much text and few links, is the
-    article's wrapper, not furniture. Comment sections are long prose too, so a comments hint
-    (in `groups`, the element's hint groups) is always believed; and so is a furniture tag
-    (`header`, `nav`...), whose class only adds to what the tag says."""
+    flagged element holding the page's main content, most of the page's text, or much text and
+    few links, is the article's or the page's wrapper, not furniture. Comment sections are long
+    prose too, so a comments hint (in `groups`, the element's hint groups) is always believed;
+    and so is a furniture tag (`header`, `nav`...), whose class only adds to what the tag says."""
     if "comments" in groups:
         return False
     # The raw text is never shorter than the stripped one and a third cheaper to read (one
@@ -326,7 +352,15 @@ def holds_prose(node: LexborNode, groups: frozenset[str]) -> bool:
     raw = len(node.text())
     if raw < MIN_PARAGRAPH_CHARS:
         return False
-    if node.tag not in FURNITURE_TAGS and node.css_first(PAGE_CONTENT_SELECTOR) is not None:
+    if node.tag not in FURNITURE_TAGS and (
+        node.css_first(PAGE_CONTENT_SELECTOR) is not None
+        or (
+            page is not None
+            and raw >= PROSE_CHARS
+            and not groups & STRONG_GROUPS  # a "related" grid may well outweigh a short story
+            and raw >= WRAPPER_SHARE * page.chars
+        )
+    ):
         return True
     if raw < PROSE_CHARS:
         return False
@@ -372,6 +406,7 @@ def furniture(root: LexborNode, hints: Hints, drop_hidden: bool = True) -> list[
     asked about (the prose check reads a whole subtree's text)."""
     doomed: list[LexborNode] = []
     candidates = root.css(FURNITURE_AND_HIDDEN if drop_hidden else FURNITURE_CANDIDATES)
+    page = PageSize(root)
     at = 0
     while at < len(candidates):
         node = candidates[at]
@@ -382,7 +417,7 @@ def furniture(root: LexborNode, hints: Hints, drop_hidden: bool = True) -> list[
         if drop_hidden and tag not in PAGE_ROOTS and is_hidden(attrs):
             pass
         elif not is_furniture(tag, attrs) or holds_prose(
-            node, hints.groups_of(attrs.get("class"), attrs.get("id"))
+            node, hints.groups_of(attrs.get("class"), attrs.get("id")), page
         ):
             continue
         doomed.append(node)
