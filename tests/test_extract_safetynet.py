@@ -5,9 +5,11 @@ elements of any tag, named anchors, page wrappers with noisy class names, articl
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
+from worker.cli import main
 from worker.extract import extract
 from worker.extract.body import Body
 from worker.extract.meta import extract_metadata
@@ -185,10 +187,6 @@ def test_a_data_table_whose_names_are_links_stays() -> None:
 
 
 def test_feedworker_extract_shows_which_path_won(capsys: pytest.CaptureFixture[str]) -> None:
-    from pathlib import Path
-
-    from worker.cli import main
-
     source = Path(__file__).parent / "pages" / "blog-unclosed-link" / "source.html"
     assert main(["extract", str(source), "--url", "https://weber-metallbau.example/p.html"]) == 0
     out = capsys.readouterr().out
