@@ -122,7 +122,7 @@ HINT_WEIGHT = 25.0
 
 # --- Thresholds ------------------------------------------------------------------------------
 
-# Blocks that make a run of prose together under their parent (a list's items are one run).
+# Blocks whose text belongs to their parent's run of prose (`holder_of_opening`).
 RUN_ITEM_TAGS = frozenset({"p", "li", "dd", "dt", "blockquote", "pre"}) | HEADING_TAGS
 # Own text shorter than this is not a paragraph (Readability.js uses 25 characters).
 MIN_PARAGRAPH_CHARS = 25
@@ -201,14 +201,12 @@ class Preset:
     strip_noise: bool = True  # drop furniture by class/id and tag before scoring
     weight_hints: bool = True  # add class/id evidence to candidate scores
     clean: bool = True  # drop link-dense and labelled containers inside the body
-    drop_hidden: bool = True  # drop elements hidden from readers, whatever their tag
 
 
 PRESETS: tuple[Preset, ...] = (
     Preset(),
     Preset(strip_noise=False),
-    # Hidden elements stay too: a page may hide its whole body until a script has run.
-    Preset(strip_noise=False, weight_hints=False, clean=False, drop_hidden=False),
+    Preset(strip_noise=False, weight_hints=False, clean=False),
 )
 
 
@@ -223,8 +221,9 @@ class Body:
     # Fingerprints of the blocks looked up in the site's template while rendering, on every
     # attempt: only a template that names one of them can change this body.
     checked: frozenset[str] = frozenset()
-    # Characters in the page's largest run of prose (sentences under one container), as this
-    # attempt prepared the page: a body much shorter than that missed the article.
+    # Characters in the page's largest run of prose (the paragraphs one element holds, as
+    # scoring counts them), as this attempt prepared the page: a body much shorter than that
+    # missed the article.
     prose_run: int = 0
 
 
@@ -389,23 +388,25 @@ def prepare_tree(
     hints: Hints,
     junk: list[LexborNode] | None = None,
 ) -> None:
-    """Drop junk (`junk`, when the caller found it already), `remove` matches and furniture."""
+    """Drop junk (`junk`, when the caller found it already), `remove` matches, hidden elements
+    and furniture."""
     decompose_all(junk_elements(tree) if junk is None else junk)
     decompose_all(removal_targets(tree, remove))
     if tree.body is None:
         return
-    if preset.strip_noise:  # hidden elements among the furniture: one walk finds both
-        decompose_all(furniture(tree.body, hints, preset.drop_hidden))
-    elif preset.drop_hidden:
+    # Hidden elements go whatever the preset: hidden text is never article text.
+    if preset.strip_noise:  # among the furniture: one walk finds both
+        decompose_all(furniture(tree.body, hints))
+    else:
         decompose_all(hidden_elements(tree.body))
 
 
-def furniture(root: LexborNode, hints: Hints, drop_hidden: bool = True) -> list[LexborNode]:
-    """The outermost furniture elements under `root`, and with `drop_hidden` its hidden elements
-    (`hidden_elements`), in document order: what lies inside one goes with it, so it is never
-    asked about (the prose check reads a whole subtree's text)."""
+def furniture(root: LexborNode, hints: Hints) -> list[LexborNode]:
+    """The outermost furniture and hidden elements (`hidden_elements`) under `root`, in document
+    order: what lies inside one goes with it, so it is never asked about (the prose check reads
+    a whole subtree's text)."""
     doomed: list[LexborNode] = []
-    candidates = root.css(FURNITURE_AND_HIDDEN if drop_hidden else FURNITURE_CANDIDATES)
+    candidates = root.css(FURNITURE_AND_HIDDEN)
     page = PageSize(root)
     at = 0
     while at < len(candidates):
@@ -414,7 +415,7 @@ def furniture(root: LexborNode, hints: Hints, drop_hidden: bool = True) -> list[
         attrs = node.attributes
         tag = node.tag
         # Hidden copies of the article (schema.org microdata, print versions) are long prose too.
-        if drop_hidden and tag not in PAGE_ROOTS and is_hidden(attrs):
+        if tag not in PAGE_ROOTS and is_hidden(attrs):
             pass
         elif not is_furniture(tag, attrs) or holds_prose(
             node, hints.groups_of(attrs.get("class"), attrs.get("id")), page
@@ -467,8 +468,8 @@ class Subtree:
 def hidden_elements(root: LexborNode) -> list[LexborNode]:
     """Elements hidden from readers (`hidden`, `aria-hidden`, inline `display:none` or
     `visibility:hidden`), whatever their tag: a login form's messages, a closed menu, a MathML
-    copy of a formula. Never the page itself (a page may hide its body until a script ran: the
-    last attempt keeps hidden elements)."""
+    copy of a formula. Never the page itself: a page may hide its body until a script has run.
+    """
     return outermost(
         [
             node
