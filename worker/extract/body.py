@@ -149,6 +149,24 @@ LONE_PARAGRAPH_DEPTH = 3
 # parent's text (the rest of the parent: a figure, an ad slot, a pull quote).
 MERGE_LEVELS = 3
 BULK_SHARE = 0.75
+# Inside the nearest container (at most this many levels up) whose markup names the article,
+# siblings are looked for up to that container, whatever the bulk: its schema.org type, the
+# `articleBody` property (in `is_content_container`), or a class or id fragment naming a recipe,
+# product or FAQ in the languages of the recipe and shop plugins.
+CONTAINER_LEVELS = 4
+CONTAINER_TYPES = re.compile(
+    r"schema\.org/(?:\w*Article|BlogPosting|Recipe|HowTo|Product|FAQPage|Review)\b", re.I
+)
+CONTAINER_HINTS = (
+    "recipe", "rezept", "recette", "receta", "ricetta", "przepis", "recept", "receita",
+    "product-desc", "product-detail", "productdesc", "productdetail", "faq",
+)  # fmt: skip
+# What may join the top inside such a container: lists and tables (ingredients, specifications)
+# and titled boxes of sentences, with few links.
+STRUCTURED_TAGS = frozenset({"div", "section", "ul", "ol", "dl", "table"})
+STRUCTURED_ITEMS = "li, tr, dt, dd"
+STRUCTURED_LINK_DENSITY = 0.3
+
 # A kept body shorter than this triggers the next, looser preset (Readability.js: 500 chars;
 # our cleaning is stricter, so a short body is more often a short article).
 MIN_BODY_CHARS = 250
@@ -840,6 +858,63 @@ def same_kind(node: LexborNode, other: LexborNode) -> bool:
     return node.tag == other.tag and node.attributes.get("class") == other.attributes.get("class")
 
 
+def is_content_container(node: LexborNode) -> bool:
+    """Markup naming the element as the article itself (see CONTAINER_LEVELS)."""
+    attrs = node.attrs
+    itemtype = attrs.get("itemtype")
+    if itemtype and CONTAINER_TYPES.search(itemtype):
+        return True
+    itemprop = attrs.get("itemprop")
+    if itemprop and "articlebody" in itemprop.lower().split():
+        return True
+    return is_container_hint(attrs.get("class"), attrs.get("id"))
+
+
+@functools.lru_cache(maxsize=4096)
+def is_container_hint(class_: str | None, id_: str | None) -> bool:
+    """A class or id naming a recipe, product or FAQ container (and nothing noisy: "related
+    recipes" is a widget)."""
+    hint = f"{class_ or ''} {id_ or ''}".lower()
+    if not any(word in hint for word in CONTAINER_HINTS):
+        return False
+    return not is_noise_groups(element_groups(class_, id_))
+
+
+def content_container(top: LexborNode) -> LexborNode | None:
+    """The nearest element above `top`, a few levels at most, that its markup names the article
+    (or recipe, product...) itself."""
+    node = top.parent
+    for _ in range(CONTAINER_LEVELS):
+        if node is None or node.tag in PAGE_ROOTS:
+            return None
+        if is_content_container(node):
+            return node
+        node = node.parent
+    return None
+
+
+def is_structured_content(node: LexborNode) -> bool:
+    """Inside the article's own container, a list, a table or a titled box of sentences that is
+    not furniture: a recipe's ingredients beside its steps, a product's specifications, a tip."""
+    if not node.is_element_node or node.tag not in STRUCTURED_TAGS:
+        return False
+    attrs = node.attrs
+    if is_noise_groups(element_groups(attrs.get("class"), attrs.get("id"))):
+        return False
+    blocks = collect_blocks(node)
+    if not blocks or label_group(blocks[0].text) is not None:
+        return False
+    total = sum(len(b.text) for b in blocks)
+    links = sum(b.link_chars for b in blocks)
+    if not total or links > STRUCTURED_LINK_DENSITY * total:
+        return False
+    if node.css_first(STRUCTURED_ITEMS) is not None:
+        return True
+    # A titled box of sentences ("Tip", "Good to know"); an untitled paragraph may as well be a
+    # promotion or a disclaimer, and joins only as any sibling does.
+    return blocks[0].node.tag in HEADING_TAGS and any(map(is_sentence_block, blocks[1:]))
+
+
 # --- Step 6: render ----------------------------------------------------------------------------
 
 
@@ -1093,83 +1168,9 @@ def find_content(
     return merge_siblings(top, top_score, scores)
 
 
-# Markup that names an element as the page's article (or recipe, product...): schema.org types,
-# the article body property, microformats entries.
-CONTAINER_TYPES = re.compile(
-    r"schema\.org/(?:\w*Article|BlogPosting|Recipe|HowTo|Product|FAQPage|Review)\b", re.I
-)
-CONTAINER_LEVELS = 4
-# ...and class or id fragments naming one, in the languages of the recipe and shop plugins.
-CONTAINER_HINTS = (
-    "recipe", "rezept", "recette", "receta", "ricetta", "przepis", "recept", "receita",
-    "product-desc", "product-detail", "productdesc", "productdetail", "faq",
-)  # fmt: skip
-# What may join the top inside such a container: lists and tables (ingredients, specifications)
-# and titled boxes of sentences, with few links.
-STRUCTURED_TAGS = frozenset({"div", "section", "ul", "ol", "dl", "table", "p", "blockquote"})
-STRUCTURED_ITEMS = "li, tr, dt, dd"
-STRUCTURED_LINK_DENSITY = 0.3
-
-
-def is_content_container(node: LexborNode) -> bool:
-    attrs = node.attrs
-    itemtype = attrs.get("itemtype")
-    if itemtype and CONTAINER_TYPES.search(itemtype):
-        return True
-    itemprop = attrs.get("itemprop")
-    if itemprop and "articlebody" in itemprop.lower().split():
-        return True
-    return is_container_hint(attrs.get("class"), attrs.get("id"))
-
-
-@functools.lru_cache(maxsize=4096)
-def is_container_hint(class_: str | None, id_: str | None) -> bool:
-    """A class or id naming a recipe, product or FAQ container (and nothing noisy: "related
-    recipes" is a widget)."""
-    hint = f"{class_ or ''} {id_ or ''}".lower()
-    if not any(word in hint for word in CONTAINER_HINTS):
-        return False
-    return not is_noise_groups(element_groups(class_, id_))
-
-
-def content_container(top: LexborNode) -> LexborNode | None:
-    """The nearest element above `top`, a few levels at most, that its markup names the article
-    (or recipe, product...) itself."""
-    node = top.parent
-    for _ in range(CONTAINER_LEVELS):
-        if node is None or node.tag in PAGE_ROOTS:
-            return None
-        if is_content_container(node):
-            return node
-        node = node.parent
-    return None
-
-
-def is_structured_content(node: LexborNode) -> bool:
-    """Inside the article's own container, a list, a table or a titled box of sentences that is
-    not furniture: a recipe's ingredients beside its steps, a product's specifications, a tip."""
-    if not node.is_element_node or node.tag not in STRUCTURED_TAGS:
-        return False
-    attrs = node.attrs
-    if is_noise_groups(element_groups(attrs.get("class"), attrs.get("id"))):
-        return False
-    blocks = collect_blocks(node)
-    if not blocks or label_group(blocks[0].text) is not None:
-        return False
-    total = sum(len(b.text) for b in blocks)
-    links = sum(b.link_chars for b in blocks)
-    if not total or links > STRUCTURED_LINK_DENSITY * total:
-        return False
-    if node.css_first(STRUCTURED_ITEMS) is not None:
-        return True
-    # A titled box of sentences ("Tip", "Good to know"); an untitled paragraph may as well be a
-    # promotion or a disclaimer, and joins only as any sibling does.
-    return blocks[0].node.tag in HEADING_TAGS and any(map(is_sentence_block, blocks[1:]))
-
-
 @dataclass(frozen=True, slots=True)
 class ProseRun:
-    """The container holding the most sentence text directly (its paragraphs, or its own text)."""
+    """The element holding the most paragraph text directly (its paragraphs, or its own text)."""
 
     holder: LexborNode | None
     chars: int
@@ -1201,8 +1202,8 @@ def extract_body(
     """One attempt with one preset on a fresh tree (it is mutated); the caller retries.
 
     `start` picks the top candidate another way: "prose-run", the holder of the page's largest
-    run of prose; "opening", the holder of the block that begins with `opening` (the article's
-    first words as the page's description gives them). Without one, the empty body."""
+    run of prose; "opening", the holder of the first block holding `opening` (the article's
+    first words as the page's description gives them). When there is none, the body is empty."""
     hints = Hints()
     prepare_tree(tree, remove, preset, hints, junk)
     if tree.body is None:
