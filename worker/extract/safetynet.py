@@ -3,8 +3,8 @@ retries with looser flags; so do we, and also with what the page says about its 
 
 An attempt's body is *implausible* when it is much shorter than something the page shows or
 states about its article:
-- the page's largest run of prose (a block of sentences the scorer passed over: a wrapper with
-  a noisy class name, an unclosed link around the post);
+- the page's largest run of prose (the paragraphs one element holds, which the scorer passed
+  over: picked a hinted stub, or lost them to a cleaned-out container);
 - the JSON-LD `articleBody`, or the JSON-LD `wordCount`;
 - the page's description (`og:description`...): no article is shorter than its own summary.
 
@@ -14,7 +14,8 @@ The attempts, in order (`Attempt.name` becomes `Article.method` when its body wi
 3. "opening": the same preparation, the block holding the description's first words as the top
    candidate (blogs describe a post with its own opening), not cleaned;
 4. "loose": furniture left in (a class name may lie about a whole column);
-5. "raw": no class/id evidence, no cleaning, hidden elements kept.
+5. "raw": no class/id evidence, no cleaning.
+Hidden elements go in every attempt: hidden text is never the article.
 The first plausible body wins. When none is, today's choice stands: the first body long enough
 (a retry's must also read as prose), else the longest. Pages whose first body is plausible,
 nearly all, parse once.
@@ -41,8 +42,6 @@ from worker.htmlparse import FlatHtml, parse_flat
 # `articleBody` or of its JSON-LD `wordCount` is implausible. Half: cleaning rightly drops a
 # caption or a pull quote from a run, and JSON-LD bodies often hold the captions too.
 PLAUSIBLE_SHARE = 0.5
-
-
 # The description's first words looked for in the page, to find where the article starts: enough
 # to be unlikely elsewhere, few enough to end before a description's own rewording.
 OPENING_WORDS = 8
