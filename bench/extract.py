@@ -1,33 +1,74 @@
 """Benchmark feedworker's body extractor against trafilatura and readability-lxml.
 
-    .venv/bin/python -m bench.extract [--data DIR] [--repeat 3] [--only feedworker] [--worst 15]
+    .venv/bin/python -m bench.extract [--data DIR] [--dataset NAME ...] [--repeat 3]
+                                      [--only feedworker trafilatura] [--worst 15] [--clock cpu]
 
 Runs every extractor over every dataset in the shared bench folder (a sub-folder with a
-`ground-truth.json`) in one process, scores with the shared scorer (`score.py`, 4-token shingles)
-and prints one table per dataset: precision, recall, F1, pages with empty output, median ms per
-page, and each extractor's median time as a multiple of feedworker's. `--worst N` also lists
-feedworker's N lowest-F1 pages with their precision and recall, to see what to fix next.
+`ground-truth.json`: `aeb`, `readability`) in one process, scores with the shared scorer
+(`score.py`, 4-token shingles) and prints one table per dataset: precision, recall, F1, pages with
+empty output, median ms per page, and each extractor's median time as a multiple of
+feedworker's. `--worst N` also lists, per dataset, feedworker's N lowest-F1 pages with their
+precision and recall, trafilatura's F1 on the same page when it ran, and which body path won
+(`Article.method`), to see what to fix next. `--clock cpu` times each page by this process's CPU
+time instead of the wall clock: steadier when other work shares the machine.
 
-The peers (trafilatura, readability-lxml) are benchmark-only extras of the venv.
+The data folder is `$FEEDWORKER_BENCH_DATA` when set, else the first `shared/bench` found beside
+the project or above it (`../shared/bench` from the project root). The peers (trafilatura,
+readability-lxml) are benchmark-only extras of the venv (`make bench` installs them).
 Also usable as `python ../shared/bench/score.py run bench.extract:feedworker_text`.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from worker.errors import ExtractError
 from worker.extract import extract
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "bench"
+PROJECT = Path(__file__).resolve().parents[1]
+DATA_ENV = "FEEDWORKER_BENCH_DATA"
 
 Extractor = Callable[[str, str], str]
+
+
+def bench_data_dir() -> Path | None:
+    """The shared benchmark folder: `$FEEDWORKER_BENCH_DATA`, else `shared/bench` beside the
+    project (`../shared/bench`) or beside one of its ancestors (a worktree lives deeper)."""
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV])
+    for folder in PROJECT.parents:
+        if (folder / "shared" / "bench" / "score.py").is_file():
+            return folder / "shared" / "bench"
+    return None
+
+
+def load_scorer(data: Path) -> ModuleType:
+    """The shared scorer, `score.py` in the data folder, imported without touching sys.path
+    (registered under a name of its own: its dataclasses look their module up)."""
+    name = "shared_bench_score"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, data / "score.py")
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"no score.py in {data}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def datasets(data: Path) -> list[str]:
+    """The dataset folders of the shared bench, sorted."""
+    return sorted(d.name for d in data.iterdir() if (d / "ground-truth.json").is_file())
 
 
 def feedworker_text(html: str, url: str) -> str:
@@ -85,66 +126,122 @@ class PageResult:
     counts: tuple[float, float, float]  # the scorer's normalised (tp, fp, fn)
 
 
-def run_one(func: Extractor, pages: list, score_page: Callable, repeat: int) -> list[PageResult]:
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def run_one(
+    func: Extractor, pages: list, score_page: Callable, repeat: int, clock: str = "wall"
+) -> list[PageResult]:
     results = []
+    now = CLOCKS[clock]
     for page in pages:
         html, best, text = page.html, float("inf"), ""
         for _ in range(repeat):
-            start = time.perf_counter()
+            start = now()
             try:
                 text = func(html, page.url) or ""
             except Exception:  # a crash scores as an empty output, as in score.py
                 text = ""
-            best = min(best, time.perf_counter() - start)
-        tp, fp, fn = score_page(page.truth, text)
-        p = tp / (tp + fp) if tp + fp else 0.0
-        r = tp / (tp + fn) if tp + fn else 0.0
-        f1 = 2 * p * r / (p + r) if p + r else 0.0
-        results.append(PageResult(page.id, p, r, f1, 1000 * best, not text.strip(), (tp, fp, fn)))
+            best = min(best, now() - start)
+        results.append(page_result(page.id, score_page(page.truth, text), 1000 * best, text))
     return results
+
+
+def page_result(
+    page_id: str, counts: tuple[float, float, float], ms: float, text: str
+) -> PageResult:
+    tp, fp, fn = counts
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * p * r / (p + r) if p + r else 0.0
+    return PageResult(page_id, p, r, f1, ms, not text.strip(), (tp, fp, fn))
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """One extractor's figures on one dataset, as the README table shows them."""
+
+    precision: float
+    recall: float
+    f1: float
+    empty: int
+    median_ms: float
+
+
+def summarise_run(results: list[PageResult], summarise: Callable) -> Summary:
+    s = summarise(r.counts for r in results)
+    median = statistics.median(r.ms for r in results)
+    empty = sum(r.empty for r in results)
+    return Summary(s["precision"], s["recall"], s["f1"], empty, median)
 
 
 def print_table(dataset: str, table: dict[str, list[PageResult]], summarise: Callable) -> None:
     base = statistics.median(r.ms for r in table["feedworker"]) if "feedworker" in table else None
-    print(f"\n## {dataset}\n")
+    print(f"\n## {dataset} ({len(next(iter(table.values())))} pages)\n")
     print("| extractor | precision | recall | F1 | empty | median ms | time vs feedworker |")
     print("|---|---|---|---|---|---|---|")
     for name, results in table.items():
-        s = summarise(r.counts for r in results)
-        median = statistics.median(r.ms for r in results)
-        ratio = f"{median / base:.1f}x" if base else "-"
-        empty = sum(r.empty for r in results)
+        s = summarise_run(results, summarise)
+        ratio = f"{s.median_ms / base:.1f}x" if base else "-"
         print(
-            f"| {name} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} | {empty} "
-            f"| {median:.2f} | {ratio} |"
+            f"| {name} | {s.precision:.3f} | {s.recall:.3f} | {s.f1:.3f} | {s.empty} "
+            f"| {s.median_ms:.2f} | {ratio} |"
         )
 
 
-def print_worst(results: list[PageResult], count: int) -> None:
+def print_worst(
+    results: list[PageResult], peer: list[PageResult] | None, pages: Iterable, count: int
+) -> None:
+    """feedworker's `count` lowest-F1 pages, with trafilatura's F1 on each (`peer`) and the body
+    path that won."""
+    by_id = {page.id: page for page in pages}
+    peer_f1 = {r.id: r.f1 for r in peer} if peer else {}
     print(f"\nfeedworker's {count} lowest-F1 pages:")
     for r in sorted(results, key=lambda r: r.f1)[:count]:
-        print(f"  {r.id[:16]}  P {r.precision:.3f}  R {r.recall:.3f}  F1 {r.f1:.3f}  {r.ms:.1f} ms")
+        page = by_id[r.id]
+        method = article_method(page.html, page.url)
+        vs = f"  trafilatura F1 {peer_f1[r.id]:.3f}" if r.id in peer_f1 else ""
+        print(
+            f"  {r.id[:24]:<24}  P {r.precision:.3f}  R {r.recall:.3f}  F1 {r.f1:.3f}{vs}"
+            f"  {method:<16} {page.url[:70]}"
+        )
+
+
+def article_method(html: str, url: str) -> str:
+    try:
+        return extract(html, url).method
+    except ExtractError:
+        return "(no article)"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--data", type=Path, default=None, help=f"default: ${DATA_ENV} or ../shared")
+    ap.add_argument("--dataset", action="append", help="only this dataset (repeatable)")
+    ap.add_argument("--repeat", type=int, default=1, help="time each page this many times")
     ap.add_argument("--only", nargs="*", choices=sorted(EXTRACTORS), help="extractors to run")
-    ap.add_argument("--worst", type=int, default=0)
+    ap.add_argument("--worst", type=int, default=0, help="list feedworker's N worst pages")
+    ap.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="time with the wall clock, or this process's CPU time (on a busy shared machine)",
+    )
     args = ap.parse_args()
-    sys.path.insert(0, str(args.data))
-    from score import load_pages, score_page, summarise
-
+    data = args.data or bench_data_dir()
+    if data is None:
+        ap.error(f"no shared/bench folder found above {PROJECT}: pass --data or set ${DATA_ENV}")
+    scorer = load_scorer(data)
     names = args.only or list(EXTRACTORS)
-    for dataset in sorted(
-        d.name for d in args.data.iterdir() if (d / "ground-truth.json").is_file()
-    ):
-        pages = load_pages(dataset)
-        table = {n: run_one(EXTRACTORS[n], pages, score_page, args.repeat) for n in names}
-        print_table(dataset, table, summarise)
+    for dataset in args.dataset or datasets(data):
+        pages = scorer.load_pages(dataset)
+        table = {
+            n: run_one(EXTRACTORS[n], pages, scorer.score_page, args.repeat, args.clock)
+            for n in names
+        }
+        print_table(dataset, table, scorer.summarise)
         if args.worst and "feedworker" in table:
-            print_worst(table["feedworker"], args.worst)
+            print_worst(table["feedworker"], table.get("trafilatura"), pages, args.worst)
 
 
 if __name__ == "__main__":

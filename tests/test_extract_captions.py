@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from worker.extract import extract
-from worker.extract.body import reads_as_prose
+from worker.extract.safetynet import reads_as_prose
 
 URL = "https://example.org/a"
 PROSE = (

@@ -16,17 +16,103 @@ from worker.extract.noise import (
 
 # (group, hints that must match it, hints that must not be noise at all)
 HINT_CASES = [
-    ("navigation", ["primary-navigation", "navbar-top", "nav", "breadcrumbs", "site-header"], []),
+    (
+        "navigation",
+        [
+            "primary-navigation",
+            "navbar-top",
+            "nav",
+            "breadcrumbs",
+            "site-header",
+            "offcanvas-menu",
+            "menu-drawer",
+            "navegacion-principal",
+        ],
+        [],
+    ),
     ("sidebar", ["sidebar-right", "widget widget_archive", "right-rail rail"], ["railway-story"]),
-    ("related", ["jp-relatedposts", "most-popular", "outbrain-widget", "read-more"], []),
-    ("share", ["share-bar", "social-icons", "sharedaddy"], []),
-    ("newsletter", ["newsletter-signup", "subscribe-box"], []),
-    ("consent", ["cookie-notice", "gdpr-banner", "cmp"], []),
-    ("comments", ["comments-area", "disqus_thread", "comment-respond"], []),
-    ("ads", ["ad-slot", "ad", "ads top", "advertisement", "sponsored-content"], ["header-lead"]),
-    ("byline", ["byline", "entry-meta", "author-box", "tags-links"], ["metadata-free"]),
-    ("footer", ["site-footer", "copyright"], []),
-    ("hidden", ["sr-only", "visually-hidden", "hidden"], []),
+    (
+        "related",
+        [
+            "jp-relatedposts",
+            "most-popular",
+            "outbrain-widget",
+            "read-more",
+            "noticias-relacionadas",
+            "articoli-correlati",
+            "lire-aussi",
+            "powiazane-artykuly",
+            "ahnliche-artikel",
+        ],
+        [],
+    ),
+    (
+        "share",
+        [
+            "share-bar",
+            "social-icons",
+            "sharedaddy",
+            "artikel-teilen",
+            "partage",
+            "compartir-redes",
+            "udostepnij",
+        ],
+        [],
+    ),
+    (
+        "newsletter",
+        ["newsletter-signup", "subscribe-box", "newsletter-abonnieren", "suscribete"],
+        [],
+    ),
+    (
+        "consent",
+        [
+            "cookie-notice",
+            "gdpr-banner",
+            "cmp",
+            "didomi-popup",
+            "onetrust-banner-sdk",
+            "sp_message_container_123",
+            "qc-cmp2-container",
+        ],
+        [],
+    ),
+    (
+        "comments",
+        [
+            "comments-area",
+            "disqus_thread",
+            "comment-respond",
+            "kommentare",
+            "comentarios",
+            "sekcja-komentarzy",
+            "commentaires",
+            "reacties",
+        ],
+        [],
+    ),
+    (
+        "ads",
+        [
+            "ad-slot",
+            "ad",
+            "ads top",
+            "advertisement",
+            "sponsored-content",
+            "anzeige",
+            "publicidad",
+            "reklama",
+        ],
+        ["header-lead", "anzeigen-text"],
+    ),
+    (
+        "byline",
+        ["byline", "entry-meta", "author-box", "tags-links", "autor", "fecha", "schlagworte"],
+        ["metadata-free"],
+    ),
+    ("media", ["gallery-slides", "slideshow", "owl-carousel", "swiper-slider"], []),
+    ("footer", ["site-footer", "copyright", "impressum-links"], []),
+    ("hidden", ["sr-only", "visually-hidden", "hidden", "login-modal", "popup", "dialog"], []),
 ]
 
 
@@ -65,6 +151,13 @@ def test_weak_groups_yield_to_content_hints() -> None:
     assert not is_noise_hint("main-navigation")  # the <nav> tag catches these, not the hint
 
 
+def test_page_builder_blocks_are_not_sidebar_widgets() -> None:
+    for hint in ("elementor-widget-wrap", "elementor-widget-container", "so-widget-text"):
+        assert not is_noise_hint(hint), hint
+    assert is_noise_hint("widget widget_recent_entries")
+    assert is_noise_hint("elementor-widget-share-buttons")  # share stays strong
+
+
 def test_case_is_ignored() -> None:
     assert is_noise_hint("ShareBar") and is_noise_hint("COMMENTS")
 
@@ -73,13 +166,21 @@ def test_case_is_ignored() -> None:
 LABEL_CASES = [
     ("related", ["Popular posts from this blog", "Related Articles", "Lire aussi :",
                  "Das könnte Sie auch interessieren", "You may also like…",
-                 "Самые популярные диеты"],
+                 "Самые популярные диеты", "Czytaj także", "Artículos relacionados",
+                 "Čtěte také", "Leia também", "I più letti", "Lees ook", "Zum Thema",
+                 "Kunden kauften auch", "Ähnliche Produkte", "Produits similaires",
+                 "Recetas relacionadas"],
      ["Related parties in the dispute met on Monday to agree the terms of the sale"]),
-    ("share", ["Share this:", "Teilen mit:"], ["Shares fell"]),
-    ("newsletter", ["Subscribe to our newsletter", "Sign up"], []),
-    ("comments", ["Comments (14)", "Leave a Reply", "Kommentare", "Отзывы"], []),
-    ("navigation", ["Labels", "Tags:"], []),
-    ("ads", ["Advertisement", "ANZEIGE", "Advert"], ["Advertising revenue fell", "Advert agency"]),
+    ("share", ["Share this:", "Teilen mit:", "Udostępnij", "Condividi su Facebook",
+               "Compartilhe"], ["Shares fell"]),
+    ("newsletter", ["Subscribe to our newsletter", "Sign up", "Zapisz się do newslettera",
+                    "Iscriviti alla newsletter"], []),
+    ("comments", ["Comments (14)", "Leave a Reply", "Kommentare", "Отзывы", "Komentarze (12)",
+                  "Deja un comentario", "Avis clients", "Kundenbewertungen"],
+     ["Avis de tempête sur la côte atlantique"]),
+    ("navigation", ["Labels", "Tags:", "Schlagwörter:", "Étiquettes", "Síguenos"], []),
+    ("ads", ["Advertisement", "ANZEIGE", "Advert", "Publicidade", "Gesponsert"],
+     ["Advertising revenue fell", "Advert agency"]),
 ]  # fmt: skip
 
 

@@ -50,3 +50,10 @@ def test_a_weak_line_in_a_wrapper_does_not_take_the_wrapper_with_it() -> None:
     html = page("<div>Jane Doe{body}</div>")
     text = extract(html, "https://example.org/a").body_text
     assert "Part 0." in text and "Part 3." in text
+
+
+def test_a_long_paragraph_written_twice_is_kept_twice() -> None:
+    # Captions and teaser lines are short; a whole paragraph repeated is the author's refrain.
+    twice = f"<p>{PROSE} {PROSE}</p>"
+    html = page("{body}" + twice + twice)
+    assert extract(html, "https://example.org/a").body_text.count(PROSE + " " + PROSE) == 2

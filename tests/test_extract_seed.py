@@ -11,7 +11,15 @@ import pytest
 
 from worker.extract import extract
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "scraped-article.txt"
+# In `../shared/seed` beside the project, or beside one of its ancestors (a worktree lives deeper).
+SEED = next(
+    (
+        found
+        for folder in Path(__file__).resolve().parents[1].parents
+        if (found := folder / "shared" / "seed" / "scraped-article.txt").is_file()
+    ),
+    Path(__file__).resolve().parents[2] / "shared" / "seed" / "scraped-article.txt",
+)
 WIDGET_HEADING = "Popular posts from this blog"
 
 

@@ -43,7 +43,7 @@ from worker.config import (
 )
 from worker.db import redact
 from worker.errors import ConfigError, FeedworkerError
-from worker.extract import extract
+from worker.extract import describe_method, extract
 from worker.fetch import Fetcher, FetchOptions
 from worker.listing import Listing, ListingOptions, list_articles
 from worker.logs import check_level, log, progress_line, setup_logging
@@ -402,7 +402,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
     print(f"authors:   {', '.join(article.authors) or '-'}")
     print(f"published: {article.published or '-'}   modified: {article.modified or '-'}")
     print(f"image:     {article.image or '-'}")
-    print(f"language:  {article.language or '-'}   method: {article.method}")
+    print(f"language:  {article.language or '-'}")
+    print(f"method:    {article.method} ({describe_method(article.method)})")
     print(f"words:     {len(article.body_text.split())}")
     print()
     print(article.body_text)

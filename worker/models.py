@@ -107,7 +107,9 @@ class Article:
     # The fingerprints the extractor looked up in the site's template (the blocks it could have
     # dropped as template): a newly learnt template changes the article only if it names one.
     template_checked: tuple[str, ...] = ()
-    # Which path produced the body: "selector" (operator override), "jsonld", "auto", "fallback".
+    # Which path produced the body: "selector" (operator override), "auto" (the first attempt),
+    # a later attempt of the extractor's safety net ("prose-run", "opening", "loose", "raw"),
+    # "jsonld", "fallback" (see worker.extract.article).
     method: str = "auto"
 
 

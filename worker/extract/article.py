@@ -2,8 +2,10 @@
 
 Body paths, tried in this order (`Article.method` says which one won):
 - "selector": the operator's `body` CSS selector matched and holds text;
-- "auto": the scored-candidates extractor (body.py) found a body at least as long as a fair
-  share of the page's JSON-LD `articleBody`;
+- "auto": the scored-candidates extractor (body.py) found a plausible body at once;
+- "prose-run", "opening", "loose", "raw": the first body was implausible (much shorter than
+  the page's largest run of prose, its JSON-LD body or word count, or its description), and
+  this later attempt of the safety net (safetynet.py) found a plausible one;
 - "jsonld": the DOM result was poor and the page's JSON-LD `articleBody` is much longer;
 - "fallback": nothing scored; the page's cleaned text as a whole.
 """
@@ -17,11 +19,24 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from worker.errors import ExtractError
 from worker.extract import body as body_mod
-from worker.extract.meta import extract_metadata
+from worker.extract.meta import Metadata, extract_metadata
+from worker.extract.safetynet import Expected, best_body, opening_words
 from worker.extract.sanitize import sanitize_html
 from worker.htmlparse import FlatHtml, flatten_nesting, parse_flat
 from worker.models import Article
 from worker.xmlchars import xml_safe
+
+# What each body path means, for people reading `feedworker extract` (see the docstring).
+METHOD_NOTES: dict[str, str] = {
+    "selector": "the source's `body` selector",
+    "auto": "the best-scored block of the page, with its siblings",
+    "prose-run": "the first body was implausible; the page's largest run of prose instead",
+    "opening": "the first body was implausible; the block holding the page description's words",
+    "loose": "the first body was implausible; found again with class/id furniture left in",
+    "raw": "the first body was implausible; found again without class/id evidence or cleaning",
+    "jsonld": "the page's JSON-LD articleBody (the page itself showed much less)",
+    "fallback": "no paragraph scored: the page's text as a whole",
+}
 
 # The DOM body loses to JSON-LD `articleBody` when it is shorter than this share of it: the DOM
 # path then most likely picked a teaser or a paywalled stub.
@@ -49,7 +64,7 @@ def extract(html: str, url: str, options: ExtractOptions | None = None) -> Artic
     tree = parse_flat(page)
     junk = body_mod.junk_elements(tree)  # one walk finds both the junk and the metadata
     meta = extract_metadata(tree, url, junk)
-    found, method = find_body(tree, page, meta.title, meta.jsonld_body, options, junk)
+    found, method = find_body(tree, page, meta, options, junk)
     if len(found.text) < MIN_ARTICLE_CHARS:
         raise ExtractError(f"{url}: no article text found")
     return Article(
@@ -74,8 +89,7 @@ def extract(html: str, url: str, options: ExtractOptions | None = None) -> Artic
 def find_body(
     tree: LexborHTMLParser,
     html: FlatHtml,
-    title: str,
-    jsonld_body: str | None,
+    meta: Metadata,
     options: ExtractOptions,
     junk: list[LexborNode] | None,
 ) -> tuple[body_mod.Body, str]:
@@ -83,17 +97,28 @@ def find_body(
     the `tree`'s."""
     checked: frozenset[str] = frozenset()  # template lookups of an attempt given up
     if options.body:
-        selected, checked = select_body(tree, html, options, title, junk)
+        selected, checked = select_body(tree, html, options, meta.title, junk)
         if selected is not None:
             return selected, "selector"
         tree, junk = parse_flat(html), None
-    found = body_mod.best_body(
-        tree, html, remove=options.remove, title=title, boilerplate=options.boilerplate, junk=junk
+    jsonld_body = (meta.jsonld_body or "").strip()
+    description = meta.description
+    expected = Expected(
+        len(jsonld_body), meta.word_count, len(description), opening_words(description)
+    )
+    found, method = best_body(
+        tree,
+        html,
+        remove=options.remove,
+        title=meta.title,
+        boilerplate=options.boilerplate,
+        junk=junk,
+        expected=expected,
     )
     found = replace(found, checked=found.checked | checked)
-    if jsonld_body and len(found.text) < JSONLD_PREFERRED_RATIO * len(jsonld_body.strip()):
+    if jsonld_body and len(found.text) < JSONLD_PREFERRED_RATIO * len(jsonld_body):
         return jsonld_as_body(jsonld_body, found), "jsonld"
-    return found, "auto" if found.scored else "fallback"
+    return found, method if found.scored else "fallback"
 
 
 def select_body(
@@ -123,9 +148,14 @@ def jsonld_as_body(text: str, found: body_mod.Body) -> body_mod.Body:
     return body_mod.Body("\n".join(paragraphs), fragment, found.fingerprints, True, found.checked)
 
 
+def describe_method(method: str) -> str:
+    """One line on what an `Article.method` means."""
+    return METHOD_NOTES.get(method, "")
+
+
 def page_fingerprints(html: str) -> tuple[str, ...]:
     """Fingerprints of a page's text blocks (e.g. an index page), as `block_fingerprints`."""
     return body_mod.page_blocks(html)
 
 
-__all__ = ["ExtractOptions", "extract", "page_fingerprints"]
+__all__ = ["METHOD_NOTES", "ExtractOptions", "describe_method", "extract", "page_fingerprints"]

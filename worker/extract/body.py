@@ -10,7 +10,9 @@ The sequence, one helper per step:
    half, then less), scores live in a dict keyed by node id, never on the DOM.
 4. `pick_top`: scale the best few by (1 - link density) and take the highest.
 5. `merge_siblings`: add the top candidate's siblings that look like article text too: scoring
-   well and holding mostly sentences (a teaser rail scores, but its lines are titles and blurbs).
+   well and holding mostly sentences (a teaser rail scores, but its lines are titles and blurbs),
+   or repeating the top's markup with prose in it; then, while the kept part is the bulk of its
+   parent, the parent's siblings (an article split by figures, ad slots and pull quotes).
 6. `render`: one iterative walk per kept node that drops link-dense or labelled furniture, known
    boilerplate blocks and the duplicated title, and yields both the text and the cleaned HTML.
    A container that opens with a widget label ("You may also like", "Comments") is that widget
@@ -19,8 +21,8 @@ The sequence, one helper per step:
    The walk also records each kept block's line and where it lies in the output, so that
 7. `trim_edges_and_repeats` drops weak lines at the body's edges and repeats of a line just
    shown, from the output and the tree, without walking the tree again.
-`extract_body` runs the steps over a list of presets, loosest last, until the text is long enough
-(and, for a retry, reads as prose: with furniture left in, a looser preset may pick the footer).
+`extract_body` runs the steps once, with one preset; `worker.extract.safetynet` runs further
+attempts (looser presets, other top candidates) while the body found is implausible.
 Everything iterates with explicit stacks: 100,000 nested `div`s must not hit the recursion limit
 (and `worker.htmlparse.parse_html` flattens such nesting before lexbor sees it).
 """
@@ -37,9 +39,15 @@ from typing import TypeVar
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from worker.extract.noise import hint_groups, is_noise_groups, label_group, normalise_label
+from worker.extract.noise import (
+    STRONG_GROUPS,
+    hint_groups,
+    is_noise_groups,
+    label_group,
+    normalise_label,
+)
 from worker.extract.template import fingerprint, fingerprints
-from worker.htmlparse import FlatHtml, parse_flat, parse_html
+from worker.htmlparse import parse_html
 
 # --- Tags ------------------------------------------------------------------------------------
 
@@ -51,6 +59,10 @@ JUNK_TAGS = [
 ]  # fmt: skip
 
 JUNK_SELECTOR = ",".join(JUNK_TAGS)
+
+# Links: an `a` without `href` is a named anchor (a jump target), and an unclosed one
+# (`<a name="more">`) wraps the rest of the post, which is not link text.
+LINK_SELECTOR = "a[href]"
 
 # The tag lexbor gives text nodes.
 TEXT_TAG = "-text"
@@ -93,6 +105,10 @@ CLEANABLE_TAGS = frozenset({
 # is kept: widgets are short or link lists, article wrappers with odd class names are not.
 PROSE_CHARS = 1000
 PROSE_LINK_DENSITY = 0.25
+# ...and so is one holding more than this share of the page's text, unless its class names a
+# widget outright: no sidebar or menu is most of a page, a wrapper whose class names a column
+# ("layout-with-sidebar") is.
+WRAPPER_SHARE = 0.6
 
 # Starting score of a candidate by tag (Readability.js `initializeNode`).
 TAG_WEIGHTS: dict[str, float] = {
@@ -106,6 +122,8 @@ HINT_WEIGHT = 25.0
 
 # --- Thresholds ------------------------------------------------------------------------------
 
+# Blocks whose text belongs to their parent's run of prose (`holder_of_opening`).
+RUN_ITEM_TAGS = frozenset({"p", "li", "dd", "dt", "blockquote", "pre"}) | HEADING_TAGS
 # Own text shorter than this is not a paragraph (Readability.js uses 25 characters).
 MIN_PARAGRAPH_CHARS = 25
 # How far a paragraph's score reaches up the tree, and the divisor per level beyond the parent.
@@ -120,6 +138,35 @@ MIN_ALTERNATIVES = 3
 SIBLING_SCORE_RATIO = 0.2
 # ...and holds at least this share of its text in sentences (an article's continuation is prose).
 SIBLING_PROSE_SHARE = 0.5
+# A sibling scoring less joins when it repeats the top's markup (tag and class) and holds at
+# least this much text in sentences (one sentence), SIBLING_PROSE_SHARE of its text: a later
+# section of the article, one paragraph after a figure or an ad slot, its wrappers deeper than
+# scores reach.
+SIBLING_MIN_PROSE = 80
+# How deep a sibling may wrap a lone paragraph and still be judged as that paragraph.
+LONE_PARAGRAPH_DEPTH = 3
+# Siblings are looked for this many levels up, while what is kept makes up this share of its
+# parent's text (the rest of the parent: a figure, an ad slot, a pull quote).
+MERGE_LEVELS = 3
+BULK_SHARE = 0.75
+# Inside the nearest container (at most this many levels up) whose markup names the article,
+# siblings are looked for up to that container, whatever the bulk: its schema.org type, the
+# `articleBody` property (in `is_content_container`), or a class or id fragment naming a recipe,
+# product or FAQ in the languages of the recipe and shop plugins.
+CONTAINER_LEVELS = 4
+CONTAINER_TYPES = re.compile(
+    r"schema\.org/(?:\w*Article|BlogPosting|Recipe|HowTo|Product|FAQPage|Review)\b", re.I
+)
+CONTAINER_HINTS = (
+    "recipe", "rezept", "recette", "receta", "ricetta", "przepis", "recept", "receita",
+    "product-desc", "product-detail", "productdesc", "productdetail", "faq",
+)  # fmt: skip
+# What may join the top inside such a container: lists and tables (ingredients, specifications)
+# and titled boxes of sentences, with few links.
+STRUCTURED_TAGS = frozenset({"div", "section", "ul", "ol", "dl", "table"})
+STRUCTURED_ITEMS = "li, tr, dt, dd"
+STRUCTURED_LINK_DENSITY = 0.3
+
 # A kept body shorter than this triggers the next, looser preset (Readability.js: 500 chars;
 # our cleaning is stricter, so a short body is more often a short article).
 MIN_BODY_CHARS = 250
@@ -128,6 +175,9 @@ MIN_BODY_CHARS = 250
 RETRY_PROSE_SHARE = 0.5
 # A container is furniture when links make up more than this share of its text...
 MAX_LINK_DENSITY = 0.5
+# ...a table only when nearly all of it is links: a data table links its rows' names (teams,
+# products, sources) and is still the content (trafilatura's limit for short tables too).
+TABLE_LINK_DENSITY = 0.8
 # ...or, when it opens with a furniture label ("Related articles"), more than this share.
 LABELLED_LINK_DENSITY = 0.25
 # Blocks whose text can be a widget's heading, and the label groups that make a container
@@ -139,8 +189,9 @@ LABELLED_MAX_CHARS = 600
 
 # --- Body edges and repeats ------------------------------------------------------------------
 
-# A line ending like a sentence (closing quotes and brackets allowed after the mark).
-_SENTENCE_END = re.compile(r"[.!?。！？…؟।»”\"')\]]\s*$")
+# A line ending like a sentence: the mark may be followed by closing quotes and brackets in any
+# language's style (German „…“ and ‚…‘ close with “ and ‘, Swiss and Danish »…« with «).
+_SENTENCE_END = re.compile(r"[.!?。！？…؟।»”“‘’«›‹\"')\]]\s*$")
 # Lines at the start or end of a body are trimmed while they look like furniture (bylines,
 # datelines, "Share", "Follow us", teaser titles): not ending a sentence, and shorter than this
 # or mostly link text.
@@ -150,6 +201,9 @@ EDGE_SHORT_CHARS = 20
 MIN_REPEAT_CHARS = 25
 # ...and only within this many long blocks of the first copy.
 REPEAT_WINDOW = 2
+# A repeat longer than this is a paragraph the author wrote twice (a refrain, a template
+# sentence), not a caption: captions and teaser lines are short.
+MAX_REPEAT_CHARS = 200
 
 # A sentence ending inside a line: the mark, then a space and the next sentence's first letter.
 _INNER_SENTENCE = re.compile(r"[.!?…](?=\s+[^\W\d_])|[。！？]")
@@ -185,6 +239,10 @@ class Body:
     # Fingerprints of the blocks looked up in the site's template while rendering, on every
     # attempt: only a template that names one of them can change this body.
     checked: frozenset[str] = frozenset()
+    # Characters in the page's largest run of prose (the paragraphs one element holds, as
+    # scoring counts them), as this attempt prepared the page: a body much shorter than that
+    # missed the article.
+    prose_run: int = 0
 
 
 # Not frozen, as `Line` below: a frozen dataclass sets each field through `object.__setattr__`,
@@ -216,6 +274,15 @@ FURNITURE_CANDIDATES = ", ".join(
         ":is([class], [id], [style], [hidden], [aria-hidden])"
         ":is(div, section, ul, ol, li, p, form, table, figure, dl)",
     ]
+)
+# Elements that may be hidden from readers, whatever their tag (`is_hidden` decides).
+HIDDEN_SELECTOR = "[hidden], [aria-hidden=true i], [style*=none i], [style*=hidden i]"
+FURNITURE_AND_HIDDEN = f"{FURNITURE_CANDIDATES}, {HIDDEN_SELECTOR}"
+# What only the page's own wrapper holds, never a widget: a flagged element holding one of these
+# is the page (or the article), however short and whatever its links. The page's main element,
+# the schema.org article body, a microformats blog entry (Blogger and WordPress mark the post).
+PAGE_CONTENT_SELECTOR = (
+    "main, [role=main i], [itemprop~=articleBody i], [class~=hentry], [class~=h-entry]"
 )
 # Never furniture: the page's own containers.
 ROOT_CONTAINERS = frozenset({"html", "body", "main", "article"})
@@ -273,15 +340,46 @@ def hint_verdict(furniture_tag: bool, class_: str | None, id_: str | None) -> bo
     return is_noise_groups(groups)
 
 
-def holds_prose(node: LexborNode, groups: frozenset[str]) -> bool:
-    """Class names lie ("ad_body", "with-right-rail"): a flagged element holding much text and few
-    links is the article's wrapper, not furniture. Comment sections are long prose too, so a
-    comments hint (in `groups`, the element's hint groups) is always believed."""
+class PageSize:
+    """The length of the page's raw text, read once and only when asked."""
+
+    __slots__ = ("_chars", "root")
+
+    def __init__(self, root: LexborNode) -> None:
+        self.root = root
+        self._chars = -1
+
+    @property
+    def chars(self) -> int:
+        if self._chars < 0:
+            self._chars = len(self.root.text())
+        return self._chars
+
+
+def holds_prose(node: LexborNode, groups: frozenset[str], page: PageSize | None = None) -> bool:
+    """Class names lie ("ad_body", "with-right-rail", Blogger's "date-outer" round a post): a
+    flagged element holding the page's main content, most of the page's text, or much text and
+    few links, is the article's or the page's wrapper, not furniture. Comment sections are long
+    prose too, so a comments hint (in `groups`, the element's hint groups) is always believed;
+    and so is a furniture tag (`header`, `nav`...), whose class only adds to what the tag says."""
     if "comments" in groups:
         return False
     # The raw text is never shorter than the stripped one and a third cheaper to read (one
     # string, not one per text node): most flagged widgets are short by either measure.
-    if len(node.text()) < PROSE_CHARS:
+    raw = len(node.text())
+    if raw < MIN_PARAGRAPH_CHARS:
+        return False
+    if node.tag not in FURNITURE_TAGS and (
+        node.css_first(PAGE_CONTENT_SELECTOR) is not None
+        or (
+            page is not None
+            and raw >= PROSE_CHARS
+            and not groups & STRONG_GROUPS  # a "related" grid may well outweigh a short story
+            and raw >= WRAPPER_SHARE * page.chars
+        )
+    ):
+        return True
+    if raw < PROSE_CHARS:
         return False
     chars = text_chars(node)
     if chars < PROSE_CHARS:
@@ -308,31 +406,41 @@ def prepare_tree(
     hints: Hints,
     junk: list[LexborNode] | None = None,
 ) -> None:
-    """Drop junk (`junk`, when the caller found it already), `remove` matches and furniture."""
+    """Drop junk (`junk`, when the caller found it already), `remove` matches, hidden elements
+    and furniture."""
     decompose_all(junk_elements(tree) if junk is None else junk)
     decompose_all(removal_targets(tree, remove))
-    if preset.strip_noise and tree.body is not None:
+    if tree.body is None:
+        return
+    # Hidden elements go whatever the preset: hidden text is never article text.
+    if preset.strip_noise:  # among the furniture: one walk finds both
         decompose_all(furniture(tree.body, hints))
+    else:
+        decompose_all(hidden_elements(tree.body))
 
 
 def furniture(root: LexborNode, hints: Hints) -> list[LexborNode]:
-    """The outermost furniture elements under `root`, in document order: what lies inside one
-    goes with it, so it is never asked about (the prose check reads a whole subtree's text)."""
+    """The outermost furniture and hidden elements (`hidden_elements`) under `root`, in document
+    order: what lies inside one goes with it, so it is never asked about (the prose check reads
+    a whole subtree's text)."""
     doomed: list[LexborNode] = []
-    candidates = root.css(FURNITURE_CANDIDATES)
+    candidates = root.css(FURNITURE_AND_HIDDEN)
+    page = PageSize(root)
     at = 0
     while at < len(candidates):
         node = candidates[at]
         at += 1
         attrs = node.attributes
-        if not is_furniture(node.tag, attrs):
-            continue
+        tag = node.tag
         # Hidden copies of the article (schema.org microdata, print versions) are long prose too.
-        if is_hidden(attrs) or not holds_prose(
-            node, hints.groups_of(attrs.get("class"), attrs.get("id"))
+        if tag not in PAGE_ROOTS and is_hidden(attrs):
+            pass
+        elif not is_furniture(tag, attrs) or holds_prose(
+            node, hints.groups_of(attrs.get("class"), attrs.get("id")), page
         ):
-            doomed.append(node)
-            at = skip_inside(candidates, at, Subtree(node))
+            continue
+        doomed.append(node)
+        at = skip_inside(candidates, at, Subtree(node))
     return doomed
 
 
@@ -375,6 +483,20 @@ class Subtree:
         return not self.holds(node)
 
 
+def hidden_elements(root: LexborNode) -> list[LexborNode]:
+    """Elements hidden from readers (`hidden`, `aria-hidden`, inline `display:none` or
+    `visibility:hidden`), whatever their tag: a login form's messages, a closed menu, a MathML
+    copy of a formula. Never the page itself: a page may hide its body until a script has run.
+    """
+    return outermost(
+        [
+            node
+            for node in root.css(HIDDEN_SELECTOR)
+            if node.tag not in PAGE_ROOTS and is_hidden(node.attributes)
+        ]
+    )
+
+
 def removal_targets(tree: LexborHTMLParser, remove: tuple[str, ...]) -> list[LexborNode]:
     """The outermost elements the operator's `remove` selectors match, in document order.
 
@@ -412,7 +534,7 @@ def nearest_block(node: LexborNode) -> tuple[LexborNode | None, bool]:
         tag = parent.tag  # read once: a property call into lexbor
         if tag in BLOCK_TAGS:
             break
-        in_link = in_link or tag == "a"
+        in_link = in_link or (tag == "a" and "href" in parent.attrs)
         parent = parent.parent
     return parent, in_link
 
@@ -464,11 +586,26 @@ def initial_score(node: LexborNode, preset: Preset, hints: Hints) -> float:
     return score
 
 
-def score_candidates(
-    blocks: list[Block], preset: Preset, hints: Hints
-) -> tuple[dict[int, float], dict[int, LexborNode]]:
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """Candidate scores keyed by node id, the nodes, and the paragraph text each candidate holds
+    directly (its run of prose: a paragraph's parent's, or a text block's own)."""
+
+    scores: dict[int, float]
+    nodes: dict[int, LexborNode]
+    runs: dict[int, int]
+
+    def largest_run(self) -> ProseRun:
+        if not self.runs:
+            return ProseRun(None, 0)
+        key = max(self.runs, key=self.runs.__getitem__)
+        return ProseRun(self.nodes[key], self.runs[key])
+
+
+def score_candidates(blocks: list[Block], preset: Preset, hints: Hints) -> Scored:
     scores: dict[int, float] = {}
     nodes: dict[int, LexborNode] = {}
+    runs: dict[int, int] = {}
     parents: dict[int, LexborNode | None] = {}  # of the candidates: paragraphs share ancestors
     for block in blocks:
         text = block.text
@@ -477,6 +614,9 @@ def score_candidates(
         points = paragraph_score(text)
         # A block holding text directly is itself a candidate (a text `div`, a `td`).
         ancestor: LexborNode | None = block.node if block.node.tag != "p" else block.node.parent
+        if ancestor is not None and ancestor.tag not in ("html", None):
+            key = ancestor.mem_id
+            runs[key] = runs.get(key, 0) + len(text)
         for level in range(SCORE_LEVELS):
             if ancestor is None:
                 break
@@ -488,7 +628,7 @@ def score_candidates(
                 nodes[key], parents[key] = ancestor, ancestor.parent
             scores[key] += points / (1 if level == 0 else 2 if level == 1 else level * 3)
             ancestor = parents[key]
-    return scores, nodes
+    return Scored(scores, nodes, runs)
 
 
 def link_density(node: LexborNode) -> float:
@@ -506,14 +646,14 @@ def text_chars(node: LexborNode) -> int:
 
 def link_chars(node: LexborNode) -> int:
     """The text length of every link in `node` (`node` itself included, nested links twice)."""
-    return sum(len(a.text(strip=True, skip_empty=True)) for a in node.css("a"))
+    return sum(len(a.text(strip=True, skip_empty=True)) for a in node.css(LINK_SELECTOR))
 
 
 def links_reach(node: LexborNode, limit: float) -> bool:
     """Whether `link_chars(node)` reaches `limit`, reading no more links than it takes (a
     flagged wrapper is often a long list of them)."""
     total = 0
-    for a in node.css("a"):
+    for a in node.css(LINK_SELECTOR):
         total += len(a.text(strip=True, skip_empty=True))
         if total >= limit:
             return True
@@ -523,7 +663,13 @@ def links_reach(node: LexborNode, limit: float) -> bool:
 def pick_top(scores: dict[int, float], nodes: dict[int, LexborNode]) -> tuple[LexborNode, float]:
     """The best candidate after link density, promoted to a common ancestor when warranted."""
     best = sorted(scores, key=scores.__getitem__, reverse=True)[:TOP_CANDIDATES]
-    final = {k: scores[k] * (1 - link_density(nodes[k])) for k in best}
+    final: dict[int, float] = {}
+    floor = 0.0  # below this raw score a candidate can neither win nor be an alternative
+    for k in best:
+        if scores[k] < floor:
+            break  # raw scores only fall from here, and link density only lowers them
+        final[k] = scores[k] * (1 - link_density(nodes[k]))
+        floor = max(floor, ALTERNATIVE_RATIO * final[k])
     ranked = sorted(final, key=final.__getitem__, reverse=True)
     top = nodes[ranked[0]]
     close = [nodes[k] for k in ranked[1:] if final[k] >= ALTERNATIVE_RATIO * final[ranked[0]]]
@@ -591,10 +737,23 @@ def prose_share(node: LexborNode) -> float:
     """The share of a node's text in sentence-like paragraphs: long enough, ending like a
     sentence, not mostly link text. Teaser rails (linked title, a summary line, an author) score
     paragraphs too, but few of their lines are sentences."""
+    return prose_of(node).share
+
+
+@dataclass(frozen=True, slots=True)
+class Prose:
+    chars: int  # text in sentence-like blocks
+    total: int  # all block text
+
+    @property
+    def share(self) -> float:
+        return self.chars / self.total if self.total else 0.0
+
+
+def prose_of(node: LexborNode) -> Prose:
     blocks = collect_blocks(node)
     total = sum(len(b.text) for b in blocks)
-    prose = sum(len(b.text) for b in blocks if is_sentence_block(b))
-    return prose / total if total else 0.0
+    return Prose(sum(len(b.text) for b in blocks if is_sentence_block(b)), total)
 
 
 def is_sentence_block(block: Block) -> bool:
@@ -609,28 +768,151 @@ def is_sentence_line(text: str, link_chars: int = 0) -> bool:
 
 
 def merge_siblings(top: LexborNode, top_score: float, scores: dict[int, float]) -> list[LexborNode]:
-    parent = top.parent
-    if parent is None or top.tag in ("body", "html"):
+    """The top candidate with its siblings that read as article text; then, while what is kept
+    makes up the bulk of its parent, the parent's siblings too (an article split into sections
+    by figures, ad slots and pull quotes, each section in wrappers of its own). Inside a
+    container whose markup names the article (a schema.org Recipe, an `articleBody`), its lists,
+    tables and paragraphs join too, up to that container and never beyond it."""
+    if top.tag in PAGE_ROOTS:
         return [top]
     threshold = max(10.0, top_score * SIBLING_SCORE_RATIO)
-    kept = []
-    for sibling in parent.iter():
-        if sibling.mem_id == top.mem_id or is_sibling_content(sibling, scores, threshold):
-            kept.append(sibling)
+    container = content_container(top)
+    unit, kept = top, [top]
+    for level in range(CONTAINER_LEVELS):
+        parent = unit.parent
+        if parent is None or parent.tag in PAGE_ROOTS:
+            break
+        before: list[LexborNode] = []
+        after: list[LexborNode] = []
+        seen = False
+        for sibling in parent.iter():
+            if sibling.mem_id == unit.mem_id:
+                seen = True
+            elif is_sibling_content(sibling, scores, threshold, unit) or (
+                container is not None and is_structured_content(sibling)
+            ):
+                (after if seen else before).append(sibling)
+        kept = before + kept + after
+        if container is not None:
+            if parent.mem_id == container.mem_id:
+                break
+        elif level + 1 >= MERGE_LEVELS or (
+            sum(map(text_chars, kept)) < BULK_SHARE * text_chars(parent)
+        ):
+            break
+        unit = parent
     return kept
 
 
-def is_sibling_content(node: LexborNode, scores: dict[int, float], threshold: float) -> bool:
+def is_sibling_content(
+    node: LexborNode, scores: dict[int, float], threshold: float, unit: LexborNode
+) -> bool:
+    if not node.is_element_node:
+        return False
     score = scores.get(node.mem_id)
     if score is not None and score * (1 - link_density(node)) >= threshold:
         return prose_share(node) >= SIBLING_PROSE_SHARE
-    if node.tag != "p":
+    paragraph = lone_paragraph(node)
+    if paragraph is not None:
+        return is_sibling_paragraph(paragraph)
+    if not same_kind(node, unit):
         return False
+    # Scoring reaches only a few levels up: a section of the article wrapped deeper than the
+    # top candidate has no score of its own here, but it repeats the top's markup and reads as
+    # prose throughout.
+    prose = prose_of(node)
+    return (
+        prose.chars >= SIBLING_MIN_PROSE
+        and prose.share >= SIBLING_PROSE_SHARE
+        and link_density(node) <= LABELLED_LINK_DENSITY
+    )
+
+
+def lone_paragraph(node: LexborNode) -> LexborNode | None:
+    """`node` when a `p`, or the `p` it merely wraps (`<div class="intro"><p>...</p></div>`):
+    a wrapper holding one paragraph and nothing else is judged as that paragraph."""
+    for _ in range(LONE_PARAGRAPH_DEPTH):
+        if node.tag == "p":
+            return node
+        if node.tag not in CLEANABLE_TAGS:
+            return None
+        children = [child for child in node.iter() if child.is_element_node]
+        if len(children) != 1 or node.text(deep=False).strip():
+            return None  # several children, or text of its own beside the child
+        node = children[0]
+    return None
+
+
+def is_sibling_paragraph(node: LexborNode) -> bool:
+    """Readability.js: a paragraph beside the top candidate joins when long and with few links,
+    or short, linkless and ending a sentence."""
     text = node.text(strip=True)
     density = link_density(node)
     if len(text) > 80:
         return density < 0.25
-    return density == 0 and text.endswith((".", "!", "?", "。", "！", "？"))
+    return density == 0 and _SENTENCE_END.search(text) is not None
+
+
+def same_kind(node: LexborNode, other: LexborNode) -> bool:
+    """The same tag and class: a container repeated (the article's sections), not another one."""
+    return node.tag == other.tag and node.attributes.get("class") == other.attributes.get("class")
+
+
+def is_content_container(node: LexborNode) -> bool:
+    """Markup naming the element as the article itself (see CONTAINER_LEVELS)."""
+    attrs = node.attrs
+    itemtype = attrs.get("itemtype")
+    if itemtype and CONTAINER_TYPES.search(itemtype):
+        return True
+    itemprop = attrs.get("itemprop")
+    if itemprop and "articlebody" in itemprop.lower().split():
+        return True
+    return is_container_hint(attrs.get("class"), attrs.get("id"))
+
+
+@functools.lru_cache(maxsize=4096)
+def is_container_hint(class_: str | None, id_: str | None) -> bool:
+    """A class or id naming a recipe, product or FAQ container (and nothing noisy: "related
+    recipes" is a widget)."""
+    hint = f"{class_ or ''} {id_ or ''}".lower()
+    if not any(word in hint for word in CONTAINER_HINTS):
+        return False
+    return not is_noise_groups(element_groups(class_, id_))
+
+
+def content_container(top: LexborNode) -> LexborNode | None:
+    """The nearest element above `top`, a few levels at most, that its markup names the article
+    (or recipe, product...) itself."""
+    node = top.parent
+    for _ in range(CONTAINER_LEVELS):
+        if node is None or node.tag in PAGE_ROOTS:
+            return None
+        if is_content_container(node):
+            return node
+        node = node.parent
+    return None
+
+
+def is_structured_content(node: LexborNode) -> bool:
+    """Inside the article's own container, a list, a table or a titled box of sentences that is
+    not furniture: a recipe's ingredients beside its steps, a product's specifications, a tip."""
+    if not node.is_element_node or node.tag not in STRUCTURED_TAGS:
+        return False
+    attrs = node.attrs
+    if is_noise_groups(element_groups(attrs.get("class"), attrs.get("id"))):
+        return False
+    blocks = collect_blocks(node)
+    if not blocks or label_group(blocks[0].text) is not None:
+        return False
+    total = sum(len(b.text) for b in blocks)
+    links = sum(b.link_chars for b in blocks)
+    if not total or links > STRUCTURED_LINK_DENSITY * total:
+        return False
+    if node.css_first(STRUCTURED_ITEMS) is not None:
+        return True
+    # A titled box of sentences ("Tip", "Good to know"); an untitled paragraph may as well be a
+    # promotion or a disclaimer, and joins only as any sibling does.
+    return blocks[0].node.tag in HEADING_TAGS and any(map(is_sentence_block, blocks[1:]))
 
 
 # --- Step 6: render ----------------------------------------------------------------------------
@@ -646,6 +928,7 @@ class _Open:
     parts_at: int
     own: list[str]
     lines_at: int  # how many lines (kept blocks) were rendered before this element
+    link: bool  # an `a` with an `href` (a named anchor, `<a name="more">`, links nowhere)
     chars: int = 0
     link_chars: int = 0
     own_link_chars: int = 0  # link text among `own` (the block's own line, as in `Block`)
@@ -704,7 +987,7 @@ def render(
         while stack and stack[-1].after == key:
             current = stack.pop()
             tag = current.tag
-            links -= tag == "a"
+            links -= current.link
             block = tag in BLOCK_TAGS
             if block:
                 parts.append("\n")
@@ -763,13 +1046,14 @@ def render(
             continue
         if tag in BLOCK_TAGS:
             parts.append("\n")
-        links += tag == "a"
+        link = tag == "a" and "href" in node.attrs
+        links += link
         if stack:
             following = node.next
             after = following.mem_id if following is not None else stack[-1].after
-            stack.append(_Open(node, tag, after, len(parts), [], len(lines)))
+            stack.append(_Open(node, tag, after, len(parts), [], len(lines), link))
         else:  # the root: closed by the final None
-            root_open = _Open(node, tag, 0, len(parts), [], len(lines))
+            root_open = _Open(node, tag, 0, len(parts), [], len(lines), link)
             stack.append(root_open)
     for node in doomed:  # post-order: descendants before ancestors
         node.decompose()
@@ -787,7 +1071,7 @@ def add_line(lines: list[Line], element: _Open, text: str, end: int) -> None:
 def close_into(parent: _Open, child: _Open, block: bool) -> None:
     """Pass a kept element's counts to its parent; an inline element's text is the parent's own."""
     parent.chars += child.chars
-    parent.link_chars += child.chars if child.tag == "a" else child.link_chars
+    parent.link_chars += child.chars if child.link else child.link_chars
     parent.holds_block = parent.holds_block or block or child.holds_block
     if not block:
         parent.own.extend(child.own)
@@ -843,7 +1127,7 @@ def keep_clean(element: _Open) -> bool:
     if tag not in CLEANABLE_TAGS or not element.chars:
         return True
     density = element.link_chars / element.chars
-    if density > MAX_LINK_DENSITY:
+    if density > (TABLE_LINK_DENSITY if tag == "table" else MAX_LINK_DENSITY):
         return False
     if element.headed:
         return False
@@ -870,14 +1154,38 @@ def tidy_text(text: str) -> str:
 
 
 def find_content(
-    tree: LexborHTMLParser, blocks: list[Block], preset: Preset, hints: Hints
+    tree: LexborHTMLParser, scored: Scored, start: LexborNode | None = None
 ) -> list[LexborNode]:
-    """The top candidate and its article siblings, or the whole body when nothing scored."""
-    scores, nodes = score_candidates(blocks, preset, hints)
+    """The top candidate and its article siblings, or the whole body when nothing scored; with
+    `start`, that element stands in for the top candidate."""
+    scores = scored.scores
     if not scores:
         return [tree.body] if tree.body is not None else []
-    top, top_score = pick_top(scores, nodes)
+    if start is not None:
+        top, top_score = start, scores.get(start.mem_id, 0.0) * (1 - link_density(start))
+    else:
+        top, top_score = pick_top(scores, scored.nodes)
     return merge_siblings(top, top_score, scores)
+
+
+@dataclass(frozen=True, slots=True)
+class ProseRun:
+    """The element holding the most paragraph text directly (its paragraphs, or its own text)."""
+
+    holder: LexborNode | None
+    chars: int
+
+
+def holder_of_opening(blocks: list[Block], opening: str) -> LexborNode | None:
+    """The element holding the first block whose text holds `opening` (lower case): a
+    paragraph's parent, else the block itself."""
+    if not opening:
+        return None
+    for block in blocks:
+        if opening in block.text.lower():
+            node = block.node
+            return node.parent if node.tag in RUN_ITEM_TAGS else node
+    return None
 
 
 def extract_body(
@@ -888,19 +1196,30 @@ def extract_body(
     title: str = "",
     boilerplate: frozenset[str] = frozenset(),
     junk: list[LexborNode] | None = None,
+    start: str = "",
+    opening: str = "",
 ) -> Body:
-    """One attempt with one preset on a fresh tree (it is mutated); the caller retries."""
+    """One attempt with one preset on a fresh tree (it is mutated); the caller retries.
+
+    `start` picks the top candidate another way: "prose-run", the holder of the page's largest
+    run of prose; "opening", the holder of the first block holding `opening` (the article's
+    first words as the page's description gives them). When there is none, the body is empty."""
     hints = Hints()
     prepare_tree(tree, remove, preset, hints, junk)
     if tree.body is None:
         return Body("", "", ())
     blocks = collect_blocks(tree.body)
     prints = fingerprints(b.text for b in blocks)
-    content = find_content(tree, blocks, preset, hints)
+    scored = score_candidates(blocks, preset, hints)
+    run = scored.largest_run()
+    holder = None
+    if start:
+        holder = run.holder if start == "prose-run" else holder_of_opening(blocks, opening)
+        if holder is None:
+            return Body("", "", prints, prose_run=run.chars)
+    content = find_content(tree, scored, holder)
     found = render_content(content, preset, title, boilerplate, prints)
-    if content and content[0].tag == "body":
-        return replace(found, scored=False)
-    return found
+    return replace(found, scored=not (content and content[0].tag == "body"), prose_run=run.chars)
 
 
 def render_content(
@@ -959,7 +1278,7 @@ def repeated_blocks(blocks: list[AnyBlock]) -> list[AnyBlock]:
     repeats further apart (a recipe line in two menus) are the author's."""
     seen: dict[str, int] = {}
     copies: list[int] = []
-    long_blocks = [b for b in blocks if len(b.text) >= MIN_REPEAT_CHARS]
+    long_blocks = [b for b in blocks if MIN_REPEAT_CHARS <= len(b.text) <= MAX_REPEAT_CHARS]
     for i, block in enumerate(long_blocks):
         key = block.text.lower()  # block texts are already collapse_spaces'd
         first = seen.setdefault(key, i)
@@ -986,45 +1305,3 @@ def tree_blocks(tree: LexborHTMLParser) -> tuple[str, ...]:
     if tree.body is None:
         return ()
     return fingerprints(b.text for b in collect_blocks(tree.body))
-
-
-def best_body(
-    tree: LexborHTMLParser,
-    html: FlatHtml,
-    *,
-    remove: tuple[str, ...] = (),
-    title: str = "",
-    boilerplate: frozenset[str] = frozenset(),
-    junk: list[LexborNode] | None = None,
-) -> Body:
-    """Try the presets in order; the first long enough wins, else the longest.
-
-    `tree` is `html` parsed, used (and mutated) by the first preset, with its `junk_elements`
-    when the caller has them; retries parse afresh (`html` is flattened already: see
-    `worker.htmlparse.parse_flat`).
-    """
-    results: list[Body] = []
-    for i, preset in enumerate(PRESETS):
-        page, page_junk = (tree, junk) if i == 0 else (parse_flat(html), None)
-        body = extract_body(
-            page, preset, remove=remove, title=title, boilerplate=boilerplate, junk=page_junk
-        )
-        if len(body.text) >= MIN_BODY_CHARS and (i == 0 or reads_as_prose(body.text)):
-            return body if not results else as_retry(body, results)
-        results.append(body)
-    return as_retry(max(results, key=lambda b: len(b.text)), results)
-
-
-def reads_as_prose(text: str) -> bool:
-    """A retry's body must be mostly sentences: with the furniture left in, a looser preset may
-    pick the page's footer or menus, which are long enough but hold no article."""
-    lines = text.split("\n")
-    prose = sum(len(line) for line in lines if is_sentence_line(line))
-    return prose >= RETRY_PROSE_SHARE * len(text)
-
-
-def as_retry(body: Body, earlier: list[Body]) -> Body:
-    """A later attempt's body with the first attempt's page fingerprints, and every attempt's
-    template lookups (each attempt's length decided whether the next one ran)."""
-    checked = body.checked.union(*(b.checked for b in earlier))
-    return replace(body, fingerprints=earlier[0].fingerprints, checked=checked)

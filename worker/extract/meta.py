@@ -68,6 +68,9 @@ _PUBLISHED_KEYS = (
 _CATEGORY_KEYS = ("article:section", "article:tag")
 # More categories than this are a keyword-stuffing list, not the article's topics.
 _MAX_CATEGORIES = 10
+# A JSON-LD `wordCount` above this is a bogus value, not an article (a long novel chapter is
+# 20,000 words); it is capped so that it cannot ask the extractor for more than a page holds.
+_MAX_WORD_COUNT = 100_000
 # A single category longer than this is a sentence, not a tag.
 _MAX_CATEGORY_CHARS = 60
 _MODIFIED_KEYS = (
@@ -186,6 +189,7 @@ class Metadata:
     site_name: str = ""
     jsonld_body: str | None = None  # JSON-LD articleBody text, when present
     categories: tuple[str, ...] = ()  # the article's section and tags, as the site names them
+    word_count: int = 0  # the article's length in words as JSON-LD states it (0: not stated)
 
 
 def extract_metadata(
@@ -227,6 +231,7 @@ def extract_metadata(
         site_name=site_name,
         jsonld_body=_clean_body(article.body),
         categories=_pick_categories(signals, article),
+        word_count=article.word_count,
     )
 
 
@@ -372,6 +377,7 @@ class _JsonLdArticle:
     site_name: str = ""
     body: str = ""
     categories: tuple[str, ...] = ()  # `articleSection`, then `keywords`
+    word_count: int = 0  # `wordCount`
 
 
 def _parse_json(text: str) -> Any | None:
@@ -419,6 +425,7 @@ def _jsonld_article(blocks: list[Any]) -> _JsonLdArticle:
             *_jsonld_terms(article.get("articleSection")),
             *_jsonld_terms(article.get("keywords")),
         ),
+        word_count=_jsonld_count(article.get("wordCount")),
     )
 
 
@@ -499,6 +506,18 @@ def _jsonld_image(value: Any, by_id: dict[str, dict[str, Any]]) -> str:
     if isinstance(value, dict):
         value = value.get("url") or value.get("contentUrl")
     return _jsonld_text(value)
+
+
+def _jsonld_count(value: Any) -> int:
+    """A count stated as a number or a numeric string ("1,204" too); 0 when absent or odd."""
+    value = _first(value)
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int | float):
+        return max(0, min(int(value), _MAX_WORD_COUNT))
+    if isinstance(value, str) and value.strip().replace(",", "").isdigit():
+        return min(int(value.strip().replace(",", "")), _MAX_WORD_COUNT)
+    return 0
 
 
 def _clean_body(body: str) -> str | None:

@@ -23,8 +23,9 @@ NOISE_HINTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # Site navigation: menus, breadcrumbs, pagination, skip links.
     "navigation": (
         ("navigation", "navbar", "menu", "breadcrumb", "pagination", "skiplink", "skip-link",
-         "site-header", "siteheader", "masthead", "topbar"),
-        ("nav", "pager", "header", "toolbar"),
+         "site-header", "siteheader", "masthead", "topbar", "navegacion", "nawigacja",
+         "drawer"),
+        ("nav", "pager", "header", "toolbar", "brotkrumen", "fil-ariane", "migas"),
     ),
     # Page-wide side columns and their widgets.
     "sidebar": (
@@ -36,35 +37,68 @@ NOISE_HINTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("related", "popular", "recommend", "trending", "most-read", "mostread", "most-viewed",
          "mostviewed", "most-shared", "read-more", "readmore", "more-stories", "morestories",
          "also-read", "outbrain", "taboola", "teaser", "promo", "read-next", "readnext",
-         "further-reading"),
-        ("recirculation", "recirc"),
+         "further-reading", "relacionad", "similaires", "aehnlich", "ahnliche",
+         "powiazane", "souvisejici", "lire-aussi", "leggi-anche", "lee-tambien", "leia-tambem",
+         "mehr-zum-thema", "weitere-artikel", "meistgelesen", "mas-leido", "piu-letti",
+         "najczesciej"),
+        ("recirculation", "recirc", "empfehlungen", "relacionados", "correlati"),
     ),
     # Share bars and social buttons.
-    "share": (("share", "sharing", "social", "addthis", "sociable"), ()),
+    "share": (
+        ("share", "sharing", "social", "addthis", "sociable", "teilen", "partage", "compartir",
+         "condivi", "udostepnij", "partilh", "sdilet", "shariff", "a2a_kit", "addtoany"),
+        (),
+    ),
     # Newsletter and subscription boxes.
-    "newsletter": (("newsletter", "subscri", "signup", "sign-up", "mailing", "optin"), ()),
+    "newsletter": (
+        ("newsletter", "subscri", "signup", "sign-up", "mailing", "optin", "abonnier",
+         "suscrib", "iscriviti", "nieuwsbrief", "boletin"),
+        (),
+    ),
     # Cookie and consent banners.
-    "consent": (("cookie", "consent", "gdpr", "privacy-banner", "privacy-notice"), ("cmp",)),
+    # Cookie and consent banners, and the consent platforms' own containers (their long legal
+    # prose would otherwise read as an article when the page's own text is short).
+    "consent": (
+        ("cookie", "consent", "gdpr", "privacy-banner", "privacy-notice", "didomi", "onetrust",
+         "ot-sdk", "usercentrics", "qc-cmp", "sp_message", "cmplz", "truste", "iubenda",
+         "tarteaucitron", "axeptio", "cmpbox"),
+        ("cmp", "klaro"),
+    ),
     # Comment sections and their forms.
-    "comments": (("comment", "disqus", "respond", "replies", "discussion"), ("reply",)),
+    # Comment sections, in the languages whose class names are not English too ("commentaire"
+    # and "commento" hold "comment" already). Plurals only: a German or Polish "Kommentar" /
+    # "komentarz" is also an opinion piece, the article itself.
+    "comments": (
+        ("comment", "disqus", "respond", "replies", "discussion", "comentarios", "kommentare",
+         "kommentarbereich", "leserkommentar", "komentarze", "komentarzy", "komentare"),
+        ("reply", "reacties", "reactions"),
+    ),
     # Ad slots.
     "ads": (
         ("advert", "sponsor", "ad-slot", "adslot", "ad-unit", "adunit", "ad-container",
-         "ad-wrapper", "adwrapper", "ad-box", "gpt-ad", "banner", "skyscraper", "dfp-"),
-        ("ad", "ads", "dfp", "adsense", "commercial"),
+         "ad-wrapper", "adwrapper", "ad-box", "gpt-ad", "banner", "skyscraper", "dfp-",
+         "werbung", "publicidad", "publicite", "pubblicita", "publicidade", "reklam"),
+        ("ad", "ads", "dfp", "adsense", "commercial", "anzeige", "publi"),
     ),
     # Bylines, datelines, tag lists and author boxes repeated around the body.
     "byline": (
         ("byline", "author", "post-meta", "postmeta", "entry-meta", "article-meta", "dateline",
-         "tag-list", "taglist", "categor", "timestamp", "published", "pubdate"),
-        ("tags", "tag", "meta", "date", "time", "keywords"),
+         "tag-list", "taglist", "categor", "timestamp", "published", "pubdate", "schlagw",
+         "etiquetas", "kategori"),
+        ("tags", "tag", "meta", "date", "time", "keywords", "autor", "auteur", "autore",
+         "datum", "fecha", "tagi", "stichworte"),
     ),
+    # Galleries, slideshows and carousels inside a page: captions in slides, not the article
+    # (a page that is a gallery keeps it through the extractor's later attempts).
+    "media": (("gallery", "slideshow", "carousel", "slider", "lightbox"), ()),
     # Page footers.
-    "footer": (("footer", "copyright", "colophon"), ()),
+    "footer": (("footer", "copyright", "colophon", "impressum"), ("fusszeile",)),
     # Elements hidden from readers, print-only or screen-reader-only.
+    # ...and overlays that only open on demand: modal dialogs, pop-ups, lightboxes.
     "hidden": (
-        ("sr-only", "visually-hidden", "visuallyhidden", "print-only", "modal"),
-        ("hidden",),
+        ("sr-only", "visually-hidden", "visuallyhidden", "print-only", "modal", "popup",
+         "pop-up", "overlay-", "tooltip"),
+        ("hidden", "dialog", "overlay"),
     ),
 }  # fmt: skip
 
@@ -74,6 +108,14 @@ CONTENT_HINTS: tuple[tuple[str, ...], tuple[str, ...]] = (
     ("article", "content", "story", "hentry", "entry", "prose"),
     ("body", "main", "post", "text", "blog"),
 )
+
+# Page builders name every block of a page a "widget" (Elementor's `elementor-widget-wrap`,
+# SiteOrigin's `so-widget`): these words are neither furniture nor article, and matching them
+# whole keeps the "widget" inside them from reading as a sidebar.
+NEUTRAL_HINTS: tuple[str, ...] = (
+    "elementor-widget", "so-widget", "siteorigin-widget", "panel-widget", "fl-widget",
+)  # fmt: skip
+NEUTRAL = "builder"
 
 # Groups strong enough to outweigh a content hint (e.g. "article-comments", "post-share").
 STRONG_GROUPS: frozenset[str] = frozenset(
@@ -165,6 +207,86 @@ NOISE_LABELS: dict[str, tuple[str, ...]] = {
         "похожие статьи",
         "смотрите также",
         "самые популярные",
+        "weitere nachrichten",
+        "mehr aus",
+        "passend dazu",
+        "das könnte dich auch interessieren",
+        "verwandte artikel",
+        "empfohlene artikel",
+        "beliebte beiträge",
+        "neueste beiträge",
+        "ähnliche beiträge",
+        "articles récents",
+        "derniers articles",
+        "articles liés",
+        "voir aussi",
+        "dans la même rubrique",
+        "les plus populaires",
+        "artículos relacionados",
+        "entradas relacionadas",
+        "entradas recientes",
+        "más noticias",
+        "últimas noticias",
+        "te recomendamos",
+        "lo más visto",
+        "más leídas",
+        "potrebbe interessarti anche",
+        "articoli recenti",
+        "ultimi articoli",
+        "i più letti",
+        "post correlati",
+        "altri articoli",
+        "vedi anche",
+        "czytaj także",
+        "czytaj też",
+        "zobacz też",
+        "zobacz także",
+        "przeczytaj również",
+        "polecane",
+        "najczęściej czytane",
+        "podobne artykuły",
+        "powiązane artykuły",
+        "może cię zainteresować",
+        "artigos relacionados",
+        "notícias relacionadas",
+        "posts relacionados",
+        "mais lidas",
+        "mais lidos",
+        "últimas notícias",
+        "čtěte také",
+        "přečtěte si také",
+        "související články",
+        "nejčtenější",
+        "mohlo by vás zajímat",
+        "lees ook",
+        "gerelateerde artikelen",
+        "meest gelezen",
+        "zum thema",
+        "weiterlesen",
+        "lire la suite",
+        "leer más",
+        "leggi di più",
+        "czytaj więcej",
+        "číst dál",
+        # Shops and recipe sites.
+        "kunden kauften auch",
+        "ähnliche produkte",
+        "zuletzt angesehen",
+        "das könnte dir auch schmecken",
+        "ähnliche rezepte",
+        "weitere rezepte",
+        "customers also bought",
+        "related products",
+        "similar products",
+        "produits similaires",
+        "recettes similaires",
+        "productos relacionados",
+        "recetas relacionadas",
+        "prodotti correlati",
+        "ricette correlate",
+        "podobne produkty",
+        "podobne przepisy",
+        "produtos relacionados",
         "相关文章",
         "関連記事",
     ),
@@ -179,8 +301,27 @@ NOISE_LABELS: dict[str, tuple[str, ...]] = {
         "partager sur",
         "teilen",
         "teilen mit",
+        "teilen auf",
+        "artikel teilen",
+        "beitrag teilen",
+        "jetzt teilen",
+        "partagez",
+        "partager cet article",
         "compartir",
+        "compartir en",
+        "comparte",
+        "comparte esta noticia",
         "condividi",
+        "condividi su",
+        "condividi questo articolo",
+        "udostępnij",
+        "podziel się",
+        "compartilhe",
+        "compartilhar",
+        "sdílet",
+        "sdílejte",
+        "delen",
+        "deel dit artikel",
     ),
     "newsletter": (
         "subscribe",
@@ -189,8 +330,22 @@ NOISE_LABELS: dict[str, tuple[str, ...]] = {
         "newsletter",
         "get our newsletter",
         "abonnez vous",
+        "abonnez vous à notre newsletter",
+        "inscrivez vous",
+        "inscrivez vous à la newsletter",
         "newsletter abonnieren",
+        "newsletter bestellen",
+        "jetzt abonnieren",
         "suscríbete",
+        "suscríbete a nuestro boletín",
+        "iscriviti",
+        "iscriviti alla newsletter",
+        "zapisz się",
+        "zapisz się do newslettera",
+        "assine",
+        "inscreva se",
+        "přihlaste se k odběru",
+        "nieuwsbrief",
     ),
     "comments": (
         "comments",
@@ -198,15 +353,76 @@ NOISE_LABELS: dict[str, tuple[str, ...]] = {
         "leave a reply",
         "post a comment",
         "commentaires",
+        "laisser un commentaire",
+        "ajouter un commentaire",
         "kommentare",
+        "kommentar schreiben",
+        "schreibe einen kommentar",
+        "einen kommentar hinterlassen",
         "comentarios",
+        "deja un comentario",
+        "deja tu comentario",
+        "dejar un comentario",
         "commenti",
+        "lascia un commento",
+        "komentarze",
+        "dodaj komentarz",
+        "komentáře",
+        "přidat komentář",
+        "comentários",
+        "deixe um comentário",
+        "deixe seu comentário",
+        "reacties",
+        "laat een reactie achter",
+        # Customer reviews below a product are comments too.
+        "customer reviews",
+        "reviews",
+        "avis clients",
+        "avis",
+        "kundenbewertungen",
+        "bewertungen",
+        "opiniones",
+        "opiniones de clientes",
+        "recensioni",
+        "recenze",
+        "avaliações",
         "комментарии",
         "отзывы",
         "добавить отзыв",
         "добавить комментарий",
     ),
-    "navigation": ("labels", "tags", "categories", "archive", "blog archive", "follow us"),
+    "navigation": (
+        "labels",
+        "tags",
+        "categories",
+        "archive",
+        "blog archive",
+        "follow us",
+        "schlagwörter",
+        "schlagworte",
+        "themen",
+        "kategorien",
+        "folgen sie uns",
+        "étiquettes",
+        "mots clés",
+        "catégories",
+        "archives",
+        "suivez nous",
+        "etiquetas",
+        "categorías",
+        "archivo",
+        "síguenos",
+        "categorie",
+        "archivio",
+        "seguici",
+        "tagi",
+        "kategorie",
+        "obserwuj nas",
+        "štítky",
+        "siga nos",
+        "sledujte nás",
+        "volg ons",
+    ),
     "ads": (
         "advertisement",
         "advertising",
@@ -217,13 +433,21 @@ NOISE_LABELS: dict[str, tuple[str, ...]] = {
         "publicité",
         "publicidad",
         "pubblicità",
+        "publicidade",
+        "anuncio",
+        "gesponsert",
+        "sponsorisé",
+        "patrocinado",
+        "sponsorizzato",
+        "advertentie",
+        "reklama",
         "реклама",
     ),
 }
 
 # --- Matchers --------------------------------------------------------------------------------
 
-_ALL_HINTS = {**NOISE_HINTS, "content": CONTENT_HINTS}
+_ALL_HINTS = {**NOISE_HINTS, "content": CONTENT_HINTS, NEUTRAL: (NEUTRAL_HINTS, ())}
 _FRAGMENT_GROUP: dict[str, str] = {f: g for g, (fs, _) in _ALL_HINTS.items() for f in fs}
 _TOKEN_GROUP: dict[str, str] = {t: g for g, (_, ts) in _ALL_HINTS.items() for t in ts}
 # One scan for both: tokens bounded by non-alphanumerics, then plain fragments, longest first.
@@ -255,7 +479,7 @@ def hint_groups(hint: str) -> frozenset[str]:
 
 def noise_groups(hint: str) -> frozenset[str]:
     """The noise groups an element's "class id" hint belongs to (empty when none)."""
-    return hint_groups(hint) - {"content"}
+    return hint_groups(hint) - {"content", NEUTRAL}
 
 
 def is_content_hint(hint: str) -> bool:
@@ -267,7 +491,7 @@ def is_noise_groups(groups: frozenset[str]) -> bool:
     """Furniture: a strong group, or any noise group without a content hint."""
     if groups & STRONG_GROUPS:
         return True
-    return bool(groups) and "content" not in groups
+    return bool(groups - {NEUTRAL}) and "content" not in groups
 
 
 def is_noise_hint(hint: str) -> bool:

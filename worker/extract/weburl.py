@@ -6,11 +6,16 @@ the URL as it was unless urllib normalises it: an upper-case scheme, `;` paramet
 or `#`, tabs or newlines, a bracketed (IPv6) or non-ASCII host, which urllib checks and may
 reject. A URL free of all those is returned as it is, whatever the base (once the base is known to
 parse); any other goes through `urljoin`. That was half the cost of sanitising an article's links.
+
+Relative links (`/wiki/Page`, `page2.html`) against a plain base are joined the same way by
+string operations when neither holds a dot segment (`./`, `../`), which `urljoin` would resolve.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 __all__ = ["join_url"]
@@ -23,11 +28,43 @@ _PLAIN_WEB_URL = re.compile(
 )
 
 
+# A path relative to the base, root-relative (`/a/b`) or not (`b.html`), then an optional query
+# and fragment, with none of the characters above, no `:` (a scheme) and no dot segment.
+_PLAIN_RELATIVE = re.compile(
+    r"(?!\.)(?!.*/\.)(?!//)[^?#:;\[\]\t\n\r]+(?:\?[^#;\[\]\t\n\r]+)?(?:#[^;\[\]\t\n\r]+)?"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Base:
+    scheme: str
+    netloc: str
+    origin: str  # scheme://netloc
+    folder: str  # the path up to its last `/`, or "/"
+
+
+@functools.lru_cache(maxsize=256)
+def _plain_base(base: str) -> _Base | None:
+    """The parts of a plain web base URL without dot segments, else None (take `urljoin`)."""
+    plain = _PLAIN_WEB_URL.fullmatch(base) if base.isascii() else None
+    if plain is None:
+        return None
+    path = urlsplit(base).path
+    if "/." in path:
+        return None
+    origin = f"{plain.group(1)}://{plain.group(2)}"
+    return _Base(plain.group(1), plain.group(2), origin, path[: path.rfind("/") + 1] or "/")
+
+
 def join_url(base: str, value: str) -> tuple[str, str, str]:
     """`urljoin(base, value)` with its scheme and host as `urlsplit` reads them; raises
     ValueError where either does."""
     plain = _PLAIN_WEB_URL.fullmatch(value) if value.isascii() else None
     if plain is None:
+        parts = _plain_base(base) if value.isascii() else None
+        if parts is not None and _PLAIN_RELATIVE.fullmatch(value):
+            folder = "" if value.startswith("/") else parts.folder
+            return f"{parts.origin}{folder}{value}", parts.scheme, parts.netloc
         absolute = urljoin(base, value)
         scheme, netloc = urlsplit(absolute)[:2]
         return absolute, scheme, netloc
