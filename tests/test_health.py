@@ -226,9 +226,14 @@ def test_most_articles_falling_back_or_too_short_degrade() -> None:
     )
 
 
-def test_a_body_selector_that_stops_matching_degrades() -> None:
+@pytest.mark.parametrize(
+    "instead",
+    [{"auto": 2}, {"jsonld": 1, "prose-run": 1}, {"loose": 1, "raw": 1}, {"opening": 2}],
+    ids=str,
+)
+def test_a_body_selector_that_stops_matching_degrades(instead: dict[str, int]) -> None:
     before = [run(n, methods={"selector": 3}, body_selector="div.post") for n in range(3)]
-    after = {"methods": {"auto": 2}, "articles": 2, "body_selector": "div.post"}
+    after = {"methods": instead, "articles": 2, "body_selector": "div.post"}
     verdict = assess([*before, run(3, **after), run(4, **after)], DEFAULTS)
     assert verdict.reasons == (
         "the body selector 'div.post' matched nothing on 4 of 4 pages on the last 2 runs;"

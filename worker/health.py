@@ -389,8 +389,8 @@ def _poor(h: RunHealth) -> int:
     """Articles not read as articles: fell back, missed the body selector, too short, no text."""
     poor = sum(h.methods.get(m, 0) for m in POOR_METHODS)
     poor += sum(h.skipped.get(kind, 0) for kind in POOR_SKIPS)
-    if h.body_selector:
-        poor += h.methods.get("auto", 0) + h.methods.get("jsonld", 0)
+    if h.body_selector:  # the selector missed these pages, whichever path read them instead
+        poor += sum(n for m, n in h.methods.items() if m != "selector" and m not in POOR_METHODS)
     return poor
 
 
