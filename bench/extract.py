@@ -1,12 +1,17 @@
 """Benchmark feedworker's body extractor against trafilatura and readability-lxml.
 
     .venv/bin/python -m bench.extract [--data DIR] [--repeat 3] [--only feedworker] [--worst 15]
+    .venv/bin/python -m bench.extract --rules ../shared/ftr-site-config
 
 Runs every extractor over every dataset in the shared bench folder (a sub-folder with a
 `ground-truth.json`) in one process, scores with the shared scorer (`score.py`, 4-token shingles)
 and prints one table per dataset: precision, recall, F1, pages with empty output, median ms per
 page, and each extractor's median time as a multiple of feedworker's. `--worst N` also lists
 feedworker's N lowest-F1 pages with their precision and recall, to see what to fix next.
+
+`--rules DIR` measures site rules instead (`compare_rules`): on the `aeb` pages whose host has a
+rule file in DIR, feedworker with the rules against feedworker without them, in one run, and
+lists the rule files that make a page worse.
 
 The peers (trafilatura, readability-lxml) are benchmark-only extras of the venv.
 Also usable as `python ../shared/bench/score.py run bench.extract:feedworker_text`.
@@ -132,9 +137,14 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--only", nargs="*", choices=sorted(EXTRACTORS), help="extractors to run")
     ap.add_argument("--worst", type=int, default=0)
+    ap.add_argument("--rules", type=Path, help="compare with site rules from this folder")
     args = ap.parse_args()
     sys.path.insert(0, str(args.data))
     from score import load_pages, score_page, summarise
+
+    if args.rules is not None:
+        compare_rules(args.rules, load_pages("aeb"), score_page, summarise, args.repeat)
+        return
 
     names = args.only or list(EXTRACTORS)
     for dataset in sorted(
@@ -145,6 +155,49 @@ def main() -> None:
         print_table(dataset, table, summarise)
         if args.worst and "feedworker" in table:
             print_worst(table["feedworker"], args.worst)
+
+
+def compare_rules(
+    folder: Path, pages: list, score_page: Callable, summarise: Callable, repeat: int
+) -> None:
+    """Site rules against automatic extraction on the pages whose host has a rule file: with
+    the rule's body always taken when it matches ("unchecked"), and as the worker runs, where a
+    rule's body that looks worse than automatic extraction's is not used."""
+    from worker.extract import ExtractOptions
+    from worker.siterules import load_rule_folders
+
+    library = load_rule_folders([folder])
+    rules_of = {page.url: rules for page in pages if (rules := library.for_url(page.url))}
+    chosen = [page for page in pages if page.url in rules_of]
+
+    def ruled(check: bool) -> Extractor:
+        def text(html: str, url: str) -> str:
+            options = ExtractOptions(site_rules=rules_of[url], check_rules=check)
+            try:
+                return extract(html, url, options).body_text
+            except ExtractError:
+                return ""
+
+        return text
+
+    table = {
+        "feedworker": run_one(feedworker_text, chosen, score_page, repeat),
+        "feedworker + site rules, unchecked": run_one(ruled(False), chosen, score_page, repeat),
+        "feedworker + site rules": run_one(ruled(True), chosen, score_page, repeat),
+    }
+    print(f"\n{len(chosen)} of {len(pages)} aeb pages have a rule file in {folder}")
+    print_table("aeb, pages with a rule file", table, summarise)
+    auto, *with_rules = table.values()
+    for name, results in zip(list(table)[1:], with_rules, strict=True):
+        pairs = list(zip(auto, results, strict=True))
+        better = sum(r.f1 > a.f1 + 0.005 for a, r in pairs)
+        worse = sorted(
+            ((a, r) for a, r in pairs if r.f1 < a.f1 - 0.005), key=lambda p: p[1].f1 - p[0].f1
+        )
+        print(f"\n{name}: {better} pages better, {len(worse)} worse than without rules")
+        for a, r in worse:
+            url = next(page.url for page in chosen if page.id == a.id)
+            print(f"  {rules_of[url].name + '.txt':<28} {a.id[:12]}  F1 {a.f1:.3f} -> {r.f1:.3f}")
 
 
 if __name__ == "__main__":

@@ -77,6 +77,20 @@ class Link:
 
 
 @dataclass(frozen=True, slots=True)
+class RuleTrace:
+    """How a site rule file (`worker.siterules`) shaped one page: for `feedworker extract`, and
+    for source health, where a rule that stops matching is drift."""
+
+    name: str  # the rule file's name without ".txt": "example.com", ".example.com"
+    path: str = ""  # where it was read
+    matched: tuple[str, ...] = ()  # directives that found something: "title", "strip ×3"...
+    missed: tuple[str, ...] = ()  # of title, body, author and date: given, found nothing
+    body_used: bool = False  # the body is the rule's (else automatic extraction's)
+    native_ad: bool = False  # a `native_ad_clue` matched: sponsored content
+    note: str = ""  # why the rule's body was not used, when it matched
+
+
+@dataclass(frozen=True, slots=True)
 class Article:
     """What the extractor makes of one page. `body_html` is sanitised; `body_text` is plain."""
 
@@ -98,8 +112,15 @@ class Article:
     # The fingerprints the extractor looked up in the site's template (the blocks it could have
     # dropped as template): a newly learnt template changes the article only if it names one.
     template_checked: tuple[str, ...] = ()
-    # Which path produced the body: "selector" (operator override), "jsonld", "auto", "fallback".
+    # Which path produced the body: "selector" (operator override), "rule" (a site rule),
+    # "jsonld", "auto", "fallback".
     method: str = "auto"
+    site_rule: RuleTrace | None = None  # the site rule applied to the page, if any
+    # Multi-page articles: the next page's URL (a rule's `next_page_link`, or pagination when
+    # asked for), and the single-page version's (a rule's `single_page_link`). The pipeline
+    # follows them; the extractor never fetches.
+    next_page: str | None = None
+    single_page: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +192,10 @@ class RunReport:
     blocked: int = 0  # responses that were 403/429 or an anti-bot challenge page
     challenge: str = ""  # the first challenge marker seen, e.g. "cf-chl"
     articles: list[ArticleTrace] = field(default_factory=list)
+    # Site rules: articles each rule file was applied to ("example.com" -> 4), and those where
+    # one of its directives found nothing ("example.com: body" -> 1).
+    rule_pages: dict[str, int] = field(default_factory=dict)
+    rule_missed: dict[str, int] = field(default_factory=dict)
     health_state: str = ""  # "ok" | "degraded" after this run ("" when not judged)
     health_reasons: tuple[str, ...] = ()
     health_changed: bool = False  # this run moved the source from ok to degraded or back
@@ -203,4 +228,6 @@ class RunHealth:
     responses: int = 0
     blocked: int = 0
     challenge: str = ""
+    rule_pages: dict[str, int] = field(default_factory=dict)  # as in `RunReport`
+    rule_missed: dict[str, int] = field(default_factory=dict)
     degraded: bool = False  # the source's state once this run was judged
