@@ -21,6 +21,8 @@ PURE = [
     "simhash.py",
     "health.py",
     "extract",
+    "siterules",
+    "multipage.py",
 ]
 FORBIDDEN = {
     "psycopg",

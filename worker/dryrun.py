@@ -165,6 +165,7 @@ async def try_source(
         listings: list[Listing] = []
         async with Fetcher(FetchOptions.from_settings(settings), transport=transport) as fetcher:
             ctx = RunContext(settings, fetcher, store, dry_run=True, on_listing=listings.append)
+            ctx.site_rules = config.site_rules
             report = await run_source(source, ctx)
     finally:
         store.close()

@@ -42,7 +42,8 @@ def load_rule_folders(folders: Sequence[Path | str], *, use_global: bool = False
             digest.update(len(name).to_bytes(8, "big") + name)
             digest.update(len(raw).to_bytes(8, "big") + raw)
         loaded.append(RuleFolder(str(folder), MappingProxyType(rules)))
-    return RuleLibrary(tuple(loaded), use_global, tuple(problems), digest.hexdigest())
+    fingerprint = digest.hexdigest() if folders else ""
+    return RuleLibrary(tuple(loaded), use_global, tuple(problems), fingerprint)
 
 
 def _rule_files(folder: Path) -> list[Path]:
