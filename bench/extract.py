@@ -187,6 +187,7 @@ def compare_rules(
     }
     print(f"\n{len(chosen)} of {len(pages)} aeb pages have a rule file in {folder}")
     print_table("aeb, pages with a rule file", table, summarise)
+    print(rule_usage(chosen, rules_of))
     auto, *with_rules = table.values()
     for name, results in zip(list(table)[1:], with_rules, strict=True):
         pairs = list(zip(auto, results, strict=True))
@@ -198,6 +199,26 @@ def compare_rules(
         for a, r in worse:
             url = next(page.url for page in chosen if page.id == a.id)
             print(f"  {rules_of[url].name + '.txt':<28} {a.id[:12]}  F1 {a.f1:.3f} -> {r.f1:.3f}")
+
+
+def rule_usage(pages: list, rules_of: dict) -> str:
+    """How the rules fared: their body used, matching nothing (rules age), or overruled."""
+    from worker.extract import ExtractOptions
+
+    used = missed = overruled = 0
+    for page in pages:
+        try:
+            article = extract(page.html, page.url, ExtractOptions(site_rules=rules_of[page.url]))
+        except ExtractError:
+            continue
+        rule = article.site_rule
+        used += bool(rule and rule.body_used)
+        missed += bool(rule and "body" in rule.missed)
+        overruled += bool(rule and rule.note)
+    return (
+        f"\nthe rule's body: used on {used} pages, matched nothing on {missed}, looked worse"
+        f" than automatic extraction on {overruled}; the other pages' rules have no body"
+    )
 
 
 if __name__ == "__main__":

@@ -409,8 +409,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_extract(args: argparse.Namespace) -> int:
     target: str = args.target
-    library = EMPTY_LIBRARY if args.no_rules else _rule_library(args)
-    settings = _settings(args)
+    config = _optional_config(args)
+    settings = config.settings if config is not None else Settings()
+    library = EMPTY_LIBRARY if args.no_rules else _rule_library(args, config)
     if target.startswith(("http://", "https://")):
         result = asyncio.run(_extract_url(settings, target, library))
         article, pages = result.article, result.pages
@@ -489,19 +490,19 @@ async def _extract_url(settings: Settings, url: str, library: RuleLibrary) -> _E
     return _Extracted(followed.article, followed.pages)
 
 
-def _rule_library(args: argparse.Namespace) -> RuleLibrary:
+def _rule_library(args: argparse.Namespace, config: Config | None) -> RuleLibrary:
     """The folders given with --rules, else the config's site rules (none without a config)."""
     if args.rules:
         missing = [str(folder) for folder in args.rules if not folder.is_dir()]
         if missing:
             raise FeedworkerError(f"no such site rules folder: {', '.join(missing)}")
         return load_rule_folders(args.rules)
-    config_dir = args.config or default_config_dir()
-    return _config(args).site_rules if Path(config_dir).is_dir() else EMPTY_LIBRARY
+    return config.site_rules if config is not None else EMPTY_LIBRARY
 
 
 def cmd_rules_test(args: argparse.Namespace) -> int:
-    library = _rule_library(args)
+    config = _optional_config(args)
+    library = _rule_library(args, config)
     if not library:
         print("feedworker: no site rules: set site_rules in [worker] or give --rules DIR")
         return 1
@@ -513,7 +514,8 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
             print(f"feedworker: no site rule for {', '.join(unknown)}", file=sys.stderr)
             return 1
         chosen = list({rules.name: rules for rules in found.values() if rules}.values())
-    results = asyncio.run(_run_canaries(_settings(args), chosen))
+    settings = config.settings if config is not None else Settings()
+    results = asyncio.run(_run_canaries(settings, chosen))
     broken = [r for r in results if r.tested and not r.ok]
     if args.json:
         print(json.dumps([asdict(r) for r in results], ensure_ascii=False, indent=2))
@@ -797,10 +799,14 @@ def _short_time(value: datetime | None) -> str:
 
 def _settings(args: argparse.Namespace) -> Settings:
     """The worker settings when a config folder is there (for the User-Agent), else defaults."""
+    config = _optional_config(args)
+    return config.settings if config is not None else Settings()
+
+
+def _optional_config(args: argparse.Namespace) -> Config | None:
+    """The config when its folder is there (a command that works without one), else None."""
     config_dir = args.config or default_config_dir()
-    if Path(config_dir).is_dir():
-        return _config(args).settings
-    return Settings()
+    return _config(args) if Path(config_dir).is_dir() else None
 
 
 async def _fetch_with(fetcher: Fetcher, url: str) -> Page:

@@ -7,12 +7,14 @@ extractor reads no files). With it, `extract` does, in order:
    title, author, date, native-ad clue and links read (`worker.siterules.apply`). Everything
    after reads the page as the rule left it, automatic extraction included;
 2. `ruled_metadata`: the rule's title, authors and date win over the page's own metadata;
-3. `rule_body` (after the operator's own `body` selector, before automatic extraction): the
-   rule's body, rendered as an operator's container is (junk tags, the operator's `remove` and
-   the title dropped; with the format's `prune: yes`, the default, link-dense and labelled blocks
-   inside it too). None when the rule has no body or it matched nothing: automatic extraction
-   then runs, unless the file says `autodetect_on_failure: no` (`RuleMissed`);
-4. `rule_trace`: what the rule did, for `Article.site_rule`.
+3. `ruled_body` picks the body by precedence: the operator's own `body` selector; the rule's
+   body (`rule_body`: rendered as an operator's container is, with the format's `prune: yes`,
+   the default, dropping link-dense and labelled blocks inside it), unless `looks_worse` finds
+   it worse than automatic extraction of the page without the rule (`check_rules`); automatic
+   extraction of the page as the rule left it, when the rule's body matched nothing, unless
+   the file says `autodetect_on_failure: no` (`RuleMissed`);
+4. `rule_trace`: what the rule did, for `Article.site_rule`; `next_page_link`: the article's
+   next page, from the rule or (when asked) from the page's own pagination.
 
 Sanitising still runs last, on whatever body won.
 """
