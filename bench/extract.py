@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.extract [--data DIR] [--dataset NAME ...] [--repeat 3]
                                       [--only feedworker trafilatura] [--worst 15] [--clock cpu]
+    .venv/bin/python -m bench.extract --rules ../shared/ftr-site-config
 
 Runs every extractor over every dataset in the shared bench folder (a sub-folder with a
 `ground-truth.json`: `aeb`, `readability`) in one process, scores with the shared scorer
@@ -15,6 +16,10 @@ time instead of the wall clock: steadier when other work shares the machine.
 The data folder is `$FEEDWORKER_BENCH_DATA` when set, else the first `shared/bench` found beside
 the project or above it (`../shared/bench` from the project root). The peers (trafilatura,
 readability-lxml) are benchmark-only extras of the venv (`make bench` installs them).
+
+`--rules DIR` measures site rules instead (`compare_rules`): on the `aeb` pages whose host has a
+rule file in DIR, feedworker with the rules against feedworker without them, in one run, and
+lists the rule files that make a page worse.
 Also usable as `python ../shared/bench/score.py run bench.extract:feedworker_text`.
 """
 
@@ -227,11 +232,16 @@ def main() -> None:
         default="wall",
         help="time with the wall clock, or this process's CPU time (on a busy shared machine)",
     )
+    ap.add_argument("--rules", type=Path, help="compare with site rules from this folder")
     args = ap.parse_args()
     data = args.data or bench_data_dir()
     if data is None:
         ap.error(f"no shared/bench folder found above {PROJECT}: pass --data or set ${DATA_ENV}")
     scorer = load_scorer(data)
+    if args.rules is not None:
+        pages = scorer.load_pages("aeb")
+        compare_rules(args.rules, pages, scorer.score_page, scorer.summarise, args.repeat)
+        return
     names = args.only or list(EXTRACTORS)
     for dataset in args.dataset or datasets(data):
         pages = scorer.load_pages(dataset)
@@ -242,6 +252,70 @@ def main() -> None:
         print_table(dataset, table, scorer.summarise)
         if args.worst and "feedworker" in table:
             print_worst(table["feedworker"], table.get("trafilatura"), pages, args.worst)
+
+
+def compare_rules(
+    folder: Path, pages: list, score_page: Callable, summarise: Callable, repeat: int
+) -> None:
+    """Site rules against automatic extraction on the pages whose host has a rule file: with
+    the rule's body always taken when it matches ("unchecked"), and as the worker runs, where a
+    rule's body that looks worse than automatic extraction's is not used."""
+    from worker.extract import ExtractOptions
+    from worker.siterules import load_rule_folders
+
+    library = load_rule_folders([folder])
+    rules_of = {page.url: rules for page in pages if (rules := library.for_url(page.url))}
+    chosen = [page for page in pages if page.url in rules_of]
+
+    def ruled(check: bool) -> Extractor:
+        def text(html: str, url: str) -> str:
+            options = ExtractOptions(site_rules=rules_of[url], check_rules=check)
+            try:
+                return extract(html, url, options).body_text
+            except ExtractError:
+                return ""
+
+        return text
+
+    table = {
+        "feedworker": run_one(feedworker_text, chosen, score_page, repeat),
+        "feedworker + site rules, unchecked": run_one(ruled(False), chosen, score_page, repeat),
+        "feedworker + site rules": run_one(ruled(True), chosen, score_page, repeat),
+    }
+    print(f"\n{len(chosen)} of {len(pages)} aeb pages have a rule file in {folder}")
+    print_table("aeb, pages with a rule file", table, summarise)
+    print(rule_usage(chosen, rules_of))
+    auto, *with_rules = table.values()
+    for name, results in zip(list(table)[1:], with_rules, strict=True):
+        pairs = list(zip(auto, results, strict=True))
+        better = sum(r.f1 > a.f1 + 0.005 for a, r in pairs)
+        worse = sorted(
+            ((a, r) for a, r in pairs if r.f1 < a.f1 - 0.005), key=lambda p: p[1].f1 - p[0].f1
+        )
+        print(f"\n{name}: {better} pages better, {len(worse)} worse than without rules")
+        for a, r in worse:
+            url = next(page.url for page in chosen if page.id == a.id)
+            print(f"  {rules_of[url].name + '.txt':<28} {a.id[:12]}  F1 {a.f1:.3f} -> {r.f1:.3f}")
+
+
+def rule_usage(pages: list, rules_of: dict) -> str:
+    """How the rules fared: their body used, matching nothing (rules age), or overruled."""
+    from worker.extract import ExtractOptions
+
+    used = missed = overruled = 0
+    for page in pages:
+        try:
+            article = extract(page.html, page.url, ExtractOptions(site_rules=rules_of[page.url]))
+        except ExtractError:
+            continue
+        rule = article.site_rule
+        used += bool(rule and rule.body_used)
+        missed += bool(rule and "body" in rule.missed)
+        overruled += bool(rule and rule.note)
+    return (
+        f"\nthe rule's body: used on {used} pages, matched nothing on {missed}, looked worse"
+        f" than automatic extraction on {overruled}; the other pages' rules have no body"
+    )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ PURE = [
     "urlpattern.py",
     "xmldoc.py",
     "extract",
+    "siterules",
+    "multipage.py",
 ]
 FORBIDDEN = {
     "psycopg",

@@ -6,12 +6,14 @@
     feedworker status   [--json] [--config DIR]
     feedworker db upgrade [--config DIR]
     feedworker try      SOURCE_ID [--fresh] [--json] [--config DIR]
-    feedworker extract  FILE_OR_URL [--url URL] [--json] [--config DIR]
+    feedworker extract  FILE_OR_URL [--url URL] [--no-rules] [--rules DIR] [--json] [--config DIR]
+    feedworker rules test [HOST ...] [--rules DIR] [--json] [--config DIR]
     feedworker discover URL [--kind K] [--links CSS] [--pages N] [--json] [--config DIR]
     feedworker demo     [--once] [--dir DIR] [--port P]
 
 Exit codes: 0 success (SIGTERM included); 1 a failure the message explains (bad config, every
-source failed, a page that could not be fetched or extracted, a port in use); 2 wrong usage.
+source failed, a page that could not be fetched or extracted, a broken site rule, a port in
+use); 2 wrong usage.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import dataclasses
 import json
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -31,6 +33,7 @@ from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
 from worker import __version__
+from worker.canary import CanaryResult, run_canaries
 from worker.charset import decode_html
 from worker.cluster import ClusterView, config_notes, live_replicas, upgrade_schema
 from worker.config import (
@@ -43,12 +46,13 @@ from worker.config import (
 )
 from worker.db import redact
 from worker.errors import ConfigError, FeedworkerError
-from worker.extract import describe_method, extract
+from worker.extract import ExtractOptions, describe_method, extract
 from worker.fetch import Fetcher, FetchOptions
 from worker.listing import Listing, ListingOptions, list_articles
 from worker.logs import check_level, log, progress_line, setup_logging
 from worker.metrics import Metrics
-from worker.models import NotModified, Page, RunReport
+from worker.models import Article, NotModified, Page, RunReport
+from worker.multipage import follow_pages
 from worker.publish import orphaned_feed_files
 from worker.redact import redact_text, redact_url
 from worker.reload import ConfigWatcher, watch_config
@@ -62,6 +66,7 @@ from worker.serve import (
     stop_on_signals,
     store_status_reader,
 )
+from worker.siterules import EMPTY_LIBRARY, RuleLibrary, RuleSet, load_rule_folders
 from worker.store import Store
 from worker.urls import param_dropper
 
@@ -135,7 +140,25 @@ def _parser() -> argparse.ArgumentParser:
     ext.add_argument("target", metavar="FILE_OR_URL")
     ext.add_argument("--url", help="the page's URL, for a file (resolves relative links)")
     ext.add_argument("--json", action="store_true", help="print JSON instead of text")
+    ext.add_argument(
+        "--no-rules", action="store_true", help="automatic extraction only, without site rules"
+    )
+    _add_rules_option(ext)
     ext.set_defaults(command=cmd_extract)
+
+    rules = commands.add_parser("rules", help="site rules (FiveFilters' ftr-site-config format)")
+    rules_commands = rules.add_subparsers(required=True, metavar="ACTION")
+    rules_test = rules_commands.add_parser(
+        "test",
+        parents=[common],
+        help="fetch each rule's test_url and check that it still matches (test_contains, body)",
+    )
+    rules_test.add_argument(
+        "hosts", nargs="*", metavar="HOST", help="only the rules for these hosts (default: all)"
+    )
+    rules_test.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _add_rules_option(rules_test)
+    rules_test.set_defaults(command=cmd_rules_test)
 
     disc = commands.add_parser(
         "discover", parents=[common], help="show the article links found on a page"
@@ -195,6 +218,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_rules_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rules",
+        action="append",
+        type=Path,
+        metavar="DIR",
+        help="site rule folder (repeatable; default: the config's site_rules)",
+    )
+
+
 def _add_listen_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="address to listen on (default: serve_host, 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default: serve_port, 8080)")
@@ -249,7 +282,24 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"  {source.id:<24} {schedule:<20} {redact_url(source.url)}{state}")
     for warning in config.warnings:
         print(f"warning: {warning}")
+    if config.settings.site_rules:
+        print("\n".join(site_rules_lines(config.site_rules)))
     return 0
+
+
+def site_rules_lines(library: RuleLibrary) -> list[str]:
+    """`check`'s report on the site rules: files per folder, then every line that could not be
+    used (a bad line never stops its file or the others)."""
+    lines = [f"site rules: {library.files} file(s)"]
+    for folder in library.folders:
+        lines.append(f"  {folder.path}: {len(folder.rules)} file(s)")
+    if library.use_global:
+        found = library.named("global")
+        lines.append(f"  global.txt: {found.path if found else 'enabled, but no folder has one'}")
+    if library.problems:
+        lines.append(f"site rules: {len(library.problems)} line(s) not used:")
+        lines.extend(f"  {problem}" for problem in library.problems)
+    return lines
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -383,9 +433,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_extract(args: argparse.Namespace) -> int:
     target: str = args.target
+    config = _optional_config(args)
+    settings = config.settings if config is not None else Settings()
+    library = EMPTY_LIBRARY if args.no_rules else _rule_library(args, config)
     if target.startswith(("http://", "https://")):
-        page = asyncio.run(_fetch_one(_settings(args), target))
-        html, url = page.text, page.final_url
+        result = asyncio.run(_extract_url(settings, target, library))
+        article, pages = result.article, result.pages
     else:
         path = Path(target)
         if not path.is_file():
@@ -393,7 +446,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
             return 1
         html, _encoding = decode_html(path.read_bytes(), None)
         url = args.url or path.resolve().as_uri()
-    article = extract(html, url)
+        article, pages = extract(html, url, _extract_options(library, url, settings)), 1
     if args.json:
         print(json.dumps(asdict(article), default=_json_default, ensure_ascii=False, indent=2))
         return 0
@@ -404,10 +457,122 @@ def cmd_extract(args: argparse.Namespace) -> int:
     print(f"image:     {article.image or '-'}")
     print(f"language:  {article.language or '-'}")
     print(f"method:    {article.method} ({describe_method(article.method)})")
+    for line in rule_lines(article, pages, args.no_rules):
+        print(line)
     print(f"words:     {len(article.body_text.split())}")
     print()
     print(article.body_text)
     return 0
+
+
+def rule_lines(article: Article, pages: int, no_rules: bool) -> list[str]:
+    """What `extract` says about site rules and pages: which rule file, which directives."""
+    trace = article.site_rule
+    if trace is None:
+        return ["site rule: " + ("not used (--no-rules)" if no_rules else "none for this host")]
+    lines = [f"site rule: {trace.path or trace.name}"]
+    lines.append(f"  found:   {', '.join(trace.matched) or 'nothing'}")
+    if trace.missed:
+        lines.append(f"  missed:  {', '.join(trace.missed)}")
+    body = "the rule's" if trace.body_used else trace.note or "automatic extraction's"
+    lines.append(f"  body:    {body}")
+    if trace.native_ad:
+        lines.append("  native ad: yes (the worker skips this article)")
+    if pages > 1:
+        lines.append(f"pages:     {pages}, merged")
+    return lines
+
+
+@dataclass(frozen=True, slots=True)
+class _Extracted:
+    article: Article
+    pages: int
+
+
+def _extract_options(library: RuleLibrary, url: str, settings: Settings) -> ExtractOptions:
+    return ExtractOptions(site_rules=library.for_url(url), check_rules=settings.site_rules_check)
+
+
+async def _extract_url(settings: Settings, url: str, library: RuleLibrary) -> _Extracted:
+    """Fetch and extract `url`, and its further pages as the worker would."""
+    async with Fetcher(FetchOptions.from_settings(settings)) as fetcher:
+
+        async def load(page_url: str, number: int) -> Article | None:
+            try:
+                page = await _fetch_with(fetcher, page_url)
+            except FeedworkerError as exc:
+                print(f"feedworker: page {number}: {exc}", file=sys.stderr)
+                return None
+            options = _extract_options(library, page.final_url, settings)
+            return extract(page.text, page.final_url, replace(options, page_number=number))
+
+        first = await load(url, 1)
+        if first is None:
+            raise FeedworkerError(f"{url}: could not be fetched")
+        followed = await follow_pages(first, load, settings.max_article_pages)
+    if followed.stopped:
+        print(f"feedworker: following pages stopped: {followed.stopped}", file=sys.stderr)
+    return _Extracted(followed.article, followed.pages)
+
+
+def _rule_library(args: argparse.Namespace, config: Config | None) -> RuleLibrary:
+    """The folders given with --rules, else the config's site rules (none without a config)."""
+    if args.rules:
+        missing = [str(folder) for folder in args.rules if not folder.is_dir()]
+        if missing:
+            raise FeedworkerError(f"no such site rules folder: {', '.join(missing)}")
+        return load_rule_folders(args.rules)
+    return config.site_rules if config is not None else EMPTY_LIBRARY
+
+
+def cmd_rules_test(args: argparse.Namespace) -> int:
+    config = _optional_config(args)
+    library = _rule_library(args, config)
+    if not library:
+        print("feedworker: no site rules: set site_rules in [worker] or give --rules DIR")
+        return 1
+    chosen = library.all_rules()
+    if args.hosts:
+        found = {host: library.for_host(host) for host in args.hosts}
+        unknown = [host for host, rules in found.items() if rules is None]
+        if unknown:
+            print(f"feedworker: no site rule for {', '.join(unknown)}", file=sys.stderr)
+            return 1
+        chosen = list({rules.name: rules for rules in found.values() if rules}.values())
+    settings = config.settings if config is not None else Settings()
+    results = asyncio.run(_run_canaries(settings, chosen))
+    broken = [r for r in results if r.tested and not r.ok]
+    if args.json:
+        print(json.dumps([asdict(r) for r in results], ensure_ascii=False, indent=2))
+    else:
+        print(render_canaries(results))
+    return 1 if broken else 0
+
+
+async def _run_canaries(settings: Settings, chosen: list[RuleSet]) -> list[CanaryResult]:
+    async with Fetcher(FetchOptions.from_settings(settings)) as fetcher:
+        return await run_canaries(chosen, fetcher)
+
+
+def render_canaries(results: list[CanaryResult]) -> str:
+    """`rules test` as text: one line per test page (and per rule file without one)."""
+    lines = []
+    for r in results:
+        if not r.tested:
+            lines.append(f"untested {r.rule:<30} no test_url")
+            continue
+        state = "ok" if r.ok else "BROKEN"
+        lines.append(f"{state:<8} {r.rule:<30} {r.url}")
+        lines.extend(f"           - {problem}" for problem in r.problems)
+    tested = [r for r in results if r.tested]
+    broken = {r.rule for r in tested if not r.ok}
+    files = len({r.rule for r in results})
+    untested = files - len({r.rule for r in tested})
+    lines.append(
+        f"{files} rule file(s), {len(tested)} test page(s): {len(broken)} rule file(s) broken,"
+        f" {untested} without test_url"
+    )
+    return "\n".join(lines)
 
 
 def cmd_discover(args: argparse.Namespace) -> int:
@@ -688,15 +853,18 @@ def _short_time(value: datetime | None) -> str:
 
 def _settings(args: argparse.Namespace) -> Settings:
     """The worker settings when a config folder is there (for the User-Agent), else defaults."""
+    config = _optional_config(args)
+    return config.settings if config is not None else Settings()
+
+
+def _optional_config(args: argparse.Namespace) -> Config | None:
+    """The config when its folder is there (a command that works without one), else None."""
     config_dir = args.config or default_config_dir()
-    if Path(config_dir).is_dir():
-        return _config(args).settings
-    return Settings()
+    return _config(args) if Path(config_dir).is_dir() else None
 
 
-async def _fetch_one(settings: Settings, url: str) -> Page:
-    async with Fetcher(FetchOptions.from_settings(settings)) as fetcher:
-        result = await fetcher.fetch_page(url)
+async def _fetch_with(fetcher: Fetcher, url: str) -> Page:
+    result = await fetcher.fetch_page(url)
     if isinstance(result, NotModified):  # no validators were sent, so this is the server's oddity
         raise FeedworkerError(f"{url}: answered 304 Not Modified to a plain request")
     log.debug("fetched", extra={"fields": {"url": url, "status": result.status}})

@@ -58,6 +58,7 @@ from worker.errors import ConfigError, ConfigProblem
 from worker.logs import remember_secrets
 from worker.models import Credentials
 from worker.redact import redact_url, url_secrets
+from worker.siterules import EMPTY_LIBRARY, RuleLibrary, load_rule_folders
 from worker.urlpattern import UrlMatcher, compile_url_pattern, has_nested_quantifier
 from worker.urls import origin_key
 
@@ -367,6 +368,13 @@ def _expand_home(path: Path) -> Path:
         raise ValueError(message) from None
 
 
+def _resolve_paths(value: object, info: ValidationInfo) -> tuple[Path, ...]:
+    items = [value] if isinstance(value, str | Path) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError(f"expected an array of folder paths, got {_toml_type(value)}")
+    return tuple(_resolve_path(item, info) for item in items)
+
+
 # ---------------------------------------------------------------------------------------------
 # The models. Field defaults are the project's defaults; config/feedworker.toml mirrors them.
 # ---------------------------------------------------------------------------------------------
@@ -471,6 +479,17 @@ class Settings(BaseModel):
     # articles and is 6 bits below the closest pair of different articles (bench/neardup.py).
     near_duplicate_distance: int = Field(default=10, ge=0, le=MAX_NEAR_DUPLICATE_DISTANCE)
     dedupe_across_sources: bool = False  # near-duplicates of another source's items too
+    # Folders of site rule files in FiveFilters' ftr-site-config format (worker.siterules),
+    # searched in order, the operator's own first. Read with the config, reloaded with it.
+    site_rules: Annotated[tuple[Path, ...], PlainValidator(_resolve_paths)] = ()
+    site_rules_global: bool = False  # also apply the first folder's global.txt, to every page
+    # Honour the rules' http_header(...) lines: off, since their User-Agent and Cookie lines
+    # override the operator's honest User-Agent (and cookies set by someone else).
+    site_rules_headers: bool = False
+    # Keep automatic extraction's body when a rule's looks worse (rules age; README "Site rules").
+    site_rules_check: bool = True
+    # Pages of one multi-page article fetched and merged (`next_page_link`, `paginated_articles`).
+    max_article_pages: int = Field(default=10, ge=1, le=100)
     health: HealthThresholds = HealthThresholds()  # [worker.health]: when a source is degraded
     webhook_url: str | None = None  # receives a JSON POST when a source degrades or recovers
     # When set, the status page, /metrics and /opml (and the feeds, unless `public_feeds`) want
@@ -671,6 +690,10 @@ class Source(BaseModel):
     remove: Selectors = ()  # CSS selectors removed from the article before extraction
     respect_robots: bool = True
     allow_private_networks: bool = False
+    site_rules: bool = True  # apply the [worker] site_rules files to this source's pages
+    # Follow an article's own pagination (`<link rel="next">`, a "page 2" link of the same URL)
+    # and merge its pages into one item, without a site rule.
+    paginated_articles: bool = False
     # Refetch known articles still in the feed (conditional GET) at most this often, so edits
     # reach the feed; None: an article is fetched once.
     recheck: Interval | None = None
@@ -796,8 +819,9 @@ class Config:
     settings: Settings
     sources: tuple[Source, ...]  # enabled and disabled, in file order
     files: tuple[Path, ...]
-    digest: str
+    digest: str  # of every config file read, and of the site rule files
     warnings: tuple[ConfigProblem, ...] = ()  # valid but doubtful (`feedworker check` shows them)
+    site_rules: RuleLibrary = EMPTY_LIBRARY  # read from `settings.site_rules`
 
     @property
     def active_sources(self) -> tuple[Source, ...]:
@@ -939,19 +963,23 @@ class _Loader:
             raise ConfigError([problem])
         settings = self._load_settings()
         self.sources = self._load_sources()
+        library = self._load_site_rules(settings) if settings is not None else EMPTY_LIBRARY
         if self.problems or settings is None:
             raise ConfigError(self._sorted_problems())
-        return self._config(settings, self.sources)
+        return self._config(settings, self.sources, library)
 
-    def _config(self, settings: Settings, sources: Sequence[Source]) -> Config:
+    def _config(
+        self, settings: Settings, sources: Sequence[Source], library: RuleLibrary = EMPTY_LIBRARY
+    ) -> Config:
         return Config(
             config_dir=self.config_dir,
             root=self.root,
             settings=settings,
             sources=tuple(sources),
             files=tuple(self.files),
-            digest=self._digest(),
+            digest=self._digest(library.digest),
             warnings=tuple(self.warnings),
+            site_rules=library,
         )
 
     def salvage(self, error: ConfigError) -> Config:
@@ -968,6 +996,22 @@ class _Loader:
         except Exception:  # a problem the keys alone do not explain
             raise error from None
         return self._config(settings, self.sources)
+
+    def _load_site_rules(self, settings: Settings) -> RuleLibrary:
+        """The rule folders' files; a folder that is not there is a config problem, a rule file
+        that does not parse is not (`RuleLibrary.problems`: `feedworker check` lists them)."""
+        for n, folder in enumerate(settings.site_rules):
+            if not folder.is_dir():
+                what = "is not a folder" if folder.exists() else "not found"
+                self.problems.append(
+                    ConfigProblem(
+                        self._name(self.config_dir / SETTINGS_FILE),
+                        f"site rules folder {what}: {folder} (clone the rules there, see the"
+                        ' README\'s "Site rules")',
+                        field=f"site_rules[{n}]",
+                    )
+                )
+        return load_rule_folders(settings.site_rules, use_global=settings.site_rules_global)
 
     def _sorted_problems(self) -> list[ConfigProblem]:
         """Problems grouped by file, in the order the files are read; environment last."""
@@ -1010,12 +1054,14 @@ class _Loader:
             self.problems.append(ConfigProblem(name, message))
             return None
 
-    def _digest(self) -> str:
+    def _digest(self, rules_digest: str = "") -> str:
         digest = hashlib.sha256()
         for path, raw in zip(self.files, self.contents, strict=True):
             name = self._name(path).encode()
             digest.update(len(name).to_bytes(8, "big") + name)
             digest.update(len(raw).to_bytes(8, "big") + raw)
+        if rules_digest:  # only with site rules: other configs keep the digest they had
+            digest.update(b"site_rules:" + rules_digest.encode())
         return digest.hexdigest()
 
     # -- [worker] -----------------------------------------------------------------------------

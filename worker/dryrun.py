@@ -167,6 +167,7 @@ async def try_source(
         credentials = config.credentials
         async with Fetcher(options, transport=transport, credentials=credentials) as fetcher:
             ctx = RunContext(settings, fetcher, store, dry_run=True, on_listing=listings.append)
+            ctx.site_rules = config.site_rules
             report = await run_source(source, ctx)
     finally:
         store.close()

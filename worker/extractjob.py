@@ -28,7 +28,7 @@ from worker.dedupe import Signature, text_signature
 from worker.errors import ExtractError
 from worker.extract import ExtractOptions, extract
 from worker.listread import read_listing
-from worker.models import Article, RawHtml
+from worker.models import Article, RawHtml, RuleTrace
 
 DEFAULT_JOB = "worker.extractjob:extract_page"
 # Children run at a lower priority than the event loop: extraction is batch work, while the loop
@@ -48,6 +48,7 @@ class Extracted:
     article: Article | None = None
     signature: Signature | None = None
     error: str = ""  # why there is no article: the extractor's own refusal (ExtractError)
+    site_rule: RuleTrace | None = None  # with no article: the site rule whose body missed
 
 
 def extract_page(html: str | RawHtml, url: str, options: ExtractOptions) -> Extracted:
@@ -55,8 +56,8 @@ def extract_page(html: str | RawHtml, url: str, options: ExtractOptions) -> Extr
     `Extracted.error`."""
     try:
         article = extract(html_text(html), url, options)
-    except ExtractError as exc:
-        return Extracted(error=str(exc))
+    except ExtractError as exc:  # a `RuleMissed` carries its rule's trace
+        return Extracted(error=str(exc), site_rule=getattr(exc, "trace", None))
     return Extracted(article, text_signature(article.body_text))
 
 

@@ -409,6 +409,7 @@ class Fetcher:
         respect_robots: bool = True,
         accept: frozenset[str] = HTML_TYPES,
         decode: bool = True,
+        headers: Mapping[str, str] | None = None,
     ) -> Page | NotModified:
         """GET an HTML page, following redirects; raises a `FetchError` subclass when refused.
 
@@ -418,10 +419,13 @@ class Fetcher:
         a page that is not HTML then comes with its raw bytes in `Page.body` (a gzipped file
         unpacked, within `max_page_bytes`) and no `text`. With `decode=False` an HTML page is
         left as bytes too (`Page.raw`), for a caller that hands it on (see `RawHtml`).
+        `headers` (a site rule's) go to `url`'s origin only, never to another after a redirect.
         """
         shown = _redact(url)
         current = _parse_url(url, shown)
-        headers = _conditional_headers(validators)
+        conditional = _conditional_headers(validators)
+        own = {**(headers or {}), **conditional}
+        origin = (current.scheme, current.host, current.port)
         rule = _BodyRule(limit=self._options.max_page_bytes, accept=accept, decode=decode)
         seen = {current}
         guard = _Guard(allow_private, trusted_origin)
@@ -432,7 +436,9 @@ class Fetcher:
                 raise Blocked(shown, reason)
             if respect_robots:
                 await self._check_robots(current, shown, guard, budget)
-            reply = await self._send(_Request(current, shown, headers, rule, guarded), budget)
+            same = (current.scheme, current.host, current.port) == origin
+            hop = _Request(current, shown, own if same else conditional, rule, guarded)
+            reply = await self._send(hop, budget)
             if reply.status not in REDIRECT_STATUSES:
                 return _to_page(url, shown, reply, rule)
             if hop == self._options.max_redirects:

@@ -15,6 +15,8 @@ breaks nor extends a streak), each with a sentence a person understands:
 5. pages: most article pages stop being HTML (another content type, empty bodies);
 6. javascript: the listing page is an empty shell that scripts fill in (no text, a mount point,
    scripts): judged at once, on one run and with no baseline, since it will not change by itself.
+7. site rules: a site rule's `body` (or `title`, `author`, `date`) finds nothing on most pages
+   where it used to find something: the site changed and its rule file did not (yet).
 
 A 304 for the index page confirms the page an earlier run read, so it repeats that reading's
 listing facts (`run_health`): a listing that went empty stays judged run after run, instead of
@@ -117,6 +119,7 @@ SKIP_KINDS = (
     "no_text",  # the extractor found no article text
     "too_short",  # a body under the source's floor (`min_body_chars`)
     "duplicate",  # the same or nearly the same text as a stored item
+    "native_ad",  # a site rule's native_ad_clue matched: sponsored content
     "error",  # an internal error
     "other",
 )
@@ -125,6 +128,8 @@ POOR_METHODS = ("fallback", "feed-summary")
 POOR_SKIPS = ("no_text", "too_short", "challenge")
 NOT_HTML_SKIPS = ("not_html", "empty")
 BLOCKING_STATUSES = frozenset({403, 429})
+# A site rule's directives whose "found nothing" is drift, in the order a reason names them.
+RULE_DIRECTIVES = ("body", "title", "author", "date")
 # Floors below half the source's own median are never used: half, not all of it, because half
 # a source's articles are shorter than its median.
 OWN_MEDIAN_SHARE = 0.5
@@ -234,6 +239,8 @@ def run_health(
         blocked=report.blocked,
         challenge=report.challenge,
         needs_javascript=report.needs_javascript,
+        rule_pages=dict(report.rule_pages),
+        rule_missed=dict(report.rule_missed),
     )
     if report.index_not_modified and not report.error:
         return _confirmed(current, history)
@@ -463,7 +470,54 @@ def _javascript(history: Sequence[RunHealth], thresholds: HealthThresholds) -> s
     )
 
 
-_RULES = (_blocked, _listing, _bodies, _extraction, _pages, _javascript)
+def _site_rules(history: Sequence[RunHealth], thresholds: HealthThresholds) -> str | None:
+    """A site rule whose directives stopped matching, for each rule of the last run."""
+    if not history:
+        return None
+    found = [
+        reason
+        for name in sorted(history[-1].rule_pages)
+        if (reason := _drift(history, thresholds, name))
+    ]
+    return "; ".join(found) or None
+
+
+def _drift(history: Sequence[RunHealth], thresholds: HealthThresholds, name: str) -> str | None:
+    def pages(h: RunHealth) -> int:
+        return h.rule_pages.get(name, 0)
+
+    def missed(h: RunHealth, directive: str) -> int:
+        return h.rule_missed.get(f"{name}: {directive}", 0)
+
+    def drifted(h: RunHealth, earlier: list[RunHealth]) -> list[str]:
+        """The directives that missed on most of `h`'s pages, and on few before."""
+        share = thresholds.poor_share
+        return [
+            d
+            for d in RULE_DIRECTIVES
+            if missed(h, d) >= share * pages(h)
+            and missed(h, d) > 0
+            and _share(earlier, lambda e, d=d: missed(e, d), pages) < share
+        ]
+
+    found = _streak(
+        history, thresholds, lambda h: pages(h) > 0, lambda h, e: bool(e) and bool(drifted(h, e))
+    )
+    if found is None:
+        return None
+    lost = [d for d in RULE_DIRECTIVES if all(d in drifted(h, found.earlier) for h in found.bad)]
+    if not lost:
+        return None
+    worst = lost[0]
+    bad = sum(missed(h, worst) for h in found.bad)
+    total = sum(pages(h) for h in found.bad)
+    return (
+        f"site rule for {name} no longer matches: {', '.join(lost)} ({worst} found nothing on"
+        f" {bad} of {total} pages {_on_runs(len(found.bad))}; it matched before)"
+    )
+
+
+_RULES = (_blocked, _listing, _bodies, _extraction, _pages, _javascript, _site_rules)
 
 
 # -- wording --------------------------------------------------------------------------------------

@@ -86,6 +86,20 @@ class Link:
 
 
 @dataclass(frozen=True, slots=True)
+class RuleTrace:
+    """How a site rule file (`worker.siterules`) shaped one page: for `feedworker extract`, and
+    for source health, where a rule that stops matching is drift."""
+
+    name: str  # the rule file's name without ".txt": "example.com", ".example.com"
+    path: str = ""  # where it was read
+    matched: tuple[str, ...] = ()  # directives that found something: "title", "strip ×3"...
+    missed: tuple[str, ...] = ()  # of title, body, author and date: given, found nothing
+    body_used: bool = False  # the body is the rule's (else automatic extraction's)
+    native_ad: bool = False  # a `native_ad_clue` matched: sponsored content
+    note: str = ""  # why the rule's body was not used, when it matched
+
+
+@dataclass(frozen=True, slots=True)
 class Article:
     """What the extractor makes of one page. `body_html` is sanitised; `body_text` is plain."""
 
@@ -107,10 +121,16 @@ class Article:
     # The fingerprints the extractor looked up in the site's template (the blocks it could have
     # dropped as template): a newly learnt template changes the article only if it names one.
     template_checked: tuple[str, ...] = ()
-    # Which path produced the body: "selector" (operator override), "auto" (the first attempt),
-    # a later attempt of the extractor's safety net ("prose-run", "opening", "loose", "raw"),
-    # "jsonld", "fallback" (see worker.extract.article).
+    # Which path produced the body: "selector" (operator override), "rule" (a site rule),
+    # "auto" (the first attempt), a later attempt of the extractor's safety net ("prose-run",
+    # "opening", "loose", "raw"), "jsonld", "fallback" (see worker.extract.article).
     method: str = "auto"
+    site_rule: RuleTrace | None = None  # the site rule applied to the page, if any
+    # Multi-page articles: the next page's URL (a rule's `next_page_link`, or pagination when
+    # asked for), and the single-page version's (a rule's `single_page_link`). The pipeline
+    # follows them; the extractor never fetches.
+    next_page: str | None = None
+    single_page: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +204,10 @@ class RunReport:
     # The listing page is an empty shell its scripts fill in (`worker.health.script_shell`).
     needs_javascript: bool = False
     articles: list[ArticleTrace] = field(default_factory=list)
+    # Site rules: articles each rule file was applied to ("example.com" -> 4), and those where
+    # one of its directives found nothing ("example.com: body" -> 1).
+    rule_pages: dict[str, int] = field(default_factory=dict)
+    rule_missed: dict[str, int] = field(default_factory=dict)
     health_state: str = ""  # "ok" | "degraded" after this run ("" when not judged)
     health_reasons: tuple[str, ...] = ()
     health_changed: bool = False  # this run moved the source from ok to degraded or back
@@ -220,4 +244,6 @@ class RunHealth:
     challenge: str = ""
     needs_javascript: bool = False  # the listing page is a script shell
     not_modified: bool = False  # a 304: the listing facts above repeat the reading it confirms
+    rule_pages: dict[str, int] = field(default_factory=dict)  # as in `RunReport`
+    rule_missed: dict[str, int] = field(default_factory=dict)
     degraded: bool = False  # the source's state once this run was judged

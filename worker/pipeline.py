@@ -4,7 +4,9 @@
    GET of the source's URL, a 304 skips straight to publishing);
 2. take the links not seen before;
 3. fetch the articles not seen before, at most `max_items` new ones per run;
-4. extract each article, with the source's learnt template (recurring blocks) removed;
+4. extract each article, with the source's learnt template (recurring blocks) removed and the
+   site rules of its host applied (`worker.siterules`); a multi-page article's further pages
+   (or its single-page version) are fetched and merged into it (`worker.multipage`);
 5. dedupe by canonical URL and by content hash, store new items;
 6. render the source's feeds and write the files that changed;
 7. record the run, judge the source's health against its own history (`worker.health`; one log
@@ -56,13 +58,16 @@ from worker.models import (
     Link,
     NotModified,
     Page,
+    RuleTrace,
     RunHealth,
     RunReport,
     Skip,
     Validators,
 )
+from worker.multipage import follow_pages
 from worker.publish import FeedMeta, FeedSink, publish_feeds
 from worker.redact import redact_text, redact_url
+from worker.siterules import EMPTY_LIBRARY, RuleLibrary
 from worker.store import Identity, SimhashIndex, Store
 from worker.urls import normalise_url, param_dropper
 
@@ -74,6 +79,10 @@ TEMPLATE_MIN_PAGES = 3
 SIMHASHES_IN_MEMORY = 5000
 # Dates further ahead than this are a wrong clock or a scheduled post, not the article's date.
 FUTURE_TOLERANCE = timedelta(days=1)
+# A site rule's `http_header(...)` lines sent with `site_rules_headers = true`: the ones rule files
+# use (User-Agent, Cookie, Referer, Accept). Never those that would undo our own handling of the
+# exchange (Accept-Encoding: we decode bodies ourselves, with limits; Host, Authorization...).
+RULE_HEADERS = frozenset({"user-agent", "cookie", "referer", "accept", "accept-language"})
 
 
 def utc_now() -> datetime:
@@ -98,6 +107,7 @@ class RunContext:
     on_listing: Callable[[Listing], None] | None = None  # sees each listing read
     # Where pages are extracted: inline, or in child processes (`extract_processes`).
     extractor: Extractor = field(default_factory=InlineExtractor)
+    site_rules: RuleLibrary = EMPTY_LIBRARY  # the config's site rule files (`Config.site_rules`)
 
 
 @dataclass(slots=True)
@@ -107,6 +117,9 @@ class _Fetched:
     position: int  # place on the listing (0 = first), to keep listing order among undated items
     recheck: bool = False  # a known article fetched again to see whether it was edited
     extraction: asyncio.Future[Extracted] | None = None  # started as soon as the page arrived
+    # A multi-page article's further pages by URL (None: could not be fetched), kept so that
+    # extracting it again (with newly learnt template blocks) fetches nothing.
+    more: dict[str, Page | None] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -314,6 +327,7 @@ async def _fetch_articles(run: _Run, links: Sequence[Link], boilerplate: frozens
                 trusted_origin=run.source.url,
                 respect_robots=run.source.respect_robots,
                 decode=False,  # the extractor decodes it (see `RawHtml`)
+                headers=_rule_headers(run, link.url),
             )
         except FetchError as exc:
             status = exc.status if isinstance(exc, BadStatus) else None
@@ -429,10 +443,8 @@ async def _extract_all(
 
 
 async def _extract(run: _Run, fetched: _Fetched, boilerplate: frozenset[str]) -> Extracted:
-    options = ExtractOptions(
-        body=run.source.body, remove=tuple(run.source.remove), boilerplate=boilerplate
-    )
     page = fetched.page
+    options = _options(run, page.final_url, boilerplate)
     try:
         done = await run.ctx.extractor.extract(page_html(page), page.final_url, options)
     except ExtractorCrashed as exc:
@@ -444,15 +456,133 @@ async def _extract(run: _Run, fetched: _Fetched, boilerplate: frozenset[str]) ->
         _skip(run, fetched.link.url, reason, "error", status=page.status)
         return Extracted()
     if done.article is None:
+        _note_rule(run.report, done.site_rule)  # a rule's body that matched nothing, no fallback
         return Extracted(_junk(run, fetched, done.error, "no_text"))
+    if done.article.next_page is not None or done.article.single_page is not None:
+        done = await _merge_pages(run, fetched, done, boilerplate)
     # A feed's title, date... where the page has none; the body text stays as signed.
     return replace(done, article=fill_article(done.article, fetched.link.entry))
+
+
+def _options(
+    run: _Run, url: str, boilerplate: frozenset[str], page_number: int = 1
+) -> ExtractOptions:
+    """How to extract a page of the source at `url`: the operator's overrides, the site's
+    template, and the site rules of `url`'s host."""
+    source, settings = run.source, run.ctx.settings
+    return ExtractOptions(
+        body=source.body,
+        remove=tuple(source.remove),
+        boilerplate=boilerplate,
+        site_rules=run.ctx.site_rules.for_url(url) if source.site_rules else None,
+        paginated=source.paginated_articles,
+        page_number=page_number,
+        check_rules=settings.site_rules_check,
+    )
+
+
+def _rule_headers(run: _Run, url: str) -> dict[str, str] | None:
+    """The site rule's `http_header(...)` lines for `url` that may be sent (`RULE_HEADERS`),
+    when the operator allows them (`site_rules_headers`); the others are left out with a
+    debug line."""
+    rules = run.ctx.site_rules.for_url(url) if run.source.site_rules else None
+    if rules is None or not rules.headers:
+        return None
+    allowed = run.ctx.settings.site_rules_headers
+    sent = {name: value for name, value in rules.headers if allowed and name in RULE_HEADERS}
+    left_out = [name for name, _ in rules.headers if name not in sent]
+    if left_out:
+        why = "not one we send" if allowed else "site_rules_headers = false"
+        log.debug(
+            "site rule headers not sent",
+            extra=fields(url=url, rule=rules.name, headers=",".join(left_out), why=why),
+        )
+    return sent or None
+
+
+async def _merge_pages(
+    run: _Run, fetched: _Fetched, done: Extracted, boilerplate: frozenset[str]
+) -> Extracted:
+    """The article with its single-page version's body, or with its next pages merged in
+    (`worker.multipage`); fetched once, with the same politeness and guard as any article."""
+    assert done.article is not None
+
+    async def load(url: str, page_number: int) -> Article | None:
+        page = await _fetch_more(run, fetched, url)
+        if page is None:
+            return None
+        options = _options(run, page.final_url, boilerplate, page_number)
+        try:
+            more = await run.ctx.extractor.extract(page_html(page), page.final_url, options)
+        except Exception as exc:  # a page beyond the first costs itself, not the article
+            log.info("article page not extracted", extra=fields(url=url, error=repr(exc)))
+            return None
+        return more.article
+
+    followed = await follow_pages(done.article, load, run.ctx.settings.max_article_pages)
+    extra = fields(source=run.source.id, url=fetched.link.url, pages=followed.pages)
+    if followed.stopped:
+        extra["fields"]["stopped"] = followed.stopped
+    if followed.single_page:
+        log.info("single-page version used", extra=extra)
+    elif followed.pages > 1 or followed.stopped:
+        log.info("article pages merged", extra=extra)
+    if followed.article is done.article:
+        return done
+    return Extracted(followed.article, text_signature(followed.article.body_text))
+
+
+async def _fetch_more(run: _Run, fetched: _Fetched, url: str) -> Page | None:
+    """A further page of `fetched`'s article (counted in the run's figures), or None."""
+    if url in fetched.more:
+        return fetched.more[url]
+    fetched.more[url] = None
+    source, report = run.source, run.report
+    try:
+        result = await run.fetcher.fetch_page(
+            url,
+            allow_private=source.allow_private_networks,
+            trusted_origin=source.url,
+            respect_robots=source.respect_robots,
+            decode=False,
+            headers=_rule_headers(run, url),
+        )
+    except FetchError as exc:
+        if isinstance(exc, BadStatus):
+            _note_refusal(run, exc)
+        log.info(
+            "article page not fetched", extra=fields(source=source.id, url=url, error=exc.reason)
+        )
+        return None
+    if isinstance(result, NotModified):
+        return None
+    _count(report.statuses, result.status)
+    report.pages_fetched += 1
+    report.bytes_received += result.size
+    fetched.more[url] = result
+    return result
+
+
+def _note_rule(report: RunReport, trace: RuleTrace | None) -> None:
+    """Count a page a site rule was applied to, and the rule's directives that found nothing
+    there (source health: a rule that stops matching is drift)."""
+    if trace is None:
+        return
+    _count(report.rule_pages, trace.name)
+    for directive in trace.missed:
+        _count(report.rule_missed, f"{trace.name}: {directive}")
 
 
 def _vet(run: _Run, fetched: _Fetched, article: Article) -> Article | None:
     """Count an extracted article's body and path; one under the source's floor is junk."""
     if article.method == FEED_SUMMARY:
         return article
+    rule = article.site_rule
+    _note_rule(run.report, rule)
+    if rule is not None and rule.native_ad:
+        reason = f"sponsored content (site rule {rule.name}: native_ad_clue)"
+        _skip(run, fetched.link.url, reason, "native_ad", status=fetched.page.status)
+        return None
     chars = len(article.body_text)
     run.report.body_lengths.append(chars)
     if chars < run.floor:

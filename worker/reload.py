@@ -81,6 +81,25 @@ def folder_stamp(config_dir: Path) -> Stamp:
     return tuple(entries)
 
 
+def rule_folders_stamp(folders: tuple[Path, ...]) -> Stamp:
+    """(path, inode, size, mtime) of every `.txt` file in the site rule folders: a `git pull`
+    of the rules is picked up like an edit of the config folder."""
+    entries = []
+    for folder in folders:
+        try:
+            scan = os.scandir(folder)
+        except OSError:
+            entries.append((str(folder), 0, 0, 0))  # gone: its absence is a change too
+            continue
+        with scan:
+            for entry in scan:
+                with contextlib.suppress(OSError):
+                    if entry.name.endswith(".txt") and entry.is_file():
+                        stat = entry.stat()
+                        entries.append((entry.path, stat.st_ino, stat.st_size, stat.st_mtime_ns))
+    return tuple(sorted(entries))
+
+
 def restart_only_changes(old: Settings, new: Settings) -> list[str]:
     """The restart-only settings whose value differs between `old` and `new`, sorted."""
     return sorted(
@@ -95,13 +114,14 @@ class ConfigWatcher:
         self.config_dir = config.config_dir
         self.digest = config.digest  # of the config in force
         self._env = env
-        self._loaded = folder_stamp(self.config_dir)  # what the config in force was read from
+        self._rule_folders = config.settings.site_rules
+        self._loaded = self._stamp()  # what the config in force was read from
         self._seen = self._loaded  # what the previous poll saw
         self._reported: tuple[str, ...] = ()  # the problems logged last, not to repeat them
 
     def poll(self) -> Config | None:
         """Call every second or so; returns the new config at most once per good edit."""
-        stamp = folder_stamp(self.config_dir)
+        stamp = self._stamp()
         settled = stamp == self._seen
         self._seen = stamp
         if not settled or stamp == self._loaded:
@@ -121,10 +141,14 @@ class ConfigWatcher:
             self._report(ConfigError([problem]))
             return None
         self._reported = ()
+        self._rule_folders = config.settings.site_rules
         if config.digest == self.digest:
             return None
         self.digest = config.digest
         return config
+
+    def _stamp(self) -> Stamp:
+        return folder_stamp(self.config_dir) + rule_folders_stamp(self._rule_folders)
 
     def _report(self, exc: ConfigError) -> None:
         problems = tuple(str(p) for p in exc.problems)

@@ -118,6 +118,7 @@ class Worker:
             next_run=lambda sid: self._next_run(sid),
             feeds=FeedTable(store) if settings.cluster else None,
             extractor=make_extractor(settings.extract_workers),
+            site_rules=self.config.site_rules,
         )
         return self
 
@@ -256,7 +257,7 @@ class Worker:
         settings = new.settings.model_copy(update=kept)
         self.config = dataclasses.replace(new, settings=settings)
         if self._ctx is not None:  # a new context: a run in progress holds on to its own
-            self._ctx = dataclasses.replace(self._ctx, settings=settings)
+            self._ctx = dataclasses.replace(self._ctx, settings=settings, site_rules=new.site_rules)
             self._ctx.fetcher.use_credentials(new.credentials)
         return held
 

@@ -2,6 +2,9 @@
 
 Body paths, tried in this order (`Article.method` says which one won):
 - "selector": the operator's `body` CSS selector matched and holds text;
+- "rule": the site rule's `body` XPath matched, holds text, and does not look worse than what
+  the paths below find (extract/siterule.py, which also applies the rule's replacements,
+  strips and metadata before any path runs);
 - "auto": the scored-candidates extractor (body.py) found a plausible body at once;
 - "prose-run", "opening", "loose", "raw": the first body was implausible (much shorter than
   the page's largest run of prose, its JSON-LD body or word count, or its description), and
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import html as html_lib
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
@@ -22,13 +26,18 @@ from worker.extract import body as body_mod
 from worker.extract.meta import Metadata, extract_metadata
 from worker.extract.safetynet import Expected, best_body, opening_words
 from worker.extract.sanitize import sanitize_html
+from worker.extract.siterule import next_page_link, rule_page, ruled_body, ruled_metadata
 from worker.htmlparse import FlatHtml, flatten_nesting, parse_flat
 from worker.models import Article
 from worker.xmlchars import xml_safe
 
+if TYPE_CHECKING:  # lxml is loaded only by extractor processes that get site rules
+    from worker.siterules import RuleSet
+
 # What each body path means, for people reading `feedworker extract` (see the docstring).
 METHOD_NOTES: dict[str, str] = {
     "selector": "the source's `body` selector",
+    "rule": "the site rule's `body` XPath (see the rule lines below)",
     "auto": "the best-scored block of the page, with its siblings",
     "prose-run": "the first body was implausible; the page's largest run of prose instead",
     "opening": "the first body was implausible; the block holding the page description's words",
@@ -53,6 +62,10 @@ class ExtractOptions:
     body: str | None = None  # operator's CSS selector for the article container
     remove: tuple[str, ...] = ()  # operator's CSS selectors to drop before extraction
     boilerplate: frozenset[str] = frozenset()  # block fingerprints recurring on this source
+    site_rules: RuleSet | None = None  # the site rule file for the page's host, if any
+    paginated: bool = False  # look for the article's next page by its pagination links
+    page_number: int = 1  # which page of a multi-page article this is
+    check_rules: bool = True  # keep automatic extraction's body when the rule's looks worse
 
 
 def extract(html: str, url: str, options: ExtractOptions | None = None) -> Article:
@@ -60,11 +73,18 @@ def extract(html: str, url: str, options: ExtractOptions | None = None) -> Artic
     options = options or ExtractOptions()
     if not html or not html.strip():
         raise ExtractError(f"{url}: empty page")
-    page = flatten_nesting(html)  # once: the body paths may parse the page again
+    original = page = flatten_nesting(html)  # once: the body paths may parse the page again
+    ruled = rule_page(page, url, options.site_rules)
+    page = ruled.page if ruled is not None else page
     tree = parse_flat(page)
     junk = body_mod.junk_elements(tree)  # one walk finds both the junk and the metadata
-    meta = extract_metadata(tree, url, junk)
-    found, method = find_body(tree, page, meta, options, junk)
+    meta = ruled_metadata(extract_metadata(tree, url, junk), ruled)
+    next_page = next_page_link(tree, url, ruled, options.paginated, options.page_number)
+    if ruled is None:
+        found, method = find_body(tree, page, meta, options, junk)
+        trace = None
+    else:
+        found, method, trace = ruled_body(ruled, tree, junk, original, meta, options, find_body)
     if len(found.text) < MIN_ARTICLE_CHARS:
         raise ExtractError(f"{url}: no article text found")
     return Article(
@@ -83,6 +103,9 @@ def extract(html: str, url: str, options: ExtractOptions | None = None) -> Artic
         block_fingerprints=found.fingerprints,
         template_checked=tuple(sorted(found.checked)),
         method=method,
+        site_rule=trace,
+        next_page=next_page,
+        single_page=ruled.result.single_page if ruled is not None else None,
     )
 
 

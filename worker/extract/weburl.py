@@ -29,9 +29,11 @@ _PLAIN_WEB_URL = re.compile(
 
 
 # A path relative to the base, root-relative (`/a/b`) or not (`b.html`), then an optional query
-# and fragment, with none of the characters above, no `:` (a scheme) and no dot segment.
+# and fragment, with none of the characters above and no `:` (a scheme); `_plain_relative` also
+# rules out dot segments, by string search (a lookahead scanning the rest of the text from every
+# position would make the pattern quadratic when searched).
 _PLAIN_RELATIVE = re.compile(
-    r"(?!\.)(?!.*/\.)(?!//)[^?#:;\[\]\t\n\r]+(?:\?[^#;\[\]\t\n\r]+)?(?:#[^;\[\]\t\n\r]+)?"
+    r"(?!//)[^?#:;\[\]\t\n\r]+(?:\?[^#;\[\]\t\n\r]+)?(?:#[^;\[\]\t\n\r]+)?"
 )
 
 
@@ -56,13 +58,22 @@ def _plain_base(base: str) -> _Base | None:
     return _Base(plain.group(1), plain.group(2), origin, path[: path.rfind("/") + 1] or "/")
 
 
+def _plain_relative(value: str) -> bool:
+    """Whether `value` is a relative URL that string joining resolves as `urljoin` does."""
+    return (
+        not value.startswith(".")
+        and "/." not in value
+        and _PLAIN_RELATIVE.fullmatch(value) is not None
+    )
+
+
 def join_url(base: str, value: str) -> tuple[str, str, str]:
     """`urljoin(base, value)` with its scheme and host as `urlsplit` reads them; raises
     ValueError where either does."""
     plain = _PLAIN_WEB_URL.fullmatch(value) if value.isascii() else None
     if plain is None:
         parts = _plain_base(base) if value.isascii() else None
-        if parts is not None and _PLAIN_RELATIVE.fullmatch(value):
+        if parts is not None and _plain_relative(value):
             folder = "" if value.startswith("/") else parts.folder
             return f"{parts.origin}{folder}{value}", parts.scheme, parts.netloc
         absolute = urljoin(base, value)
