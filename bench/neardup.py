@@ -22,8 +22,8 @@ from collections import defaultdict
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from worker import simhash as simhash_mod
-from worker.dedupe import normalise_text
+from worker.dedupe import simhash as simhash_mod
+from worker.dedupe.content import normalise_text
 from worker.errors import ExtractError
 from worker.extract import extract
 

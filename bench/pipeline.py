@@ -513,7 +513,7 @@ def baseline_child(urls_file: Path, concurrency: int) -> None:
 def passes_child(config_dir: Path, passes: int) -> None:
     """One worker process, `passes` runs of every source; waits for the web between passes."""
     from worker.config import load_config
-    from worker.runner import Worker
+    from worker.service.runner import Worker
 
     async def main() -> None:
         async with Worker(load_config(config_dir)) as worker:

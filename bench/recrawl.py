@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from worker.config import load_config
-from worker.runner import Worker
+from worker.service.runner import Worker
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "bench"
 

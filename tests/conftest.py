@@ -5,7 +5,7 @@
     FEEDWORKER_TEST_POSTGRES_URL=postgresql://… pytest    # on a server of your own
 
 With `FEEDWORKER_TEST_POSTGRES_URL` set, the session creates a database of its own on that server
-(dropped at the end) and points the variable at it; `worker.db` then opens every SQLite state URL
+(dropped at the end) and points the variable at it; `worker.store.db` then opens every SQLite state URL
 as a schema of that database (one per SQLite path), in this process and in the `feedworker`
 subprocesses the tests start. So no test needs to know which backend it runs on.
 
@@ -27,8 +27,8 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from worker.db import TEST_POSTGRES_ENV
-from worker.store import Store
+from worker.store.db import TEST_POSTGRES_ENV
+from worker.store.state import Store
 
 # Property tests draw the same examples on every run ("ci", the default): a rare example found by
 # chance must not fail a landing at random; it becomes an @example once found. No example
@@ -174,18 +174,18 @@ def _restore_feedworker_logger() -> Iterator[None]:
 
 @pytest.fixture
 def lexbor_inputs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every text lexbor parses through `worker.htmlparse` (all of feedworker's HTML parsing),
+    """Every text lexbor parses through `worker.extract.htmlparse` (all of feedworker's HTML parsing),
     recorded: a test bounds that work (its nesting, which lexbor's time is quadratic in) instead
     of timing it."""
-    import worker.htmlparse
+    import worker.extract.htmlparse
 
     seen: list[str] = []
-    real = worker.htmlparse.LexborHTMLParser
+    real = worker.extract.htmlparse.LexborHTMLParser
 
     class Recording(real):  # type: ignore[misc, valid-type]
         def __init__(self, html: str, *args: object, **kwargs: object) -> None:
             seen.append(html)
             super().__init__(html, *args, **kwargs)
 
-    monkeypatch.setattr(worker.htmlparse, "LexborHTMLParser", Recording)
+    monkeypatch.setattr(worker.extract.htmlparse, "LexborHTMLParser", Recording)
     return seen

@@ -18,7 +18,7 @@ import httpx
 
 from worker.config import load_config
 from worker.models import RunReport
-from worker.runner import Worker
+from worker.service.runner import Worker
 
 VOCABULARY = [
     "council",

@@ -25,7 +25,7 @@ import httpcore
 import httpx
 import pytest
 
-from worker.aionet import (
+from worker.fetch.transport import (
     READ_HIGH_WATER,
     AsyncioBackend,
     AsyncioStream,
@@ -256,8 +256,8 @@ def test_the_fetcher_connects_through_the_asyncio_backend_guarded_or_not():
     """Both kinds of connection pool the worker's fetcher opens: a guarded one (the SSRF check
     around the asyncio backend) and one for trusted origins (only link-local and metadata
     addresses refused, around the same backend)."""
-    from worker.fetch import _PolicyTransport
-    from worker.netguard import GuardedBackend, blocked_address, never_fetched
+    from worker.fetch.client import _PolicyTransport
+    from worker.fetch.guard import GuardedBackend, blocked_address, never_fetched
 
     policy = _PolicyTransport(LIMITS, max_pools=4)
     guarded = policy._transport(guarded=True)._pool._network_backend
@@ -476,7 +476,7 @@ def test_https_to_the_wrong_host_name_is_a_connect_error(make: Make, certs: Cert
     with serving(keepalive_handler, certs.server_context()) as server:
         error = run(go(server.url("/small", scheme="https")))
     assert type(error) is httpx.ConnectError
-    assert "CERTIFICATE_VERIFY_FAILED" in str(error)  # what worker.fetch calls a TLS error
+    assert "CERTIFICATE_VERIFY_FAILED" in str(error)  # what worker.fetch.client calls a TLS error
 
 
 @TRANSPORTS

@@ -1,4 +1,4 @@
-"""worker.charset.decode_html: BOM, then agreeing labels, then detection, then windows-1252."""
+"""worker.fetch.decode.decode_html: BOM, then agreeing labels, then detection, then windows-1252."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import codecs
 
 import pytest
 
-from worker.charset import decode_html
+from worker.fetch.decode import decode_html
 
 RUSSIAN = "Новости дня: правительство объявило о новых мерах поддержки"
 FRENCH = "Café crème à la carte: «déjà vu» – naïve façade, señor Müller’s œuvre"

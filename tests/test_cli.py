@@ -25,9 +25,9 @@ from tests.localserver import Exchange, LocalServer
 from tests.test_e2e import write_config
 from worker.cli import main, render_status_table
 from worker.config import load_config
-from worker.logs import render_progress
 from worker.models import RunReport
-from worker.store import Store
+from worker.service.logs import render_progress
+from worker.store.state import Store
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -31,7 +31,7 @@ import pytest
 
 from tests.blogsite import Blog, Post, sample_posts
 from tests.localserver import Exchange, LocalServer
-from worker.cluster import HEARTBEAT, STALL_WINDOW
+from worker.service.cluster import HEARTBEAT, STALL_WINDOW
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = 30

@@ -8,7 +8,7 @@ import unicodedata
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from worker.dedupe import (
+from worker.dedupe.content import (
     _MAX_ROUNDS,
     _PHRASES,
     _VOLATILE,
@@ -19,7 +19,7 @@ from worker.dedupe import (
     normalise_text,
     text_signature,
 )
-from worker.xmlchars import xml_safe
+from worker.publish.xmlchars import xml_safe
 
 # Words: letters and digits only, so a word never holds whitespace and never is, alone, a
 # volatile phrase (those need a number followed by a space and a keyword).

@@ -1,4 +1,4 @@
-"""worker.discover: article links of index pages, each fixture checked for the exact set found."""
+"""worker.listing.discover: article links of index pages, each fixture checked for the exact set found."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from worker import discover
-from worker.discover import (
+from worker.extract.htmlparse import MAX_DEPTH, nesting_depth, parse_html
+from worker.listing import discover
+from worker.listing.discover import (
     Discovery,
     LinkDecision,
     advertised_feeds,
     discover_links,
     next_page_url,
 )
-from worker.htmlparse import MAX_DEPTH, nesting_depth, parse_html
 
 PAGES = Path(__file__).parent / "discover_pages"
 

@@ -24,10 +24,10 @@ import pytest
 
 from tests.sitekit import prose
 from worker.config import load_config
-from worker.metrics import Metrics
 from worker.models import RunReport
-from worker.runner import Worker
-from worker.store import Store
+from worker.service.metrics import Metrics
+from worker.service.runner import Worker
+from worker.store.state import Store
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ORIGIN = "https://drift.example.test"

@@ -15,8 +15,8 @@ import respx
 from tests.blogsite import COMMENT, POPULAR, POPULAR_HEADING, Blog, Post, sample_posts
 from worker.cli import main
 from worker.config import load_config
-from worker.runner import Worker
-from worker.store import Store
+from worker.service.runner import Worker
+from worker.store.state import Store
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 NOISE = [POPULAR_HEADING, COMMENT, "Share on Twitter", "Copyright 2026", "Older posts"] + [

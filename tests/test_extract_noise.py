@@ -206,7 +206,7 @@ PROSE = (
 
 def test_furniture_is_outermost_and_skips_only_what_goes() -> None:
     from worker.extract.body import Hints, furniture
-    from worker.htmlparse import parse_html
+    from worker.extract.htmlparse import parse_html
 
     tree = parse_html(
         "<body>"

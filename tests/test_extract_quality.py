@@ -18,7 +18,7 @@ from types import ModuleType
 import pytest
 
 from bench.extract import DATA_ENV, bench_data_dir, feedworker_text, load_scorer
-from worker.db import TEST_POSTGRES_ENV
+from worker.store.db import TEST_POSTGRES_ENV
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from selectolax.lexbor import LexborNode
 
 from worker.errors import ExtractError
 from worker.extract import ExtractOptions, body, extract, page_fingerprints
-from worker.htmlparse import MAX_DEPTH, nesting_depth
+from worker.extract.htmlparse import MAX_DEPTH, nesting_depth
 
 PARAS = [
     "The committee met for the third time this year and agreed, after a long debate, to publish "

@@ -12,9 +12,9 @@ import pytest
 from worker.cli import main
 from worker.extract import extract
 from worker.extract.body import Body
+from worker.extract.htmlparse import parse_html
 from worker.extract.meta import extract_metadata
 from worker.extract.safetynet import ATTEMPTS, Expected, opening_words, plausible
-from worker.htmlparse import parse_html
 
 URL = "https://example.org/story"
 SENTENCE = (

@@ -17,12 +17,13 @@ import respx
 
 from tests.blogsite import Blog, sample_posts
 from tests.test_e2e import BlogServer, blog_source, write_config
-from worker import runner
-from worker.charset import html_text
 from worker.config import AUTO_EXTRACT_PROCESSES, load_config
 from worker.errors import ConfigError
 from worker.extract import ExtractOptions
-from worker.extractpool import (
+from worker.fetch.decode import html_text
+from worker.models import RawHtml
+from worker.service import runner
+from worker.service.extractpool import (
     EXTRACT_NICENESS,
     Extracted,
     ExtractorCrashed,
@@ -30,8 +31,7 @@ from worker.extractpool import (
     ProcessExtractor,
     extract_page,
 )
-from worker.models import RawHtml
-from worker.runner import Worker
+from worker.service.runner import Worker
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 DEATH_PATH = "/2026/11/saving-bean-seed.html"
@@ -169,7 +169,7 @@ def test_a_raw_page_is_decoded_where_it_is_extracted(
 def test_an_extractor_process_imports_no_event_loop_machinery() -> None:
     """Each extractor process pays for what it imports in memory: the child's module must not
     pull in asyncio (and with it ssl and subprocess), which only the event loop's side needs."""
-    probe = "import sys, worker.extractjob; print(sorted({'asyncio', 'ssl'} & set(sys.modules)))"
+    probe = "import sys, worker.service.extractjob; print(sorted({'asyncio', 'ssl'} & set(sys.modules)))"
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from worker.models import Item
-from worker.publish import (
+from worker.publish.render import (
     FeedMeta,
     render_atom,
     render_combined,

@@ -1,4 +1,4 @@
-"""worker.feedsource: RSS, Atom and JSON Feed entries; the entry fills what the page lacks."""
+"""worker.listing.feedsource: RSS, Atom and JSON Feed entries; the entry fills what the page lacks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from tests.discover_pages.kinds_site import BARE, PAGE1, atom, json_feed, rss
 from worker.errors import ListingError
-from worker.feedsource import fill_article, parse_feed
+from worker.listing.feedsource import fill_article, parse_feed
 from worker.models import Article, EntryInfo
 
 BASE = "https://news.example.test/feed"

@@ -1,4 +1,4 @@
-"""worker.fetch with respx / MockTransport: headers, statuses, retries, redirects, content rules."""
+"""worker.fetch.client with respx / MockTransport: headers, statuses, retries, redirects, content rules."""
 
 from __future__ import annotations
 
@@ -17,9 +17,8 @@ import httpx
 import pytest
 import respx
 
-from worker.charset import html_text, page_html, page_text
 from worker.errors import FetchError
-from worker.fetch import (
+from worker.fetch.client import (
     SNIPPET_BYTES,
     BadStatus,
     Blocked,
@@ -32,6 +31,7 @@ from worker.fetch import (
     host_key,
     parse_retry_after,
 )
+from worker.fetch.decode import html_text, page_html, page_text
 from worker.models import NotModified, Page, RawHtml, Validators
 
 HTML = b"<!doctype html><html><head><title>Hello</title></head><body><p>Text</p></body></html>"
@@ -347,7 +347,7 @@ def test_parse_retry_after(value: str | None, seconds: float | None):
 @respx.mock
 def test_garbage_retry_after_uses_default_backoff(caplog: pytest.LogCaptureFixture):
     route = respx.get("https://example.com/g").respond(503, headers={"Retry-After": "whenever"})
-    caplog.set_level(logging.INFO, logger="worker.fetch")
+    caplog.set_level(logging.INFO, logger="worker.fetch.client")
     refusal("https://example.com/g", options(retry_backoff=0.05))
     assert route.call_count == 3
     waits = [r.wait_s for r in caplog.records if r.getMessage() == "retrying"]

@@ -11,7 +11,7 @@ import pytest
 
 from tests.localserver import Exchange, LocalServer
 from worker.errors import FetchError
-from worker.fetch import Fetcher, FetchOptions
+from worker.fetch.client import Fetcher, FetchOptions
 from worker.models import Credentials, NotModified, Page
 from worker.urls import origin_key
 

@@ -9,7 +9,7 @@ import httpx
 
 from tests.test_e2e import write_config
 from worker.config import load_config
-from worker.fetch import (
+from worker.fetch.client import (
     MAX_COOKIE_BYTES,
     MAX_COOKIE_SIZE,
     MAX_COOKIES,
@@ -17,7 +17,7 @@ from worker.fetch import (
     Fetcher,
     FetchOptions,
 )
-from worker.runner import Worker
+from worker.service.runner import Worker
 
 OPTIONS = FetchOptions(user_agent="feedworker-test/1", per_host_delay=0, retries=0)
 HTML_TYPE = {"content-type": "text/html; charset=utf-8"}

@@ -13,10 +13,9 @@ import pytest
 import respx
 
 from worker.errors import FetchError
-from worker.fetch import Blocked, Fetcher, FetchOptions
-from worker.fetch import host_key as fetch_host_key
-from worker.models import Page
-from worker.netguard import (
+from worker.fetch.client import Blocked, Fetcher, FetchOptions
+from worker.fetch.client import host_key as fetch_host_key
+from worker.fetch.guard import (
     AddressBlocked,
     GuardedBackend,
     blocked_address,
@@ -24,6 +23,7 @@ from worker.netguard import (
     never_fetched,
     same_origin,
 )
+from worker.models import Page
 from worker.urls import host_key
 
 try:

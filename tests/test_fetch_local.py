@@ -1,4 +1,4 @@
-"""worker.fetch against a real local server: drips, bombs, huge bodies, redirects, 304s."""
+"""worker.fetch.client against a real local server: drips, bombs, huge bodies, redirects, 304s."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import brotli
 import pytest
 
 from worker.errors import FetchError
-from worker.fetch import (
+from worker.fetch.client import (
     Fetcher,
     FetchOptions,
     Timeout,

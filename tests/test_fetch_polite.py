@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from worker.fetch import BadStatus, Fetcher, FetchOptions, Timeout
+from worker.fetch.client import BadStatus, Fetcher, FetchOptions, Timeout
 from worker.models import Page
 
 try:
@@ -133,7 +133,7 @@ def test_retries_back_off_exponentially(
     server: LocalServer, caplog: pytest.LogCaptureFixture
 ):  # bad input 10
     server.route("/down", status=502)
-    caplog.set_level(logging.INFO, logger="worker.fetch")
+    caplog.set_level(logging.INFO, logger="worker.fetch.client")
     [error] = fetch_all([server.url("/down")], options(per_host_delay=0.0, retry_backoff=0.2))
     assert isinstance(error, BadStatus) and error.reason == "HTTP 502"
     waits = [r.wait_s for r in caplog.records if r.getMessage() == "retrying"]

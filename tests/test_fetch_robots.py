@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from worker.fetch import Fetcher, FetchOptions, NetworkError, RobotsDisallowed
-from worker.robots import RobotsCache, RobotsRules, parse_robots, unavailable
+from worker.fetch.client import Fetcher, FetchOptions, NetworkError, RobotsDisallowed
+from worker.fetch.robots import RobotsCache, RobotsRules, parse_robots, unavailable
 
 try:
     from tests.localserver import LocalServer

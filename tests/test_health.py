@@ -1,4 +1,4 @@
-"""`worker.health`: each drift rule, the challenge markers, the body floor, and the config keys."""
+"""`worker.service.health`: each drift rule, the challenge markers, the body floor, and the config keys."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from tests.test_layering import FORBIDDEN, PACKAGE, imported_modules
 from worker.config import HealthThresholds, load_config
 from worker.errors import ConfigError
-from worker.health import (
+from worker.models import RunHealth, RunReport
+from worker.service.health import (
     CHALLENGE_MARKERS,
     NOSCRIPT_ONLY,
     assess,
@@ -19,7 +20,6 @@ from worker.health import (
     run_health,
     script_shell,
 )
-from worker.models import RunHealth, RunReport
 
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
 DEFAULTS = HealthThresholds()
@@ -168,11 +168,13 @@ def test_other_pages_are_not_script_shells(name: str) -> None:
 def test_pages_with_many_tags_are_ruled_out_before_any_parse(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import worker.health
+    import worker.service.health
 
     parsed: list[int] = []
-    real = worker.health.parse_html
-    monkeypatch.setattr(worker.health, "parse_html", lambda html: parsed.append(1) or real(html))
+    real = worker.service.health.parse_html
+    monkeypatch.setattr(
+        worker.service.health, "parse_html", lambda html: parsed.append(1) or real(html)
+    )
     hostile = [
         "<script>x</script>" + "<div " * 100_000,  # lexbor: quadratic in repeated attributes
         "<script>x</script>" + "<div>" * 100_000,
@@ -346,7 +348,7 @@ def test_an_article_about_captchas_is_not_a_challenge() -> None:
 
 
 def test_health_module_is_pure() -> None:
-    names = imported_modules(PACKAGE / "health.py")
+    names = imported_modules(PACKAGE / "service" / "health.py")
     assert not {m for m in names if m.split(".")[0] in FORBIDDEN or m in FORBIDDEN}
 
 

@@ -14,9 +14,9 @@ from tests.test_drift_e2e import DriftSite, Harness
 from tests.test_serve import app_client
 from worker.cli import main, seed_metrics
 from worker.config import load_config
-from worker.metrics import Metrics
-from worker.serve import build_app, store_status_reader
-from worker.store import Store
+from worker.service.metrics import Metrics
+from worker.store.state import Store
+from worker.web.serve import build_app, store_status_reader
 
 REASON_START = "the listing selector 'ul.posts h2 a' matched nothing on the last 2 runs"
 
@@ -95,7 +95,7 @@ def test_status_command_shows_health(degraded: Harness, capsys: pytest.CaptureFi
 
 def test_webhook_message_shape() -> None:
     from worker.models import RunReport
-    from worker.webhook import transition_message
+    from worker.service.webhook import transition_message
 
     report = RunReport("drift", started=datetime(2026, 1, 1, tzinfo=UTC))
     report.health_state, report.health_reasons = "degraded", ("why",)

@@ -9,12 +9,12 @@ import asyncio
 import pytest
 import respx
 
-from worker.charset import decode_html
 from worker.errors import FetchError, ListingError
-from worker.feedsource import parse_feed
-from worker.fetch import Fetcher, FetchOptions, RobotsDisallowed
-from worker.listing import ListingOptions, list_articles
-from worker.robots import parse_robots
+from worker.fetch.client import Fetcher, FetchOptions, RobotsDisallowed
+from worker.fetch.decode import decode_html
+from worker.fetch.robots import parse_robots
+from worker.listing.feedsource import parse_feed
+from worker.listing.lister import ListingOptions, list_articles
 
 METADATA = "http://169.254.169.254/latest/meta-data/"
 OPTIONS = FetchOptions(user_agent="feedworker-test/1", per_host_delay=0, retries=0)

@@ -14,7 +14,7 @@ from tests.blogsite import Blog, sample_posts
 from tests.localserver import Exchange, LocalServer
 from worker.config import load_config
 from worker.models import RunReport
-from worker.runner import Worker
+from worker.service.runner import Worker
 
 HTML = {"Content-Type": "text/html; charset=utf-8"}
 

@@ -1,11 +1,11 @@
-"""worker.htmlparse: every parse is bounded in time, and ordinary pages parse unchanged."""
+"""worker.extract.htmlparse: every parse is bounded in time, and ordinary pages parse unchanged."""
 
 from __future__ import annotations
 
 import pytest
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from worker.htmlparse import (
+from worker.extract.htmlparse import (
     CHECK_TAGS,
     MAX_DEPTH,
     as_tree,

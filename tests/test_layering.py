@@ -9,33 +9,30 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "worker"
 PURE = [
-    "discover.py",
-    "htmlparse.py",
-    "dedupe.py",
-    "urls.py",
-    "xmlchars.py",
-    "models.py",
-    "sitemap.py",
-    "feedsource.py",
-    "kinds.py",
-    "simhash.py",
-    "health.py",
-    "redact.py",
-    "listread.py",
-    "urlpattern.py",
-    "xmldoc.py",
+    "listing/discover.py",
+    "listing/sitemap.py",
+    "listing/feedsource.py",
+    "listing/kinds.py",
+    "listing/read.py",
+    "listing/xmldoc.py",
     "extract",
+    "dedupe",
+    "publish/xmlchars.py",
     "siterules",
-    "multipage.py",
+    "service/health.py",
+    "urls.py",
+    "models.py",
+    "redact.py",
+    "urlpattern.py",
 ]
 FORBIDDEN = {
     "psycopg",
-    "worker.db",
+    "worker.store.db",
+    "worker.store.state",
     "httpx",
     "sqlite3",
     "socket",
-    "worker.store",
-    "worker.fetch",
+    "worker.fetch.client",
     "worker.pipeline",
     "asyncio",
 }
@@ -67,5 +64,5 @@ def test_pure_module_imports_no_side_effects(path: Path) -> None:
 
 def test_layering_check_sees_imports(tmp_path: Path) -> None:
     sample = tmp_path / "x.py"
-    sample.write_text("import httpx\nfrom worker.store import Store\n")
-    assert imported_modules(sample) == {"httpx", "worker.store"}
+    sample.write_text("import httpx\nfrom worker.store.state import Store\n")
+    assert imported_modules(sample) == {"httpx", "worker.store.state"}

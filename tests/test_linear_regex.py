@@ -27,16 +27,22 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import worker
-from worker.dedupe import text_signature
-from worker.discover import discover_links
+from worker.dedupe.content import text_signature
 from worker.errors import ExtractError
 from worker.extract import extract, page_fingerprints
-from worker.feedsource import parse_feed
-from worker.health import challenge_marker
-from worker.htmlparse import flatten_nesting, parse_html
+from worker.extract.htmlparse import flatten_nesting, parse_html
+from worker.listing.discover import discover_links
+from worker.listing.feedsource import parse_feed
+from worker.service.health import challenge_marker
 
 # Modules whose patterns only ever see the operator's own config or our SQL.
-TRUSTED_TEXT = {"worker.config", "worker.db", "worker.cli", "worker.logs", "worker.__main__"}
+TRUSTED_TEXT = {
+    "worker.config",
+    "worker.store.db",
+    "worker.cli",
+    "worker.service.logs",
+    "worker.__main__",
+}
 SIZE = 64 * 1024
 PATTERN_CPU_LIMIT = 0.25  # seconds for one pattern over one 64 KiB input
 # Units that, repeated, make a backtracking pattern rescan the rest of the text from each one:
@@ -78,12 +84,12 @@ def cpu(call: Callable[[], object]) -> float:
 
 def test_the_sweep_sees_the_patterns_that_were_quadratic() -> None:
     for name in (
-        "worker.htmlparse._TAG",
-        "worker.feedsource._TAG",
-        "worker.health._HIDDEN",
-        "worker.health._TAG",
-        "worker.charset._META_CHARSET",
-        "worker.dedupe._VOLATILE",
+        "worker.extract.htmlparse._TAG",
+        "worker.listing.feedsource._TAG",
+        "worker.service.health._HIDDEN",
+        "worker.service.health._TAG",
+        "worker.fetch.decode._META_CHARSET",
+        "worker.dedupe.content._VOLATILE",
         "worker.extract.meta._DATE_ZONE_SUFFIX",
         "worker.extract.sanitize._RAW_TEXT_ELEMENT",
     ):

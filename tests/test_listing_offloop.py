@@ -1,6 +1,6 @@
 """Listing documents are read beside the event loop, bounded and under a time cap (issue 16).
 
-Index pages, feeds and sitemaps are read by `worker.listread.read_listing`, in an extractor
+Index pages, feeds and sitemaps are read by `worker.listing.read.read_listing`, in an extractor
 process or (with `extract_processes = 0`) a worker thread, never in the event loop's own thread;
 what comes back is bounded (links per page, entries per feed and sitemap); a document over the
 cap costs its source that run, with the reason, and no other source anything.
@@ -18,15 +18,14 @@ import respx
 
 from tests.test_e2e import write_config
 from tests.test_extractpool import T0, blog_site
-from worker import listread, runner
 from worker.config import load_config
-from worker.discover import MAX_PAGE_LINKS, discover_links
 from worker.errors import ListingError
-from worker.extractpool import ExtractorCrashed, InlineExtractor, ProcessExtractor
-from worker.feedsource import MAX_FEED_ENTRIES, FeedResult
-from worker.fetch import Fetcher, FetchOptions
-from worker.listing import Listing, ListingOptions, list_articles
-from worker.listread import (
+from worker.fetch.client import Fetcher, FetchOptions
+from worker.listing import read as listread
+from worker.listing.discover import MAX_PAGE_LINKS, discover_links
+from worker.listing.feedsource import MAX_FEED_ENTRIES, FeedResult
+from worker.listing.lister import Listing, ListingOptions, list_articles
+from worker.listing.read import (
     FeedRequest,
     IndexPage,
     IndexRequest,
@@ -34,9 +33,11 @@ from worker.listread import (
     Unreadable,
     read_listing,
 )
+from worker.listing.sitemap import SitemapResult
 from worker.models import RawHtml
-from worker.runner import Worker
-from worker.sitemap import SitemapResult
+from worker.service import runner
+from worker.service.extractpool import ExtractorCrashed, InlineExtractor, ProcessExtractor
+from worker.service.runner import Worker
 
 ORIGIN = "https://slow.example.test"
 # A child's cap in these tests, and a feed that takes it several times over (about 10 s of CPU):

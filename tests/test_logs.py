@@ -16,7 +16,7 @@ import pytest
 from tests.localserver import LocalServer
 from tests.test_cli import REPO, blog_source, serve_blog
 from tests.test_e2e import write_config
-from worker.logs import (
+from worker.service.logs import (
     JsonFormatter,
     ProgressLine,
     RepeatFilter,
@@ -131,7 +131,7 @@ def test_an_unknown_log_level_is_a_one_line_usage_error(
 
 
 def test_the_log_level_flag_takes_any_case(tmp_path: Path) -> None:
-    from worker.logs import check_level
+    from worker.service.logs import check_level
 
     assert check_level("debug") == "DEBUG" and check_level(" Warning ") == "WARNING"
     with pytest.raises(ValueError, match="got 'loud'"):

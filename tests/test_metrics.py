@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from worker.metrics import Metrics
 from worker.models import RunReport
-from worker.store import SourceHealth, SourceState
+from worker.service.metrics import Metrics
+from worker.store.state import SourceHealth, SourceState
 
 STARTED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

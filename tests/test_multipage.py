@@ -8,9 +8,15 @@ import asyncio
 import pytest
 
 from worker.extract import ExtractOptions, extract
-from worker.htmlparse import parse_html
+from worker.extract.htmlparse import parse_html
+from worker.extract.multipage import (
+    follow_pages,
+    is_next_page,
+    merge_pages,
+    page_marker,
+    pagination_link,
+)
 from worker.models import Article
-from worker.multipage import follow_pages, is_next_page, merge_pages, page_marker, pagination_link
 
 
 @pytest.mark.parametrize(

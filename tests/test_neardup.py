@@ -12,9 +12,8 @@ from hypothesis import strategies as st
 
 from tests.sitekit import Site, article_html, prose, run_sites, source_toml, write_config
 from worker.config import Settings
-from worker.dedupe import text_signature
-from worker.models import Item
-from worker.simhash import (
+from worker.dedupe.content import text_signature
+from worker.dedupe.simhash import (
     BITS,
     MAX_DISTANCE,
     SHINGLE_WORDS,
@@ -23,7 +22,8 @@ from worker.simhash import (
     hamming,
     simhash,
 )
-from worker.store import Store
+from worker.models import Item
+from worker.store.state import Store
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 THRESHOLD = Settings().near_duplicate_distance

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from tests.test_store import make_item
-from worker.cluster import FeedTable, StoredFeeds, config_notes, slot_of
 from worker.config import Source, load_config
-from worker.db import SingleWriterLock, to_pyformat
 from worker.errors import ConfigError, StoreError
-from worker.runner import Worker
-from worker.schedule import slot_offset
-from worker.store import SCHEMA_VERSION, Replica, Store
+from worker.service.cluster import FeedTable, StoredFeeds, config_notes, slot_of
+from worker.service.runner import Worker
+from worker.service.schedule import slot_offset
+from worker.store.db import SingleWriterLock, to_pyformat
+from worker.store.state import SCHEMA_VERSION, Replica, Store
 
 T0 = datetime(2024, 5, 1, 8, 30, tzinfo=UTC)
 

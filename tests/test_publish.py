@@ -9,10 +9,10 @@ from pathlib import Path
 import feedparser
 import pytest
 
-import worker.publish as publish
+import worker.publish.render as publish
 from worker.errors import PublishError
 from worker.models import Item
-from worker.publish import (
+from worker.publish.render import (
     FeedMeta,
     publish_combined,
     publish_feeds,

@@ -24,8 +24,8 @@ import pytest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tests.test_serve import publish, running_server, write_config
-from worker.metrics import Metrics
-from worker.serve import SourceStatus, build_app
+from worker.service.metrics import Metrics
+from worker.web.serve import SourceStatus, build_app
 
 NEWSBOAT = shutil.which("newsboat")
 pytestmark = pytest.mark.skipif(

@@ -17,9 +17,9 @@ from worker.cli import LiveApp, main
 from worker.config import Config, load_config
 from worker.errors import ConfigError
 from worker.models import RunReport
-from worker.reload import ConfigWatcher, folder_stamp, restart_only_changes, watch_config
-from worker.runner import Service, Worker
-from worker.serve import build_app
+from worker.service.reload import ConfigWatcher, folder_stamp, restart_only_changes, watch_config
+from worker.service.runner import Service, Worker
+from worker.web.serve import build_app
 
 POLL = 0.05  # seconds between looks at the config folder in these tests
 
@@ -274,7 +274,7 @@ def test_live_app_serves_a_source_added_by_a_reload(tmp_path: Path) -> None:
 
 def test_restart_only_names_are_settings() -> None:
     from worker.config import Settings
-    from worker.reload import RESTART_ONLY_SETTINGS
+    from worker.service.reload import RESTART_ONLY_SETTINGS
 
     assert Settings.model_fields.keys() >= RESTART_ONLY_SETTINGS
     assert {"serve_host", "serve_port", "shutdown_grace", "state_url"} <= RESTART_ONLY_SETTINGS

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.sitekit import Site, article_html, prose, run_sites, source_toml, write_config
 from worker.models import Item
-from worker.store import Store
+from worker.store.state import Store
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

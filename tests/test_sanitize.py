@@ -8,8 +8,8 @@ from xml.sax.saxutils import escape
 import pytest
 from selectolax.lexbor import LexborHTMLParser
 
+from worker.extract.htmlparse import MAX_DEPTH, nesting_depth
 from worker.extract.sanitize import html_to_text, sanitize_html
-from worker.htmlparse import MAX_DEPTH, nesting_depth
 
 BASE = "https://news.example/world/story.html"
 

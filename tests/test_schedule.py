@@ -12,7 +12,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from worker.config import Source
-from worker.schedule import (
+from worker.service.schedule import (
     SourceScheduler,
     backoff_until,
     first_run_at,

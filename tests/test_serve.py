@@ -22,11 +22,12 @@ from starlette.applications import Starlette
 
 from tests.test_metrics import report
 from worker.config import Config, load_config
-from worker.db import TEST_POSTGRES_ENV
 from worker.errors import StoreError
-from worker.metrics import Metrics
 from worker.models import Item, RunReport
-from worker.serve import (
+from worker.service.metrics import Metrics
+from worker.store.db import TEST_POSTGRES_ENV
+from worker.store.state import Store
+from worker.web.serve import (
     SourceStatus,
     StatusReader,
     accepts_gzip,
@@ -36,7 +37,6 @@ from worker.serve import (
     serve_socket,
     store_status_reader,
 )
-from worker.store import Store
 
 RSS = """<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0"><channel><title>{title}</title><link>https://example.com/</link>

@@ -20,7 +20,7 @@ from tests.test_serve import (
 )
 from worker.config import load_config
 from worker.errors import ConfigError
-from worker.serve import TOKEN_COOKIE, build_app, links_base, listen
+from worker.web.serve import TOKEN_COOKIE, build_app, links_base, listen
 
 TOKEN = "s3rve-T0KEN-abcdefghij"
 SOURCES = """

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 
 from tests.test_cli import REPO
 from tests.test_serve import RSS, publish, write_config
-from worker.serve import (
+from worker.web.serve import (
     MAX_CONNECTIONS,
     MIN_CONNECTIONS,
     ServeLimits,

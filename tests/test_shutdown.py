@@ -15,9 +15,9 @@ from tests.test_cli import Process, blog_source, processes, serve_blog, wait_for
 from tests.test_e2e import write_config
 from worker.config import Source, load_config
 from worker.models import RunReport
-from worker.runner import Service, Worker
-from worker.schedule import SourceScheduler
-from worker.store import Store
+from worker.service.runner import Service, Worker
+from worker.service.schedule import SourceScheduler
+from worker.store.state import Store
 
 __all__ = ["processes"]  # the fixture, imported for its side effect
 
@@ -122,7 +122,7 @@ def test_restart_resumes_from_the_stored_last_run(tmp_path: Path) -> None:
 
 
 def test_first_runs_after_a_restart_are_spread_by_jitter() -> None:
-    from worker.schedule import first_run_at
+    from worker.service.schedule import first_run_at
 
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     overdue = now - timedelta(hours=3)

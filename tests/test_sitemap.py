@@ -1,4 +1,4 @@
-"""worker.sitemap: urlsets, indexes, news sitemaps, text sitemaps; hostile input refused."""
+"""worker.listing.sitemap: urlsets, indexes, news sitemaps, text sitemaps; hostile input refused."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from tests.discover_pages.kinds_site import NEWS, PAGE1, sitemap_index, urlset
 from worker.errors import ListingError
-from worker.sitemap import SitemapEntry, newest_first, parse_sitemap
+from worker.listing.sitemap import SitemapEntry, newest_first, parse_sitemap
 
 
 def test_urlset_with_lastmod() -> None:

@@ -14,7 +14,7 @@ from tests.test_siterules_e2e import article_html, text_of
 from worker.cli import main
 from worker.config import load_config
 from worker.errors import ConfigError
-from worker.reload import ConfigWatcher
+from worker.service.reload import ConfigWatcher
 
 SOURCES = '[[source]]\nid = "news"\nurl = "https://news.example.com/"\n'
 

@@ -18,8 +18,8 @@ from tests.localserver import Exchange, LocalServer
 from tests.sitekit import prose
 from worker.config import Config, load_config
 from worker.models import Item, RunReport
-from worker.runner import Worker
-from worker.store import Store
+from worker.service.runner import Worker
+from worker.store.state import Store
 
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 HTML = {"Content-Type": "text/html; charset=utf-8"}

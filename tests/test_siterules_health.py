@@ -10,12 +10,12 @@ from pathlib import Path
 from tests.localserver import LocalServer
 from tests.test_health import DEFAULTS, healthy, run
 from tests.test_siterules_e2e import article_html, text_of
-from worker.canary import judge
 from worker.cli import main
-from worker.health import assess
+from worker.commands.canary import judge
 from worker.models import Article, RuleTrace, RunHealth
+from worker.service.health import assess
 from worker.siterules import RuleTest
-from worker.store import _health_from_json, _health_json
+from worker.store.state import _health_from_json, _health_json
 
 NAME = "example.com"
 

@@ -11,7 +11,7 @@ import pytest
 
 from worker.errors import StoreError
 from worker.models import Item, RunReport, Validators
-from worker.store import MAX_BLOCK_ROWS_PER_SOURCE, SCHEMA_VERSION, SourceState, Store
+from worker.store.state import MAX_BLOCK_ROWS_PER_SOURCE, SCHEMA_VERSION, SourceState, Store
 
 T0 = datetime(2024, 5, 1, 8, 30, tzinfo=UTC)
 
@@ -125,7 +125,7 @@ def test_validators_belong_to_the_source_that_saved_them(store: Store) -> None:
 
 def test_migration_5_moves_an_existing_database_to_validators_per_source(db_path: Path) -> None:
     """On either backend: a version-4 database with shared validators is migrated in place."""
-    from worker.store import _MIGRATIONS
+    from worker.store.state import _MIGRATIONS
 
     state_url = f"sqlite:///{db_path}"
     old = Store.open(state_url)
@@ -449,7 +449,7 @@ def test_errors_after_close_are_store_errors(store: Store) -> None:
 
 
 def test_migration_2_keeps_items_of_a_version_1_file_as_identities(db_path: Path) -> None:
-    from worker.store import _MIGRATIONS
+    from worker.store.state import _MIGRATIONS
 
     db_path.parent.mkdir(parents=True)
     with sqlite3.connect(db_path) as conn:

@@ -13,7 +13,7 @@ from tests.blogsite import Blog, Post, sample_posts
 from tests.test_e2e import write_config
 from worker.config import load_config
 from worker.extract import extract, learn_boilerplate, page_fingerprints
-from worker.runner import Worker
+from worker.service.runner import Worker
 
 # Prose that reads like article text, in the article container, on every page of the site: only
 # seeing it recur across pages gives it away.

@@ -18,12 +18,12 @@ from tests.test_drift_e2e import ORIGIN, T0, DriftSite, Harness
 from tests.test_e2e import write_config
 from tests.test_template_learning import with_recurring_block
 from worker.cli import main
+from worker.commands.dryrun import DryRunStore, try_source
 from worker.config import load_config
-from worker.db import TEST_POSTGRES_ENV
-from worker.dryrun import DryRunStore, try_source
 from worker.models import RunReport
-from worker.runner import Worker
-from worker.store import Store
+from worker.service.runner import Worker
+from worker.store.db import TEST_POSTGRES_ENV
+from worker.store.state import Store
 
 
 class NoHook:
@@ -135,7 +135,9 @@ def test_try_an_unknown_source_says_which_exist(
 ON_POSTGRES = bool(os.environ.get(TEST_POSTGRES_ENV))
 
 
-@pytest.mark.skipif(ON_POSTGRES, reason="PostgreSQL rolls back each write (see worker.dryrun)")
+@pytest.mark.skipif(
+    ON_POSTGRES, reason="PostgreSQL rolls back each write (see worker.commands.dryrun)"
+)
 def test_the_dry_run_store_reads_its_own_writes_on_a_private_copy(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/state.db"
     Store.open(url).close()
@@ -208,7 +210,9 @@ def test_try_learns_the_template_on_a_first_run_as_a_real_run_does(tmp_path: Pat
     assert traces(tried) == traces(real)
 
 
-@pytest.mark.skipif(ON_POSTGRES, reason="PostgreSQL rolls back each write (see worker.dryrun)")
+@pytest.mark.skipif(
+    ON_POSTGRES, reason="PostgreSQL rolls back each write (see worker.commands.dryrun)"
+)
 def test_try_finds_a_duplicate_among_the_pages_it_lists(tmp_path: Path) -> None:
     """Two new pages with the same text: the second duplicates the first, which the dry run
     only knows because it sees its own write (here on a copy of an existing state)."""

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.sitekit import Site, article_html, prose, run_sites, source_toml, write_config
-from worker.dedupe import Change, compare_texts, content_hash
-from worker.store import Store
+from worker.dedupe.content import Change, compare_texts, content_hash
+from worker.store.state import Store
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TEXT = prose(3, 24)

@@ -17,9 +17,9 @@ import pytest
 from tests.test_e2e import write_config
 from worker.cli import main
 from worker.config import load_config
-from worker.discover import discover_links
 from worker.errors import ConfigError
-from worker.listing import ListingOptions, _screen
+from worker.listing.discover import discover_links
+from worker.listing.lister import ListingOptions, _screen
 from worker.urlpattern import compile_url_pattern, has_nested_quantifier
 from worker.urls import MAX_URL_LENGTH
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 
 from worker.models import RunReport
-from worker.webhook import notify_transition
+from worker.service.webhook import notify_transition
 
 TOKEN = "hook-T0KEN-123456"
 

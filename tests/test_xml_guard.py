@@ -16,12 +16,12 @@ import pytest
 import respx
 
 from worker.errors import ListingError
-from worker.feedsource import parse_feed
-from worker.fetch import Fetcher, FetchOptions
-from worker.listing import ListingOptions, list_articles
-from worker.sitemap import MAX_ENTRIES, parse_sitemap
+from worker.fetch.client import Fetcher, FetchOptions
+from worker.listing.feedsource import parse_feed
+from worker.listing.lister import ListingOptions, list_articles
+from worker.listing.sitemap import MAX_ENTRIES, parse_sitemap
+from worker.listing.xmldoc import decode_xml, guard_xml
 from worker.urls import MAX_URL_LENGTH
-from worker.xmldoc import decode_xml, guard_xml
 
 ORIGIN = "https://bomb.example.test"
 LAUGHS = (

@@ -33,9 +33,7 @@ from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
 from worker import __version__
-from worker.canary import CanaryResult, run_canaries
-from worker.charset import decode_html
-from worker.cluster import ClusterView, config_notes, live_replicas, upgrade_schema
+from worker.commands.canary import CanaryResult, run_canaries
 from worker.config import (
     Config,
     Settings,
@@ -44,20 +42,25 @@ from worker.config import (
     load_config,
     load_config_leniently,
 )
-from worker.db import redact
 from worker.errors import ConfigError, FeedworkerError
 from worker.extract import ExtractOptions, describe_method, extract
-from worker.fetch import Fetcher, FetchOptions
-from worker.listing import Listing, ListingOptions, list_articles
-from worker.logs import check_level, log, progress_line, setup_logging
-from worker.metrics import Metrics
+from worker.extract.multipage import follow_pages
+from worker.fetch.client import Fetcher, FetchOptions
+from worker.fetch.decode import decode_html
+from worker.listing.lister import Listing, ListingOptions, list_articles
 from worker.models import Article, NotModified, Page, RunReport
-from worker.multipage import follow_pages
-from worker.publish import orphaned_feed_files
+from worker.publish.render import orphaned_feed_files
 from worker.redact import redact_text, redact_url
-from worker.reload import ConfigWatcher, watch_config
-from worker.runner import RELOAD_INTERVAL, Service, Worker
-from worker.serve import (
+from worker.service.cluster import ClusterView, config_notes, live_replicas, upgrade_schema
+from worker.service.logs import check_level, log, progress_line, setup_logging
+from worker.service.metrics import Metrics
+from worker.service.reload import ConfigWatcher, watch_config
+from worker.service.runner import RELOAD_INTERVAL, Service, Worker
+from worker.siterules import EMPTY_LIBRARY, RuleLibrary, RuleSet, load_rule_folders
+from worker.store.db import redact
+from worker.store.state import Store
+from worker.urls import param_dropper
+from worker.web.serve import (
     SourceStatus,
     build_app,
     links_base,
@@ -66,9 +69,6 @@ from worker.serve import (
     stop_on_signals,
     store_status_reader,
 )
-from worker.siterules import EMPTY_LIBRARY, RuleLibrary, RuleSet, load_rule_folders
-from worker.store import Store
-from worker.urls import param_dropper
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -424,7 +424,7 @@ def seed_metrics(metrics: Metrics, store: Store) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from worker.demo import run_demo  # the demo's sample site is not needed anywhere else
+    from worker.commands.demo import run_demo  # the demo's sample site is not needed anywhere else
 
     if args.log_level is None:
         setup_logging("WARNING", args.log_format)  # the demo prints what matters itself
@@ -735,7 +735,7 @@ def render_status_table(rows: list[dict[str, Any]]) -> str:
 
 
 def cmd_try(args: argparse.Namespace) -> int:
-    from worker.dryrun import try_source  # only this command needs the dry-run store
+    from worker.commands.dryrun import try_source  # only this command needs the dry-run store
 
     config = _config(args)
     try:

@@ -15,7 +15,7 @@ variable or a file (``auth = { user = "...", password_env = "SITE_PASSWORD" }``)
 token from ``FEEDWORKER_SERVE_TOKEN`` or ``serve_token_file``. ``user:password@`` in a source's URL
 is still understood, and moved out of the URL into `Source.auth` at load, so no URL the worker
 shows carries it. Every secret value the config holds is in `Config.secret_values`; loading
-hands them to the log handler, which masks them (`worker.logs.remember_secrets`).
+hands them to the log handler, which masks them (`worker.service.logs.remember_secrets`).
 
 Relative paths (``feeds_dir``, a relative ``sqlite:///`` state URL) resolve against the folder that
 holds the config folder, the "root", so ``--config /srv/site/config`` works from any directory.
@@ -55,9 +55,9 @@ from pydantic import (
 from selectolax.lexbor import LexborHTMLParser
 
 from worker.errors import ConfigError, ConfigProblem
-from worker.logs import remember_secrets
 from worker.models import Credentials
 from worker.redact import redact_url, url_secrets
+from worker.service.logs import remember_secrets
 from worker.siterules import EMPTY_LIBRARY, RuleLibrary, load_rule_folders
 from worker.urlpattern import UrlMatcher, compile_url_pattern, has_nested_quantifier
 from worker.urls import origin_key
@@ -397,7 +397,7 @@ TokenFileField = Annotated[TokenFile | None, PlainValidator(_check_token_file)]
 class HealthThresholds(BaseModel):
     """When a source counts as degraded (``[worker.health]``, or a source's ``health = {...}``,
     which overrides only the keys it sets). Every rule compares a source with its own history;
-    see `worker.health` and the README's "Source health"."""
+    see `worker.service.health` and the README's "Source health"."""
 
     model_config = _MODEL_CONFIG
 
@@ -472,7 +472,8 @@ class Settings(BaseModel):
     serve_host: str = "127.0.0.1"  # for `serve` and `run --serve`; Docker sets 0.0.0.0
     serve_port: int = Field(default=8080, ge=0, le=65535)
     shutdown_grace: Seconds = 30  # on SIGTERM, runs in progress may finish for this long
-    # Several replicas share the sources through procrastinate (worker.cluster); PostgreSQL only.
+    # Several replicas share the sources through procrastinate (worker.service.cluster); PostgreSQL
+    # only.
     cluster: bool = False
     # Bodies whose SimHashes differ in at most this many of 64 bits are near-duplicates: 10 keeps
     # 96% of syndicated copies (new headline, other footer, 3 edited sentences) of 300+ word

@@ -6,17 +6,17 @@ for a person: it says what failed, where (file, source, URL) and, when known, wh
 Who raises and who catches:
 - `ConfigError`: raised by `worker.config` on load; caught by the CLI (exit 1) and by hot reload
   (the last good config stays in force).
-- `FetchError` (and subclasses): raised by `worker.fetch` for one URL; the pipeline catches it,
-  reports it against the source (index page) or skips that one article.
-- `ListingError`: raised by `worker.sitemap` and `worker.feedsource` for a document they cannot
-  read, and by `worker.listing` when a source's URL leads to no listing; the pipeline reports it
-  against the source, `feedworker discover` prints it.
+- `FetchError` (and subclasses): raised by `worker.fetch.client` for one URL; the pipeline catches
+  it, reports it against the source (index page) or skips that one article.
+- `ListingError`: raised by `worker.listing.sitemap` and `worker.listing.feedsource` for a document
+  they cannot read, and by `worker.listing.lister` when a source's URL leads to no listing; the
+  pipeline reports it against the source, `feedworker discover` prints it.
 - `ExtractError`: raised by `worker.extract` when a page holds no usable article; the pipeline
-  skips that article with the reason. `ExtractorCrashed` (worker.extractpool): the child process
-  extracting a page died; the pipeline skips the pages it held, the pool starts again.
-- `StoreError`: raised by `worker.store` when the state database cannot be opened or used.
-- `PublishError`: raised by `worker.publish` when a feed cannot be rendered or written; the old
-  feed file stays in place.
+  skips that article with the reason. `ExtractorCrashed` (worker.service.extractpool): the child
+  process extracting a page died; the pipeline skips the pages it held, the pool starts again.
+- `StoreError`: raised by `worker.store.state` when the state database cannot be opened or used.
+- `PublishError`: raised by `worker.publish.render` when a feed cannot be rendered or written; the
+  old feed file stays in place.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ class Credentials:
 @dataclass(frozen=True, slots=True)
 class RawHtml:
     """An HTML page's bytes, not decoded yet, with the Content-Type header its charset label
-    comes from (`worker.charset.html_text` decodes it). Article pages travel to the extractor
+    comes from (`worker.fetch.decode.html_text` decodes it). Article pages travel to the extractor
     like this: its process decodes them, and the worker holds the bytes, half the memory of
     text with any character beyond Latin-1 in it."""
 
@@ -53,7 +53,7 @@ class Page:
     # `accept=DOCUMENT_TYPES`; its parser decodes it); `text` is then empty.
     body: bytes = b""
     # An HTML page fetched with `decode=False`: its bytes, for the extractor to decode; `text`
-    # and `encoding` are then empty (`worker.charset.page_html` gives either form).
+    # and `encoding` are then empty (`worker.fetch.decode.page_html` gives either form).
     raw: RawHtml | None = None
 
 
@@ -142,7 +142,7 @@ class Item:
     url: str
     title: str
     content_html: str
-    content_hash: str  # versioned, e.g. "v3:<sha256 hex>" (worker.dedupe.HASH_VERSION)
+    content_hash: str  # versioned, e.g. "v3:<sha256 hex>" (worker.dedupe.content.HASH_VERSION)
     first_seen: datetime
     published: datetime  # the article's own date, else first_seen
     updated: datetime  # the article's modified date, else published
@@ -155,7 +155,8 @@ class Item:
 
 @dataclass(frozen=True, slots=True)
 class Skip:
-    """An article left out of a run, and why; `kind` groups reasons (`worker.health.SKIP_KINDS`)."""
+    """An article left out of a run, and why; `kind` groups reasons
+    (`worker.service.health.SKIP_KINDS`)."""
 
     url: str
     reason: str
@@ -192,7 +193,7 @@ class RunReport:
     skipped: list[Skip] = field(default_factory=list)
     feeds_written: int = 0
     error: str | None = None  # set when the source as a whole failed
-    # Health figures, judged by `worker.health` against the source's own history.
+    # Health figures, judged by `worker.service.health` against the source's own history.
     listing_kind: str = ""  # "index", "sitemap", "feed" or "urls"
     selector_matched: int | None = None  # elements the operator's `links` selector matched
     statuses: dict[int, int] = field(default_factory=dict)  # HTTP status -> responses
@@ -201,7 +202,7 @@ class RunReport:
     methods: dict[str, int] = field(default_factory=dict)  # extraction path -> articles
     blocked: int = 0  # responses that were 403/429 or an anti-bot challenge page
     challenge: str = ""  # the first challenge marker seen, e.g. "cf-chl"
-    # The listing page is an empty shell its scripts fill in (`worker.health.script_shell`).
+    # The listing page is an empty shell its scripts fill in (`worker.service.health.script_shell`).
     needs_javascript: bool = False
     articles: list[ArticleTrace] = field(default_factory=list)
     # Site rules: articles each rule file was applied to ("example.com" -> 4), and those where
@@ -220,12 +221,12 @@ class RunReport:
 @dataclass(frozen=True, slots=True)
 class RunHealth:
     """One run as the source's health history keeps it: a compact row, judged by
-    `worker.health.assess` against the runs before it."""
+    `worker.service.health.assess` against the runs before it."""
 
     at: datetime
     failed: bool = False  # the run as a whole failed (e.g. the index page could not be read)
     # False when the index was not reached, or not modified (304) with no earlier reading of
-    # it to repeat (`worker.health.run_health`)
+    # it to repeat (`worker.service.health.run_health`)
     listing_read: bool = False
     links_found: int = 0
     selector: str | None = None  # the operator's `links` selector, when set

@@ -1,16 +1,16 @@
 """Run one source: the one place where the stages meet.
 
-1. read the source's listing: its index page(s), sitemap or feed (`worker.listing`; a conditional
-   GET of the source's URL, a 304 skips straight to publishing);
+1. read the source's listing: its index page(s), sitemap or feed (`worker.listing.lister`; a
+   conditional GET of the source's URL, a 304 skips straight to publishing);
 2. take the links not seen before;
 3. fetch the articles not seen before, at most `max_items` new ones per run;
 4. extract each article, with the source's learnt template (recurring blocks) removed and the
    site rules of its host applied (`worker.siterules`); a multi-page article's further pages
-   (or its single-page version) are fetched and merged into it (`worker.multipage`);
+   (or its single-page version) are fetched and merged into it (`worker.extract.multipage`);
 5. dedupe by canonical URL and by content hash, store new items;
 6. render the source's feeds and write the files that changed;
-7. record the run, judge the source's health against its own history (`worker.health`; one log
-   line when it degrades or recovers) and log one summary line.
+7. record the run, judge the source's health against its own history (`worker.service.health`; one
+   log line when it degrades or recovers) and log one summary line.
 
 A failure of the index page fails the run (the feeds already published stay as they are); a
 failure of one article skips that article with its reason. An article whose body is missing or
@@ -32,24 +32,15 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
 
-from worker.charset import page_html, page_text
 from worker.config import HEALTH_HISTORY_RUNS, Settings, Source
-from worker.dedupe import Change, Signature, compare_texts, text_signature
+from worker.dedupe.content import Change, Signature, compare_texts, text_signature
 from worker.errors import FeedworkerError, FetchError
 from worker.extract import ExtractOptions
-from worker.extractpool import Extracted, Extractor, ExtractorCrashed, InlineExtractor
-from worker.feedsource import fill_article
-from worker.fetch import BadStatus, Blocked, Fetcher, RobotsDisallowed, UnsupportedContent
-from worker.health import (
-    BLOCKING_STATUSES,
-    NOSCRIPT_ONLY,
-    assess,
-    body_floor,
-    challenge_marker,
-    run_health,
-)
-from worker.listing import Listing, ListingOptions, list_articles
-from worker.logs import fields, log
+from worker.extract.multipage import follow_pages
+from worker.fetch.client import BadStatus, Blocked, Fetcher, RobotsDisallowed, UnsupportedContent
+from worker.fetch.decode import page_html, page_text
+from worker.listing.feedsource import fill_article
+from worker.listing.lister import Listing, ListingOptions, list_articles
 from worker.models import (
     Article,
     ArticleTrace,
@@ -64,11 +55,20 @@ from worker.models import (
     Skip,
     Validators,
 )
-from worker.multipage import follow_pages
-from worker.publish import FeedMeta, FeedSink, publish_feeds
+from worker.publish.render import FeedMeta, FeedSink, publish_feeds
 from worker.redact import redact_text, redact_url
+from worker.service.extractpool import Extracted, Extractor, ExtractorCrashed, InlineExtractor
+from worker.service.health import (
+    BLOCKING_STATUSES,
+    NOSCRIPT_ONLY,
+    assess,
+    body_floor,
+    challenge_marker,
+    run_health,
+)
+from worker.service.logs import fields, log
 from worker.siterules import EMPTY_LIBRARY, RuleLibrary
-from worker.store import Identity, SimhashIndex, Store
+from worker.store.state import Identity, SimhashIndex, Store
 from worker.urls import normalise_url, param_dropper
 
 # A block seen on this many distinct pages of a source is its template, not article text. Three,
@@ -100,7 +100,7 @@ class RunContext:
     # When the scheduler will run a source next, recorded with each run for `feedworker status`.
     next_run: Callable[[str], datetime | None] = lambda _source_id: None
     # Where feeds are published: None for the files in `settings.feeds_dir` (cluster mode: the
-    # state database, worker.cluster.FeedTable).
+    # state database, worker.service.cluster.FeedTable).
     feeds: FeedSink | None = None
     # `feedworker try`: no feeds written, no health transitions logged (its store writes nothing).
     dry_run: bool = False
@@ -217,8 +217,8 @@ async def _run(run: _Run) -> None:
 
 
 async def _fetch_index(run: _Run) -> Page | None:
-    """Read the source's listing (index pages, sitemaps or feed; `worker.listing`) and return the
-    source URL's page, or None when it has not changed since the last run."""
+    """Read the source's listing (index pages, sitemaps or feed; `worker.listing.lister`) and return
+    the source URL's page, or None when it has not changed since the last run."""
     source, store = run.source, run.ctx.store
     validators = store.get_validators(source.id, source.url, _listing_variant(run))
     options = ListingOptions.for_source(source, run.ctx.settings, validators)
@@ -504,7 +504,8 @@ async def _merge_pages(
     run: _Run, fetched: _Fetched, done: Extracted, boilerplate: frozenset[str]
 ) -> Extracted:
     """The article with its single-page version's body, or with its next pages merged in
-    (`worker.multipage`); fetched once, with the same politeness and guard as any article."""
+    (`worker.extract.multipage`); fetched once, with the same politeness and guard as any
+    article."""
     assert done.article is not None
 
     async def load(url: str, page_number: int) -> Article | None:

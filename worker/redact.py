@@ -15,7 +15,7 @@ every line); they are still dropped from URLs by their structure.
 
 Pure: strings in, strings out. Which values are secret is the caller's to say
 (`worker.config.Config.secret_values`); the log handler keeps the process's set
-(`worker.logs.mask_secrets`).
+(`worker.service.logs.mask_secrets`).
 """
 
 from __future__ import annotations

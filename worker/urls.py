@@ -170,7 +170,8 @@ def host_key(url: str, *, port: bool = True) -> str:
     """The host of `url` as used for same-site checks, politeness and the SSRF guard's trusted
     host: lower-case, punycode (UTS #46, as httpx connects), no trailing dot, with the port only
     when it is not the scheme's default ("example.com:8080") and `port` is true. "" when `url`
-    cannot be parsed. The one definition: `worker.fetch` and `worker.netguard` use it too."""
+    cannot be parsed. The one definition: `worker.fetch.client` and `worker.fetch.guard` use it
+    too."""
     try:
         parts = urlsplit(url.strip(_C0_OR_SPACE))
     except ValueError:

@@ -23,13 +23,13 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from worker.errors import ExtractError
 from worker.extract import body as body_mod
+from worker.extract.htmlparse import FlatHtml, flatten_nesting, parse_flat
 from worker.extract.meta import Metadata, extract_metadata
 from worker.extract.safetynet import Expected, best_body, opening_words
 from worker.extract.sanitize import sanitize_html
 from worker.extract.siterule import next_page_link, rule_page, ruled_body, ruled_metadata
-from worker.htmlparse import FlatHtml, flatten_nesting, parse_flat
 from worker.models import Article
-from worker.xmlchars import xml_safe
+from worker.publish.xmlchars import xml_safe
 
 if TYPE_CHECKING:  # lxml is loaded only by extractor processes that get site rules
     from worker.siterules import RuleSet

@@ -24,7 +24,7 @@ The sequence, one helper per step:
 `extract_body` runs the steps once, with one preset; `worker.extract.safetynet` runs further
 attempts (looser presets, other top candidates) while the body found is implausible.
 Everything iterates with explicit stacks: 100,000 nested `div`s must not hit the recursion limit
-(and `worker.htmlparse.parse_html` flattens such nesting before lexbor sees it).
+(and `worker.extract.htmlparse.parse_html` flattens such nesting before lexbor sees it).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from typing import TypeVar
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from worker.extract.htmlparse import parse_html
 from worker.extract.noise import (
     STRONG_GROUPS,
     hint_groups,
@@ -47,7 +48,6 @@ from worker.extract.noise import (
     normalise_label,
 )
 from worker.extract.template import fingerprint, fingerprints
-from worker.htmlparse import parse_html
 
 # --- Tags ------------------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from worker.extract.weburl import join_url
-from worker.xmlchars import xml_safe
+from worker.publish.xmlchars import xml_safe
 
 # --- Data tables -----------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from worker.extract.body import (
     extract_body,
     is_sentence_line,
 )
-from worker.htmlparse import FlatHtml, parse_flat
+from worker.extract.htmlparse import FlatHtml, parse_flat
 
 # A body shorter than this share of the page's largest run of prose, of its JSON-LD
 # `articleBody` or of its JSON-LD `wordCount` is implausible. Half: cleaning rightly drops a
@@ -105,7 +105,7 @@ def best_body(
 
     `tree` is `html` parsed, used (and mutated) by the first attempt, with its `junk_elements`
     when the caller has them; later attempts parse afresh (`html` is flattened already: see
-    `worker.htmlparse.parse_flat`).
+    `worker.extract.htmlparse.parse_flat`).
     """
     tried: list[Found] = []
     for i, attempt in enumerate(ATTEMPTS):

@@ -23,9 +23,9 @@ from collections.abc import Iterator
 import nh3
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from worker.extract.htmlparse import parse_html, too_deep
 from worker.extract.weburl import join_url
-from worker.htmlparse import parse_html, too_deep
-from worker.xmlchars import xml_safe
+from worker.publish.xmlchars import xml_safe
 
 # --- Data tables -----------------------------------------------------------------------------
 
@@ -83,9 +83,10 @@ _EMPTY_BLOCK_PASSES = 3
 _HEADING_DEMOTIONS = (("<h1>", "<h2>"), ("</h1>", "</h2>"))
 
 # Lexbor and html5ever both take quadratic time on deeply nested elements (measured: 30,000
-# nested <div>s cost 1.1 s and 1.7 s). Nested too deep for `worker.htmlparse` (the one measure
-# every parser here uses), the body is flattened to plain paragraphs: such nesting is no structure.
-# Linear on any text: an element left open runs to the end, a tag ends at `>` or the next `<`.
+# nested <div>s cost 1.1 s and 1.7 s). Nested too deep for `worker.extract.htmlparse` (the one
+# measure every parser here uses), the body is flattened to plain paragraphs: such nesting is no
+# structure. Linear on any text: an element left open runs to the end, a tag ends at `>` or the next
+# `<`.
 _RAW_TEXT_ELEMENT = re.compile(r"<(script|style)\b.*?(?:</\1\s*>|\Z)", re.IGNORECASE | re.DOTALL)
 _ANY_TAG = re.compile(r"<[^<>]*>")
 _BLOCK_BOUNDARY = re.compile(

@@ -28,11 +28,11 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from worker.errors import ExtractError
 from worker.extract import body as body_mod
+from worker.extract.htmlparse import FlatHtml, flatten_nesting, parse_flat
 from worker.extract.meta import Metadata, parse_date
-from worker.htmlparse import FlatHtml, flatten_nesting, parse_flat
+from worker.extract.multipage import pagination_link
 from worker.models import RuleTrace
-from worker.multipage import pagination_link
-from worker.xmlchars import xml_safe
+from worker.publish.xmlchars import xml_safe
 
 if TYPE_CHECKING:  # lxml is imported only by processes that apply rules
     from worker.extract.article import ExtractOptions

@@ -14,8 +14,8 @@ found something and which found nothing (`RuleResult.matched`, `.missed`), for `
 extract` and for source health, where a rule that stops matching is a sign of drift.
 
 lxml (libxml2) parses the page again here; the extractor's own tree is selectolax's. The page is
-given flattened (`worker.htmlparse`), so libxml2's depth limit (2048 with `huge_tree`) is never
-reached: beyond it libxml2 would silently drop the rest of the page.
+given flattened (`worker.extract.htmlparse`), so libxml2's depth limit (2048 with `huge_tree`) is
+never reached: beyond it libxml2 would silently drop the rest of the page.
 """
 
 from __future__ import annotations

@@ -1,0 +1,399 @@
+"""Cluster mode: replicas on one PostgreSQL state share the sources through procrastinate.
+
+`[worker] cluster = true` (with a `postgresql://` state_url) turns `feedworker run` into one
+replica of many. How a source's run happens once, on one replica:
+
+1. Every replica's APScheduler fires every source at the same instants: interval schedules are
+   aligned to the epoch and the jitter is a fixed offset per source (a hash of its id), so all
+   replicas agree on each schedule *slot* (`slot_of`).
+2. The first replica to claim the slot in the store (`Store.claim_slot`, a primary key) defers a
+   procrastinate job `run_source(source_id)` with `queueing_lock=source_id` (a source waits in the
+   queue at most once) and `lock=source_id` (never runs on two replicas at once). The others'
+   claims fail and they do nothing.
+3. Every replica runs a procrastinate worker in its event loop; whichever picks the job runs the
+   source with `Worker.run_source_id`, exactly as a single node would (fetch retries happen inside
+   the run: a task-level `retry=` hangs such jobs, procrastinate #1543).
+4. A replica killed mid-run leaves its job "doing"; its heartbeat stops. Every replica's
+   housekeeping retires jobs whose worker has been silent for `STALL_WINDOW` (marks them failed;
+   retrying instead collides with the queueing lock, procrastinate #1446), which frees the
+   source's lock; the next slot runs the source again on a live replica. Items are keyed by
+   canonical URL and content hash in transactions, so the rerun publishes nothing twice.
+
+Feeds: every publish goes to the `stored_feeds` table (`FeedTable`), with a version that only
+grows; every replica serves them from there (`StoredFeeds`, an in-process copy per feed checked
+against the stored ETag), so replicas need no shared disk and answer with the same bytes and ETag.
+
+Each replica also records a heartbeat with its config digest; `config_notes` says when live
+replicas run different configs (shown by the status page and `feedworker status`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import hashlib
+import math
+import os
+import random
+import socket
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from worker.config import Config, Source
+from worker.errors import StoreError
+from worker.service.logs import fields, log
+from worker.service.schedule import START_SPREAD_CAP, jitter_for, slot_offset
+from worker.store.db import libpq_url, redact
+from worker.store.state import Replica, Store, StoredFeed
+from worker.web.serve import GZIP_LEVEL, FeedVersion, feed_file_names
+
+if TYPE_CHECKING:
+    import procrastinate
+
+TASK_NAME = "run_source"
+QUEUE = "sources"
+# procrastinate's worker heartbeat; our replica heartbeat and housekeeping use the same period.
+HEARTBEAT = 10.0
+# A job whose worker has been silent this long is stalled: well above the heartbeat (FIELD-NOTES:
+# 6 s wrongly retired 23 of 49 healthy jobs; 30 s retired none and brought sources back 33–37 s
+# after a kill).
+STALL_WINDOW = 30.0
+# Replicas silent longer than this are left out of the status page and the config check.
+REPLICA_SILENCE = timedelta(seconds=3 * HEARTBEAT)
+# Finished jobs are deleted from procrastinate's table, so it does not grow without bound.
+DELETE_JOBS = "successful"
+# Any fixed number: replicas starting together take turns creating procrastinate's schema.
+_SCHEMA_LOCK = 7_150_902
+
+RunSource = Callable[[str], Awaitable[object]]
+
+
+def replica_name() -> str:
+    """This replica's name: its host name (a container's id under Docker) and process id."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+# -- schedule slots (pure) -------------------------------------------------------------------
+
+
+def slot_of(source: Source, moment: datetime, *, on_schedule: bool = True) -> int:
+    """The schedule slot `moment` belongs to, as the epoch second it starts at.
+
+    A scheduled fire is a little late (or, by clock skew, early), so it is rounded to the nearest
+    slot; an unscheduled one (the catch-up at start) belongs to the slot it falls in.
+    """
+    every = source.every.total_seconds() if source.every is not None else 60.0  # cron: minutes
+    offset = slot_offset(source) if source.every is not None else 0.0
+    position = (moment.timestamp() - offset) / every
+    index = round(position) if on_schedule else math.floor(position)
+    return int(offset + index * every)
+
+
+def _slot_is_near(source: Source, moment: datetime) -> bool:
+    assert source.every is not None
+    every = source.every.total_seconds()
+    into = (moment.timestamp() - slot_offset(source)) % every
+    return every - into < every / 2
+
+
+# -- feeds in the database -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeedTable:
+    """The publisher's sink in cluster mode: feeds go to the `stored_feeds` table."""
+
+    store: Store
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def write(self, name: str, data: bytes, version: int) -> bool:
+        etag = hashlib.blake2b(data, digest_size=16).hexdigest()  # as worker.web.serve.FeedFiles
+        return self.store.save_feed(StoredFeed(name, version, data, etag, self.clock()))
+
+    def exists(self, name: str) -> bool:
+        return self.store.stored_feed_etag(name) is not None
+
+
+@dataclass(slots=True)
+class _Copy:
+    version: FeedVersion
+    gzipped: bytes | None = None
+
+
+class StoredFeeds:
+    """The server's feeds in cluster mode: read from the database, cached while the ETag holds.
+
+    Each request costs one indexed look-up of the ETag; the body is read again only when another
+    replica (or this one) published a new version.
+    """
+
+    def __init__(self, store: Store, names: Iterable[str]) -> None:
+        self.store = store
+        self.names = frozenset(names)
+        self._copies: dict[str, _Copy] = {}
+
+    def for_names(self, names: Iterable[str]) -> StoredFeeds:
+        """The same cache, serving another set of names (after a config reload)."""
+        other = StoredFeeds(self.store, names)
+        other._copies = self._copies
+        return other
+
+    def exists(self, name: str) -> bool:
+        return name in self.names and self.store.stored_feed_etag(name) is not None
+
+    def read(self, name: str, *, want_gzip: bool = False) -> FeedVersion | None:
+        if name not in self.names:
+            return None
+        etag = self.store.stored_feed_etag(name)
+        if etag is None:
+            return None
+        copy = self._copies.get(name)
+        if copy is None or copy.version.digest != etag:
+            stored = self.store.stored_feed(name)
+            if stored is None:
+                return None
+            copy = _Copy(FeedVersion(stored.body, stored.etag, stored.modified.timestamp()))
+            self._copies[name] = copy
+        if not want_gzip:
+            return copy.version
+        if copy.gzipped is None:
+            copy.gzipped = gzip.compress(copy.version.body, GZIP_LEVEL, mtime=0)
+        version = copy.version
+        return FeedVersion(version.body, version.digest, version.mtime, copy.gzipped)
+
+
+# -- replicas and their configs ----------------------------------------------------------------
+
+
+def config_notes(replicas: Sequence[Replica]) -> list[str]:
+    """One line when live replicas run different configs (by digest), naming who runs which."""
+    by_digest: dict[str, list[str]] = {}
+    for replica in replicas:
+        by_digest.setdefault(replica.config_digest, []).append(replica.name)
+    if len(by_digest) < 2:
+        return []
+    groups = "; ".join(
+        f"{digest[:12]} on {', '.join(sorted(names))}"
+        for digest, names in sorted(by_digest.items())
+    )
+    return [f"config differs between replicas: {groups}"]
+
+
+def live_replicas(store: Store, now: datetime) -> list[Replica]:
+    return store.replicas(alive_since=now - REPLICA_SILENCE)
+
+
+# -- the replica -------------------------------------------------------------------------------
+
+
+class ClusterNode:
+    """One replica's part in the cluster: defers slots, runs jobs, retires stalled ones, beats.
+
+    Use as `async with ClusterNode(...) as node:` around the service; `fire` is the scheduler's
+    run function; `run(stop)` works until `stop` is set.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        run_source: RunSource,
+        *,
+        concurrency: int,
+        grace: float,
+        name: str | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        procrastinate = _procrastinate()
+        self.config = config
+        self.store = store
+        self.name = name or replica_name()
+        self.concurrency = concurrency
+        self.grace = grace
+        self._run_source = run_source
+        self._clock = clock
+        self._started = clock()
+        self._url = libpq_url(config.settings.state_url)
+        connector = procrastinate.PsycopgConnector(conninfo=self._url)
+        self.app: procrastinate.App = procrastinate.App(connector=connector)
+        self.task = self.app.task(name=TASK_NAME, queue=QUEUE, pass_context=False)(self._job)
+        self.retired = 0  # stalled jobs this replica retired
+
+    async def __aenter__(self) -> ClusterNode:
+        await self.app.open_async()
+        try:
+            await self._ensure_schema()
+        except BaseException:
+            await self.app.close_async()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        with contextlib.suppress(StoreError):
+            self.store.forget_replica(self.name)
+        await self.app.close_async()
+
+    async def _ensure_schema(self) -> None:
+        """Create procrastinate's tables once, whichever replica gets there first."""
+        import psycopg
+
+        try:
+            conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+            async with conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                cursor = await conn.execute("SELECT to_regclass('procrastinate_jobs')")
+                row = await cursor.fetchone()
+                if row is None or row[0] is None:
+                    await conn.execute(self.app.schema_manager.get_schema())
+                    log.info("created the job queue schema")
+        except psycopg.Error as exc:
+            where = redact(self._url)
+            raise StoreError(f"state database {where}: creating the job queue: {exc}") from exc
+
+    # -- deferring -----------------------------------------------------------------------------
+
+    def use_config(self, config: Config) -> None:
+        self.config = config
+
+    async def fire(self, source_id: str, *, on_schedule: bool = True) -> bool:
+        """The scheduler's run function: claim this slot of the source and queue its run.
+        False when another replica claimed the slot first or the source is already queued."""
+        source = self.config.active_source(source_id)
+        if source is None:
+            return False
+        now = self._clock()
+        slot = slot_of(source, now, on_schedule=on_schedule)
+        if not self.store.claim_slot(source_id, slot, self.name, now):
+            log.debug("slot claimed by another replica", extra=fields(source=source_id, slot=slot))
+            return False
+        procrastinate = _procrastinate()
+        deferrer = self.task.configure(lock=source_id, queueing_lock=source_id)
+        try:
+            await deferrer.defer_async(source_id=source_id)
+        except procrastinate.exceptions.AlreadyEnqueued:
+            log.info("run already queued", extra=fields(source=source_id, slot=slot))
+            return False
+        log.debug("run queued", extra=fields(source=source_id, slot=slot))
+        return True
+
+    async def catch_up(self, sources: Iterable[Source], rng: random.Random | None = None) -> None:
+        """At start: queue the current slot of each interval source no replica has claimed yet
+        (new sources, or the whole cluster was down at a slot), spread over a few seconds.
+        A source whose next slot is less than half an interval away waits for it instead, so
+        that a start just before a slot does not run the source twice in a row."""
+        rng = rng or random.Random()
+        pending = [s for s in sources if s.enabled and s.every is not None]
+        for source in sorted(pending, key=lambda _s: rng.random()):
+            spread = min(jitter_for(source), START_SPREAD_CAP).total_seconds()
+            await asyncio.sleep(rng.uniform(0, spread) / max(1, len(pending)))
+            if _slot_is_near(source, self._clock()):
+                continue
+            await self.fire(source.id, on_schedule=False)
+
+    async def _job(self, source_id: str) -> None:
+        await self._run_source(source_id)
+
+    # -- working -------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run jobs and housekeeping until `stop` is set; runs in progress get `grace` seconds."""
+        jobs = asyncio.create_task(
+            self.app.run_worker_async(
+                name=self.name,
+                queues=[QUEUE],
+                concurrency=self.concurrency,
+                install_signal_handlers=False,
+                update_heartbeat_interval=HEARTBEAT,
+                stalled_worker_timeout=STALL_WINDOW,
+                shutdown_graceful_timeout=self.grace,
+                delete_jobs=DELETE_JOBS,
+            ),
+            name="procrastinate worker",
+        )
+        housekeeping = asyncio.create_task(self._housekeeping(stop), name="cluster housekeeping")
+        try:
+            await stop.wait()
+        finally:
+            housekeeping.cancel()
+            jobs.cancel()
+            await asyncio.gather(housekeeping, jobs, return_exceptions=True)
+
+    async def _housekeeping(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.store.beat(self.name, self.config.digest, self._started, self._clock())
+                await self.retire_stalled()
+            except Exception as exc:  # the database may be away for a while; keep trying
+                log.warning("cluster housekeeping failed", extra=fields(error=str(exc)))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=HEARTBEAT)
+
+    async def retire_stalled(self) -> int:
+        """Mark failed the jobs whose worker fell silent (a killed replica); their sources run
+        again at their next slot. Returns how many this call retired."""
+        procrastinate = _procrastinate()
+        manager = self.app.job_manager
+        stalled = await manager.get_stalled_jobs(seconds_since_heartbeat=STALL_WINDOW)
+        retired = 0
+        for job in stalled:
+            try:
+                failed = procrastinate.jobs.Status.FAILED
+                await manager.finish_job(job, status=failed, delete_job=False)
+            except procrastinate.exceptions.ConnectorException:
+                continue  # another replica retired it first
+            retired += 1
+            log.warning(
+                "stalled run retired",
+                extra=fields(source=job.task_kwargs.get("source_id"), job=job.id),
+            )
+        self.retired += retired
+        return retired
+
+
+def _procrastinate() -> Any:
+    try:
+        import procrastinate
+        import procrastinate.exceptions
+        import procrastinate.jobs
+    except ImportError as exc:
+        raise StoreError(
+            "cluster mode needs procrastinate: pip install 'feedworker[cluster]'"
+        ) from exc
+    return procrastinate
+
+
+class ClusterView:
+    """What a replica's HTTP server needs in cluster mode: feeds from the database, and a note
+    when the live replicas run different configs. Pass `app_options(config)` to `build_app`."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._feeds = StoredFeeds(store, ())
+
+    def app_options(self, config: Config) -> dict[str, Any]:
+        files = self._feeds.for_names(feed_file_names(config.sources))
+        return {"files": files, "notes": self.notes}
+
+    def notes(self) -> list[str]:
+        return config_notes(live_replicas(self.store, datetime.now(UTC)))
+
+
+async def upgrade_schema(config: Config) -> int:
+    """`feedworker db upgrade`: migrate the state database, and in cluster mode create the job
+    queue's tables; returns the schema version."""
+    store = Store.open(config.settings.state_url)  # opening migrates
+    try:
+        if config.settings.cluster:
+            node = ClusterNode(config, store, _no_run, concurrency=1, grace=0)
+            async with node:
+                pass
+        return store.schema_version()
+    finally:
+        store.close()
+
+
+async def _no_run(_source_id: str) -> None:
+    return None

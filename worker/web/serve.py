@@ -1,0 +1,1004 @@
+"""HTTP: the feed files, a status page, health, metrics and OPML, served by Starlette on uvicorn.
+
+    GET /                      HTML status of every source, readable on a phone
+    GET /feeds/<id>.rss        RSS 2.0      (also .atom and .json; /feeds/all.atom is every source)
+    GET /healthz               200 "ok" while `health()` is true, else 503
+    GET /metrics               Prometheus text format
+    GET /opml                  OPML 2.0 list of every feed, to subscribe to all at once
+
+Feeds follow HTTP's caching rules: a strong `ETag` from the content hash, `Last-Modified` from
+the file's mtime, 304 for a matching `If-None-Match` (which wins) or `If-Modified-Since`, and
+gzip when asked. The publisher replaces a feed file by rename, so the one open handle a request
+reads from always holds one complete version; its validators come from that same handle's fstat.
+
+Access: with a `serve_token`, everything but `/healthz` wants the token (and the feeds too with
+`public_feeds = false`): `Authorization: Bearer <token>`, `?token=<token>` (which also sets an
+HttpOnly cookie derived from it, so the status page's links work in a browser), compared in
+constant time. Links
+that leave the server (OPML) are built on `public_url`, else the address the server was started
+on, never on the request's Host header; no page ever shows the token or a source URL's secrets.
+
+Clients that take their time (`ServeLimits`): a request's head must arrive within seconds of the
+connection or of the previous response, an answer must be ready within a minute and written out
+within seconds after, and the
+server holds at most `max_connections` connections, a quarter of the file descriptors the process
+may open (the worker's own fetches, database and extractor pipes need the rest). At the limit, a
+new connection closes the one that has waited longest without sending a request, so a flood of
+idle connections cannot lock out `/healthz`. uvicorn has no deadline for a request's head of its
+own (its keep-alive timer starts after a response, and any byte resets it), hence
+`_GuardedH11Protocol`.
+
+Only names built from the configured ids are ever opened, so no request path reaches outside
+`feeds_dir`. The status page reads the store its caller already has open (the running worker's,
+or the one `serve` opens at start-up), in a worker thread so the event loop never waits on SQL;
+`Store` serialises calls from several threads. Nothing here opens the database or writes to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import gzip
+import hashlib
+import hmac
+import html
+import ipaddress
+import logging
+import os
+import resource
+import signal
+import socket
+import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from email.utils import formatdate, parsedate_to_datetime
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+import h11
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from worker.config import Config, Settings, Source
+from worker.errors import FeedworkerError
+from worker.publish.xmlchars import xml_safe
+from worker.redact import redact_text, redact_url
+from worker.service.logs import LOGGER_NAME, fields, log, throttle
+from worker.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from worker.service.metrics import Metrics
+from worker.store.state import SourceHealth, SourceState, Store
+
+__all__ = [
+    "FEED_MEDIA_TYPES",
+    "ServeLimits",
+    "SourceStatus",
+    "StatusReader",
+    "accepts_gzip",
+    "build_app",
+    "connection_limit",
+    "links_base",
+    "listen",
+    "listen_or_fail",
+    "render_opml",
+    "render_status_page",
+    "serve",
+    "serve_socket",
+    "stop_on_signals",
+    "store_status_reader",
+]
+
+FEED_MEDIA_TYPES = {
+    "rss": "application/rss+xml; charset=utf-8",
+    "atom": "application/atom+xml; charset=utf-8",
+    "json": "application/feed+json",
+}
+FEED_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON"}
+ALL_FEED = "all.atom"  # the combined feed over every source
+OPML_MEDIA_TYPE = "text/x-opml; charset=utf-8"
+# Five minutes: readers polling more often get a cheap 304 anyway; sources rarely run more often.
+FEED_CACHE_CONTROL = "public, max-age=300"
+GZIP_LEVEL = 6  # most of level 9's gain on XML at a fraction of the CPU
+GZIP_MIN_BYTES = 1000  # for the HTML and OPML pages; feed files are always gzipped when asked
+SHUTDOWN_GRACE_SECONDS = 5  # in-flight requests get this long once the server is told to stop
+
+# Clients that take their time (`ServeLimits`). A reader, a browser or Prometheus sends its whole
+# request head in one packet and reads the answer at once; only a broken or hostile client needs
+# more than these.
+HEADER_TIMEOUT = 10.0  # seconds to send a complete request head (slowloris: a byte at a time)
+KEEP_ALIVE_TIMEOUT = 5  # an idle keep-alive connection is closed after this (uvicorn's default)
+# Seconds from a request's head to its answer being handed to the connection (a status page
+# stuck on the database); what is left to write then has HEADER_TIMEOUT to go out, so a client
+# that never reads holds nothing for long.
+RESPONSE_TIMEOUT = 60.0
+# Connections held at once: a few readers, browsers and a scraper need a handful; 200 is plenty
+# and costs 200 file descriptors. Never more than a quarter of RLIMIT_NOFILE's soft limit, so the
+# worker's own sockets, database files and extractor pipes always have three quarters (at the
+# usual 1,024: 200 here, 824 for the worker, which needs about 100 at its default concurrency).
+MAX_CONNECTIONS = 200
+MIN_CONNECTIONS = 8  # even under a tiny descriptor limit the server stays usable
+FD_SHARE = 4  # the server may hold 1/FD_SHARE of the process's file descriptors
+# The listen backlog, which is also how many connections asyncio accepts in one go before any of
+# them is counted: the server may briefly hold max_connections plus this many descriptors (plus
+# those it is closing). So half the connection limit, at most this.
+BACKLOG = 64
+MAX_HEAD_BYTES = 16 * 1024  # a larger request head is answered 400 (h11's default, said aloud)
+TOKEN_PARAM = "token"  # ?token=...
+TOKEN_COOKIE = "feedworker_token"  # set when ?token= was right, so the page's links work
+COOKIE_SALT = b"feedworker status page cookie"
+SLOW_HEAD = "request head not complete in time: connection closed"
+SLOW_RESPONSE = "response not written out in time: connection closed"
+server_log = logging.getLogger(f"{LOGGER_NAME}.server")  # throttled: a flood logs once a minute
+throttle(server_log)
+
+Health = Callable[[], bool]
+NextRuns = Callable[[str], datetime | None]
+# Extra lines for the top of the status page (cluster mode: replicas whose configs differ).
+Notes = Callable[[], Sequence[str]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Feed files: read one version whole, validators from the same handle, hash cached per version.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeedVersion:
+    """One complete version of a feed file, as read from one open handle."""
+
+    body: bytes
+    digest: str  # content hash; the ETag is built from it
+    mtime: float  # seconds since the epoch
+    gzipped: bytes | None = None  # `body` gzip-compressed, when the client accepts gzip
+
+    @property
+    def etag(self) -> str:
+        # The gzip bytes are another representation, so they get their own strong tag.
+        return f'"{self.digest}-gz"' if self.gzipped is not None else f'"{self.digest}"'
+
+    @property
+    def last_modified(self) -> str:
+        return formatdate(self.mtime, usegmt=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    key: tuple[int, int, int]  # (inode, size, mtime_ns): a new file by rename changes the inode
+    digest: str
+    gzipped: bytes | None
+
+
+class FeedFiles:
+    """The feed files one app may serve, by name; remembers each version's hash and gzip bytes."""
+
+    def __init__(self, folder: Path, names: Collection[str]) -> None:
+        self.folder = folder
+        self.names = frozenset(names)
+        self._cache: dict[str, _Cached] = {}  # by file name; one entry per feed, so bounded
+
+    def exists(self, name: str) -> bool:
+        return name in self.names and (self.folder / name).is_file()
+
+    def read(self, name: str, *, want_gzip: bool = False) -> FeedVersion | None:
+        """The file's current version, or None when `name` is not a feed or not written yet."""
+        if name not in self.names:
+            return None
+        try:
+            with open(self.folder / name, "rb") as handle:
+                stat = os.fstat(handle.fileno())
+                body = handle.read()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+        cached = self._remember(name, (stat.st_ino, len(body), stat.st_mtime_ns), body)
+        if want_gzip and cached.gzipped is None:
+            cached = _Cached(cached.key, cached.digest, gzip.compress(body, GZIP_LEVEL, mtime=0))
+            self._cache[name] = cached
+        gzipped = cached.gzipped if want_gzip else None
+        return FeedVersion(body, cached.digest, stat.st_mtime, gzipped)
+
+    def _remember(self, name: str, key: tuple[int, int, int], body: bytes) -> _Cached:
+        cached = self._cache.get(name)
+        if cached is None or cached.key != key:
+            # Concurrent requests may both hash a new version; the entries they store are equal.
+            cached = _Cached(key, hashlib.blake2b(body, digest_size=16).hexdigest(), None)
+            self._cache[name] = cached
+        return cached
+
+
+class FeedReader(Protocol):
+    """Where the server reads feeds: `FeedFiles` (the default) or, in cluster mode, the state
+    database (`worker.service.cluster.StoredFeeds`)."""
+
+    names: frozenset[str]
+
+    def exists(self, name: str) -> bool: ...
+
+    def read(self, name: str, *, want_gzip: bool = False) -> FeedVersion | None: ...
+
+
+def feed_file_names(sources: Sequence[Source]) -> list[str]:
+    """Every file name a request may ask for: each source in each format, plus the combined feed."""
+    names = [f"{source.id}.{ext}" for source in sources for ext in FEED_MEDIA_TYPES]
+    return [*names, ALL_FEED]
+
+
+def is_not_modified(headers: Mapping[str, str], version: FeedVersion) -> bool:
+    """RFC 9110 §13.2.2: If-None-Match decides when present; else If-Modified-Since."""
+    if_none_match = headers.get("if-none-match")
+    if if_none_match is not None:
+        return _etag_matches(if_none_match, version.digest)
+    since = _parse_http_date(headers.get("if-modified-since"))
+    # Last-Modified has whole seconds, so compare the mtime as sent.
+    return since is not None and int(version.mtime) <= since.timestamp()
+
+
+def _etag_matches(header: str, digest: str) -> bool:
+    """Weak comparison, as If-None-Match requires; either encoding's tag names this content."""
+    for tag in header.split(","):
+        tag = tag.strip().removeprefix("W/")
+        if tag == "*" or tag in (f'"{digest}"', f'"{digest}-gz"'):
+            return True
+    return False
+
+
+def _parse_http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """True when Accept-Encoding allows gzip (``gzip``, ``x-gzip`` or ``*``, with q above 0)."""
+    for part in accept_encoding.split(","):
+        coding, _, params = part.partition(";")
+        if coding.strip().lower() not in ("gzip", "x-gzip", "*"):
+            continue
+        quality = params.strip().lower().removeprefix("q=")
+        try:
+            if not params.strip() or float(quality) > 0:
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def feed_response(version: FeedVersion, media_type: str, headers: Mapping[str, str]) -> Response:
+    """200 with the bytes, or 304 with only the validators."""
+    out = {
+        "ETag": version.etag,
+        "Last-Modified": version.last_modified,
+        "Cache-Control": FEED_CACHE_CONTROL,
+        "Vary": "Accept-Encoding",
+    }
+    if is_not_modified(headers, version):
+        return Response(status_code=304, headers=out)
+    if version.gzipped is not None:
+        out["Content-Encoding"] = "gzip"
+        return Response(version.gzipped, headers=out, media_type=media_type)
+    return Response(version.body, headers=out, media_type=media_type)
+
+
+# ---------------------------------------------------------------------------------------------
+# Source status: read from the open store per request, rendered by a pure function.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """What the status page shows about one source's runs."""
+
+    last_run: datetime | None = None
+    last_success: datetime | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    items: int = 0
+    next_run: datetime | None = None
+    health: str = ""  # "ok" | "degraded"; "" before the first judged run
+    health_reasons: tuple[str, ...] = ()
+    health_since: datetime | None = None
+
+
+StatusReader = Callable[[], Mapping[str, SourceStatus]]
+
+
+def store_status_reader(config: Config, store: Store) -> StatusReader:
+    """Reads every configured source's status from `store`, which the caller opened and closes.
+
+    Only reads: a page view never takes the write lock the running worker needs."""
+
+    secrets = config.secret_values
+
+    def read() -> dict[str, SourceStatus]:
+        states = {state.source_id: state for state in store.source_states()}
+        healths = {health.source_id: health for health in store.source_healths()}
+        return {
+            source.id: _redacted(
+                _with_health(
+                    _status_of(states.get(source.id), store.count_items(source.id)),
+                    healths.get(source.id),
+                ),
+                secrets,
+            )
+            for source in config.sources
+        }
+
+    return read
+
+
+def _redacted(status: SourceStatus, secrets: Collection[str]) -> SourceStatus:
+    """The stored texts fit to show: an error stored by an older version may hold a secret."""
+    return replace(
+        status,
+        last_error=redact_text(status.last_error, secrets) if status.last_error else None,
+        health_reasons=tuple(redact_text(reason, secrets) for reason in status.health_reasons),
+    )
+
+
+def _with_health(status: SourceStatus, health: SourceHealth | None) -> SourceStatus:
+    if health is None:
+        return status
+    return replace(
+        status, health=health.state, health_reasons=health.reasons, health_since=health.since
+    )
+
+
+def _status_of(state: SourceState | None, items: int) -> SourceStatus:
+    if state is None:
+        return SourceStatus(items=items)
+    return SourceStatus(
+        last_run=state.last_run,
+        last_success=state.last_success,
+        last_error=state.last_error,
+        consecutive_failures=state.consecutive_failures,
+        items=items,
+        next_run=state.next_run,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRow:
+    """One source on the status page: its config, its run status and which feed files exist."""
+
+    source: Source
+    status: SourceStatus
+    feeds: tuple[str, ...]  # formats written so far, e.g. ("rss", "atom")
+
+
+_PAGE_CSS = """
+body{font:16px/1.45 system-ui,sans-serif;margin:0 auto;max-width:48rem;padding:1rem;color:#222}
+h1{font-size:1.4rem;margin:.2rem 0}h2{font-size:1.1rem;margin:0 0 .3rem}
+.src{border:1px solid #ddd;border-left:.4rem solid #2a2;border-radius:.4rem;padding:.7rem;
+margin:.8rem 0}.src.failing{border-left-color:#c22}.src.never,.src.disabled{border-left-color:#999}
+.meta{color:#666;font-size:.9rem;margin:0 0 .4rem;overflow-wrap:anywhere}
+.feeds a{display:inline-block;margin:0 .6rem .3rem 0;padding:.15rem .5rem;border:1px solid #bbb;
+border-radius:.3rem;text-decoration:none}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem .8rem;margin:.4rem 0 0}
+dt{color:#666}dd{margin:0;overflow-wrap:anywhere}.error{color:#a11;white-space:pre-wrap}
+.src.degraded{border-left-color:#d80}.health{background:#fff4e0;border-radius:.3rem;
+padding:.4rem .6rem;margin:.3rem 0 .5rem;color:#6b3a00}.health ul{margin:.2rem 0 0 1.1rem;padding:0}
+""".strip()
+
+
+def render_status_page(
+    rows: Sequence[StatusRow], now: datetime, *, has_all_feed: bool, note: str | None = None
+) -> str:
+    """The whole HTML page; every string from config or the database is escaped here."""
+    failing = sum(1 for row in rows if row.status.consecutive_failures)
+    degraded = sum(1 for row in rows if row.status.health == "degraded")
+    links = ['<a href="opml">OPML</a>']
+    if has_all_feed:
+        links.append(f'<a href="feeds/{ALL_FEED}">all sources (Atom)</a>')
+    summary = f"{len(rows)} sources, {failing} failing, {degraded} degraded · " + " · ".join(links)
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>feedworker</title><style>{_PAGE_CSS}</style></head><body>",
+        f'<header><h1>feedworker</h1><p class="meta">{summary}</p>',
+    ]
+    if note:
+        parts.append(f'<p class="error">{_esc(note)}</p>')
+    parts.append(f'<p class="meta">as of {_esc(_utc(now))}</p></header><main>')
+    parts.extend(_render_source(row, now) for row in rows)
+    parts.append("</main></body></html>\n")
+    return "\n".join(parts)
+
+
+def _render_source(row: StatusRow, now: datetime) -> str:
+    source, status = row.source, row.status
+    shown_url = redact_url(source.url)
+    feeds = " ".join(
+        f'<a href="feeds/{_esc(source.id)}.{ext}">{FEED_LABELS[ext]}</a>' for ext in row.feeds
+    )
+    details = [
+        ("Last success", _when(status.last_success, now)),
+        ("Last error", _render_error(status)),
+        ("Items", str(status.items)),
+        ("Failures in a row", str(status.consecutive_failures)),
+        (
+            "Next run",
+            _when(status.next_run, now, "not scheduled") if source.enabled else "disabled",
+        ),
+    ]
+    return "\n".join(
+        [
+            f'<section class="src {_state_class(row)}" id="source-{_esc(source.id)}">',
+            f"<h2>{_esc(source.title)}</h2>",
+            f'<p class="meta">{_esc(source.id)} · <a href="{_esc(shown_url)}">'
+            f"{_esc(shown_url)}</a></p>",
+            _render_health(row, now),
+            f'<p class="feeds">{feeds or "no feed written yet"}</p>',
+            "<dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in details) + "</dl>",
+            "</section>",
+        ]
+    )
+
+
+def _render_health(row: StatusRow, now: datetime) -> str:
+    """A degraded source's state and reasons, above everything else it shows ("" when ok)."""
+    status = row.status
+    if status.health != "degraded":
+        return ""
+    since = f" since {_when(status.health_since, now)}" if status.health_since else ""
+    reasons = "".join(f"<li>{_esc(reason)}</li>" for reason in status.health_reasons)
+    return (
+        f'<div class="health"><strong>Degraded{since}</strong>: its published items stay in its'
+        f" feed; <code>feedworker try {_esc(row.source.id)}</code> shows why."
+        f"<ul>{reasons}</ul></div>"
+    )
+
+
+def _render_error(status: SourceStatus) -> str:
+    if not status.last_error:
+        return "none"
+    return f'<span class="error">{_esc(status.last_error)}</span>'
+
+
+def _state_class(row: StatusRow) -> str:
+    if not row.source.enabled:
+        return "disabled"
+    if row.status.consecutive_failures:
+        return "failing"
+    if row.status.health == "degraded":
+        return "degraded"
+    return "ok" if row.status.last_run or row.status.last_success else "never"
+
+
+def _esc(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+_UNITS = (("d", 86400), ("h", 3600), ("min", 60))
+
+
+def _when(moment: datetime | None, now: datetime, missing: str = "never") -> str:
+    if moment is None:
+        return missing
+    if moment.tzinfo is None:  # the store keeps UTC; a naive value is UTC without its label
+        moment = moment.replace(tzinfo=UTC)
+    return f"{_esc(_utc(moment))} ({_relative(moment - now)})"
+
+
+def _relative(delta: timedelta) -> str:
+    seconds = int(abs(delta.total_seconds()))
+    if seconds < 60:
+        return "now"
+    unit, size = next((u, s) for u, s in _UNITS if seconds >= s)
+    amount = f"{seconds // size} {unit}"
+    return f"in {amount}" if delta.total_seconds() > 0 else f"{amount} ago"
+
+
+# ---------------------------------------------------------------------------------------------
+# OPML
+# ---------------------------------------------------------------------------------------------
+
+
+def render_opml(sources: Sequence[Source], base_url: str) -> bytes:
+    """OPML 2.0 with one outline per source, pointing at its RSS feed under `base_url`."""
+    opml = ET.Element("opml", version="2.0")
+    head = ET.SubElement(opml, "head")
+    ET.SubElement(head, "title").text = "feedworker feeds"
+    body = ET.SubElement(opml, "body")
+    for source in sources:
+        title = xml_safe(source.title)
+        outline = {
+            "type": "rss",
+            "text": title,
+            "title": title,
+            "xmlUrl": f"{base_url}/feeds/{source.id}.rss",
+            "htmlUrl": redact_url(source.url),
+        }
+        if source.description:
+            outline["description"] = xml_safe(source.description)
+        ET.SubElement(body, "outline", outline)
+    ET.indent(opml)
+    return ET.tostring(opml, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# The app
+# ---------------------------------------------------------------------------------------------
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class _Access:
+    """Who may read what. Without a token, everyone everything; with one, `/healthz` stays open
+    and the rest wants it (the feeds only with `public_feeds = false`)."""
+
+    def __init__(self, settings: Settings) -> None:
+        token = settings.token
+        self._token = token.encode() if token else None
+        # The cookie holds a value derived from the token, not the token: a response never
+        # carries the operator's secret, even to the browser that sent it.
+        self._cookie = hmac.new(self._token, COOKIE_SALT, "sha256").hexdigest() if token else ""
+        self.public_feeds = settings.public_feeds
+
+    def guard(self, endpoint: Endpoint, *, feed: bool = False) -> Endpoint:
+        """`endpoint`, answering 401 to a request without the token when one is wanted."""
+        if self._token is None or (feed and self.public_feeds):
+            return endpoint
+
+        async def guarded(request: Request) -> Response:
+            by_query = self._matches(request.query_params.get(TOKEN_PARAM))
+            if not (by_query or self._matches(_bearer(request)) or self._by_cookie(request)):
+                return _unauthorized()
+            response = await endpoint(request)
+            _make_private(response)
+            if by_query:
+                response.set_cookie(TOKEN_COOKIE, self._cookie, httponly=True, samesite="strict")
+            return response
+
+        return guarded
+
+    def _by_cookie(self, request: Request) -> bool:
+        return _same(request.cookies.get(TOKEN_COOKIE), self._cookie.encode())
+
+    def _matches(self, given: str | None) -> bool:
+        return self._token is not None and _same(given, self._token)
+
+
+def _same(given: str | None, expected: bytes) -> bool:
+    """Constant time: how much of a guess was right must not show in how long the "no" took."""
+    return given is not None and hmac.compare_digest(given.encode("utf-8", "replace"), expected)
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else None
+
+
+def _unauthorized() -> Response:
+    return PlainTextResponse(
+        f"a token is needed: send Authorization: Bearer <token>, or add ?{TOKEN_PARAM}=<token>\n",
+        status_code=401,
+        headers={"WWW-Authenticate": 'Bearer realm="feedworker"', "Cache-Control": "no-store"},
+    )
+
+
+def _make_private(response: Response) -> None:
+    """A response only token holders may read: no shared cache keeps it, and a page opened with
+    ?token= never sends its address (the token) to the sites it links to."""
+    response.headers["Referrer-Policy"] = "no-referrer"
+    cache = response.headers.get("cache-control")
+    if cache and "public" in cache:
+        response.headers["Cache-Control"] = cache.replace("public", "private")
+    elif cache is None:
+        response.headers["Cache-Control"] = "private, no-cache"
+
+
+class _Handlers:
+    """The endpoints of one app, sharing its config, feed files and collaborators."""
+
+    def __init__(
+        self,
+        config: Config,
+        health: Health,
+        next_runs: NextRuns,
+        metrics: Metrics,
+        status_reader: StatusReader,
+        files: FeedReader | None = None,
+        notes: Notes = lambda: (),
+        base_url: str | None = None,
+    ) -> None:
+        self.config = config
+        settings = config.settings
+        # Links that leave the server: never from the request's Host header, which is the
+        # client's to choose ("Host: evil.example" would make the OPML point there).
+        self.base_url = settings.public_url or base_url or links_base(settings)
+        self.health = health
+        self.next_runs = next_runs
+        self.metrics = metrics
+        self.status_reader = status_reader
+        self.notes = notes
+        self.files = files or FeedFiles(config.settings.feeds_dir, feed_file_names(config.sources))
+
+    async def feed(self, request: Request) -> Response:
+        name: str = request.path_params["name"]
+        want_gzip = accepts_gzip(request.headers.get("accept-encoding", ""))
+        version = await run_in_threadpool(self.files.read, name, want_gzip=want_gzip)
+        if version is None:
+            if name in self.files.names:
+                self.metrics.observe_feed_response(name, 404)
+            return PlainTextResponse("no such feed\n", status_code=404)
+        ext = name.rpartition(".")[2]
+        response = feed_response(version, FEED_MEDIA_TYPES[ext], request.headers)
+        self.metrics.observe_feed_response(name, response.status_code)
+        log.debug("served", extra=fields(url=request.url.path, status=response.status_code))
+        return response
+
+    async def status_page(self, request: Request) -> Response:
+        # Asked here, on the event loop, because the scheduler lives there; the rest is blocking.
+        live_next = {source.id: self.next_runs(source.id) for source in self.config.sources}
+        page = await run_in_threadpool(self._status_html, datetime.now(UTC), live_next)
+        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+
+    def _status_html(self, now: datetime, live_next: Mapping[str, datetime | None]) -> str:
+        note = None
+        try:
+            statuses = self.status_reader()
+        except FeedworkerError as exc:  # the page still lists the sources without their state
+            log.warning("status unavailable", extra=fields(error=str(exc)))
+            statuses, note = {}, f"run state unavailable: {exc}"
+        note = "\n".join(n for n in (note, *self.notes()) if n) or None
+        rows = []
+        for source in self.config.sources:
+            status = statuses.get(source.id, SourceStatus())
+            if live_next.get(source.id) is not None:  # the scheduler knows better than the store
+                status = replace(status, next_run=live_next[source.id])
+            feeds = tuple(e for e in FEED_MEDIA_TYPES if self.files.exists(f"{source.id}.{e}"))
+            rows.append(StatusRow(source, status, feeds))
+        has_all = self.files.exists(ALL_FEED)
+        return render_status_page(rows, now, has_all_feed=has_all, note=note)
+
+    async def healthz(self, request: Request) -> Response:
+        healthy = self.health()
+        return PlainTextResponse(
+            "ok\n" if healthy else "unhealthy\n",
+            status_code=200 if healthy else 503,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def metrics_text(self, request: Request) -> Response:
+        return Response(self.metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+    async def opml(self, request: Request) -> Response:
+        sources = [s for s in self.config.sources if s.enabled or self.files.exists(f"{s.id}.rss")]
+        return Response(
+            render_opml(sources, self.base_url),
+            media_type=OPML_MEDIA_TYPE,
+            headers={"Content-Disposition": 'inline; filename="feedworker.opml"'},
+        )
+
+
+def build_app(
+    config: Config,
+    *,
+    status_reader: StatusReader,
+    health: Health = lambda: True,
+    next_runs: NextRuns = lambda _id: None,
+    metrics: Metrics | None = None,
+    files: FeedReader | None = None,
+    notes: Notes = lambda: (),
+    base_url: str | None = None,
+) -> Starlette:
+    """The ASGI app serving `config`'s feeds (from `files`, default the feeds folder);
+    `status_reader` gives the sources' run state, usually `store_status_reader(config, store)`.
+    `base_url` is where the server listens (`links_base`), for OPML links when `public_url` is
+    not set (default: `serve_host:serve_port`)."""
+    if metrics is None:
+        metrics = Metrics()
+    metrics.add_sources(source.id for source in config.sources)
+    handlers = _Handlers(config, health, next_runs, metrics, status_reader, files, notes, base_url)
+    access = _Access(config.settings)
+    routes = [
+        Route("/", access.guard(handlers.status_page)),
+        Route("/feeds/{name}", access.guard(handlers.feed, feed=True)),
+        Route("/healthz", handlers.healthz),
+        Route("/metrics", access.guard(handlers.metrics_text)),
+        Route("/opml", access.guard(handlers.opml)),
+    ]
+    # Feed files do their own gzip (cached, with their own ETag); the middleware takes the rest.
+    excluded = (*DEFAULT_EXCLUDED_CONTENT_TYPES, *FEED_MEDIA_TYPES.values())
+    gzip_pages = Middleware(
+        GZipMiddleware, minimum_size=GZIP_MIN_BYTES, exclude_content_types=excluded
+    )
+    return Starlette(routes=routes, middleware=[gzip_pages])
+
+
+# ---------------------------------------------------------------------------------------------
+# Running it
+# ---------------------------------------------------------------------------------------------
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket; binding here makes "address in use" an OSError for the caller.
+
+    Port 0 picks a free port: read it back with ``sock.getsockname()[1]``.
+    """
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    return socket.create_server((host, port), family=family)
+
+
+def listen_or_fail(host: str, port: int) -> socket.socket:
+    """`listen` for a command: a port in use (or any bind error) is a FeedworkerError whose
+    message the CLI prints, "cannot listen on host:port: …", instead of a traceback."""
+    try:
+        return listen(host, port)
+    except OSError as exc:
+        raise FeedworkerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (Ctrl-C): the caller winds down and exits 0."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _on_signal, sig, stop)
+    return stop
+
+
+def _on_signal(sig: signal.Signals, stop: asyncio.Event) -> None:
+    if not stop.is_set():
+        log.info("stopping", extra=fields(signal=sig.name))
+    stop.set()
+
+
+def links_base(settings: Settings, sock: socket.socket | None = None) -> str:
+    """Where links to this server point when `public_url` is not set: the address it listens on
+    (`sock`'s, else `serve_host:serve_port`). A wildcard address (0.0.0.0, as in Docker) names no
+    machine; the host name stands in, and a warning says to set `public_url`."""
+    if settings.public_url:
+        return settings.public_url
+    host, port = (sock.getsockname()[:2]) if sock else (settings.serve_host, settings.serve_port)
+    if _is_wildcard(host):
+        if sock is not None:
+            log.warning(
+                "public_url is not set: links in /opml name this machine by its host name",
+                extra=fields(host=socket.gethostname(), listening=host),
+            )
+        host = socket.gethostname()
+    return f"http://{_url_host(host)}:{port}"
+
+
+def _is_wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return host == ""
+
+
+async def serve(
+    app: Starlette,
+    host: str,
+    port: int,
+    stop: asyncio.Event | None = None,
+    limits: ServeLimits | None = None,
+) -> None:
+    """Serve `app` on host:port until `stop` is set (or, without `stop`, until SIGINT/SIGTERM)."""
+    await serve_socket(app, listen(host, port), stop, limits)
+
+
+async def serve_socket(
+    app: Starlette,
+    sock: socket.socket,
+    stop: asyncio.Event | None = None,
+    limits: ServeLimits | None = None,
+) -> None:
+    """Serve `app` on an already listening socket (closed when the server stops)."""
+    limits = limits or ServeLimits()
+    server = _server(app, limits, own_signals=stop is None)
+    host, port = sock.getsockname()[:2]
+    log.info(
+        "serving",
+        extra=fields(
+            url=f"http://{_url_host(host)}:{port}/", max_connections=limits.max_connections
+        ),
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    if stop is not None:
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        server.should_exit = True
+    try:
+        await task
+    finally:
+        sock.close()
+    log.info("server stopped")
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+class _CallerSignals(uvicorn.Server):
+    """A uvicorn server that leaves SIGINT/SIGTERM to its caller, who sets `stop` instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _server(app: Starlette, limits: ServeLimits, *, own_signals: bool) -> uvicorn.Server:
+    connections = _Connections(limits)
+    settings = uvicorn.Config(
+        app,
+        # h11, whatever else is installed, with a deadline for request heads and a connection cap.
+        http=cast(type[asyncio.Protocol], functools.partial(_GuardedH11Protocol, connections)),
+        lifespan="off",
+        log_config=None,  # leave logging set-up (and the root logger) to worker.service.logs
+        access_log=False,  # feed requests are logged at DEBUG and counted in /metrics
+        server_header=False,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+        timeout_keep_alive=limits.keep_alive,
+        backlog=limits.listen_backlog,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        # No `limit_concurrency`: uvicorn answers 503 to every request once that many connections
+        # are open, idle ones included, which is how idle connections would lock out /healthz.
+        # `_Connections` caps connections by closing idle ones instead.
+    )
+    return uvicorn.Server(settings) if own_signals else _CallerSignals(settings)
+
+
+# ---------------------------------------------------------------------------------------------
+# Slow and idle clients
+# ---------------------------------------------------------------------------------------------
+
+
+def connection_limit(soft_limit: int | None = None) -> int:
+    """Connections the server may hold: `MAX_CONNECTIONS`, or a quarter of the process's file
+    descriptor limit (RLIMIT_NOFILE, soft) when that is lower, so the worker keeps the rest."""
+    if soft_limit is None:
+        soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft_limit == resource.RLIM_INFINITY or soft_limit <= 0:
+        return MAX_CONNECTIONS
+    return max(MIN_CONNECTIONS, min(MAX_CONNECTIONS, soft_limit // FD_SHARE))
+
+
+@dataclass(frozen=True, slots=True)
+class ServeLimits:
+    """How long the server waits for a client, and how many it holds (see the module docstring)."""
+
+    max_connections: int = field(default_factory=connection_limit)
+    header_timeout: float = HEADER_TIMEOUT
+    keep_alive: int = KEEP_ALIVE_TIMEOUT
+    response_timeout: float = RESPONSE_TIMEOUT
+    backlog: int | None = None  # None: half of max_connections, at most BACKLOG
+
+    @property
+    def listen_backlog(self) -> int:
+        return self.backlog or max(1, min(BACKLOG, self.max_connections // 2))
+
+
+class _Connections:
+    """The connections one server holds; those waiting for a request head, oldest first."""
+
+    def __init__(self, limits: ServeLimits) -> None:
+        self.limits = limits
+        self._open: set[_GuardedH11Protocol] = set()
+        self._waiting: dict[_GuardedH11Protocol, None] = {}  # insertion order: oldest first
+
+    def admit(self, conn: _GuardedH11Protocol) -> bool:
+        """Count a new connection in; at the limit, close the connection that has waited longest
+        for a request head. False when every other connection is busy: `conn` must go."""
+        self._open.add(conn)
+        self._waiting[conn] = None
+        if len(self._open) <= self.limits.max_connections:
+            return True
+        oldest = next((c for c in self._waiting if c is not conn), None)
+        if oldest is None:
+            self.forget(conn)
+            server_log.warning(
+                "connection limit reached, every connection busy: new connection refused",
+                extra=fields(max_connections=self.limits.max_connections),
+            )
+            return False
+        self.forget(oldest)
+        oldest.expire("connection limit reached: closed the longest idle connection")
+        return True
+
+    def busy(self, conn: _GuardedH11Protocol) -> None:
+        self._waiting.pop(conn, None)
+
+    def waiting(self, conn: _GuardedH11Protocol) -> None:
+        if conn in self._open:
+            self._waiting.pop(conn, None)
+            self._waiting[conn] = None  # now the newest
+
+    def forget(self, conn: _GuardedH11Protocol) -> None:
+        self._open.discard(conn)
+        self._waiting.pop(conn, None)
+
+
+class _GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with one deadline at a time per connection: while no request is in
+    progress, its head must be complete within `header_timeout` (of the connection, or of the
+    previous response; bytes dripping in do not extend it); while one is, the response must be
+    written out within `response_timeout`. A connection past its deadline is closed. uvicorn's
+    own keep-alive timer still closes a silent connection after `keep_alive` seconds."""
+
+    def __init__(self, connections: _Connections, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._connections = connections
+        self._deadline: asyncio.TimerHandle | None = None
+        self._request: object = None  # the request cycle the deadline was last set for
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if not self._connections.admit(self):
+            transport.abort()
+            return
+        self._wait_for_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        self._connections.forget(self)
+        super().connection_lost(exc)
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.cycle is not None and self.cycle is not self._request:
+            self._request = self.cycle  # a request head arrived: now its answer has a deadline
+            self._connections.busy(self)
+            self._set_deadline(self._connections.limits.response_timeout, SLOW_RESPONSE)
+
+    def on_response_complete(self) -> None:
+        # Before uvicorn looks at pipelined requests, which may start one. Also when uvicorn is
+        # closing the connection: a close waits for the client to read what is left, and a
+        # client that never reads would hold it for good.
+        self._wait_for_head()
+        super().on_response_complete()
+
+    def expire(self, reason: str) -> None:
+        """Drop the connection now, and whatever it still had to write (it is past its
+        deadline, or makes room for another). Also one uvicorn is closing gracefully."""
+        self._cancel_deadline()
+        if self.transport is not None:
+            server_log.info(reason, extra=fields(client=_client(self.client)))
+            self.transport.abort()
+
+    def _wait_for_head(self) -> None:
+        self._connections.waiting(self)
+        self._set_deadline(self._connections.limits.header_timeout, SLOW_HEAD)
+
+    def _set_deadline(self, seconds: float, reason: str) -> None:
+        self._cancel_deadline()
+        self._deadline = self.loop.call_later(seconds, self._on_deadline, reason)
+
+    def _on_deadline(self, reason: str) -> None:
+        self._deadline = None
+        half_sent = self.conn.their_state is h11.IDLE and bool(self.conn.trailing_data[0])
+        if reason == SLOW_HEAD and half_sent and not self.transport.is_closing():
+            # A polite answer to a half-sent request; a silent connection is just closed.
+            self.transport.write(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n")
+            self.transport.close()
+            server_log.info(reason, extra=fields(client=_client(self.client)))
+            return
+        self.expire(reason)
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+
+def _client(address: tuple[str, int] | None) -> str:
+    return f"{address[0]}:{address[1]}" if address else "-"
