@@ -64,6 +64,12 @@ class FetchError(FeedworkerError):
         super().__init__(f"{url}: {reason}")
 
 
+class RenderError(FetchError):
+    """A page could not be rendered in the browser (`worker.render`): no browser, a timeout, the
+    browser killed for its memory or restarted. A `FetchError`, so the pipeline skips the article
+    (or fails the listing) with its reason, as for a page that could not be fetched."""
+
+
 class ListingError(FeedworkerError):
     """A sitemap or feed that cannot be read, or a URL that leads to no list of articles."""
 

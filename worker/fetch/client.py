@@ -18,6 +18,17 @@ Cookies a site sets are kept in a small capped jar (`CappedCookieJar`) and sent 
 would; each source's run has a jar of its own (`Fetcher.session`), so one site's cookies never
 reach another source's requests, and a run's cookies end with it.
 
+A source's own request settings (`RequestProfile`: extra headers, its User-Agent, the cookies of
+its `cookies_file` or `cookie_env`, its proxy) come with its session. Its headers go to its own
+site only (`worker.urls.same_site` of its URL); its cookies where their domains say. Through a
+proxy (http, https or socks5), the SSRF guard still judges the destination: its name is resolved
+here and every address judged before the request goes to the proxy (`guard.judge_destination`).
+
+`fetch_resource` is one exchange for the browser (`worker.render`): any method a page's script
+uses, no redirect followed (the browser asks again for the target, judged again), within the
+same guard, size limit and deadline, taking a host slot and a global slot but not the per-host
+gap (a page's scripts and data load together, as in a browser).
+
 HTTP Basic credentials (`Fetcher.use_credentials`, from the sources' `auth`) are sent to their own
 origin only (scheme, host and port): every hop is judged by its own URL, so a redirect or link to
 another origin never carries them. URLs in messages and logs pass `worker.redact.redact_url`.
@@ -46,13 +57,18 @@ import brotli
 import httpx
 
 from worker.errors import FetchError
+from worker.fetch.cookies import CookieSpec, to_cookie
 from worker.fetch.decode import decode_html
 from worker.fetch.guard import (
     AddressBlocked,
+    Judge,
+    blocked_address,
     check_trusted_url,
     check_url,
     guarded_transport,
+    judge_destination,
     never_fetched,
+    proxied_transport,
     same_origin,
 )
 from worker.fetch.robots import (
@@ -68,6 +84,7 @@ from worker.redact import redact_url, strip_userinfo
 from worker.urls import (
     host_key,  # re-exported: the one host key (IDNA 2008, UTS #46)
     origin_key,
+    same_site,
 )
 
 __all__ = [
@@ -79,6 +96,8 @@ __all__ = [
     "FetchOptions",
     "Fetcher",
     "NetworkError",
+    "RequestProfile",
+    "Resource",
     "RobotsDisallowed",
     "Timeout",
     "TooLarge",
@@ -112,6 +131,7 @@ SNIPPET_BYTES = 16 * 1024
 # A page without Content-Type is accepted when it starts like HTML (after whitespace).
 HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<!--", b"<meta", b"<title")
 GUARD_EXTENSION = "feedworker.guarded"  # request extension: send through the SSRF-guarded pool
+PROXY_EXTENSION = "feedworker.proxy"  # request extension: the proxy URL to send through, or None
 GZIP_MAGIC = b"\x1f\x8b"
 # Cookies kept per jar (one source's run): what a site needs for a session, a consent choice and
 # a load balancer's pin, a tenth of the 4,500 a shared jar held after 300 pages. A cookie larger
@@ -145,6 +165,7 @@ class FetchOptions:
         600.0  # an unreadable one blocks the host this long, then is asked again
     )
     max_robots_bytes: int = 512 * 1024
+    proxy: str | None = None  # http(s):// or socks5:// proxy for every request; None: direct
 
     @property
     def fetch_budget(self) -> float:
@@ -162,6 +183,29 @@ class FetchOptions:
             f.name: getattr(settings, f.name) for f in fields(cls) if hasattr(settings, f.name)
         }
         return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestProfile:
+    """One source's own request settings (`worker.config.Source`), for its session."""
+
+    site: str = ""  # the source's URL: `headers` go to its site (`same_site`) only
+    headers: tuple[tuple[str, str], ...] = ()
+    user_agent: str | None = None  # instead of the worker's, on every request of the session
+    cookies: tuple[CookieSpec, ...] = ()  # sent where their domain and path say
+    proxy: str | None = None  # the proxy for every request of the session; None: direct
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """One exchange for the browser (`Fetcher.fetch_resource`): the body decoded, within
+    `max_page_bytes`; empty for a status other than 2xx (but for a refusal's first bytes)."""
+
+    url: str
+    status: int
+    headers: tuple[tuple[str, str], ...]  # as received, Content-Encoding and framing left out
+    body: bytes
+    wire_bytes: int
 
 
 # -- errors: the pipeline catches FetchError; subclasses say which kind -----------------------
@@ -240,6 +284,9 @@ class _Request:
     headers: dict[str, str]
     rule: _BodyRule
     guarded: bool  # through the SSRF-guarded pool
+    method: str = "GET"
+    content: bytes | None = None
+    polite: bool = True  # wait for the host's gap between starts (a page), or not (a resource)
 
 
 class _Budget:
@@ -314,20 +361,40 @@ class _Guard:
 
 
 class CappedCookieJar(http.cookiejar.CookieJar):
-    """A cookie jar holding at most `max_count` cookies and `max_bytes` of names and values; a
-    cookie over `MAX_COOKIE_SIZE`, or past either limit, is not kept (one replacing a kept
-    cookie of the same domain, path and name always is, within the size)."""
+    """A cookie jar holding at most `max_count` cookies and `max_bytes` of names and values that
+    sites set; a cookie over `MAX_COOKIE_SIZE`, or past either limit, is not kept (one replacing
+    a kept cookie of the same domain, path and name always is, within the size). The operator's
+    own cookies (`seed`) are kept beside the limits.
+
+    A cookie without a Domain attribute goes back to its own host only, as in browsers (Python's
+    default policy also sent it to the host's subdomains)."""
 
     def __init__(self, max_count: int = MAX_COOKIES, max_bytes: int = MAX_COOKIE_BYTES) -> None:
-        super().__init__()
+        super().__init__(
+            http.cookiejar.DefaultCookiePolicy(
+                strict_ns_domain=http.cookiejar.DefaultCookiePolicy.DomainStrictNonDomain
+            )
+        )
         self.max_count = max_count
         self.max_bytes = max_bytes
         self.refused = 0  # cookies not kept, for the log
+        self._seeded: set[tuple[str, str, str]] = set()
+
+    def seed(self, cookies: tuple[CookieSpec, ...]) -> None:
+        """The operator's cookies (a source's `cookies_file`, `cookie_env`), past the limits."""
+        for spec in cookies:
+            cookie = to_cookie(spec)
+            self._seeded.add(_cookie_key(cookie))
+            super().set_cookie(cookie)
 
     def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
         size = _cookie_size(cookie)
         with self._cookies_lock:  # type: ignore[attr-defined]  # CookieJar's own lock
-            others = [c for c in self if _cookie_key(c) != _cookie_key(cookie)]
+            others = [
+                c
+                for c in self
+                if _cookie_key(c) != _cookie_key(cookie) and _cookie_key(c) not in self._seeded
+            ]
             room = self.max_bytes - sum(map(_cookie_size, others))
             if size > MAX_COOKIE_SIZE or len(others) >= self.max_count or size > room:
                 self.refused += 1
@@ -377,13 +444,18 @@ class Fetcher:
         self._robots = RobotsCache(options.robots_ttl, options.robots_error_ttl)
         self._robots_locks: dict[str, asyncio.Lock] = {}
         self._cookies = httpx.Cookies(CappedCookieJar())
+        self._profile = RequestProfile(proxy=options.proxy)
 
-    def session(self) -> Fetcher:
+    def session(self, profile: RequestProfile | None = None) -> Fetcher:
         """This fetcher for one source's run: the same client, connection pools, politeness and
-        robots.txt cache, and an empty cookie jar of its own that ends with the run. Close the
-        fetcher it came from, never the session."""
+        robots.txt cache, and a cookie jar of its own that ends with the run, holding the
+        source's own cookies to begin with. `profile`: the source's request settings (default:
+        none, and the worker's proxy). Close the fetcher it came from, never the session."""
         view = copy.copy(self)
-        view._cookies = httpx.Cookies(CappedCookieJar())
+        jar = CappedCookieJar()
+        view._profile = profile or RequestProfile(proxy=self._options.proxy)
+        jar.seed(view._profile.cookies)
+        view._cookies = httpx.Cookies(jar)
         return view
 
     async def __aenter__(self) -> Fetcher:
@@ -464,6 +536,36 @@ class Fetcher:
             return ()  # out of time: no rules known, as when robots.txt cannot be read
         return tuple(rules.parser.sitemaps) if rules.parser is not None else ()
 
+    async def fetch_resource(
+        self,
+        url: str,
+        *,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        allow_private: bool = True,
+        trusted_origin: str | None = None,
+    ) -> Resource:
+        """One exchange for a page rendered in the browser (see the module docstring): no
+        redirect followed, no retry, no robots.txt; the SSRF guard as for `fetch_page`."""
+        shown = _redact(url)
+        current = _parse_url(url, shown)
+        guarded, reason = _Guard(allow_private, trusted_origin).refusal(current)
+        if reason:
+            raise Blocked(shown, reason)
+        rule = _BodyRule(limit=self._options.max_page_bytes, html_only=False)
+        request = _Request(
+            current, shown, dict(headers or {}), rule, guarded, method, content, polite=False
+        )
+        budget = _Budget(self._options.request_deadline)
+        reply = await self._attempt(request, budget)
+        kept = tuple(
+            (name, value)
+            for name, value in reply.headers.multi_items()
+            if name.lower() not in _NOT_PASSED_ON
+        )
+        return Resource(str(reply.url), reply.status, kept, reply.body, reply.wire_bytes)
+
     # -- one request, retried ------------------------------------------------------------------
 
     async def _send(self, request: _Request, budget: _Budget) -> _Reply:
@@ -504,7 +606,8 @@ class Fetcher:
         options, shown = self._options, request.shown
         if budget.left <= 0:
             raise budget.timeout(shown)
-        async with self._turn(request.url):
+        turn = self._turn(request.url) if request.polite else self._slot(request.url)
+        async with turn:
             deadline = min(options.request_deadline, budget.left)
             started = time.monotonic()
             try:
@@ -540,11 +643,13 @@ class Fetcher:
 
     async def _exchange(self, request: _Request) -> _Reply:
         sent = self._client.build_request(
-            "GET",
+            request.method,
             request.url,
             headers=request.headers,
-            extensions={GUARD_EXTENSION: request.guarded},
+            content=request.content,
+            extensions={GUARD_EXTENSION: request.guarded, PROXY_EXTENSION: self._profile.proxy},
         )
+        self._apply_profile(sent)
         _add_basic_auth(sent, self._credentials)
         self._cookies.set_cookie_header(sent)  # the client has none: they are ours, per session
         response = await self._transmit(sent)
@@ -554,6 +659,15 @@ class Fetcher:
             return await _read_reply(response, request.shown, request.rule)
         finally:
             await response.aclose()
+
+    def _apply_profile(self, sent: httpx.Request) -> None:
+        """The source's User-Agent on every request, its headers on its own site's."""
+        profile = self._profile
+        if profile.user_agent:
+            sent.headers["User-Agent"] = profile.user_agent
+        if profile.headers and same_site(str(sent.url), profile.site):
+            for name, value in profile.headers:
+                sent.headers[name] = value
 
     async def _transmit(self, sent: httpx.Request) -> httpx.Response:
         """`AsyncClient.send(sent, stream=True)` without the layers this client never uses.
@@ -648,6 +762,12 @@ class Fetcher:
         return gate
 
     @contextlib.asynccontextmanager
+    async def _slot(self, url: httpx.URL) -> AsyncIterator[None]:
+        """A host slot and a global slot, without the host's gap (a resource of a page)."""
+        async with self._gate(url).slots, self._slots:
+            yield
+
+    @contextlib.asynccontextmanager
     async def _turn(self, url: httpx.URL) -> AsyncIterator[None]:
         """A host slot, then the host's gap, then a global slot (never sleeping on a global one)."""
         gate = self._gate(url)
@@ -666,7 +786,11 @@ class Fetcher:
 
 class _PolicyTransport(httpx.AsyncBaseTransport):
     """A connection pool per origin and policy: guarded or not (so a guarded request never reuses
-    a connection opened unchecked) and scheme, host and port.
+    a connection opened unchecked), the proxy (or none), and scheme, host and port.
+
+    Through a proxy the destination is judged here, before the request is handed to the proxy:
+    its name resolved and every address judged (`guard.judge_destination`), since the connection
+    is then to the proxy (the operator's, not judged) and the proxy resolves the name itself.
 
     One pool per origin because httpcore's pool looks at every connection it holds, a socket poll
     each, twice per request: shared by a dozen hosts, that cost more CPU than the rest of the
@@ -679,9 +803,16 @@ class _PolicyTransport(httpx.AsyncBaseTransport):
         self._limits = limits
         self._max_pools = max_pools
         self._ssl_context = httpx.create_ssl_context(trust_env=False)  # ~15 ms each: one for all
-        self._pools: dict[tuple[bool, str, str, int | None], _Pool] = {}  # oldest use first
+        self._pools: dict[tuple[bool, str | None, str, str, int | None], _Pool] = {}  # LRU first
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        proxy = request.extensions.get(PROXY_EXTENSION)
+        if proxy:
+            url = request.url
+            judge: Judge = (
+                blocked_address if request.extensions.get(GUARD_EXTENSION) else never_fetched
+            )
+            await judge_destination(url.host, url.port or _DEFAULT_PORT[url.scheme], judge)
         pool, unused = self._checkout(request)
         try:
             for old in unused:  # out of `_pools` already: no other request can pick them
@@ -704,18 +835,21 @@ class _PolicyTransport(httpx.AsyncBaseTransport):
         as unused), and the pools to close to make room when it is a new one."""
         url = request.url
         guarded = bool(request.extensions.get(GUARD_EXTENSION))
-        key = (guarded, url.scheme, url.host, url.port)
+        proxy = request.extensions.get(PROXY_EXTENSION) or None
+        key = (guarded, proxy, url.scheme, url.host, url.port)
         pool = self._pools.pop(key, None)
         unused: list[_Pool] = []
         if pool is None:
             unused = self._take_unused()
-            pool = _Pool(self._transport(guarded))
+            pool = _Pool(self._transport(guarded, proxy))
         pool.open_responses += 1
         pool.last_used = time.monotonic()
         self._pools[key] = pool  # at the end: the most recently used
         return pool, unused
 
-    def _transport(self, guarded: bool) -> httpx.AsyncHTTPTransport:
+    def _transport(self, guarded: bool, proxy: str | None) -> httpx.AsyncHTTPTransport:
+        if proxy:  # the destination is judged before sending (`handle_async_request`)
+            return proxied_transport(self._limits, proxy, verify=self._ssl_context)
         if guarded:
             return guarded_transport(self._limits, verify=self._ssl_context)
         # Trusted (the source's origin, or private networks allowed): still never link-local or
@@ -758,6 +892,13 @@ class _CountedStream(httpx.AsyncByteStream):
             self._pool.last_used = time.monotonic()
             self._pool = None
         await self._stream.aclose()
+
+
+_DEFAULT_PORT = {"http": 80, "https": 443}
+# Response headers not handed to the browser with a resource: the body comes decoded and whole.
+_NOT_PASSED_ON = frozenset(
+    {"content-encoding", "content-length", "transfer-encoding", "connection", "keep-alive"}
+)
 
 
 def _default_transport(options: FetchOptions) -> httpx.AsyncBaseTransport:

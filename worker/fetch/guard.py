@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import httpcore
 import httpx
 
-from worker.fetch.transport import asyncio_transport
+from worker.fetch.transport import AsyncioBackend, asyncio_transport
 from worker.urls import host_key
 
 __all__ = [
@@ -38,13 +38,16 @@ __all__ = [
     "blocked_address",
     "check_url",
     "guarded_transport",
+    "judge_destination",
     "never_fetched",
+    "proxied_transport",
     "same_origin",
 ]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
+RESOLVE_TIMEOUT = 10.0  # seconds to resolve a destination judged before a proxy
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 # Never fetched, whatever the source's trust or `allow_private_networks`: no site serves its
@@ -223,4 +226,48 @@ def guarded_transport(
     transport = asyncio_transport(limits, verify=verify)
     pool = transport._pool
     pool._network_backend = GuardedBackend(pool._network_backend, resolve, judge)
+    return transport
+
+
+async def judge_destination(
+    host: str, port: int, judge: Judge, resolve: Resolver = _system_resolve
+) -> None:
+    """Before a request goes to a proxy: `host` resolved here and every address judged
+    (`AddressBlocked` when one is refused). The proxy resolves the name again; a name that
+    answers differently then is the proxy's network's to guard (see docs/rendering.md)."""
+    try:
+        literal = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        literal = None
+    if literal is not None:
+        addresses = [str(literal)]
+    else:
+        try:
+            addresses = await _resolve_in_time(resolve, host, port)
+        except OSError as exc:
+            raise httpx.ConnectError(f"cannot resolve {host}: {exc}") from exc
+    if not addresses:
+        raise httpx.ConnectError(f"no address for {host}")
+    for address in addresses:
+        reason = judge(ipaddress.ip_address(address.split("%", 1)[0]))
+        if reason:
+            raise AddressBlocked(reason)
+
+
+async def _resolve_in_time(resolve: Resolver, host: str, port: int) -> list[str]:
+    try:
+        async with asyncio.timeout(RESOLVE_TIMEOUT):
+            return await resolve(host, port)
+    except TimeoutError:
+        raise httpx.ConnectTimeout(f"no address for {host} in time") from None
+
+
+def proxied_transport(
+    limits: httpx.Limits, proxy: str, *, verify: ssl.SSLContext | bool = True
+) -> httpx.AsyncHTTPTransport:
+    """An `httpx.AsyncHTTPTransport` sending through `proxy` (http, https or socks5), its
+    connections to the proxy on `worker.fetch.transport`'s backend. The proxy is the operator's
+    and is not judged; the destination is, before sending (`judge_destination`)."""
+    transport = httpx.AsyncHTTPTransport(limits=limits, verify=verify, trust_env=False, proxy=proxy)
+    transport._pool._network_backend = AsyncioBackend()
     return transport
