@@ -86,7 +86,7 @@ def test_shipped_worker_file_documents_every_setting() -> None:
         line.removeprefix("# ")
         for line in text.splitlines()
         if re.match(r"# [a-z_]+ = ", line)
-        and not re.match(r"# ((public|webhook)_url|serve_token)", line)
+        and not re.match(r"# ((public|webhook)_url|serve_token|proxy)", line)
     )
     assert Settings.model_validate(
         tomllib.loads(settings)["worker"], context={"root": SHIPPED.parent}

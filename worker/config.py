@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import importlib.util
 import math
 import os
 import re
+import time
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -55,17 +57,25 @@ from pydantic import (
 from selectolax.lexbor import LexborHTMLParser
 
 from worker.errors import ConfigError, ConfigProblem
+from worker.fetch.cookies import (
+    MAX_COOKIE_FILE_BYTES,
+    CookieSet,
+    parse_cookie_file,
+    parse_cookie_header,
+)
 from worker.models import Credentials
-from worker.redact import redact_url, url_secrets
+from worker.redact import is_secret_param, redact_url, url_secrets
 from worker.service.logs import remember_secrets
 from worker.siterules import EMPTY_LIBRARY, RuleLibrary, load_rule_folders
 from worker.urlpattern import UrlMatcher, compile_url_pattern, has_nested_quantifier
-from worker.urls import origin_key
+from worker.urls import host_key, origin_key
 
 __all__ = [
     "CONFIG_ENV_VAR",
     "ENV_PREFIX",
     "Config",
+    "CookieEnv",
+    "CookieFile",
     "HealthThresholds",
     "Settings",
     "Source",
@@ -126,6 +136,36 @@ PASSWORD_HOME = (
 
 # The longest duration any setting takes; beyond it dates overflow.
 MAX_DURATION = timedelta(days=3650)
+
+# -- request settings and rendering (docs/rendering.md) ------------------------------------------
+MAX_HEADERS = 32  # a source's extra request headers
+MAX_HEADER_CHARS = 8192  # one header's value
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token
+# Headers a source may not set, each with what to do instead (compared lower-cased).
+REFUSED_HEADERS = {
+    **dict.fromkeys(
+        ("host", "content-length", "transfer-encoding", "connection", "keep-alive",
+         "proxy-connection", "te", "trailer", "upgrade", "expect"),
+        "a hop-by-hop or framing header: feedworker sets it for each request",
+    ),
+    "accept-encoding": "feedworker decodes bodies itself, within max_page_bytes, and asks for"
+    " the encodings it can decode",
+    "cookie": "cookies are secrets, never written in the config: use cookies_file or cookie_env",
+    "authorization": "credentials are never written in the config: use auth = { user = ...,"
+    " password_env = ... }",
+    "proxy-authorization": "put the proxy's user:password in the proxy URL (better: in the"
+    " FEEDWORKER_PROXY environment variable)",
+    "user-agent": 'use user_agent = "..." instead',
+    **dict.fromkeys(
+        ("if-none-match", "if-modified-since", "if-match", "if-unmodified-since", "if-range",
+         "range"),
+        "feedworker sends conditional requests itself",
+    ),
+}  # fmt: skip
+PROXY_SCHEMES = ("http", "https", "socks5")
+NO_PROXY = "none"  # a source's proxy = "none": straight to the site, whatever [worker] says
+RENDER_MODES = ("none", "browser")
+MAX_RENDER_TIMEOUT = 300.0
 
 # ---------------------------------------------------------------------------------------------
 # Value parsers: each returns the clean value or raises ValueError with a message for a person.
@@ -329,6 +369,172 @@ def _check_param_names(value: object) -> tuple[str, ...]:
     return names
 
 
+def _check_one_line(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {_toml_type(value)}")
+    if not value.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError("must be one non-empty line of text")
+    return value
+
+
+def _check_headers(value: object) -> tuple[tuple[str, str], ...]:
+    """Extra request headers: names that are HTTP tokens, not ones feedworker must set itself
+    (`REFUSED_HEADERS`), values on one line. Messages name the header, never its value."""
+    example = 'e.g. headers = { "Accept-Language" = "de-DE" }'
+    if isinstance(value, tuple):  # the default, or already checked
+        return value
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a table of header names and values, {example}")
+    if len(value) > MAX_HEADERS:
+        raise ValueError(f"at most {MAX_HEADERS} headers, got {len(value)}")
+    headers = []
+    for name, text in value.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a header name (letters, digits and -)")
+        refused = REFUSED_HEADERS.get(name.lower())
+        if refused:
+            raise ValueError(f"{name!r} may not be set: {refused}")
+        if not isinstance(text, str):
+            raise ValueError(f"{name!r}: expected a string value, got {_toml_type(text)}")
+        if any((ord(ch) < 32 and ch != "\t") or ord(ch) == 127 for ch in text):
+            raise ValueError(f"{name!r}: the value must be one line without control characters")
+        if len(text) > MAX_HEADER_CHARS:
+            raise ValueError(f"{name!r}: the value is longer than {MAX_HEADER_CHARS} characters")
+        headers.append((name, text.strip()))
+    return tuple(headers)
+
+
+@dataclass(frozen=True, slots=True)
+class CookieFile:
+    """A source's `cookies_file` (Netscape cookies.txt) and the cookies read from it at load;
+    `worker.pipeline` reads it again for each run, so a fresh export needs no restart."""
+
+    path: Path
+    cookies: CookieSet
+
+
+def read_cookie_file(path: Path) -> CookieSet:
+    """The cookies of a cookies.txt file now; `ValueError` naming the file (never a value)."""
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_COOKIE_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read cookies file {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_COOKIE_FILE_BYTES:
+        raise ValueError(f"cookies file {path} is larger than {MAX_COOKIE_FILE_BYTES} bytes")
+    try:
+        return parse_cookie_file(raw.decode("utf-8-sig"), time.time())
+    except UnicodeDecodeError:
+        raise ValueError(f"cookies file {path} is not UTF-8 text") from None
+    except ValueError as exc:
+        raise ValueError(f"cookies file {path}: {exc}") from None
+
+
+def _check_cookie_file(value: object, info: ValidationInfo) -> CookieFile | None:
+    if value is None or isinstance(value, CookieFile):
+        return value
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected a file path string, got {_toml_type(value)}")
+    path = Path(os.path.abspath(_root_from(info) / _expand_home(Path(value))))
+    return CookieFile(path, read_cookie_file(path))
+
+
+@dataclass(frozen=True, slots=True)
+class CookieEnv:
+    """A source's `cookie_env`: the variable's name and the Cookie header value it holds."""
+
+    name: str
+    value: SecretStr
+
+    def cookies(self, url: str) -> CookieSet:
+        """The cookies, as cookies of `url`'s host (and of no other host)."""
+        return parse_cookie_header(self.value.get_secret_value(), host_key(url, port=False))
+
+
+def _check_cookie_env(value: object, info: ValidationInfo) -> CookieEnv | None:
+    if value is None or isinstance(value, CookieEnv):
+        return value
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected an environment variable name, got {_toml_type(value)}")
+    env = (info.context or {}).get("env", os.environ)
+    header = env.get(value)
+    if not header:
+        raise ValueError(f"environment variable {value} (cookie_env) is not set or empty")
+    try:
+        parse_cookie_header(str(header), "example.invalid")
+    except ValueError as exc:
+        raise ValueError(f"environment variable {value}: {exc}") from None
+    return CookieEnv(value, SecretStr(str(header)))
+
+
+def _check_proxy(value: object) -> str | None:
+    """A proxy URL (http, https or socks5, with a host and no path), or "none"."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f'expected a proxy URL or "none", got {_toml_type(value)}')
+    if value.strip().lower() == NO_PROXY:
+        return NO_PROXY
+    shown = redact_url(value)  # never the proxy's password in a message
+    example = 'e.g. "http://proxy.example:3128" or "socks5://127.0.0.1:1080"'
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"proxy {shown!r} is not a URL with a valid port, {example}") from None
+    scheme = parts.scheme.lower()
+    if scheme == "socks5h":
+        raise ValueError(
+            "socks5h:// (names resolved by the proxy) is not supported: feedworker resolves each"
+            " destination itself, so the SSRF guard can judge its address; write socks5://"
+        )
+    if scheme not in PROXY_SCHEMES:
+        raise ValueError(f"proxy {shown!r}: the scheme must be http, https or socks5, {example}")
+    if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"proxy {shown!r}: expected scheme://host:port and nothing more")
+    if scheme == "socks5" and port is None:
+        raise ValueError(f"proxy {shown!r}: give the port, e.g. socks5://{parts.hostname}:1080")
+    if scheme == "socks5" and importlib.util.find_spec("socksio") is None:
+        raise ValueError("socks5 proxies need the socksio package: pip install socksio")
+    return value.strip()
+
+
+def _check_worker_proxy(value: object) -> str | None:
+    checked = _check_proxy(value)
+    return None if checked == NO_PROXY else checked
+
+
+def _check_render_timeout(value: object) -> float:
+    seconds = _check_seconds(value)
+    if seconds > MAX_RENDER_TIMEOUT:
+        raise ValueError(f"must be at most {MAX_RENDER_TIMEOUT:g} s, got {value!r}")
+    return seconds
+
+
+def _check_allow_hosts(value: object) -> tuple[str, ...]:
+    """Host names ("cdn.example.net") or domains with their subdomains ("*.example.net")."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError(f"expected an array of host names, got {_toml_type(value)}")
+    hosts = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise ValueError(f"expected host name strings, got {_toml_type(item)}")
+        text = item.strip()
+        wildcard = text.startswith("*.")
+        name = text[2:] if wildcard else text
+        if "/" in name or (":" in name and not name.startswith("[")):
+            raise ValueError(
+                f'{text!r}: a host name like "cdn.example.net" or "*.example.net", not a URL'
+                " (any port of the host is allowed)"
+            )
+        key = host_key(f"http://{name}/", port=False)
+        if not key or "*" in key:
+            raise ValueError(f"{text!r} is not a host name")
+        hosts.append("*." + key if wildcard else key)
+    return tuple(hosts)
+
+
 def _check_id(value: str) -> str:
     if value in RESERVED_IDS:
         raise ValueError(f"{value!r} is reserved; pick another id")
@@ -392,6 +598,14 @@ Urls = Annotated[tuple[str, ...], PlainValidator(_check_urls)]
 ParamNames = Annotated[tuple[str, ...], PlainValidator(_check_param_names)]
 Token = Annotated[SecretStr | None, PlainValidator(_check_token)]
 TokenFileField = Annotated[TokenFile | None, PlainValidator(_check_token_file)]
+RequestHeaders = Annotated[tuple[tuple[str, str], ...], PlainValidator(_check_headers)]
+OneLine = Annotated[str, PlainValidator(_check_one_line)]
+CookieFileField = Annotated[CookieFile | None, PlainValidator(_check_cookie_file)]
+CookieEnvField = Annotated[CookieEnv | None, PlainValidator(_check_cookie_env)]
+ProxyField = Annotated[str | None, PlainValidator(_check_proxy)]
+WorkerProxy = Annotated[str | None, PlainValidator(_check_worker_proxy)]
+RenderTimeout = Annotated[float, PlainValidator(_check_render_timeout)]
+AllowHosts = Annotated[tuple[str, ...], PlainValidator(_check_allow_hosts)]
 
 
 class HealthThresholds(BaseModel):
@@ -499,6 +713,17 @@ class Settings(BaseModel):
     serve_token: Token = None
     serve_token_file: TokenFileField = None
     public_feeds: bool = True  # with a token: feeds stay readable without it
+    # Every request through this proxy (http://, https:// or socks5://host:port); a source's
+    # own `proxy` wins ("none": direct). Best from FEEDWORKER_PROXY when it holds a password.
+    proxy: WorkerProxy = None
+    # Rendering in headless Chromium (`render = "browser"` sources; worker.render): pages at
+    # once (each a browser tab, tens of MiB); the browser ("auto": Debian's
+    # chromium-headless-shell or chromium); its memory cap, over which it is killed and started
+    # again; and Chromium's own sandbox (off as root, where Chromium refuses it).
+    render_concurrency: int = Field(default=2, ge=1, le=16)
+    render_browser: str = "auto"
+    render_memory_mb: int = Field(default=1024, ge=128, le=65536)
+    render_sandbox: bool = True
 
     @property
     def token(self) -> str | None:
@@ -706,14 +931,47 @@ class Source(BaseModel):
     enabled: bool = True
     # HTTP Basic credentials for the origin of `url`; `user:password@` in `url` lands here too.
     auth: SourceAuth | None = None
+    # Request settings (docs/rendering.md): extra headers sent to the source's own site, a
+    # User-Agent of its own, cookies (a cookies.txt file, or a Cookie header value in the
+    # environment), and a proxy (None: the worker's; "none": direct).
+    headers: RequestHeaders = ()
+    user_agent: OneLine | None = None
+    cookies_file: CookieFileField = None
+    cookie_env: CookieEnvField = None
+    proxy: ProxyField = None
+    # Rendering in headless Chromium (worker.render): "browser" renders the listing's and the
+    # articles' HTML pages before discovery and extraction; wait for a CSS selector (else for
+    # the network to go quiet) within a timeout; third-party hosts the pages may load from.
+    render: str = "none"
+    render_wait: Selector | None = None
+    render_timeout: RenderTimeout = 20.0
+    render_allow_hosts: AllowHosts = ()
 
     @property
     def secret_values(self) -> tuple[str, ...]:
-        """Every secret this source holds: its password, and the tokens in its URLs' queries."""
-        values = [secret for url in (self.url, *self.urls) for secret in url_secrets(url)]
+        """Every secret this source holds: its password, the tokens in its URLs' queries, its
+        cookies' values, its proxy's password, and the values of secret-looking headers."""
+        urls = (self.url, *self.urls, self.proxy or "")
+        values = [secret for url in urls for secret in url_secrets(url)]
         if self.auth is not None:
             values.append(self.auth.password.get_secret_value())
+        if self.cookies_file is not None:
+            values.extend(self.cookies_file.cookies.values)
+        if self.cookie_env is not None:
+            values.append(self.cookie_env.value.get_secret_value())
+            values.extend(self.cookie_env.cookies(self.url).values)
+        values.extend(value for name, value in self.headers if is_secret_param(name))
         return tuple(value for value in values if value)
+
+    @property
+    def renders(self) -> bool:
+        return self.render == "browser"
+
+    def proxy_for(self, settings: Settings) -> str | None:
+        """The proxy this source's requests go through, or None for none."""
+        if self.proxy == NO_PROXY:
+            return None
+        return self.proxy or settings.proxy
 
     def health_thresholds(self, defaults: HealthThresholds) -> HealthThresholds:
         """`defaults` (the worker's) with the keys this source sets in its `health` table."""
@@ -739,6 +997,24 @@ class Source(BaseModel):
         if data.get("urls") and "kind" not in data:
             data["kind"] = "urls"
         return data
+
+    @field_validator("render")
+    @classmethod
+    def _check_render(cls, value: str) -> str:
+        if value not in RENDER_MODES:
+            choices = ", ".join(f'"{mode}"' for mode in RENDER_MODES)
+            raise ValueError(f"expected one of {choices}, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_render_keys(self) -> Source:
+        """render_* keys only mean something for a rendered source: a slip otherwise."""
+        if self.renders:
+            return self
+        for key in ("render_wait", "render_timeout", "render_allow_hosts"):
+            if key in self.model_fields_set:
+                raise ValueError(f'{key} applies to rendered pages: add render = "browser"')
+        return self
 
     @field_validator("kind")
     @classmethod
@@ -857,7 +1133,7 @@ class Config:
         wherever text leaves the process."""
         settings = self.settings
         values = {value for source in self.sources for value in source.secret_values}
-        for url in (settings.webhook_url, settings.state_url, settings.public_url):
+        for url in (settings.webhook_url, settings.state_url, settings.public_url, settings.proxy):
             values.update(url_secrets(url or ""))
         if settings.token:
             values.add(settings.token)
@@ -1250,7 +1526,21 @@ class _Loader:
             self.problems.append(_unexpected(exc, table.file, table.label))
             return None
         self.warnings += _pattern_warnings(table)
+        self.warnings += _cookie_warnings(table, source)
         return source
+
+
+def _cookie_warnings(table: _SourceTable, source: Source) -> list[ConfigProblem]:
+    """Expired cookies in a cookies file: valid, but the site will not know the session."""
+    if source.cookies_file is None or not source.cookies_file.cookies.expired:
+        return []
+    cookies = source.cookies_file.cookies
+    total = cookies.expired + len(cookies.cookies)
+    message = (
+        f"{cookies.expired} of {total} cookies in {source.cookies_file.path} have expired"
+        " (not sent): export them again"
+    )
+    return [ConfigProblem(table.file, message, table.label, "cookies_file")]
 
 
 def _pattern_warnings(table: _SourceTable) -> list[ConfigProblem]:
@@ -1318,9 +1608,21 @@ _KEY_HINTS = {
     "delay": "per_host_delay",
     "feeds": "feeds_dir",
     "database": "state_url",
+    "cookies": "cookies_file",
+    "cookie_file": "cookies_file",
+    "cookie": "cookie_env",
+    "useragent": "user_agent",
+    "ua": "user_agent",
+    "javascript": "render",
+    "js": "render",
+    "wait": "render_wait",
+    "wait_for": "render_wait",
+    "allow_hosts": "render_allow_hosts",
 }
 # Fields whose values are never repeated in a message (a wrong type may still be a secret).
-_SECRET_FIELDS = frozenset({"auth", "serve_token", "serve_token_file"})
+_SECRET_FIELDS = frozenset(
+    {"auth", "serve_token", "serve_token_file", "proxy", "headers", "cookie_env", "cookies_file"}
+)
 _NESTED_MODELS: dict[Any, type[BaseModel]] = {
     HealthThresholds: HealthThresholds,
     HealthThresholds | None: HealthThresholds,

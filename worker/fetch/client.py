@@ -467,6 +467,11 @@ class Fetcher:
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    @property
+    def user_agent(self) -> str:
+        """The User-Agent this fetcher (or session) sends."""
+        return self._profile.user_agent or self._options.user_agent
+
     def use_credentials(self, credentials: Mapping[str, Credentials]) -> None:
         """Basic credentials by origin (`worker.config.Config.credentials`), from now on."""
         self._credentials = dict(credentials)

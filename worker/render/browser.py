@@ -153,6 +153,13 @@ class Browser:
         """`async with browser.use() as cdp:` marks a page in progress (not idle meanwhile)."""
         return _InUse(self)
 
+    async def recycle(self, why: str) -> None:
+        """Kill the running browser (hung, or in a state not to trust); the next page starts
+        another."""
+        running = self._running
+        if running is not None and running.connection.closed is None:
+            await self._kill(running, why)
+
     async def aclose(self) -> None:
         async with self._lock:
             running, self._running = self._running, None

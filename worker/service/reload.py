@@ -47,6 +47,7 @@ _BUILT_AT_START = frozenset(
     {"feeds_dir", "state_url", "source_concurrency", "misfire_grace_time", "cluster"}
     | {"extract_processes"}
     | {"serve_host", "serve_port", "shutdown_grace"}
+    | {"render_concurrency", "render_browser", "render_memory_mb", "render_sandbox"}
 )
 # (The fetcher's options that are no settings, such as its robots.txt cache TTL, drop out.)
 RESTART_ONLY_SETTINGS: frozenset[str] = _BUILT_AT_START | (
