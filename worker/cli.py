@@ -51,6 +51,7 @@ from worker.listing.lister import Listing, ListingOptions, list_articles
 from worker.models import Article, NotModified, Page, RunReport
 from worker.publish.render import orphaned_feed_files
 from worker.redact import redact_text, redact_url
+from worker.render import BROWSER_PACKAGES, Renderer, RendererOptions, RenderPolicy, find_browser
 from worker.service.cluster import ClusterView, config_notes, live_replicas, upgrade_schema
 from worker.service.logs import check_level, log, progress_line, setup_logging
 from worker.service.metrics import Metrics
@@ -144,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
         "--no-rules", action="store_true", help="automatic extraction only, without site rules"
     )
     _add_rules_option(ext)
+    _add_render_options(ext)
     ext.set_defaults(command=cmd_extract)
 
     rules = commands.add_parser("rules", help="site rules (FiveFilters' ftr-site-config format)")
@@ -175,6 +177,7 @@ def _parser() -> argparse.ArgumentParser:
         "--pages", type=int, default=1, help="index pages to follow, as a source's `pages`"
     )
     disc.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _add_render_options(disc)
     disc.set_defaults(command=cmd_discover)
 
     status = commands.add_parser("status", parents=[common], help="show each source's last runs")
@@ -225,6 +228,44 @@ def _add_rules_option(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="DIR",
         help="site rule folder (repeatable; default: the config's site_rules)",
+    )
+
+
+def _add_render_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help='render the page in headless Chromium first, as a source with render = "browser"',
+    )
+    parser.add_argument(
+        "--render-wait", metavar="CSS", help="with --render: wait for this element to appear"
+    )
+    parser.add_argument(
+        "--render-timeout",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="with --render: time for the page to settle (default 20)",
+    )
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help='with --render: a third-party host the page may load from (repeatable; "*.x.net")',
+    )
+
+
+def _render_policy(args: argparse.Namespace) -> RenderPolicy | None:
+    """What `--render` asks for; None without it. The page's own origin is trusted, as for a
+    source; other private addresses are refused (a page's resources are the site's choice)."""
+    if not args.render:
+        return None
+    return RenderPolicy(
+        wait=args.render_wait,
+        timeout=args.render_timeout,
+        allow_hosts=tuple(host.lower() for host in args.allow_host),
+        trusted_origin=args.target,
     )
 
 
@@ -280,11 +321,59 @@ def cmd_check(args: argparse.Namespace) -> int:
             auth = source.auth
             state += f"  (Basic auth as {auth.user}, password from {auth.password_from})"
         print(f"  {source.id:<24} {schedule:<20} {redact_url(source.url)}{state}")
-    for warning in config.warnings:
+        for line in request_lines(source, config.settings):
+            print(f"      {line}")
+    for warning in [*config.warnings, *browser_warnings(config)]:
         print(f"warning: {warning}")
     if config.settings.site_rules:
         print("\n".join(site_rules_lines(config.site_rules)))
     return 0
+
+
+def request_lines(source: Source, settings: Settings) -> list[str]:
+    """`check`'s lines on a source's request settings and rendering: names, files, counts, the
+    proxy without its password; never a header's, cookie's or password's value."""
+    lines = []
+    if source.headers:
+        lines.append("headers: " + ", ".join(name for name, _ in source.headers))
+    if source.user_agent:
+        lines.append(f"user_agent: {source.user_agent}")
+    if source.cookies_file is not None:
+        found = source.cookies_file.cookies
+        expired = f", {found.expired} expired" if found.expired else ""
+        domains = ", ".join(found.domains[:5]) + (" ..." if len(found.domains) > 5 else "")
+        lines.append(
+            f"cookies: {len(found.cookies)} from {source.cookies_file.path}{expired}"
+            f" (for {domains or 'no domain'})"
+        )
+    if source.cookie_env is not None:
+        count = len(source.cookie_env.cookies(source.url).cookies)
+        lines.append(f"cookies: {count} from ${source.cookie_env.name}")
+    proxy = source.proxy_for(settings)
+    if source.proxy is not None or proxy:
+        lines.append(f"proxy: {redact_url(proxy) if proxy else 'none (direct)'}")
+    if source.renders:
+        wait = f"wait for {source.render_wait!r}" if source.render_wait else "wait for quiet"
+        allowed = ", ".join(source.render_allow_hosts)
+        lines.append(
+            f"render: browser, {wait}, timeout {source.render_timeout:g} s"
+            + (f", third-party hosts allowed: {allowed}" if allowed else "")
+        )
+    return lines
+
+
+def browser_warnings(config: Config) -> list[str]:
+    """A warning when sources render and no browser is installed here."""
+    rendering = [source.id for source in config.active_sources if source.renders]
+    if not rendering or find_browser(config.settings.render_browser) is not None:
+        return []
+    packages = " or ".join(BROWSER_PACKAGES)
+    return [
+        f"{len(rendering)} source(s) render pages in a browser ({', '.join(rendering[:5])}),"
+        f" and no Chromium was found: install {packages} (apt-get install {BROWSER_PACKAGES[0]})"
+        if config.settings.render_browser == "auto"
+        else f"render_browser {config.settings.render_browser!r} is not an executable"
+    ]
 
 
 def site_rules_lines(library: RuleLibrary) -> list[str]:
@@ -437,7 +526,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     settings = config.settings if config is not None else Settings()
     library = EMPTY_LIBRARY if args.no_rules else _rule_library(args, config)
     if target.startswith(("http://", "https://")):
-        result = asyncio.run(_extract_url(settings, target, library))
+        result = asyncio.run(_extract_url(settings, target, library, _render_policy(args)))
         article, pages = result.article, result.pages
     else:
         path = Path(target)
@@ -493,23 +582,32 @@ def _extract_options(library: RuleLibrary, url: str, settings: Settings) -> Extr
     return ExtractOptions(site_rules=library.for_url(url), check_rules=settings.site_rules_check)
 
 
-async def _extract_url(settings: Settings, url: str, library: RuleLibrary) -> _Extracted:
-    """Fetch and extract `url`, and its further pages as the worker would."""
+async def _extract_url(
+    settings: Settings, url: str, library: RuleLibrary, render: RenderPolicy | None = None
+) -> _Extracted:
+    """Fetch (and with `render`, render) and extract `url`, and its further pages as the worker
+    would."""
+    renderer = Renderer(RendererOptions.from_settings(settings))
     async with Fetcher(FetchOptions.from_settings(settings)) as fetcher:
 
         async def load(page_url: str, number: int) -> Article | None:
             try:
                 page = await _fetch_with(fetcher, page_url)
+                if render is not None:
+                    page = (await renderer.render(page, fetcher, render)).page
             except FeedworkerError as exc:
                 print(f"feedworker: page {number}: {exc}", file=sys.stderr)
                 return None
             options = _extract_options(library, page.final_url, settings)
             return extract(page.text, page.final_url, replace(options, page_number=number))
 
-        first = await load(url, 1)
-        if first is None:
-            raise FeedworkerError(f"{url}: could not be fetched")
-        followed = await follow_pages(first, load, settings.max_article_pages)
+        try:
+            first = await load(url, 1)
+            if first is None:
+                raise FeedworkerError(f"{url}: could not be fetched")
+            followed = await follow_pages(first, load, settings.max_article_pages)
+        finally:
+            await renderer.aclose()
     if followed.stopped:
         print(f"feedworker: following pages stopped: {followed.stopped}", file=sys.stderr)
     return _Extracted(followed.article, followed.pages)
@@ -585,7 +683,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
         limit=settings.max_links_per_run,
         drop_params=param_dropper(settings.tracking_params),
     )
-    listing = asyncio.run(_list_one(settings, options))
+    listing = asyncio.run(_list_one(settings, options, _render_policy(args)))
     if args.json:
         payload = {
             "url": redact_url(args.target),
@@ -608,9 +706,20 @@ def cmd_discover(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _list_one(settings: Settings, options: ListingOptions) -> Listing:
+async def _list_one(
+    settings: Settings, options: ListingOptions, render: RenderPolicy | None = None
+) -> Listing:
+    renderer = Renderer(RendererOptions.from_settings(settings))
     async with Fetcher(FetchOptions.from_settings(settings)) as fetcher:
-        return await list_articles(options, fetcher)
+
+        async def rendered(page: Page) -> Page:
+            assert render is not None
+            return (await renderer.render(page, fetcher, render)).page
+
+        try:
+            return await list_articles(options, fetcher, render=rendered if render else None)
+        finally:
+            await renderer.aclose()
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -773,6 +882,10 @@ def try_payload(result: Any) -> dict[str, Any]:
         },
         "known_links": report.items_unchanged,
         "statuses": {str(k): v for k, v in sorted(report.statuses.items())},
+        "render": {
+            "pages_rendered": report.pages_rendered,
+            "requests_blocked": report.requests_blocked,
+        },
         "articles": [_shown(asdict(trace)) for trace in report.articles],
         "would_publish": [_item_summary(item) for item in result.would_add],
         "would_update": [_item_summary(item) for item in result.would_update],
@@ -820,6 +933,11 @@ def render_try(result: Any) -> str:
         lines.append(f"          {known} link(s) already known (--fresh fetches them)")
     statuses = ", ".join(f"{k} ×{v}" for k, v in sorted(report.statuses.items()))
     lines.append(f"fetch:    {statuses or 'nothing fetched'}")
+    if source.renders:
+        lines.append(
+            f"render:   browser: {report.pages_rendered} page(s) rendered,"
+            f" {report.requests_blocked} request(s) refused"
+        )
     if report.articles:
         lines.append("articles:")
         for trace in report.articles:

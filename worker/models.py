@@ -204,6 +204,10 @@ class RunReport:
     challenge: str = ""  # the first challenge marker seen, e.g. "cf-chl"
     # The listing page is an empty shell its scripts fill in (`worker.service.health.script_shell`).
     needs_javascript: bool = False
+    # Pages rendered in the browser (`render = "browser"`), and their requests refused
+    # (third-party hosts, the SSRF guard, kinds never loaded; `worker.render`).
+    pages_rendered: int = 0
+    requests_blocked: int = 0
     articles: list[ArticleTrace] = field(default_factory=list)
     # Site rules: articles each rule file was applied to ("example.com" -> 4), and those where
     # one of its directives found nothing ("example.com: body" -> 1).

@@ -12,6 +12,12 @@
 7. record the run, judge the source's health against its own history (`worker.service.health`; one
    log line when it degrades or recovers) and log one summary line.
 
+Every request of the run goes through the source's session of the shared fetcher, with the
+source's own request settings (`request_profile`: headers, User-Agent, cookies, proxy). With
+`render = "browser"`, each HTML page (listing and articles) is rendered in headless Chromium
+(`worker.render`) right after it is fetched, and read as the DOM the browser built: discovery
+and extraction stay the same code.
+
 A failure of the index page fails the run (the feeds already published stay as they are); a
 failure of one article skips that article with its reason. An article whose body is missing or
 under the source's floor is never published as such: it is skipped, or, when the source is a
@@ -32,12 +38,20 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
 
-from worker.config import HEALTH_HISTORY_RUNS, Settings, Source
+from worker.config import HEALTH_HISTORY_RUNS, Settings, Source, read_cookie_file
 from worker.dedupe.content import Change, Signature, compare_texts, text_signature
-from worker.errors import FeedworkerError, FetchError
+from worker.errors import FeedworkerError, FetchError, RenderError
 from worker.extract import ExtractOptions
 from worker.extract.multipage import follow_pages
-from worker.fetch.client import BadStatus, Blocked, Fetcher, RobotsDisallowed, UnsupportedContent
+from worker.fetch.client import (
+    BadStatus,
+    Blocked,
+    Fetcher,
+    RequestProfile,
+    RobotsDisallowed,
+    UnsupportedContent,
+)
+from worker.fetch.cookies import CookieSpec
 from worker.fetch.decode import page_html, page_text
 from worker.listing.feedsource import fill_article
 from worker.listing.lister import Listing, ListingOptions, list_articles
@@ -57,6 +71,7 @@ from worker.models import (
 )
 from worker.publish.render import FeedMeta, FeedSink, publish_feeds
 from worker.redact import redact_text, redact_url
+from worker.render import Renderer, RenderPolicy
 from worker.service.extractpool import Extracted, Extractor, ExtractorCrashed, InlineExtractor
 from worker.service.health import (
     BLOCKING_STATUSES,
@@ -66,7 +81,7 @@ from worker.service.health import (
     challenge_marker,
     run_health,
 )
-from worker.service.logs import fields, log
+from worker.service.logs import fields, log, remember_secrets
 from worker.siterules import EMPTY_LIBRARY, RuleLibrary
 from worker.store.state import Identity, SimhashIndex, Store
 from worker.urls import normalise_url, param_dropper
@@ -108,6 +123,9 @@ class RunContext:
     # Where pages are extracted: inline, or in child processes (`extract_processes`).
     extractor: Extractor = field(default_factory=InlineExtractor)
     site_rules: RuleLibrary = EMPTY_LIBRARY  # the config's site rule files (`Config.site_rules`)
+    # The shared browser for `render = "browser"` sources (started on first use); None: none
+    # here, and such a source's pages fail with that reason.
+    renderer: Renderer | None = None
 
 
 @dataclass(slots=True)
@@ -152,6 +170,7 @@ async def run_source(source: Source, ctx: RunContext) -> RunReport:
     try:
         run.history = ctx.store.health_history(source.id, HEALTH_HISTORY_RUNS)
         run.floor = body_floor(run.history, source.health_thresholds(ctx.settings.health))
+        run.fetcher = ctx.fetcher.session(request_profile(source, ctx.settings))
         await _run(run)
     except FeedworkerError as exc:
         run.report.error = redact_text(str(exc), source.secret_values)
@@ -222,8 +241,9 @@ async def _fetch_index(run: _Run) -> Page | None:
     source, store = run.source, run.ctx.store
     validators = store.get_validators(source.id, source.url, _listing_variant(run))
     options = ListingOptions.for_source(source, run.ctx.settings, validators)
+    render = (lambda page: _render(run, page)) if source.renders else None
     try:
-        listing = await list_articles(options, run.fetcher, run.ctx.extractor)
+        listing = await list_articles(options, run.fetcher, run.ctx.extractor, render)
     except FetchError as exc:
         if isinstance(exc, BadStatus):
             _note_refusal(run, exc)
@@ -269,7 +289,7 @@ def _note_empty_listing(report: RunReport, listing: Listing) -> None:
     marker = listing.challenge
     if marker is not None and marker != NOSCRIPT_ONLY:
         _note_challenge(report, marker)
-    elif listing.script_shell:
+    elif listing.script_shell and not report.pages_rendered:  # rendered: the listing's rules say
         report.needs_javascript = True
     elif marker is not None:
         _note_challenge(report, marker)
@@ -329,6 +349,8 @@ async def _fetch_articles(run: _Run, links: Sequence[Link], boilerplate: frozens
                 decode=False,  # the extractor decodes it (see `RawHtml`)
                 headers=_rule_headers(run, link.url),
             )
+            if isinstance(result, Page):
+                result = await _render(run, result)
         except FetchError as exc:
             status = exc.status if isinstance(exc, BadStatus) else None
             if isinstance(exc, BadStatus):
@@ -359,7 +381,9 @@ async def _fetch_articles(run: _Run, links: Sequence[Link], boilerplate: frozens
 
 
 def _fetch_skip_kind(exc: FetchError) -> str:
-    """The `Skip.kind` of an article page that could not be fetched."""
+    """The `Skip.kind` of an article page that could not be fetched (or rendered)."""
+    if isinstance(exc, RenderError):
+        return "render"
     if isinstance(exc, BadStatus):
         return "http"
     if isinstance(exc, UnsupportedContent):
@@ -367,6 +391,56 @@ def _fetch_skip_kind(exc: FetchError) -> str:
     if isinstance(exc, RobotsDisallowed | Blocked):
         return "blocked"
     return "network"
+
+
+def request_profile(source: Source, settings: Settings) -> RequestProfile:
+    """The source's own request settings for its run's session. Its cookies file is read again
+    for each run (a fresh export needs no restart); a file that cannot be read fails the run."""
+    cookies: tuple[CookieSpec, ...] = ()
+    if source.cookies_file is not None:
+        try:
+            read = read_cookie_file(source.cookies_file.path)
+        except ValueError as exc:
+            raise FeedworkerError(f"cookies_file: {exc}") from None
+        remember_secrets(read.values)  # values added to the file since the config was loaded
+        cookies = read.cookies
+    if source.cookie_env is not None:
+        cookies += source.cookie_env.cookies(source.url).cookies
+    return RequestProfile(
+        site=source.url,
+        headers=source.headers,
+        user_agent=source.user_agent,
+        cookies=cookies,
+        proxy=source.proxy_for(settings),
+    )
+
+
+def render_policy(source: Source) -> RenderPolicy:
+    """How the source's pages are rendered, and what they may load."""
+    return RenderPolicy(
+        wait=source.render_wait,
+        timeout=source.render_timeout,
+        allow_hosts=source.render_allow_hosts,
+        allow_private=source.allow_private_networks,
+        trusted_origin=source.url,
+        respect_robots=source.respect_robots,
+    )
+
+
+async def _render(run: _Run, page: Page) -> Page:
+    """An HTML page of a `render = "browser"` source as the browser renders it (its requests
+    made through the run's session); any other page as fetched."""
+    if not run.source.renders or page.raw is None:
+        return page
+    renderer = run.ctx.renderer
+    if renderer is None:
+        raise RenderError(redact_url(page.final_url), "no browser in this command")
+    rendered = await renderer.render(page, run.fetcher, render_policy(run.source))
+    report = run.report
+    report.pages_rendered += 1
+    report.requests_blocked += len(rendered.blocked)
+    report.bytes_received += rendered.bytes_received
+    return rendered.page
 
 
 def _due_rechecks(run: _Run, new_urls: set[str]) -> list[str]:
@@ -548,6 +622,8 @@ async def _fetch_more(run: _Run, fetched: _Fetched, url: str) -> Page | None:
             decode=False,
             headers=_rule_headers(run, url),
         )
+        if isinstance(result, Page):
+            result = await _render(run, result)
     except FetchError as exc:
         if isinstance(exc, BadStatus):
             _note_refusal(run, exc)

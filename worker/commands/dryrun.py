@@ -41,6 +41,7 @@ from worker.fetch.client import Fetcher, FetchOptions
 from worker.listing.lister import Listing
 from worker.models import Item, RunReport, Validators
 from worker.pipeline import RunContext, run_source
+from worker.render import Renderer, RendererOptions
 from worker.store.db import BUSY_TIMEOUT_MS, TEST_POSTGRES_ENV
 from worker.store.state import Store
 
@@ -165,10 +166,15 @@ async def try_source(
         listings: list[Listing] = []
         options = FetchOptions.from_settings(settings)
         credentials = config.credentials
+        renderer = Renderer(RendererOptions.from_settings(settings))  # started if needed
         async with Fetcher(options, transport=transport, credentials=credentials) as fetcher:
             ctx = RunContext(settings, fetcher, store, dry_run=True, on_listing=listings.append)
             ctx.site_rules = config.site_rules
-            report = await run_source(source, ctx)
+            ctx.renderer = renderer
+            try:
+                report = await run_source(source, ctx)
+            finally:
+                await renderer.aclose()
     finally:
         store.close()
     return TryResult(

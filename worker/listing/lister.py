@@ -27,13 +27,17 @@ loop answer in between.
 
 URLs the worker is led to (next pages, feeds, sitemaps named elsewhere) are fetched with the
 source's `allow_private` and the source's host as the trusted one, like article pages.
+
+With a `render` function (a source with `render = "browser"`), every HTML page fetched for the
+listing goes through it before it is read: the page's text is then the DOM the browser built
+(`worker.render`); feeds and sitemaps are read as fetched.
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TypeVar
@@ -67,7 +71,7 @@ from worker.urls import (
     same_site,
 )
 
-__all__ = ["MAX_SITEMAPS", "Document", "Listing", "ListingOptions", "list_articles"]
+__all__ = ["MAX_SITEMAPS", "Document", "Listing", "ListingOptions", "PageRender", "list_articles"]
 
 # Sitemap documents read per run (an index and its newest children). News sites keep one child
 # per day or month; the newest few hold every article a run can take (`max_items`).
@@ -80,6 +84,7 @@ MAX_DECISIONS = 1000
 OFFER_SLICE = 250
 
 _Answer = TypeVar("_Answer", IndexPage, FeedResult, SitemapResult)
+PageRender = Callable[[Page], Awaitable[Page]]  # a fetched HTML page -> the page rendered
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,12 +155,16 @@ class Listing:
 
 
 async def list_articles(
-    options: ListingOptions, fetcher: Fetcher, reader: ListingReader | None = None
+    options: ListingOptions,
+    fetcher: Fetcher,
+    reader: ListingReader | None = None,
+    render: PageRender | None = None,
 ) -> Listing:
     """The article links of a source, its documents read by `reader` (the worker's extractor;
-    by default a worker thread). Raises `FetchError` when the source's URL cannot be fetched and
-    `ListingError` when it leads to no listing."""
-    return await _Lister(options, fetcher, reader or InlineExtractor()).run()
+    by default a worker thread), its HTML pages first rendered by `render` when given. Raises
+    `FetchError` when the source's URL cannot be fetched (or rendered) and `ListingError` when it
+    leads to no listing."""
+    return await _Lister(options, fetcher, reader or InlineExtractor(), render).run()
 
 
 @dataclass(slots=True)
@@ -163,6 +172,7 @@ class _Lister:
     options: ListingOptions
     fetcher: Fetcher
     reader: ListingReader
+    render: PageRender | None = None
     links: list[Link] = field(default_factory=list)
     decisions: list[LinkDecision] = field(default_factory=list)
     documents: list[Document] = field(default_factory=list)
@@ -512,6 +522,8 @@ class _Lister:
         if isinstance(result, Page):
             self.pages_fetched += 1
             self.bytes_received += result.size
+            if self.render is not None and result.raw is not None:  # an HTML page
+                result = await self.render(result)
         return result
 
     async def _fetch_led(

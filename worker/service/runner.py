@@ -39,6 +39,7 @@ from worker.publish.render import (
     publish_combined,
     remove_stale_temp_files,
 )
+from worker.render import Renderer, RendererOptions
 from worker.service.cluster import ClusterNode, FeedTable
 from worker.service.extractpool import make_extractor
 from worker.service.logs import fields, log
@@ -119,6 +120,8 @@ class Worker:
             feeds=FeedTable(store) if settings.cluster else None,
             extractor=make_extractor(settings.extract_workers),
             site_rules=self.config.site_rules,
+            # The browser starts with the first page to render, not here.
+            renderer=Renderer(RendererOptions.from_settings(settings)),
         )
         return self
 
@@ -131,6 +134,8 @@ class Worker:
         if self._ctx is not None:
             self.flush_combined()
             await self._ctx.extractor.aclose()
+            if self._ctx.renderer is not None:
+                await self._ctx.renderer.aclose()
             await self._ctx.fetcher.aclose()
             self._ctx.store.close()
             self._ctx = None
