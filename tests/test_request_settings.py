@@ -305,7 +305,7 @@ def test_a_proxys_credentials_are_sent_and_never_logged(
         asyncio.run(go())
     assert seen.auth and set(seen.auth) == {("me", PROXY_PASSWORD)} and server.seen("/")
     err = capsys.readouterr().err
-    assert "fetched" in err and PROXY_PASSWORD not in err
+    assert "run finished" in err and PROXY_PASSWORD not in err
 
 
 @pytest.mark.parametrize("kind", ["http", "socks5"])
