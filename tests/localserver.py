@@ -77,12 +77,13 @@ class Exchange:
 class LocalServer:
     """A threaded server on an ephemeral port of 127.0.0.1; use as a context manager."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host  # another loopback address (127.0.0.2) stands for another machine
         self.requests: list[Seen] = []
         self._routes: dict[str, Handler] = {}
         self._stopping = threading.Event()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = ThreadingHTTPServer((host, 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -92,8 +93,8 @@ class LocalServer:
     def port(self) -> int:
         return self._server.server_address[1]
 
-    def url(self, path: str = "/", host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
+    def url(self, path: str = "/", host: str | None = None) -> str:
+        return f"http://{host or self.host}:{self.port}{path}"
 
     def route(
         self,
@@ -142,6 +143,8 @@ class LocalServer:
                 # The client hanging up is often the point of the test.
                 with contextlib.suppress(ConnectionError):
                     handler(Exchange(self, seen, server._stopping))
+
+            do_POST = do_HEAD = do_GET  # a browser's page may send them: recorded all the same
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

@@ -47,9 +47,9 @@ SCRIPT_SHELL = (
     '<div id="root"></div></body></html>'
 )
 JAVASCRIPT_REASON = (
-    "the page is an empty shell that its scripts fill in (it needs JavaScript, which feedworker"
-    " does not run): point the source at the site's feed or sitemap, or at a page the server"
-    " renders"
+    "the page is an empty shell that its scripts fill in (it needs JavaScript): set"
+    ' render = "browser" on the source to render its pages in headless Chromium'
+    " (docs/rendering.md), or point it at the site's feed or sitemap"
 )
 
 

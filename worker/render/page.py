@@ -346,10 +346,14 @@ class _PageJob:
         if page is None:
             if method.upper() != "GET" or self.navigations >= MAX_NAVIGATIONS:
                 reason = "form submission" if method.upper() != "GET" else "too many navigations"
-                self._refuse(session, request_id, url, reason, blocked=True)
+                self._stay(session, request_id, url, reason)
                 return
             self.navigations += 1
-            page = await self._fetch_document(url)
+            try:
+                page = await self._fetch_document(url)
+            except FetchError as exc:  # a download, a refusal: the tab keeps its page
+                self._stay(session, request_id, url, exc.reason)
+                return
         if page.final_url != url:  # redirected: the browser asks for the target, known by then
             self._fulfil(session, request_id, 302, [("Location", page.final_url)], b"")
             return
@@ -359,6 +363,13 @@ class _PageJob:
             "text/html; charset=utf-8"
         )
         self._fulfil(session, request_id, 200, [("Content-Type", content_type)], body)
+
+    def _stay(self, session: str, request_id: str, url: str, reason: str) -> None:
+        """Refuse a navigation of the tab as a browser does a download: with "204 No Content",
+        which leaves the page where it is (failing it would show an error page instead)."""
+        shown = redact_url(url)
+        self.blocked.append(BlockedRequest(shown, f"navigation: {reason}"))
+        self._fulfil(session, request_id, 204, [], b"")
 
     async def _fetch_document(self, url: str) -> Page:
         policy = self.policy

@@ -466,9 +466,9 @@ def _javascript(history: Sequence[RunHealth], thresholds: HealthThresholds) -> s
     if not read or not read[-1].needs_javascript:
         return None
     return (
-        "the page is an empty shell that its scripts fill in (it needs JavaScript, which"
-        " feedworker does not run): point the source at the site's feed or sitemap, or at a"
-        " page the server renders"
+        "the page is an empty shell that its scripts fill in (it needs JavaScript): set"
+        ' render = "browser" on the source to render its pages in headless Chromium'
+        " (docs/rendering.md), or point it at the site's feed or sitemap"
     )
 
 
