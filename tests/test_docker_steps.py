@@ -10,6 +10,7 @@ image's 0.0.0.0:8080, so the test never listens beyond this machine.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -61,10 +62,17 @@ def instructions(text: str) -> list[tuple[str, str]]:
     return steps
 
 
-def parse_dockerfile(text: str) -> Image:
+def parse_dockerfile(text: str, target: str | None = None) -> Image:
+    """The image a build of `target` makes (default: the last stage, as `docker build .`);
+    a stage `FROM` an earlier one starts from what that one made."""
+    stages: dict[str, Image] = {}
     image = Image()
     for keyword, rest in instructions(text):
-        if keyword == "ENV":
+        if keyword == "FROM":
+            base, _, name = rest.partition(" AS ")
+            image = copy.deepcopy(stages[base.strip()]) if base.strip() in stages else Image()
+            stages[name.strip() or base.strip()] = image
+        elif keyword == "ENV":
             image.env.update(dict(pair.split("=", 1) for pair in shlex.split(rest)))
         elif keyword == "WORKDIR":
             image.workdir = rest
@@ -81,7 +89,20 @@ def parse_dockerfile(text: str) -> Image:
             image.healthcheck = json.loads(rest[rest.index("CMD") + 3 :])
         elif keyword == "CMD":
             image.cmd = json.loads(rest)
-    return image
+    return stages[target] if target is not None else image
+
+
+def test_the_browser_target_adds_debian_chromium_to_the_same_image() -> None:
+    """`docker build --target browser`: the default image plus Debian's headless Chromium (no
+    browser download), still as the unprivileged user; the default target has no browser."""
+    text = DOCKERFILE.read_text()
+    plain, browser = parse_dockerfile(text), parse_dockerfile(text, "browser")
+    installs = [run for run in browser.runs if "apt-get install" in run]
+    assert len(installs) == 1 and "chromium-headless-shell" in installs[0]
+    assert not any("chromium" in run for run in plain.runs)
+    assert browser.user == plain.user == "feedworker" and browser.cmd == plain.cmd
+    assert browser.env["FEEDWORKER_RENDER_SANDBOX"] == "false"
+    assert browser.runs[: len(plain.runs)] == plain.runs
 
 
 def test_pyproject_license_is_an_spdx_string() -> None:

@@ -24,6 +24,8 @@ PURE = [
     "models.py",
     "redact.py",
     "urlpattern.py",
+    "render/policy.py",
+    "fetch/cookies.py",
 ]
 FORBIDDEN = {
     "psycopg",
