@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from worker.errors import FetchError, RenderError
-from worker.fetch.client import Blocked, Fetcher, NotModified
-from worker.models import Page
+from worker.fetch.client import Blocked, Fetcher
+from worker.models import NotModified, Page
 from worker.redact import redact_url, strip_userinfo
 from worker.render.browser import Browser, BrowserOptions
 from worker.render.cdp import CdpClosed, CdpConnection, CdpError
