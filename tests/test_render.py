@@ -327,3 +327,38 @@ def test_dialogs_popups_downloads_and_service_workers_come_to_nothing(site: Loca
     assert "unsupported content type" in refused[site.url("/report.bin")]
     downloads = Path.home() / "Downloads"
     assert not (downloads / "report.bin").exists()
+
+
+# -- the commands ------------------------------------------------------------------------------
+
+
+def test_extract_discover_and_try_render_when_asked(
+    tmp_path: Path, site: LocalServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from worker.cli import main
+
+    blog = JsBlog(2)
+    blog.serve(site)
+    post = blog.posts[0]
+    assert (
+        main(
+            [
+                "extract",
+                site.url(f"/posts/{post['slug']}.html"),
+                "--config",
+                str(tmp_path / "none"),
+                "--render",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert post["paragraphs"][-1] in out and POPULAR_HEADING not in out
+    assert main(["discover", site.url("/"), "--config", str(tmp_path / "none"), "--render"]) == 0
+    out = capsys.readouterr().out
+    assert "2 article link(s)" in out and all(p["slug"] in out for p in blog.posts)
+    source = f'[[source]]\nid = "garden"\nurl = "{site.url("/")}"\nrender = "browser"\nrender_timeout = {SLOW}\n'
+    config_dir = run_config(tmp_path, source)
+    assert main(["try", "garden", "--config", str(config_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "render:   browser: 3 page(s) rendered" in out and "would publish: 2 new item(s)" in out

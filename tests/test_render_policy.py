@@ -56,3 +56,37 @@ def test_the_pages_own_scripts_and_data_are_made_up_to_the_cap() -> None:
         assert request_refusal("https://news.example/x", method, kind, PAGE, POLICY, 0) is None
     capped = request_refusal("https://news.example/x", "GET", "XHR", PAGE, POLICY, MAX_REQUESTS)
     assert capped is not None and str(MAX_REQUESTS) in capped
+
+
+def test_without_a_browser_a_rendered_page_fails_naming_the_package(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    import worker.render.browser
+    from worker.errors import RenderError
+    from worker.fetch.client import Fetcher, FetchOptions
+    from worker.models import Page
+    from worker.render import BrowserMissing, Renderer, RendererOptions
+
+    monkeypatch.setattr(worker.render.browser.shutil, "which", lambda name: None)
+    page = Page(
+        url=PAGE,
+        final_url=PAGE,
+        status=200,
+        content_type="text/html",
+        text="<p>x</p>",
+        encoding="utf-8",
+    )
+
+    async def go() -> RenderError:
+        renderer = Renderer(RendererOptions())
+        async with Fetcher(FetchOptions(user_agent="t")) as fetcher:
+            with pytest.raises(RenderError) as caught:
+                await renderer.render(page, fetcher, POLICY)
+        await renderer.aclose()
+        return caught.value
+
+    error = asyncio.run(go())
+    assert isinstance(error, BrowserMissing)
+    assert "apt-get install chromium-headless-shell" in str(error)
