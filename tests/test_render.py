@@ -362,3 +362,19 @@ def test_extract_discover_and_try_render_when_asked(
     assert main(["try", "garden", "--config", str(config_dir)]) == 0
     out = capsys.readouterr().out
     assert "render:   browser: 3 page(s) rendered" in out and "would publish: 2 new item(s)" in out
+
+
+def test_a_rendered_dom_over_max_page_bytes_is_refused(site: LocalServer) -> None:
+    """A small page whose script builds a DOM far over the limit: refused, not read."""
+    site.route(
+        "/big.html",
+        body=b"""<html><body><div id=x></div><script>
+      document.getElementById("x").textContent = "word ".repeat(400000);</script></body></html>""",
+    )
+    rendered = render_one(
+        site.url("/big.html"),
+        RenderPolicy(timeout=SLOW, trusted_origin=site.url("/")),
+        max_page_bytes=1024 * 1024,
+    )
+    assert isinstance(rendered, RenderError)
+    assert rendered.reason == f"rendered page larger than {1024 * 1024} bytes"

@@ -852,7 +852,7 @@ class _PolicyTransport(httpx.AsyncBaseTransport):
         self._pools[key] = pool  # at the end: the most recently used
         return pool, unused
 
-    def _transport(self, guarded: bool, proxy: str | None) -> httpx.AsyncHTTPTransport:
+    def _transport(self, guarded: bool, proxy: str | None = None) -> httpx.AsyncHTTPTransport:
         if proxy:  # the destination is judged before sending (`handle_async_request`)
             return proxied_transport(self._limits, proxy, verify=self._ssl_context)
         if guarded:

@@ -335,6 +335,9 @@ class _PageJob:
                 await self._answer_resource(session, request_id, event)
         except FetchError as exc:
             self._refuse(session, request_id, url, exc.reason, blocked=isinstance(exc, Blocked))
+        except Exception as exc:  # a bug costs this request, never a request left paused
+            log.exception("page request failed", extra={"fields": {"url": redact_url(url)}})
+            self._refuse(session, request_id, url, f"internal error: {exc!r}", blocked=False)
         finally:
             self.in_flight -= 1
             self.last_activity = time.monotonic()
