@@ -21,9 +21,9 @@ import re
 from collections.abc import Iterator
 
 import nh3
-from selectolax.lexbor import LexborHTMLParser, LexborNode
+from selectolax.lexbor import LexborNode
 
-from worker.extract.htmlparse import parse_html, too_deep
+from worker.extract.htmlparse import FlatHtml, parse_flat, parse_html, too_deep
 from worker.extract.weburl import join_url
 from worker.publish.xmlchars import xml_safe
 
@@ -123,7 +123,7 @@ def sanitize_html(fragment: str, base_url: str) -> str:
     fragment = xml_safe(fragment)
     if too_deep(fragment):
         fragment = _flatten(fragment)
-    cleaned = _CLEANER.clean(_prepare(fragment, base_url))
+    cleaned = _CLEANER.clean(_prepare(FlatHtml(fragment), base_url))
     for old, new in _HEADING_DEMOTIONS:
         cleaned = cleaned.replace(old, new)
     return xml_safe(_drop_empty_blocks(cleaned)).strip()
@@ -156,24 +156,29 @@ def _drop_empty_blocks(cleaned: str) -> str:
 # --- Preparation (Lexbor) ----------------------------------------------------------------------
 
 
-def _prepare(fragment: str, base_url: str) -> str:
-    tree = parse_html(fragment)
-    base = _fragment_base(tree, base_url)
-    for image in tree.css("img"):
+def _prepare(fragment: FlatHtml, base_url: str) -> str:
+    tree = parse_flat(fragment)  # its nesting was checked by the caller
+    # One walk finds three kinds (each query walks the whole tree); the order they are settled
+    # in stays: the base first, images before the noscript copies that pair with them.
+    found: dict[str, list[LexborNode]] = {"base": [], "img": [], "noscript": []}
+    for node in tree.css("base[href], img, noscript"):
+        found[node.tag or ""].append(node)
+    base = _fragment_base(found["base"], base_url)
+    for image in found["img"]:
         _settle_image(image, base)
-    for noscript in tree.css("noscript"):
+    for noscript in found["noscript"]:
         _settle_noscript(noscript)
-    for link in tree.css("a"):
+    for link in tree.css("a"):  # after the noscript copies went, with any link inside them
         _settle_link(link, base)
     return tree.body.inner_html if tree.body is not None else ""
 
 
-def _fragment_base(tree: LexborHTMLParser, base_url: str) -> str:
-    """A `<base href>` inside the fragment wins over the caller's base, when it is a web URL."""
-    node = tree.css_first("base[href]")
-    if node is None:
+def _fragment_base(bases: list[LexborNode], base_url: str) -> str:
+    """A `<base href>` inside the fragment (the first) wins over the caller's base, when it is a
+    web URL."""
+    if not bases:
         return base_url
-    return _absolute_url(node.attributes.get("href"), base_url, _IMAGE_SCHEMES) or base_url
+    return _absolute_url(bases[0].attributes.get("href"), base_url, _IMAGE_SCHEMES) or base_url
 
 
 def _settle_image(image: LexborNode, base: str) -> None:
@@ -288,7 +293,10 @@ def _settle_link(link: LexborNode, base: str) -> None:
 
 def _absolute_url(value: str | None, base: str, schemes: frozenset[str]) -> str | None:
     """`value` resolved against `base`, when its scheme is one of `schemes`; else None."""
-    value = _URL_IGNORED.sub("", value or "").strip(_URL_TRIM)
+    value = value or ""
+    if "\t" in value or "\n" in value or "\r" in value:  # rare: skip the regex otherwise
+        value = _URL_IGNORED.sub("", value)
+    value = value.strip(_URL_TRIM)
     if not value:
         return None
     try:

@@ -80,5 +80,11 @@ def join_url(base: str, value: str) -> tuple[str, str, str]:
         scheme, netloc = urlsplit(absolute)[:2]
         return absolute, scheme, netloc
     if base:
-        urlsplit(base)  # `urljoin` parses a base first, and raises on a malformed one
+        _check_base(base)  # `urljoin` parses a base first, and raises on a malformed one
     return value, plain.group(1), plain.group(2)
+
+
+@functools.lru_cache(maxsize=256)
+def _check_base(base: str) -> None:
+    """Raise ValueError where `urlsplit` does on `base` (cached: one page's links share it)."""
+    urlsplit(base)

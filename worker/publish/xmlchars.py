@@ -13,6 +13,14 @@ import re
 _NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
+# The C0 controls XML forbids: in ASCII text, the only characters that can be out of place.
+_C0_FORBIDDEN = tuple(chr(c) for c in range(0x20) if chr(c) not in "\t\n\r")
+
+
 def xml_safe(text: str) -> str:
     """Return `text` without the characters XML 1.0 forbids."""
+    # Most text is ASCII without controls: 29 substring searches (memchr) are cheaper than one
+    # pass of the regex engine over every character.
+    if text.isascii() and not any(c in text for c in _C0_FORBIDDEN):
+        return text
     return _NOT_XML_CHAR.sub("", text)
