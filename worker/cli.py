@@ -776,6 +776,9 @@ def try_payload(result: Any) -> dict[str, Any]:
         "articles": [_shown(asdict(trace)) for trace in report.articles],
         "would_publish": [_item_summary(item) for item in result.would_add],
         "would_update": [_item_summary(item) for item in result.would_update],
+        "would_filter": [
+            {**_item_summary(item), "reason": item.filtered} for item in result.would_filter
+        ],
         "health": {
             "state": report.health_state,
             "reasons": list(report.health_reasons),
@@ -834,6 +837,10 @@ def render_try(result: Any) -> str:
     )
     for item in result.would_add + result.would_update:
         lines.append(f"  + {item.title}  <{redact_url(item.guid)}>")
+    if result.would_filter:
+        lines.append(f"filtered out: {len(result.would_filter)} item(s) (keep/drop rules)")
+        for item in result.would_filter:
+            lines.append(f"  - {item.title}  <{redact_url(item.guid)}>  [{item.filtered}]")
     if report.error:
         lines.append(f"error:    {report.error}")
     lines.append(f"health:   {report.health_state or '-'} (stored state: {result.health_before})")

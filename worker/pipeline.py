@@ -39,6 +39,7 @@ from worker.extract import ExtractOptions
 from worker.extract.multipage import follow_pages
 from worker.fetch.client import BadStatus, Blocked, Fetcher, RobotsDisallowed, UnsupportedContent
 from worker.fetch.decode import page_html, page_text
+from worker.filters import FilterSubject
 from worker.listing.feedsource import fill_article
 from worker.listing.lister import Listing, ListingOptions, list_articles
 from worker.models import (
@@ -208,12 +209,41 @@ async def _run(run: _Run) -> None:
         for fetched in run.fetched:  # a cancelled run leaves no extraction behind
             if fetched.extraction is not None:
                 fetched.extraction.cancel()
+    _refilter(run)
     if ctx.dry_run:
         return
     items = ctx.store.feed_items(source.id, source.max_items)
     report.feeds_written = publish_feeds(
         ctx.feeds or ctx.settings.feeds_dir, feed_meta(source, ctx.settings), items, report.started
     )
+
+
+def _refilter(run: _Run) -> None:
+    """After an edit of the source's `keep`/`drop` rules, judge the items still in its feed (the
+    newest `max_items`, filtered or not) again, both ways: a newly dropped item leaves the feed,
+    one no rule drops any more comes back."""
+    source, store = run.source, run.ctx.store
+    filters = source.filters
+    if store.filter_digest(source.id) == filters.digest:
+        return
+    changed = [
+        (item.guid, verdict)
+        for item in store.window_items(source.id, source.max_items)
+        if (verdict := filters.judge(FilterSubject.of_item(item))) != item.filtered
+    ]
+    with store.transaction("judging items by new filters"):
+        store.set_filtered(source.id, changed)
+        store.set_filter_digest(source.id, filters.digest)
+    run.report.items_refiltered = len(changed)
+    if changed:
+        log.info(
+            "filters changed: items judged again",
+            extra=fields(
+                source=source.id,
+                filtered=sum(1 for _, verdict in changed if verdict),
+                published=sum(1 for _, verdict in changed if verdict is None),
+            ),
+        )
 
 
 async def _fetch_index(run: _Run) -> Page | None:
@@ -672,12 +702,17 @@ def _store_article(
         item = build_item(
             source.id, guid, article, signature.content_hash, report.started, fetched.position
         )
-        item = replace(item, simhash=signature.simhash)
+        filtered = source.filters.judge(FilterSubject.of_article(article, guid))
+        item = replace(item, simhash=signature.simhash, filtered=filtered)
         if store.add_item(item):
             if run.simhashes is not None:
                 run.simhashes.added(item)
-            report.items_new += 1
-            decision = "new"
+            if filtered is None:
+                report.items_new += 1
+                decision = "new"
+            else:  # stored, so it never comes back as new; not published
+                report.items_filtered += 1
+                decision, note = "filtered", filtered
     if source.recheck is not None:  # rechecks ask for the item's URL: its GUID
         store.save_validators(source.id, guid, fetched.page.validators)
         store.mark_checked(source.id, guid, report.started)
@@ -731,7 +766,9 @@ def _refresh_item(
     if change is not Change.EDITED or stored is None:
         report.items_unchanged += 0 if fetched.recheck else 1
         return "unchanged"
-    if not store.update_item(edited_item(stored, article, signature, report.started)):
+    edited = edited_item(stored, article, signature, report.started)
+    edited = replace(edited, filtered=source.filters.judge(FilterSubject.of_item(edited)))
+    if not store.update_item(edited):
         return "unchanged"
     if run.simhashes is not None:
         run.simhashes.changed(known.guid, signature.simhash)
@@ -853,6 +890,7 @@ def _log_summary(report: RunReport, url: str, seconds: float) -> None:
         outcome="ok" if report.ok else "failed",
         links=report.links_found,
         items_new=report.items_new,
+        items_filtered=report.items_filtered,
         items_unchanged=report.items_unchanged,
         skipped=len(report.skipped),
         pages=report.pages_fetched,

@@ -64,6 +64,7 @@ class DryRunStore(Store):
         self.fresh = False
         self.added: list[Item] = []
         self.updated: list[Item] = []
+        self.filtered: list[Item] = []  # added, and left out of the feed by the source's filters
         self._copy_dir: Path | None = None  # the temporary folder holding a SQLite copy
 
     @classmethod
@@ -130,7 +131,7 @@ class DryRunStore(Store):
     def add_item(self, item: Item) -> bool:
         added = super().add_item(item)
         if added:
-            self.added.append(item)
+            (self.added if item.filtered is None else self.filtered).append(item)
         return added
 
     def update_item(self, item: Item) -> bool:
@@ -148,6 +149,7 @@ class TryResult:
     would_add: list[Item] = field(default_factory=list)
     would_update: list[Item] = field(default_factory=list)
     health_before: str = "ok"
+    would_filter: list[Item] = field(default_factory=list)  # stored unpublished, with reasons
 
 
 async def try_source(
@@ -178,6 +180,7 @@ async def try_source(
         store.added,
         store.updated,
         before.state if before is not None else "ok",
+        store.filtered,
     )
 
 

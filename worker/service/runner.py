@@ -190,7 +190,9 @@ class Worker:
         """Refresh `feeds/all.atom` after a run that changed items (or when it is missing): now,
         unless it was rewritten less than `COMBINED_INTERVAL` ago; then once that has passed."""
         feeds = self.ctx.feeds or FeedFolder(self.ctx.settings.feeds_dir)
-        changed = report.items_new or report.items_updated or report.items_pruned
+        changed = any(
+            (report.items_new, report.items_updated, report.items_pruned, report.items_refiltered)
+        )
         if not changed and feeds.exists(f"{COMBINED_ID}.atom"):
             return
         self._combined_due = report

@@ -180,6 +180,17 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             PRIMARY KEY (source_id, url)
         )""",
     ),
+    # Item filters (worker.filters): an item the source's `keep`/`drop` rules leave out is still
+    # stored, with the reason in `filtered` (NULL: published), so it never comes back as new and
+    # the source page can say why it is missing. `filter_digests` is the rules each source's
+    # items were last judged by: when they change, the items still in the feed are judged again.
+    6: (
+        "ALTER TABLE items ADD COLUMN filtered TEXT",
+        """CREATE TABLE filter_digests (
+            source_id TEXT PRIMARY KEY,
+            digest TEXT NOT NULL
+        )""",
+    ),
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 # Claimed schedule slots are kept this long: far longer than any replica's clock skew.
@@ -187,8 +198,9 @@ SLOT_MEMORY = timedelta(days=1)
 
 _ITEM_COLUMNS = (
     "source_id, guid, url, title, content_html, content_hash,"
-    " first_seen, published, updated, authors, summary, image, categories"
+    " first_seen, published, updated, authors, summary, image, categories, filtered"
 )
+_FEED_ORDER = "published DESC, first_seen DESC, guid ASC"
 _ITEM_COLUMN_NAMES = tuple(_ITEM_COLUMNS.replace(" ", "").split(","))
 _ITEM_MARKS = ", ".join("?" * len(_ITEM_COLUMN_NAMES))
 # What an edit replaces: everything but the item's identity and when it was first seen.
@@ -554,16 +566,30 @@ class Store:
 
     def prune(self, source_id: str, keep_newest: int, older_than: datetime, now: datetime) -> int:
         """Delete the items beyond the newest `keep_newest` (feed order) first seen before
-        `older_than`; their identities stay as tombstones. Returns how many were pruned."""
+        `older_than`; their identities stay as tombstones. Returns how many were pruned.
+
+        Published items count towards `keep_newest` among themselves, so filtered ones never
+        shorten the feed; a filtered item is kept while it is among the newest `keep_newest` of
+        all (a change of the filters may publish it)."""
         with self._write("pruning items") as conn:
             doomed = [
                 row[0]
                 for row in conn.execute(
-                    """SELECT guid FROM items WHERE source_id = ? AND first_seen < ?
+                    f"""SELECT guid FROM items WHERE source_id = ? AND first_seen < ?
+                         AND guid NOT IN (
+                           SELECT guid FROM items WHERE source_id = ? AND filtered IS NULL
+                           ORDER BY {_FEED_ORDER} LIMIT ?)
                          AND guid NOT IN (
                            SELECT guid FROM items WHERE source_id = ?
-                           ORDER BY published DESC, first_seen DESC, guid ASC LIMIT ?)""",
-                    (source_id, _to_text(older_than), source_id, keep_newest),
+                           ORDER BY {_FEED_ORDER} LIMIT ?)""",
+                    (
+                        source_id,
+                        _to_text(older_than),
+                        source_id,
+                        keep_newest,
+                        source_id,
+                        keep_newest,
+                    ),
                 )
             ]
             conn.executemany(
@@ -577,28 +603,76 @@ class Store:
             return len(doomed)
 
     def feed_items(self, source_id: str, limit: int) -> list[Item]:
-        """The newest `limit` items: by published, then first seen, newest first; then GUID."""
+        """The newest `limit` published items: by published, then first seen, newest first;
+        then GUID. Filtered items are left out."""
         rows = self._all(
-            f"""SELECT {_ITEM_COLUMNS} FROM items WHERE source_id = ?
-                ORDER BY published DESC, first_seen DESC, guid ASC LIMIT ?""",
+            f"""SELECT {_ITEM_COLUMNS} FROM items WHERE source_id = ? AND filtered IS NULL
+                ORDER BY {_FEED_ORDER} LIMIT ?""",
             (source_id, limit),
         )
         return [_item_from_row(row) for row in rows]
 
+    def window_items(self, source_id: str, limit: int) -> list[Item]:
+        """The newest `limit` items, filtered or not, in feed order: what a change of the
+        source's filters judges again."""
+        rows = self._all(
+            f"""SELECT {_ITEM_COLUMNS} FROM items WHERE source_id = ?
+                ORDER BY {_FEED_ORDER} LIMIT ?""",
+            (source_id, limit),
+        )
+        return [_item_from_row(row) for row in rows]
+
+    def filtered_items(self, source_id: str, limit: int) -> list[Item]:
+        """The newest `limit` items the source's filters left out, with their reasons."""
+        rows = self._all(
+            f"""SELECT {_ITEM_COLUMNS} FROM items WHERE source_id = ? AND filtered IS NOT NULL
+                ORDER BY {_FEED_ORDER} LIMIT ?""",
+            (source_id, limit),
+        )
+        return [_item_from_row(row) for row in rows]
+
+    def set_filtered(self, source_id: str, verdicts: Iterable[tuple[str, str | None]]) -> None:
+        """Store new verdicts (GUID, reason or None to publish) of the source's items."""
+        with self._write("filtering items") as conn:
+            conn.executemany(
+                "UPDATE items SET filtered = ? WHERE source_id = ? AND guid = ?",
+                [(reason, source_id, guid) for guid, reason in verdicts],
+            )
+
+    def filter_digest(self, source_id: str) -> str:
+        """The digest of the filters the source's items were last judged by ("" for none)."""
+        row = self._one("SELECT digest FROM filter_digests WHERE source_id = ?", (source_id,))
+        return "" if row is None else str(row[0])
+
+    def set_filter_digest(self, source_id: str, digest: str) -> None:
+        with self._write("recording the filters") as conn:
+            conn.execute(
+                """INSERT INTO filter_digests (source_id, digest) VALUES (?, ?)
+                   ON CONFLICT (source_id) DO UPDATE SET digest = excluded.digest""",
+                (source_id, digest),
+            )
+
     def recent_items(self, limit: int, source_ids: Sequence[str]) -> list[Item]:
-        """The newest `limit` items of the given sources, in feed order (for the combined feed)."""
+        """The newest `limit` published items of the given sources, in feed order (for the
+        combined feed)."""
         if not source_ids:
             return []
         marks = ", ".join("?" * len(source_ids))
         rows = self._all(
-            f"""SELECT {_ITEM_COLUMNS} FROM items WHERE source_id IN ({marks})
-                ORDER BY published DESC, first_seen DESC, guid ASC, source_id ASC LIMIT ?""",
+            f"""SELECT {_ITEM_COLUMNS} FROM items
+                WHERE source_id IN ({marks}) AND filtered IS NULL
+                ORDER BY {_FEED_ORDER}, source_id ASC LIMIT ?""",
             (*source_ids, limit),
         )
         return [_item_from_row(row) for row in rows]
 
-    def count_items(self, source_id: str) -> int:
-        row = self._one("SELECT COUNT(*) FROM items WHERE source_id = ?", (source_id,))
+    def count_items(self, source_id: str, *, filtered: bool = False) -> int:
+        """The source's published items (or, with `filtered`, those its filters left out)."""
+        condition = "IS NOT NULL" if filtered else "IS NULL"
+        row = self._one(
+            f"SELECT COUNT(*) FROM items WHERE source_id = ? AND filtered {condition}",
+            (source_id,),
+        )
         return 0 if row is None else int(row[0])
 
     # -- per-source run state -------------------------------------------------------------
@@ -929,6 +1003,7 @@ def _item_row(item: Item) -> tuple[object, ...]:
         item.summary,
         item.image,
         json.dumps(list(item.categories)),
+        item.filtered,
     )
 
 
@@ -964,7 +1039,7 @@ def _identity_from_row(row: tuple) -> Identity:
 
 def _item_from_row(row: tuple) -> Item:
     (source_id, guid, url, title, html, digest, first_seen, published, updated) = row[:9]
-    authors, summary, image, categories = row[9:]
+    authors, summary, image, categories, filtered = row[9:]
     return Item(
         source_id=source_id,
         guid=guid,
@@ -979,6 +1054,7 @@ def _item_from_row(row: tuple) -> Item:
         summary=summary,
         image=image,
         categories=tuple(json.loads(categories)),
+        filtered=filtered,
     )
 
 
