@@ -23,6 +23,7 @@ listing it read; `TryResult` holds them for the CLI to print.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -158,16 +159,21 @@ async def try_source(
     *,
     fresh: bool = False,
     transport: httpx.AsyncBaseTransport | None = None,
+    fetcher: Fetcher | None = None,
 ) -> TryResult:
-    """Run `source` once against a private copy of the state; nothing is written."""
+    """Run `source` once against a private copy of the state; nothing is written. `fetcher`:
+    one the caller already fetches with (its politeness and robots.txt cache carry over; it is
+    not closed), else one of its own over `transport`."""
     settings = config.settings
     store = DryRunStore.dry_store(settings.state_url, settings.sqlite_path, fresh=fresh)
     try:
         before = store.source_health(source.id)
         listings: list[Listing] = []
-        options = FetchOptions.from_settings(settings)
-        credentials = config.credentials
-        async with Fetcher(options, transport=transport, credentials=credentials) as fetcher:
+        async with contextlib.AsyncExitStack() as stack:
+            if fetcher is None:
+                options = FetchOptions.from_settings(settings)
+                own = Fetcher(options, transport=transport, credentials=config.credentials)
+                fetcher = await stack.enter_async_context(own)
             ctx = RunContext(settings, fetcher, store, dry_run=True, on_listing=listings.append)
             ctx.site_rules = config.site_rules
             report = await run_source(source, ctx)
