@@ -25,6 +25,8 @@ PURE = [
     "redact.py",
     "urlpattern.py",
     "filters.py",
+    "listing/selector.py",
+    "web/page.py",
 ]
 FORBIDDEN = {
     "psycopg",

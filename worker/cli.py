@@ -469,6 +469,8 @@ async def _run_service(
                 next_runs=service.next_run,
                 metrics=metrics,
                 base_url=base_url,
+                store=store,
+                preview_fetcher=worker.ctx.fetcher,
                 **(view.app_options(c) if view else {}),
             ),
             worker.config,
@@ -498,6 +500,8 @@ async def _serve(config: Config, host: str, port: int) -> None:
     except BaseException:
         sock.close()
         raise
+    # The preview's fetches (with a serve_token): the same politeness, limits and guard as a run.
+    fetcher = Fetcher(FetchOptions.from_settings(config.settings), credentials=config.credentials)
     try:
         metrics = Metrics()
         seed_metrics(metrics, store)
@@ -509,6 +513,8 @@ async def _serve(config: Config, host: str, port: int) -> None:
                 status_reader=store_status_reader(c, store),
                 metrics=metrics,
                 base_url=base_url,
+                store=store,
+                preview_fetcher=fetcher,
                 **(view.app_options(c) if view else {}),
             ),
             config,
@@ -519,6 +525,7 @@ async def _serve(config: Config, host: str, port: int) -> None:
         await serve_socket(app.as_starlette(), sock, stop)
         await watching
     finally:
+        await fetcher.aclose()
         store.close()
 
 

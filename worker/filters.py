@@ -27,8 +27,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from selectolax.lexbor import LexborHTMLParser
-
+from worker.extract.sanitize import html_to_text
 from worker.models import Article, Item
 from worker.urlpattern import UrlMatcher, compile_url_pattern
 
@@ -162,11 +161,9 @@ class ItemFilters:
 
 
 def html_text(html: str) -> str:
-    """The text of an HTML fragment (a stored item's body), words separated by spaces."""
-    if not html.strip():
-        return ""
-    text = LexborHTMLParser(html[: 4 * MAX_FILTER_CHARS]).text(separator=" ")
-    return " ".join(text.split())
+    """The text of a stored item's (sanitised) body, as extraction made its `body_text`; only
+    its start is read, as much as the rules can look at."""
+    return html_to_text(html[: 4 * MAX_FILTER_CHARS])
 
 
 # -- reading the config ------------------------------------------------------------------------

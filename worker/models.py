@@ -252,3 +252,10 @@ class RunHealth:
     rule_pages: dict[str, int] = field(default_factory=dict)  # as in `RunReport`
     rule_missed: dict[str, int] = field(default_factory=dict)
     degraded: bool = False  # the source's state once this run was judged
+    # For the source page's run history (worker.web.sourcepage); not judged.
+    reasons: list[str] = field(default_factory=list)  # why the source was degraded then
+    items_filtered: int = 0
+    bytes_received: int = 0
+    duration_ms: int | None = None
+    error: str = ""  # the run's error, when it failed (redacted, shortened)
+    skip_reasons: dict[str, int] = field(default_factory=dict)  # the most frequent few

@@ -179,8 +179,11 @@ def _judge_health(run: _Run) -> None:
     was = before.state if before is not None else "ok"
     report.health_state, report.health_reasons = verdict.state, verdict.reasons
     report.health_changed = verdict.state != was
+    reasons = list(verdict.reasons) if verdict.degraded else []  # the page shows them over time
     ctx.store.record_health(
-        source.id, replace(current, degraded=verdict.degraded), HEALTH_HISTORY_RUNS
+        source.id,
+        replace(current, degraded=verdict.degraded, reasons=reasons),
+        HEALTH_HISTORY_RUNS,
     )
     when = report.finished or report.started
     ctx.store.set_health(source.id, verdict.state, verdict.reasons, when)

@@ -503,7 +503,7 @@ def sample_lines(proposal: Proposal) -> list[str]:
     shown = min(found, SAMPLE_ARTICLES)
     lines = [f"the first run would fetch {taken}; the first {shown}, as readers would see them:"]
     for item in trial.would_add:
-        first = html_text(item.content_html)[:FIRST_LINE_CHARS]
+        first = " ".join(html_text(item.content_html).split())[:FIRST_LINE_CHARS]
         lines.append(f"  + {item.title}")
         lines.append(f"    {first}{'…' if len(first) == FIRST_LINE_CHARS else ''}")
     for skip in report.skipped:
