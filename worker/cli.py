@@ -59,7 +59,8 @@ from worker.service.cluster import ClusterView, config_notes, live_replicas, upg
 from worker.service.logs import check_level, log, progress_line, setup_logging
 from worker.service.metrics import Metrics
 from worker.service.reload import ConfigWatcher, watch_config
-from worker.service.runner import RELOAD_INTERVAL, Service, Worker
+from worker.service.runner import RELOAD_INTERVAL, Service, Worker, feed_media_type
+from worker.service.websub import SelfHub, make_websub
 from worker.siterules import EMPTY_LIBRARY, RuleLibrary, RuleSet, load_rule_folders
 from worker.store.db import redact
 from worker.store.state import Store
@@ -433,6 +434,9 @@ async def _run_once(config: Config, ids: list[str] | None) -> int:
             if progress is not None:
                 worker.on_report = lambda report: progress.advance(_report_label(report))
             reports = await worker.run_once(ids)
+        if isinstance(worker.websub, SelfHub):  # our own hub: send what these runs changed
+            await worker.websub_settled()
+            await worker.websub.drain()
     failed = [r for r in reports if not r.ok]
     for report in failed:
         print(f"{report.source_id}: {report.error}", file=sys.stderr)
@@ -471,6 +475,7 @@ async def _run_service(
                 base_url=base_url,
                 store=store,
                 preview_fetcher=worker.ctx.fetcher,
+                websub=service.hub,
                 **(view.app_options(c) if view else {}),
             ),
             worker.config,
@@ -502,6 +507,8 @@ async def _serve(config: Config, host: str, port: int) -> None:
         raise
     # The preview's fetches (with a serve_token): the same politeness, limits and guard as a run.
     fetcher = Fetcher(FetchOptions.from_settings(config.settings), credentials=config.credentials)
+    # Our own WebSub hub answers subscriptions here; the `run` beside us sends the deliveries.
+    hub = make_websub(config.settings, store, lambda _name: None, feed_media_type)
     try:
         metrics = Metrics()
         seed_metrics(metrics, store)
@@ -515,6 +522,7 @@ async def _serve(config: Config, host: str, port: int) -> None:
                 base_url=base_url,
                 store=store,
                 preview_fetcher=fetcher,
+                websub=hub if isinstance(hub, SelfHub) else None,
                 **(view.app_options(c) if view else {}),
             ),
             config,
@@ -525,6 +533,8 @@ async def _serve(config: Config, host: str, port: int) -> None:
         await serve_socket(app.as_starlette(), sock, stop)
         await watching
     finally:
+        if hub is not None:
+            await hub.aclose()
         await fetcher.aclose()
         store.close()
 

@@ -855,6 +855,7 @@ def feed_meta(source: Source, settings: Settings) -> FeedMeta:
         self_base_url=settings.public_url,
         ttl_minutes=ttl_minutes(source),
         secrets=source.secret_values,
+        hub=settings.websub_hub_url,
     )
 
 

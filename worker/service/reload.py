@@ -47,6 +47,7 @@ _BUILT_AT_START = frozenset(
     {"feeds_dir", "state_url", "source_concurrency", "misfire_grace_time", "cluster"}
     | {"extract_processes"}
     | {"serve_host", "serve_port", "shutdown_grace"}
+    | {"websub_hub", "websub_allow_private"}  # the hub and its client are built at start
 )
 # (The fetcher's options that are no settings, such as its robots.txt cache TTL, drop out.)
 RESTART_ONLY_SETTINGS: frozenset[str] = _BUILT_AT_START | (

@@ -7,6 +7,7 @@
     GET /opml                  OPML 2.0 list of every feed, to subscribe to all at once
     GET /sources/<id>          one source: settings, health, last runs, latest items, filtered
     GET /preview               a URL and selectors tried on request (only with a serve_token)
+    POST /websub               WebSub subscriptions, when feedworker is the hub (websub_hub)
 
 Feeds follow HTTP's caching rules: a strong `ETag` from the content hash, `Last-Modified` from
 the file's mtime, 304 for a matching `If-None-Match` (which wins) or `If-Modified-Since`, and
@@ -58,6 +59,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
+from urllib.parse import parse_qsl
 
 import h11
 import uvicorn
@@ -78,6 +80,8 @@ from worker.redact import redact_text, redact_url
 from worker.service.logs import LOGGER_NAME, fields, log, throttle
 from worker.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from worker.service.metrics import Metrics
+from worker.service.websub import HUB_PATH, SelfHub
+from worker.service.websub import MAX_REQUEST_BYTES as MAX_HUB_REQUEST_BYTES
 from worker.store.state import SourceHealth, SourceState, Store
 from worker.web.page import BASE_CSS, content_security_policy
 from worker.web.preview import PREVIEW_PATH, Previewer, PreviewForm, render_preview_page
@@ -649,6 +653,13 @@ class _Handlers:
             return PlainTextResponse("no such feed\n", status_code=404)
         ext = name.rpartition(".")[2]
         response = feed_response(version, FEED_MEDIA_TYPES[ext], request.headers)
+        settings = self.config.settings
+        if settings.websub_hub_url and settings.public_url:  # WebSub discovery (§4)
+            topic = f"{settings.public_url}/feeds/{name}"
+            response.headers["Link"] = (
+                f'<{settings.websub_hub_url}>; rel="hub", <{topic}>; rel="self"'
+            )
+
         self.metrics.observe_feed_response(name, response.status_code)
         log.debug("served", extra=fields(url=request.url.path, status=response.status_code))
         return response
@@ -709,13 +720,14 @@ def build_app(
     base_url: str | None = None,
     store: Store | None = None,
     preview_fetcher: Fetcher | None = None,
+    websub: SelfHub | None = None,
 ) -> Starlette:
     """The ASGI app serving `config`'s feeds (from `files`, default the feeds folder);
     `status_reader` gives the sources' run state, usually `store_status_reader(config, store)`.
     `base_url` is where the server listens (`links_base`), for OPML links when `public_url` is
     not set (default: `serve_host:serve_port`). With `store`, each source has its page
     (`worker.web.sourcepage`); with `preview_fetcher` and a `serve_token`, `/preview` fetches
-    through it (`worker.web.preview`)."""
+    through it (`worker.web.preview`); with `websub`, `/websub` is its hub endpoint."""
     if metrics is None:
         metrics = Metrics()
     metrics.add_sources(source.id for source in config.sources)
@@ -731,6 +743,9 @@ def build_app(
         Route("/sources/{source_id}", access.guard(pages.source_page)),
         Route(f"/{PREVIEW_PATH}", access.guard(pages.preview_page)),
     ]
+    if websub is not None:  # open to all: subscribers have no token (the feeds are public)
+        endpoint = _HubEndpoint(websub, feed_file_names(config.sources))
+        routes.append(Route(f"/{HUB_PATH}", endpoint.handle, methods=["GET", "POST"]))
     # Feed files do their own gzip (cached, with their own ETag); the middleware takes the rest.
     excluded = (*DEFAULT_EXCLUDED_CONTENT_TYPES, *FEED_MEDIA_TYPES.values())
     gzip_pages = Middleware(
@@ -797,6 +812,34 @@ class _SourcePages:
             result = await self.previewer.preview(form, self.config)
         secrets = self.config.secret_values
         return _html_page(render_preview_page(form, result, problems, secrets))
+
+
+class _HubEndpoint:
+    """`/websub`: subscription requests for `worker.service.websub.SelfHub` (form-encoded)."""
+
+    def __init__(self, hub: SelfHub, names: Sequence[str]) -> None:
+        self.hub = hub
+        self.names = frozenset(names)
+
+    async def handle(self, request: Request) -> Response:
+        if request.method == "GET":
+            return PlainTextResponse(
+                "feedworker's WebSub hub: POST hub.mode=subscribe, hub.topic=<a feed's URL>"
+                " and hub.callback=<your URL> (form-encoded)\n"
+            )
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type != "application/x-www-form-urlencoded":
+            return PlainTextResponse("send application/x-www-form-urlencoded\n", status_code=415)
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_HUB_REQUEST_BYTES:
+                return PlainTextResponse("request too large\n", status_code=413)
+        pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        form = dict(reversed(pairs))  # the first of a repeated parameter counts
+        answer = self.hub.handle(form, self.names)
+        headers = {"Cache-Control": "no-store", **answer.headers}
+        return PlainTextResponse(answer.text, status_code=answer.status, headers=headers)
 
 
 def _html_page(page: str) -> Response:
