@@ -99,13 +99,18 @@ def site(tmp_path: Path, worker: str = "") -> Iterator[Site]:
 
 def source_page(found: Site) -> httpx.Response:
     store = Store.open(found.config.settings.state_url)
+    fetcher = Fetcher(FetchOptions.from_settings(found.config.settings))  # never used here
     try:
         app = build_app(
-            found.config, status_reader=store_status_reader(found.config, store), store=store
+            found.config,
+            status_reader=store_status_reader(found.config, store),
+            store=store,
+            preview_fetcher=fetcher,  # with a token, the page links to the preview
         )
         with app_client(app) as client:
-            return client.get("/sources/garden")
+            return client.get("/sources/garden", params={"token": TOKEN})
     finally:
+        asyncio.run(fetcher.aclose())
         store.close()
 
 
@@ -113,7 +118,7 @@ def source_page(found: Site) -> httpx.Response:
 
 
 def test_the_source_page_shows_settings_health_runs_items_and_filtered(tmp_path: Path) -> None:
-    with site(tmp_path) as found:
+    with site(tmp_path, f'serve_token = "{TOKEN}"\n') as found:
         response = source_page(found)
     assert response.status_code == 200
     page = response.text
@@ -124,6 +129,7 @@ def test_the_source_page_shows_settings_health_runs_items_and_filtered(tmp_path:
     # settings, secrets masked
     assert SOURCE_TOKEN not in page and PASSWORD not in page
     assert "token=***" in page and "user ann, password from $GARDEN_PW" in page
+    assert "try its selectors in the preview" in page  # without the URL that holds a token
     assert "<dt>every</dt><dd><code>6h</code>" in page
     assert "title ~ [&#x27;compost&#x27;]" in page
     # health and runs: two runs, a chart bar each

@@ -26,7 +26,7 @@ from worker.config import Config, HealthThresholds, Source, SourceAuth, format_d
 from worker.extract.sanitize import sanitize_html
 from worker.filters import FilterRule
 from worker.models import Item, RunHealth
-from worker.redact import mask_values, redact_text, redact_url, strip_userinfo
+from worker.redact import mask_values, redact_text, redact_url, strip_userinfo, url_secrets
 from worker.store.state import SourceHealth, SourceState, Store
 from worker.web.page import esc, html_page, utc_text, when
 
@@ -114,7 +114,9 @@ def _header(view: SourceView) -> str:
     )
     preview = ""
     if view.preview:
-        query = {"url": source.url, **({"links": source.links} if source.links else {})}
+        # The page never shows a secret: a URL holding one is left for the operator to paste.
+        url = {} if url_secrets(source.url) else {"url": source.url}
+        query = {**url, **({"links": source.links} if source.links else {})}
         if source.body:
             query["body"] = source.body
         target = esc("../preview?" + urlencode(query))
