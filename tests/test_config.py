@@ -86,7 +86,7 @@ def test_shipped_worker_file_documents_every_setting() -> None:
         line.removeprefix("# ")
         for line in text.splitlines()
         if re.match(r"# [a-z_]+ = ", line)
-        and not re.match(r"# ((public|webhook)_url|serve_token|proxy)", line)
+        and not re.match(r"# ((public|webhook)_url|serve_token|proxy|websub_hub)", line)
     )
     assert Settings.model_validate(
         tomllib.loads(settings)["worker"], context={"root": SHIPPED.parent}
@@ -409,7 +409,7 @@ def test_missing_id_names_the_table(tmp_path: Path) -> None:
     assert "required key missing" in problem.message
 
 
-@pytest.mark.parametrize("every", ['"0m"', "0", "-5", '"-5m"', '"soon"', '"15 minutes"'])
+@pytest.mark.parametrize("every", ['"0m"', "0", "-5", '"-5m"', '"soon"', '"15 minutes ago"'])
 def test_bad_interval(tmp_path: Path, every: str) -> None:
     problem = source_problem(tmp_path, f'id = "blog"\nurl = "https://x.org/"\nevery = {every}\n')
     assert (problem.source, problem.field) == ("blog", "every")
@@ -452,7 +452,7 @@ def test_upper_case_id_suggests_lower(tmp_path: Path) -> None:
         ("ftp://example.com/", "only http and https"),
         ("file:///etc/passwd", "only http and https"),
         ("javascript:alert(1)", "only http and https"),
-        ("example.com/blog", "only http and https"),
+        ("example.com/blog", 'has no scheme; did you mean "https://example.com/blog"?'),
         ("https:///path", "no host"),
         ("https://example.com\\\\blog", "backslash"),
         ("https://example.com/a b", "space"),

@@ -26,6 +26,9 @@ PURE = [
     "urlpattern.py",
     "render/policy.py",
     "fetch/cookies.py",
+    "filters.py",
+    "listing/selector.py",
+    "web/page.py",
 ]
 FORBIDDEN = {
     "psycopg",

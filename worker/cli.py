@@ -6,6 +6,8 @@
     feedworker status   [--json] [--config DIR]
     feedworker db upgrade [--config DIR]
     feedworker try      SOURCE_ID [--fresh] [--json] [--config DIR]
+    feedworker add      URL [--id ID] [--title T] [--kind K] [--links CSS] [--every E]
+                        [--yes | --dry-run] [--config DIR]
     feedworker extract  FILE_OR_URL [--url URL] [--no-rules] [--rules DIR] [--json] [--config DIR]
     feedworker rules test [HOST ...] [--rules DIR] [--json] [--config DIR]
     feedworker discover URL [--kind K] [--links CSS] [--pages N] [--json] [--config DIR]
@@ -23,6 +25,7 @@ import asyncio
 import dataclasses
 import json
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -41,6 +44,7 @@ from worker.config import (
     default_config_dir,
     load_config,
     load_config_leniently,
+    missing_scheme_hint,
 )
 from worker.errors import ConfigError, FeedworkerError
 from worker.extract import ExtractOptions, describe_method, extract
@@ -56,7 +60,8 @@ from worker.service.cluster import ClusterView, config_notes, live_replicas, upg
 from worker.service.logs import check_level, log, progress_line, setup_logging
 from worker.service.metrics import Metrics
 from worker.service.reload import ConfigWatcher, watch_config
-from worker.service.runner import RELOAD_INTERVAL, Service, Worker
+from worker.service.runner import RELOAD_INTERVAL, Service, Worker, feed_media_type
+from worker.service.websub import SelfHub, make_websub
 from worker.siterules import EMPTY_LIBRARY, RuleLibrary, RuleSet, load_rule_folders
 from worker.store.db import redact
 from worker.store.state import Store
@@ -94,26 +99,117 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+@dataclass(frozen=True, slots=True)
+class _About:
+    """A subcommand's one-line description and an example, for `--help`."""
+
+    summary: str
+    example: str
+
+
+# Every subcommand's `--help` starts with its summary and ends with an example.
+COMMANDS = {
+    "check": _About(
+        "validate the config folder: every problem with its file, source and field, or the"
+        " sources with their schedules",
+        "feedworker check --config /srv/feedworker/config",
+    ),
+    "run": _About(
+        "run every enabled source on its schedule until SIGTERM (config edits apply live)",
+        "feedworker run --serve --host 0.0.0.0 --port 8080",
+    ),
+    "serve": _About(
+        "serve the feeds, the status and source pages, /healthz, /metrics and /opml over HTTP",
+        "feedworker serve --port 8080",
+    ),
+    "add": _About(
+        "add a source from its URL: detect its kind, show what the first run would publish,"
+        " and write config/sources.d/<id>.toml after a yes",
+        "feedworker add https://example.com/blog/",
+    ),
+    "extract": _About(
+        "show what the extractor makes of one page: title, dates, body and why",
+        "feedworker extract https://example.com/blog/2026/05/a-post.html",
+    ),
+    "rules": _About(
+        "site rules in FiveFilters' ftr-site-config format",
+        "feedworker rules test example.com",
+    ),
+    "rules test": _About(
+        "fetch each site rule's test_url and check that it still matches (test_contains, body)",
+        "feedworker rules test example.com --rules /srv/ftr-site-config",
+    ),
+    "discover": _About(
+        "show every link found on a page, with whether it would be followed and why",
+        'feedworker discover https://example.com/blog/ --links "h2 a"',
+    ),
+    "status": _About(
+        "show each source's last run, health, items and next run",
+        "feedworker status --json",
+    ),
+    "prune": _About(
+        "delete the feed files of sources no longer in the config",
+        "feedworker prune --dry-run",
+    ),
+    "db": _About("the state database", "feedworker db upgrade"),
+    "db upgrade": _About(
+        "create or migrate the state database (and the cluster's job queue); run also does",
+        "feedworker db upgrade --config /srv/feedworker/config",
+    ),
+    "try": _About(
+        "run one source end to end without writing anything; show each stage and its health",
+        "feedworker try python-insider --fresh",
+    ),
+    "demo": _About(
+        "scrape a bundled sample site offline and serve its feed",
+        "feedworker demo --once",
+    ),
+}
+
+
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    parents: Sequence[argparse.ArgumentParser] = (),
+) -> argparse.ArgumentParser:
+    """A subcommand with its `COMMANDS` entry as its help line, description and example."""
+    about = COMMANDS[name]
+    return commands.add_parser(
+        name.rpartition(" ")[2],
+        parents=list(parents),
+        help=about.summary,
+        description=textwrap.fill(about.summary[0].upper() + about.summary[1:] + ".", 78),
+        epilog=f"example:\n  {about.example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="feedworker", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="feedworker",
+        description="Scrape sites that have no full-text feed into clean RSS, Atom and JSON"
+        " feeds, on a schedule.",
+        epilog="Run `feedworker COMMAND --help` for a command's options and an example.",
+    )
     parser.add_argument("--version", action="version", version=f"feedworker {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
+    logging_options = argparse.ArgumentParser(add_help=False)
+    logging_options.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR")
+    logging_options.add_argument(
+        "--log-format", choices=("text", "json"), default=None, help="log lines as text or JSON"
+    )
+    common = argparse.ArgumentParser(add_help=False, parents=[logging_options])
     common.add_argument(
         "--config",
         type=Path,
         default=None,
         help="config folder (default: $FEEDWORKER_CONFIG or ./config)",
     )
-    common.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR")
-    common.add_argument(
-        "--log-format", choices=("text", "json"), default=None, help="log lines as text or JSON"
-    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    check = commands.add_parser("check", parents=[common], help="validate the config and exit")
+    check = _command(commands, "check", [common])
     check.set_defaults(command=cmd_check)
 
-    run = commands.add_parser("run", parents=[common], help="run the sources on their schedules")
+    run = _command(commands, "run", [common])
     run.add_argument("--once", action="store_true", help="run each source once and exit")
     run.add_argument(
         "--source", action="append", metavar="ID", help="only this source (repeatable)"
@@ -129,16 +225,37 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(command=cmd_run)
 
-    serve = commands.add_parser(
-        "serve", parents=[common], help="serve feeds, status page, health and metrics over HTTP"
-    )
+    serve = _command(commands, "serve", [common])
     _add_listen_options(serve)
     serve.set_defaults(command=cmd_serve)
 
-    ext = commands.add_parser(
-        "extract", parents=[common], help="show what the extractor makes of a page"
+    add = _command(commands, "add", [common])
+    add.add_argument(
+        "url", metavar="URL", help="the site's page that lists its articles, its feed or sitemap"
     )
-    ext.add_argument("target", metavar="FILE_OR_URL")
+    add.add_argument("--id", help="the source's id (default: made from the URL's host and path)")
+    add.add_argument("--title", help="the feed's title (default: the page's or feed's own)")
+    add.add_argument(
+        "--kind",
+        choices=("auto", "index", "sitemap", "feed"),
+        default="auto",
+        help="read the URL as this kind of source (default: detected)",
+    )
+    add.add_argument("--links", help="CSS selector for article links (default: proposed if unsure)")
+    add.add_argument("--every", help='how often to run, e.g. "6h" or "90 minutes" (default 1h)')
+    answer = add.add_mutually_exclusive_group()
+    answer.add_argument("--yes", "-y", action="store_true", help="write the file without asking")
+    answer.add_argument(
+        "--dry-run", action="store_true", help="print the TOML it would write, write nothing"
+    )
+    add.set_defaults(command=cmd_add)
+
+    ext = _command(commands, "extract", [common])
+    ext.add_argument(
+        "target",
+        metavar="FILE_OR_URL",
+        help="a page's http(s) URL, or an HTML file saved from it (then give --url)",
+    )
     ext.add_argument("--url", help="the page's URL, for a file (resolves relative links)")
     ext.add_argument("--json", action="store_true", help="print JSON instead of text")
     ext.add_argument(
@@ -148,13 +265,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_render_options(ext)
     ext.set_defaults(command=cmd_extract)
 
-    rules = commands.add_parser("rules", help="site rules (FiveFilters' ftr-site-config format)")
+    rules = _command(commands, "rules")
     rules_commands = rules.add_subparsers(required=True, metavar="ACTION")
-    rules_test = rules_commands.add_parser(
-        "test",
-        parents=[common],
-        help="fetch each rule's test_url and check that it still matches (test_contains, body)",
-    )
+    rules_test = _command(rules_commands, "rules test", [common])
     rules_test.add_argument(
         "hosts", nargs="*", metavar="HOST", help="only the rules for these hosts (default: all)"
     )
@@ -162,10 +275,10 @@ def _parser() -> argparse.ArgumentParser:
     _add_rules_option(rules_test)
     rules_test.set_defaults(command=cmd_rules_test)
 
-    disc = commands.add_parser(
-        "discover", parents=[common], help="show the article links found on a page"
+    disc = _command(commands, "discover", [common])
+    disc.add_argument(
+        "target", metavar="URL", help="the page to read: an index page, a feed or a sitemap"
     )
-    disc.add_argument("target", metavar="URL")
     disc.add_argument("--links", help="CSS selector for article links (as in a source's `links`)")
     disc.add_argument(
         "--kind",
@@ -180,40 +293,33 @@ def _parser() -> argparse.ArgumentParser:
     _add_render_options(disc)
     disc.set_defaults(command=cmd_discover)
 
-    status = commands.add_parser("status", parents=[common], help="show each source's last runs")
+    status = _command(commands, "status", [common])
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status.set_defaults(command=cmd_status)
 
-    prune = commands.add_parser(
-        "prune", parents=[common], help="delete the feed files of sources no longer configured"
-    )
+    prune = _command(commands, "prune", [common])
     prune.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     prune.set_defaults(command=cmd_prune)
 
-    db = commands.add_parser("db", help="the state database")
+    db = _command(commands, "db")
     db_commands = db.add_subparsers(required=True, metavar="ACTION")
-    upgrade = db_commands.add_parser(
-        "upgrade",
-        parents=[common],
-        help="create or migrate the state database (and the cluster's job queue); run also does",
-    )
+    upgrade = _command(db_commands, "db upgrade", [common])
     upgrade.set_defaults(command=cmd_db_upgrade)
 
-    trial = commands.add_parser(
-        "try",
-        parents=[common],
-        help="run one source end to end without writing anything; show each stage and its health",
+    trial = _command(commands, "try", [common])
+    trial.add_argument(
+        "source_id",
+        metavar="SOURCE_ID",
+        help="the id of a source in the config (`feedworker check` lists them)",
     )
-    trial.add_argument("source_id", metavar="SOURCE_ID")
     trial.add_argument(
         "--fresh", action="store_true", help="treat every listed article as new: fetch them all"
     )
     trial.add_argument("--json", action="store_true", help="print JSON instead of text")
     trial.set_defaults(command=cmd_try)
 
-    demo = commands.add_parser(
-        "demo", parents=[common], help="scrape a bundled sample site offline and serve its feed"
-    )
+    # No --config: the demo writes a config of its own and never reads the operator's.
+    demo = _command(commands, "demo", [logging_options])
     demo.add_argument("--once", action="store_true", help="exit after the run, do not serve")
     demo.add_argument("--dir", type=Path, help="keep the demo's config, feeds and state here")
     demo.add_argument("--port", type=int, default=0, help="port for the feeds (default: any free)")
@@ -315,7 +421,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     files = len(config.files)
     print(f"config ok: {len(active)} source(s) from {files} file(s) in {config.config_dir}")
     for source in config.sources:
-        schedule = f"cron {source.cron}" if source.cron else f"every {source.every}"
+        schedule = source.schedule_text
         state = "" if source.enabled else "  (disabled)"
         if source.auth is not None:
             auth = source.auth
@@ -417,6 +523,9 @@ async def _run_once(config: Config, ids: list[str] | None) -> int:
             if progress is not None:
                 worker.on_report = lambda report: progress.advance(_report_label(report))
             reports = await worker.run_once(ids)
+        if isinstance(worker.websub, SelfHub):  # our own hub: send what these runs changed
+            await worker.websub_settled()
+            await worker.websub.drain()
     failed = [r for r in reports if not r.ok]
     for report in failed:
         print(f"{report.source_id}: {report.error}", file=sys.stderr)
@@ -453,6 +562,9 @@ async def _run_service(
                 next_runs=service.next_run,
                 metrics=metrics,
                 base_url=base_url,
+                store=store,
+                preview_fetcher=worker.ctx.fetcher,
+                websub=service.hub,
                 **(view.app_options(c) if view else {}),
             ),
             worker.config,
@@ -482,6 +594,10 @@ async def _serve(config: Config, host: str, port: int) -> None:
     except BaseException:
         sock.close()
         raise
+    # The preview's fetches (with a serve_token): the same politeness, limits and guard as a run.
+    fetcher = Fetcher(FetchOptions.from_settings(config.settings), credentials=config.credentials)
+    # Our own WebSub hub answers subscriptions here; the `run` beside us sends the deliveries.
+    hub = make_websub(config.settings, store, lambda _name: None, feed_media_type)
     try:
         metrics = Metrics()
         seed_metrics(metrics, store)
@@ -493,6 +609,9 @@ async def _serve(config: Config, host: str, port: int) -> None:
                 status_reader=store_status_reader(c, store),
                 metrics=metrics,
                 base_url=base_url,
+                store=store,
+                preview_fetcher=fetcher,
+                websub=hub if isinstance(hub, SelfHub) else None,
                 **(view.app_options(c) if view else {}),
             ),
             config,
@@ -503,6 +622,9 @@ async def _serve(config: Config, host: str, port: int) -> None:
         await serve_socket(app.as_starlette(), sock, stop)
         await watching
     finally:
+        if hub is not None:
+            await hub.aclose()
+        await fetcher.aclose()
         store.close()
 
 
@@ -531,7 +653,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
     else:
         path = Path(target)
         if not path.is_file():
-            print(f"feedworker: no such file: {target}", file=sys.stderr)
+            hint = missing_scheme_hint(target)
+            more = f" (for a page's URL, {hint})" if hint else ""
+            print(f"feedworker: no such file: {target}{more}", file=sys.stderr)
             return 1
         html, _encoding = decode_html(path.read_bytes(), None)
         url = args.url or path.resolve().as_uri()
@@ -674,6 +798,10 @@ def render_canaries(results: list[CanaryResult]) -> str:
 
 
 def cmd_discover(args: argparse.Namespace) -> int:
+    hint = missing_scheme_hint(args.target)
+    if hint:
+        print(f"feedworker: {redact_url(args.target)!r} has no scheme; {hint}", file=sys.stderr)
+        return 1
     settings = _settings(args)
     options = ListingOptions(
         url=args.target,
@@ -843,6 +971,79 @@ def render_status_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def cmd_add(args: argparse.Namespace) -> int:
+    from worker.commands.add import AddOptions, propose_source, sample_lines, write_source
+
+    config_dir = Path(args.config or default_config_dir())
+    config = _config_to_add_to(args, config_dir)
+    if args.log_level is None:  # the trial run's own log lines would bury what add says
+        setup_logging("WARNING", args.log_format)
+    options = AddOptions(
+        url=args.url,
+        source_id=args.id,
+        title=args.title,
+        kind=args.kind,
+        links=args.links,
+        every=args.every,
+    )
+    report = sys.stderr if args.dry_run else sys.stdout  # --dry-run: the TOML alone on stdout
+    print(f"feedworker add: reading {redact_url(options.url)} ...", file=report, flush=True)
+    proposal = asyncio.run(propose_source(options, config))
+    kind = "given" if proposal.kind_given else "detected"
+    for line in [
+        f"  kind:     {proposal.kind} ({kind}), {proposal.links_found} article link(s)",
+        f"  links:    {proposal.links or 'automatic'} ({proposal.links_note})",
+        f"  id:       {proposal.source_id}",
+        f"  title:    {proposal.title}",
+        f"  every:    {proposal.every}",
+        *(f"  note:     {note}" for note in proposal.notes),
+        "",
+        *sample_lines(proposal),
+        "",
+    ]:
+        print(line, file=report)
+    if args.dry_run:
+        print(proposal.toml(shown=True), end="")
+        return 0
+    print(f"{proposal.path}:")
+    print("    " + proposal.toml(shown=True).replace("\n", "\n    ").rstrip())
+    if not args.yes and not _confirm(f"Write {config_dir.name}/{proposal.path}? [y/N] "):
+        print("not written (answer y, or give --yes)")
+        return 1
+    path = write_source(proposal, config_dir)
+    print(
+        f"wrote {path}; the config validates ({proposal.source_id} is one of its sources)."
+        " A running worker picks it up within seconds; `feedworker try"
+        f" {proposal.source_id}` runs it once without writing anything."
+    )
+    return 0
+
+
+def _config_to_add_to(args: argparse.Namespace, config_dir: Path) -> Config:
+    """The folder's config, to take its settings and ids; a folder that does not exist yet, or
+    has no source yet, is fine (`add` writes the first one), any other problem is not."""
+    if not config_dir.exists():
+        root = config_dir.absolute().parent
+        settings = Settings.model_validate({}, context={"root": root})
+        return Config(config_dir.absolute(), root, settings, (), (), "")
+    try:
+        return _config(args)
+    except ConfigError as exc:
+        if all(problem.message.startswith("no sources defined") for problem in exc.problems):
+            return load_config_leniently(config_dir).config
+        raise
+
+
+def _confirm(question: str) -> bool:
+    """A yes from the terminal; no answer (end of input, a script without --yes) is a no."""
+    try:
+        answer = input(question)
+    except EOFError:
+        print()
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
 def cmd_try(args: argparse.Namespace) -> int:
     from worker.commands.dryrun import try_source  # only this command needs the dry-run store
 
@@ -889,6 +1090,9 @@ def try_payload(result: Any) -> dict[str, Any]:
         "articles": [_shown(asdict(trace)) for trace in report.articles],
         "would_publish": [_item_summary(item) for item in result.would_add],
         "would_update": [_item_summary(item) for item in result.would_update],
+        "would_filter": [
+            {**_item_summary(item), "reason": item.filtered} for item in result.would_filter
+        ],
         "health": {
             "state": report.health_state,
             "reasons": list(report.health_reasons),
@@ -952,6 +1156,10 @@ def render_try(result: Any) -> str:
     )
     for item in result.would_add + result.would_update:
         lines.append(f"  + {item.title}  <{redact_url(item.guid)}>")
+    if result.would_filter:
+        lines.append(f"filtered out: {len(result.would_filter)} item(s) (keep/drop rules)")
+        for item in result.would_filter:
+            lines.append(f"  - {item.title}  <{redact_url(item.guid)}>  [{item.filtered}]")
     if report.error:
         lines.append(f"error:    {report.error}")
     lines.append(f"health:   {report.health_state or '-'} (stored state: {result.health_before})")

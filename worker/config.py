@@ -47,7 +47,9 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     PlainValidator,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -63,6 +65,7 @@ from worker.fetch.cookies import (
     parse_cookie_file,
     parse_cookie_header,
 )
+from worker.filters import FilterRule, ItemFilters, parse_rules
 from worker.models import Credentials
 from worker.redact import is_secret_param, redact_url, url_secrets
 from worker.service.logs import remember_secrets
@@ -119,10 +122,21 @@ MAX_PAGES = 20  # `pages`: index pages followed per run
 HEALTH_HISTORY_RUNS = 50
 
 ID_RULE = "1-64 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
-DURATION_FORMAT = 'a duration like "45s", "15m", "2h", "1h30m" or "1d", or a number of seconds'
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(min|[wdhms])", re.IGNORECASE)
-_DURATION = re.compile(r"\s*(?:\d+(?:\.\d+)?\s*(?:min|[wdhms])\s*)+", re.IGNORECASE)
-_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "min": 60, "s": 1}
+DURATION_FORMAT = (
+    'a duration like "45s", "15m", "2h", "1h30m", "1 hour", "90 minutes" or "1d",'
+    " or a number of seconds"
+)
+# A unit as written: its first letter says which ("mins" and "m" are minutes, "hrs" hours).
+# Longer spellings first, so "minutes" is not read as "m" followed by junk.
+_UNIT = r"(weeks?|wks?|w|days?|d|hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)"
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*" + _UNIT + r"(?![a-z])", re.IGNORECASE)
+# Parts may be run together ("1h30m") or separated by spaces, commas or "and" ("1 hour, 30
+# minutes", "1 hour and 30 minutes").
+_DURATION = re.compile(
+    rf"\s*\d+(?:\.\d+)?\s*{_UNIT}(?:(?:\s*,\s*|\s+and\s+|\s*)\d+(?:\.\d+)?\s*{_UNIT})*\s*",
+    re.IGNORECASE,
+)
+_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
 # `serve_token`: long enough that guessing is hopeless, and fit for a header and a query string.
@@ -133,6 +147,8 @@ PASSWORD_HOME = (
     ' auth = { user = "...", password_env = "SITE_PASSWORD" }, or in a file only the worker'
     ' reads and write auth = { user = "...", password_file = "secrets/site.password" }'
 )
+
+WEBSUB_SELF = "self"  # websub_hub = "self": feedworker is its own WebSub hub
 
 # The longest duration any setting takes; beyond it dates overflow.
 MAX_DURATION = timedelta(days=3650)
@@ -181,7 +197,7 @@ def parse_duration(value: object) -> timedelta:
         seconds = float(value)
     elif isinstance(value, str) and _DURATION.fullmatch(value):
         parts = _DURATION_PART.findall(value)
-        seconds = sum(float(n) * _UNIT_SECONDS[u.lower()] for n, u in parts)
+        seconds = sum(float(n) * _UNIT_SECONDS[u[0].lower()] for n, u in parts)
     else:
         raise ValueError(f"expected {DURATION_FORMAT}, got {value!r}")
     if not math.isfinite(seconds) or abs(seconds) > MAX_DURATION.total_seconds():
@@ -253,6 +269,22 @@ def _check_patterns(value: object) -> tuple[UrlMatcher, ...]:
     return tuple(patterns)
 
 
+def _check_filters(value: object, info: ValidationInfo) -> tuple[FilterRule, ...]:
+    """`keep` / `drop`: rules as `worker.filters` reads them; RE2 for `re:` patterns."""
+    return parse_rules(value, info.field_name or "filter")
+
+
+def format_duration(delta: timedelta) -> str:
+    """A duration the way the config takes it: "1h30m", "45s", "2d"."""
+    seconds = round(delta.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        amount, seconds = divmod(seconds, size)
+        if amount:
+            parts.append(f"{amount}{unit}")
+    return "".join(parts) or "0s"
+
+
 def _check_http_url(value: str) -> str:
     """An absolute http(s) URL with a host; nothing a browser would have to guess about."""
     example = 'e.g. "https://example.com/blog/"'
@@ -263,6 +295,9 @@ def _check_http_url(value: str) -> str:
         raise ValueError(f"backslash in URL {shown!r}; use '/'")
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise ValueError(f"space or control character in URL {shown!r}; percent-encode it")
+    hint = missing_scheme_hint(value)
+    if hint:
+        raise ValueError(f"URL {shown!r} has no scheme; {hint}")
     parts = urlsplit(value)
     if parts.scheme.lower() not in ("http", "https"):
         scheme = f"{parts.scheme}:" if parts.scheme else "no scheme"
@@ -274,6 +309,26 @@ def _check_http_url(value: str) -> str:
     except ValueError:
         raise ValueError(f"URL {shown!r} has a bad port") from None
     return value
+
+
+# A host name as people type it: dotted labels (or localhost), an optional port.
+_BARE_HOST = re.compile(r"(?:[\w-]+\.)+[\w-]{2,}|localhost|\[[0-9a-fA-F:.]+\]", re.IGNORECASE)
+
+
+def missing_scheme_hint(value: str) -> str | None:
+    """'did you mean "https://example.com/blog"?' for a URL written without its scheme
+    ("example.com/blog", "www.example.com:8080/"); None when `value` has one or is no URL."""
+    text = value.strip()
+    if "://" in text or not text or any(ch.isspace() for ch in text):
+        return None
+    text = text.removeprefix("//")
+    host = re.split(r"[/?#]", text, maxsplit=1)[0].rpartition("@")[2]
+    name, _, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
+    if port and not port.isdigit():
+        return None  # "mailto:x", "javascript:..." are schemes, not ports
+    if not _BARE_HOST.fullmatch(name or host):
+        return None
+    return f'did you mean "{redact_url("https://" + text)}"?'
 
 
 def _check_urls(value: object) -> tuple[str, ...]:
@@ -596,6 +651,7 @@ Selectors = Annotated[tuple[str, ...], PlainValidator(_check_selectors)]
 Patterns = Annotated[tuple[UrlMatcher, ...], PlainValidator(_check_patterns)]
 Urls = Annotated[tuple[str, ...], PlainValidator(_check_urls)]
 ParamNames = Annotated[tuple[str, ...], PlainValidator(_check_param_names)]
+Filters = Annotated[tuple[FilterRule, ...], PlainValidator(_check_filters)]
 Token = Annotated[SecretStr | None, PlainValidator(_check_token)]
 TokenFileField = Annotated[TokenFile | None, PlainValidator(_check_token_file)]
 RequestHeaders = Annotated[tuple[tuple[str, str], ...], PlainValidator(_check_headers)]
@@ -724,6 +780,13 @@ class Settings(BaseModel):
     render_browser: str = "auto"
     render_memory_mb: int = Field(default=1024, ge=128, le=65536)
     render_sandbox: bool = True
+    # WebSub (worker.service.websub): a hub every feed advertises, pinged when a feed's bytes
+    # change; "self": feedworker is the hub (at <public_url>/websub). Needs `public_url`.
+    websub_hub: str | None = None
+    # WebSub callbacks and the /preview form's URLs may be on loopback or private networks (a
+    # reader on the same LAN); off, so a subscriber cannot make the worker call internal hosts.
+    websub_allow_private: bool = False
+    preview_allow_private: bool = False
 
     @property
     def token(self) -> str | None:
@@ -736,6 +799,39 @@ class Settings(BaseModel):
         if self.serve_token is not None and self.serve_token_file is not None:
             raise ValueError("give serve_token or serve_token_file, not both")
         return self
+
+    @model_validator(mode="after")
+    def _check_websub(self) -> Settings:
+        if self.websub_hub is None:
+            return self
+        if not self.public_url:
+            raise ValueError(
+                "websub_hub needs public_url: hubs and subscribers name each feed by the"
+                ' address readers use (public_url = "https://feeds.example.org")'
+            )
+        if self.token and not self.public_feeds:
+            raise ValueError(
+                "websub_hub with public_feeds = false would push private feeds to anyone who"
+                " subscribes; make the feeds public or remove websub_hub"
+            )
+        return self
+
+    @field_validator("websub_hub")
+    @classmethod
+    def _check_websub_hub(cls, value: str | None) -> str | None:
+        if value is None or value == WEBSUB_SELF:
+            return value
+        try:
+            return _check_http_url(value)
+        except ValueError as exc:
+            raise ValueError(f'{exc} (or "{WEBSUB_SELF}": feedworker is its own hub)') from None
+
+    @property
+    def websub_hub_url(self) -> str | None:
+        """The hub every feed advertises: the configured one, or our own `/websub`."""
+        if self.websub_hub == WEBSUB_SELF and self.public_url:
+            return f"{self.public_url}/websub"
+        return self.websub_hub
 
     @property
     def extract_workers(self) -> int:
@@ -946,6 +1042,40 @@ class Source(BaseModel):
     render_wait: Selector | None = None
     render_timeout: RenderTimeout = 20.0
     render_allow_hosts: AllowHosts = ()
+    # Item filters (worker.filters): items must match one `keep` rule (when there are any) and
+    # no `drop` rule to be published; the others are stored as filtered, with the reason.
+    keep: Filters = ()
+    drop: Filters = ()
+
+    # `every` as the operator wrote it ("6h", "90 minutes"), for `feedworker check`.
+    _every_written: str | None = PrivateAttr(default=None)
+
+    @property
+    def filters(self) -> ItemFilters:
+        return ItemFilters(self.keep, self.drop)
+
+    @property
+    def schedule_text(self) -> str:
+        """The schedule as the operator wrote it: "every 6h", "cron 0 7 * * 1-5", or
+        "every 1h (default)" when neither `every` nor `cron` is given."""
+        if self.cron is not None:
+            return f"cron {self.cron}"
+        if self._every_written is not None:
+            return f"every {self._every_written}"
+        if self.every == DEFAULT_EVERY:
+            return f"every {format_duration(DEFAULT_EVERY)} (default)"
+        return f"every {format_duration(self.every or DEFAULT_EVERY)}"
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_every(cls, data: Any, handler: ModelWrapValidatorHandler[Source]) -> Source:
+        source = handler(data)
+        written = data.get("every") if isinstance(data, Mapping) else None
+        if isinstance(written, str):
+            source._every_written = written.strip()
+        elif isinstance(written, int | float) and not isinstance(written, bool):
+            source._every_written = f"{written:g}s"
+        return source
 
     @property
     def secret_values(self) -> tuple[str, ...]:
@@ -1133,7 +1263,13 @@ class Config:
         wherever text leaves the process."""
         settings = self.settings
         values = {value for source in self.sources for value in source.secret_values}
-        for url in (settings.webhook_url, settings.state_url, settings.public_url, settings.proxy):
+        for url in (
+            settings.webhook_url,
+            settings.state_url,
+            settings.public_url,
+            settings.proxy,
+            settings.websub_hub,
+        ):
             values.update(url_secrets(url or ""))
         if settings.token:
             values.add(settings.token)

@@ -151,6 +151,8 @@ class Item:
     image: str | None = None
     categories: tuple[str, ...] = ()  # the article's own tags or sections, as the site names them
     simhash: int | None = None  # 64-bit SimHash of the normalised body, for near-duplicates
+    # Why the source's `keep`/`drop` filters leave it out of the feed; None: published.
+    filtered: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +192,8 @@ class RunReport:
     items_unchanged: int = 0
     items_updated: int = 0  # known articles whose text changed materially (same GUID)
     items_pruned: int = 0  # items past retention, kept as tombstones
+    items_filtered: int = 0  # new items the source's keep/drop rules left out (stored, unpublished)
+    items_refiltered: int = 0  # items in the feed whose verdict changed with edited filters
     skipped: list[Skip] = field(default_factory=list)
     feeds_written: int = 0
     error: str | None = None  # set when the source as a whole failed
@@ -252,3 +256,10 @@ class RunHealth:
     rule_pages: dict[str, int] = field(default_factory=dict)  # as in `RunReport`
     rule_missed: dict[str, int] = field(default_factory=dict)
     degraded: bool = False  # the source's state once this run was judged
+    # For the source page's run history (worker.web.sourcepage); not judged.
+    reasons: list[str] = field(default_factory=list)  # why the source was degraded then
+    items_filtered: int = 0
+    bytes_received: int = 0
+    duration_ms: int | None = None
+    error: str = ""  # the run's error, when it failed (redacted, shortened)
+    skip_reasons: dict[str, int] = field(default_factory=dict)  # the most frequent few

@@ -53,6 +53,7 @@ from worker.fetch.client import (
 )
 from worker.fetch.cookies import CookieSpec
 from worker.fetch.decode import page_html, page_text
+from worker.filters import FilterSubject
 from worker.listing.feedsource import fill_article
 from worker.listing.lister import Listing, ListingOptions, list_articles
 from worker.models import (
@@ -197,8 +198,11 @@ def _judge_health(run: _Run) -> None:
     was = before.state if before is not None else "ok"
     report.health_state, report.health_reasons = verdict.state, verdict.reasons
     report.health_changed = verdict.state != was
+    reasons = list(verdict.reasons) if verdict.degraded else []  # the page shows them over time
     ctx.store.record_health(
-        source.id, replace(current, degraded=verdict.degraded), HEALTH_HISTORY_RUNS
+        source.id,
+        replace(current, degraded=verdict.degraded, reasons=reasons),
+        HEALTH_HISTORY_RUNS,
     )
     when = report.finished or report.started
     ctx.store.set_health(source.id, verdict.state, verdict.reasons, when)
@@ -227,12 +231,41 @@ async def _run(run: _Run) -> None:
         for fetched in run.fetched:  # a cancelled run leaves no extraction behind
             if fetched.extraction is not None:
                 fetched.extraction.cancel()
+    _refilter(run)
     if ctx.dry_run:
         return
     items = ctx.store.feed_items(source.id, source.max_items)
     report.feeds_written = publish_feeds(
         ctx.feeds or ctx.settings.feeds_dir, feed_meta(source, ctx.settings), items, report.started
     )
+
+
+def _refilter(run: _Run) -> None:
+    """After an edit of the source's `keep`/`drop` rules, judge the items still in its feed (the
+    newest `max_items`, filtered or not) again, both ways: a newly dropped item leaves the feed,
+    one no rule drops any more comes back."""
+    source, store = run.source, run.ctx.store
+    filters = source.filters
+    if store.filter_digest(source.id) == filters.digest:
+        return
+    changed = [
+        (item.guid, verdict)
+        for item in store.window_items(source.id, source.max_items)
+        if (verdict := filters.judge(FilterSubject.of_item(item))) != item.filtered
+    ]
+    with store.transaction("judging items by new filters"):
+        store.set_filtered(source.id, changed)
+        store.set_filter_digest(source.id, filters.digest)
+    run.report.items_refiltered = len(changed)
+    if changed:
+        log.info(
+            "filters changed: items judged again",
+            extra=fields(
+                source=source.id,
+                filtered=sum(1 for _, verdict in changed if verdict),
+                published=sum(1 for _, verdict in changed if verdict is None),
+            ),
+        )
 
 
 async def _fetch_index(run: _Run) -> Page | None:
@@ -748,12 +781,17 @@ def _store_article(
         item = build_item(
             source.id, guid, article, signature.content_hash, report.started, fetched.position
         )
-        item = replace(item, simhash=signature.simhash)
+        filtered = source.filters.judge(FilterSubject.of_article(article, guid))
+        item = replace(item, simhash=signature.simhash, filtered=filtered)
         if store.add_item(item):
             if run.simhashes is not None:
                 run.simhashes.added(item)
-            report.items_new += 1
-            decision = "new"
+            if filtered is None:
+                report.items_new += 1
+                decision = "new"
+            else:  # stored, so it never comes back as new; not published
+                report.items_filtered += 1
+                decision, note = "filtered", filtered
     if source.recheck is not None:  # rechecks ask for the item's URL: its GUID
         store.save_validators(source.id, guid, fetched.page.validators)
         store.mark_checked(source.id, guid, report.started)
@@ -807,7 +845,9 @@ def _refresh_item(
     if change is not Change.EDITED or stored is None:
         report.items_unchanged += 0 if fetched.recheck else 1
         return "unchanged"
-    if not store.update_item(edited_item(stored, article, signature, report.started)):
+    edited = edited_item(stored, article, signature, report.started)
+    edited = replace(edited, filtered=source.filters.judge(FilterSubject.of_item(edited)))
+    if not store.update_item(edited):
         return "unchanged"
     if run.simhashes is not None:
         run.simhashes.changed(known.guid, signature.simhash)
@@ -891,6 +931,7 @@ def feed_meta(source: Source, settings: Settings) -> FeedMeta:
         self_base_url=settings.public_url,
         ttl_minutes=ttl_minutes(source),
         secrets=source.secret_values,
+        hub=settings.websub_hub_url,
     )
 
 
@@ -929,6 +970,7 @@ def _log_summary(report: RunReport, url: str, seconds: float) -> None:
         outcome="ok" if report.ok else "failed",
         links=report.links_found,
         items_new=report.items_new,
+        items_filtered=report.items_filtered,
         items_unchanged=report.items_unchanged,
         skipped=len(report.skipped),
         pages=report.pages_fetched,

@@ -132,7 +132,9 @@ async def _serve_until_interrupted(config: Config, port: int) -> None:
     store = Store.open(config.settings.state_url)
     try:
         base_url = links_base(config.settings, sock)
-        app = build_app(config, status_reader=store_status_reader(config, store), base_url=base_url)
+        app = build_app(
+            config, status_reader=store_status_reader(config, store), base_url=base_url, store=store
+        )
         await serve_socket(app, sock, stop)
     finally:
         store.close()

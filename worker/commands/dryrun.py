@@ -23,6 +23,7 @@ listing it read; `TryResult` holds them for the CLI to print.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -65,6 +66,7 @@ class DryRunStore(Store):
         self.fresh = False
         self.added: list[Item] = []
         self.updated: list[Item] = []
+        self.filtered: list[Item] = []  # added, and left out of the feed by the source's filters
         self._copy_dir: Path | None = None  # the temporary folder holding a SQLite copy
 
     @classmethod
@@ -131,7 +133,7 @@ class DryRunStore(Store):
     def add_item(self, item: Item) -> bool:
         added = super().add_item(item)
         if added:
-            self.added.append(item)
+            (self.added if item.filtered is None else self.filtered).append(item)
         return added
 
     def update_item(self, item: Item) -> bool:
@@ -149,6 +151,7 @@ class TryResult:
     would_add: list[Item] = field(default_factory=list)
     would_update: list[Item] = field(default_factory=list)
     health_before: str = "ok"
+    would_filter: list[Item] = field(default_factory=list)  # stored unpublished, with reasons
 
 
 async def try_source(
@@ -157,17 +160,22 @@ async def try_source(
     *,
     fresh: bool = False,
     transport: httpx.AsyncBaseTransport | None = None,
+    fetcher: Fetcher | None = None,
 ) -> TryResult:
-    """Run `source` once against a private copy of the state; nothing is written."""
+    """Run `source` once against a private copy of the state; nothing is written. `fetcher`:
+    one the caller already fetches with (its politeness and robots.txt cache carry over; it is
+    not closed), else one of its own over `transport`."""
     settings = config.settings
     store = DryRunStore.dry_store(settings.state_url, settings.sqlite_path, fresh=fresh)
     try:
         before = store.source_health(source.id)
         listings: list[Listing] = []
-        options = FetchOptions.from_settings(settings)
-        credentials = config.credentials
         renderer = Renderer(RendererOptions.from_settings(settings))  # started if needed
-        async with Fetcher(options, transport=transport, credentials=credentials) as fetcher:
+        async with contextlib.AsyncExitStack() as stack:
+            if fetcher is None:
+                options = FetchOptions.from_settings(settings)
+                own = Fetcher(options, transport=transport, credentials=config.credentials)
+                fetcher = await stack.enter_async_context(own)
             ctx = RunContext(settings, fetcher, store, dry_run=True, on_listing=listings.append)
             ctx.site_rules = config.site_rules
             ctx.renderer = renderer
@@ -184,6 +192,7 @@ async def try_source(
         store.added,
         store.updated,
         before.state if before is not None else "ok",
+        store.filtered,
     )
 
 

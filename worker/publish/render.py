@@ -15,6 +15,8 @@ Choices worth knowing:
   advises) / an Atom `<link rel="enclosure">`, typed from the URL's extension. When the extension
   names no image type the enclosure is left out rather than guessed; no `media:` namespace.
 - Self links are `<self_base_url>/feeds/<id>.<ext>`, where `worker.web.serve` serves them.
+- WebSub: with `FeedMeta.hub`, every format names the hub: Atom `<link rel="hub">`, RSS
+  `<atom:link rel="hub">` in the channel, JSON Feed `"hubs": [{"type": "WebSub", ...}]`.
 - RSS: `<ttl>` from `FeedMeta.ttl_minutes`; an item's update date is `<dcterms:modified>`
   (RSS 2.0 has no element of its own for it); categories are `<category>` / Atom
   `<category term>` / JSON `tags`.
@@ -66,6 +68,7 @@ FEED_PATH = "feeds"  # where `worker.web.serve` serves the files, below the publ
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 DC_NS = "http://purl.org/dc/elements/1.1/"
 DCTERMS_NS = "http://purl.org/dc/terms/"
+ATOM_NS = "http://www.w3.org/2005/Atom"
 _MEDIA_TYPES = {
     ".rss": "application/rss+xml",
     ".atom": "application/atom+xml",
@@ -103,6 +106,7 @@ class FeedMeta:
     ttl_minutes: int | None = None  # RSS <ttl>: how long a reader may cache, from the schedule
     # Secret values never to publish (the source's tokens and passwords), masked in links.
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    hub: str | None = None  # the WebSub hub readers may subscribe at (`websub_hub`)
 
 
 # -- rendering (pure) ------------------------------------------------------------------------
@@ -225,6 +229,7 @@ def _render_xml(meta: FeedMeta, entries: Sequence[_Entry], now: datetime, suffix
         fg = _feed(meta, entries, now, suffix)
         if is_rss:
             fg.register_extension("extras", _RssNamespaces, _EntryExtras, atom=False, rss=True)
+            fg.extras.hub = xml_safe(meta.hub or "")  # feedgen writes rel="hub" in Atom only
         else:
             fg.register_extension("extras", _AtomNamespaces, _EntryExtras, atom=True, rss=False)
         for entry in entries:
@@ -253,6 +258,8 @@ def _feed(meta: FeedMeta, entries: Sequence[_Entry], now: datetime, suffix: str)
     self_url = _self_url(meta, suffix)
     if self_url:
         fg.link(href=self_url, rel="self", type=_MEDIA_TYPES[suffix])
+    if meta.hub and suffix == ".atom":
+        fg.link(href=xml_safe(meta.hub), rel="hub")
     # After the self link: feedgen takes the last link as the RSS channel's <link>.
     fg.link(href=link, rel="alternate")
     if meta.language:
@@ -296,6 +303,8 @@ def _render_json(meta: FeedMeta, entries: Sequence[_Entry]) -> bytes:
     _put(feed, "feed_url", _self_url(meta, ".json"))
     _put(feed, "description", xml_safe(meta.description).strip())
     _put(feed, "language", xml_safe(meta.language or ""))
+    if meta.hub:  # JSON Feed 1.1: "hubs", each with a type and a URL
+        feed["hubs"] = [{"type": "WebSub", "url": xml_safe(meta.hub)}]
     feed["items"] = [_json_item(entry) for entry in entries]
     text = json.dumps(feed, ensure_ascii=False, indent=2)
     return (text + "\n").encode("utf-8")
@@ -343,8 +352,28 @@ def _enclosure(url: str) -> tuple[str, str] | None:
 
 
 class _RssNamespaces(BaseExtension):
+    """The namespaces of our RSS extras, and the channel's `<atom:link rel="hub">` (WebSub's
+    discovery for RSS; feedgen writes a hub link in Atom only)."""
+
+    def __init__(self) -> None:
+        self.hub = ""
+
     def extend_ns(self) -> dict[str, str]:
-        return {"dc": DC_NS, "dcterms": DCTERMS_NS}
+        spaces = {"dc": DC_NS, "dcterms": DCTERMS_NS}
+        return (
+            {**spaces, "atom": ATOM_NS} if self.hub else spaces
+        )  # feeds without stay as they were
+
+    def extend_rss(self, rss_feed: etree._Element) -> etree._Element:
+        channel = rss_feed.find("channel")
+        if not self.hub or channel is None:
+            return rss_feed
+        hub = etree.Element(f"{{{ATOM_NS}}}link", href=self.hub, rel="hub")
+        # Beside the self link, before the items (where readers look for channel elements).
+        links = channel.findall(f"{{{ATOM_NS}}}link")
+        at = channel.index(links[-1]) + 1 if links else 0
+        channel.insert(at, hub)
+        return rss_feed
 
 
 class _AtomNamespaces(BaseExtension):

@@ -53,8 +53,14 @@ from worker.web.serve import GZIP_LEVEL, FeedVersion, feed_file_names
 if TYPE_CHECKING:
     import procrastinate
 
+    from worker.service.websub import SelfHub
+
 TASK_NAME = "run_source"
 QUEUE = "sources"
+# WebSub deliveries (worker.service.websub), when feedworker is the hub: one job drains what is
+# due; `lock` keeps it to one replica at a time, `queueing_lock` to one waiting job.
+WEBSUB_TASK = "websub_deliver"
+WEBSUB_LOCK = "websub-deliver"
 # procrastinate's worker heartbeat; our replica heartbeat and housekeeping use the same period.
 HEARTBEAT = 10.0
 # A job whose worker has been silent this long is stalled: well above the heartbeat (FIELD-NOTES:
@@ -221,6 +227,8 @@ class ClusterNode:
         self.app: procrastinate.App = procrastinate.App(connector=connector)
         self.task = self.app.task(name=TASK_NAME, queue=QUEUE, pass_context=False)(self._job)
         self.retired = 0  # stalled jobs this replica retired
+        self._hub: SelfHub | None = None
+        self.websub_task: Any = None
 
     async def __aenter__(self) -> ClusterNode:
         await self.app.open_async()
@@ -296,6 +304,42 @@ class ClusterNode:
     async def _job(self, source_id: str) -> None:
         await self._run_source(source_id)
 
+    # -- WebSub deliveries ---------------------------------------------------------------------
+
+    def use_websub(self, hub: SelfHub) -> None:
+        """Send `hub`'s deliveries through the job queue: one replica drains them at a time."""
+        self._hub = hub
+        self.websub_task = self.app.task(name=WEBSUB_TASK, queue=QUEUE, pass_context=False)(
+            self._websub_job
+        )
+        hub.on_queued = self.defer_websub
+
+    async def defer_websub(self) -> bool:
+        """Queue the delivery job; False when one is already waiting (it will send these too)."""
+        procrastinate = _procrastinate()
+        deferrer = self.websub_task.configure(lock=WEBSUB_LOCK, queueing_lock=WEBSUB_LOCK)
+        try:
+            await deferrer.defer_async()
+        except procrastinate.exceptions.AlreadyEnqueued:
+            return False
+        return True
+
+    async def _websub_job(self) -> None:
+        assert self._hub is not None
+        report = await self._hub.drain()
+        log.debug(
+            "websub deliveries sent",
+            extra=fields(delivered=report.delivered, failed=report.failed, replica=self.name),
+        )
+
+    async def _websub_due(self) -> None:
+        """Housekeeping: queue the delivery job when a retry (or a lost wake-up) is due."""
+        if self._hub is None:
+            return
+        due = self.store.next_delivery_due()
+        if due is not None and due <= self._clock():
+            await self.defer_websub()
+
     # -- working -------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -326,6 +370,7 @@ class ClusterNode:
             try:
                 self.store.beat(self.name, self.config.digest, self._started, self._clock())
                 await self.retire_stalled()
+                await self._websub_due()
             except Exception as exc:  # the database may be away for a while; keep trying
                 log.warning("cluster housekeeping failed", extra=fields(error=str(exc)))
             with contextlib.suppress(TimeoutError):

@@ -132,6 +132,10 @@ BLOCKING_STATUSES = frozenset({403, 429})
 RULE_DIRECTIVES = ("body", "title", "author", "date")
 # Floors below half the source's own median are never used: half, not all of it, because half
 # a source's articles are shorter than its median.
+# What a run's history row keeps for the source page, beyond what the health rules judge: its
+# error and its most frequent skip reasons, shortened (50 rows a source, so a few KiB at most).
+KEPT_TEXT_CHARS = 300
+KEPT_SKIP_REASONS = 5
 OWN_MEDIAN_SHARE = 0.5
 MIN_FLOOR_BASELINE_RUNS = 3  # runs with bodies before a source's own median may lower its floor
 
@@ -243,10 +247,31 @@ def run_health(
         needs_javascript=report.needs_javascript,
         rule_pages=dict(report.rule_pages),
         rule_missed=dict(report.rule_missed),
+        items_filtered=report.items_filtered,
+        bytes_received=report.bytes_received,
+        duration_ms=_duration_ms(report),
+        error=_shortened(report.error or ""),
+        skip_reasons=_top_reasons(report),
     )
     if report.index_not_modified and not report.error:
         return _confirmed(current, history)
     return current
+
+
+def _duration_ms(report: RunReport) -> int | None:
+    if report.finished is None:
+        return None
+    return max(0, round((report.finished - report.started).total_seconds() * 1000))
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= KEPT_TEXT_CHARS else text[: KEPT_TEXT_CHARS - 1] + "…"
+
+
+def _top_reasons(report: RunReport) -> dict[str, int]:
+    """The run's most frequent skip reasons (each shortened): what the source page shows."""
+    counts = Counter(_shortened(skip.reason) for skip in report.skipped)
+    return dict(counts.most_common(KEPT_SKIP_REASONS))
 
 
 def _confirmed(current: RunHealth, history: Sequence[RunHealth]) -> RunHealth:

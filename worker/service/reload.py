@@ -48,6 +48,7 @@ _BUILT_AT_START = frozenset(
     | {"extract_processes"}
     | {"serve_host", "serve_port", "shutdown_grace"}
     | {"render_concurrency", "render_browser", "render_memory_mb", "render_sandbox"}
+    | {"websub_hub", "websub_allow_private"}  # the hub and its client are built at start
 )
 # (The fetcher's options that are no settings, such as its robots.txt cache TTL, drop out.)
 RESTART_ONLY_SETTINGS: frozenset[str] = _BUILT_AT_START | (

@@ -34,6 +34,7 @@ from worker.models import RunReport
 from worker.pipeline import RunContext, run_source, utc_now
 from worker.publish.render import (
     COMBINED_ID,
+    FEED_SUFFIXES,
     FeedFolder,
     FeedMeta,
     publish_combined,
@@ -53,8 +54,16 @@ from worker.service.reload import (
 )
 from worker.service.schedule import SourceScheduler, backoff_until
 from worker.service.webhook import notify_transition
+from worker.service.websub import (
+    SelfHub,
+    WebSub,
+    feed_file_reader,
+    make_websub,
+    stored_feed_reader,
+)
 from worker.store.db import SingleWriterLock
 from worker.store.state import Store
+from worker.web.serve import FEED_MEDIA_TYPES
 
 DEFAULT_GRACE = 30.0  # seconds runs in progress get to finish after SIGTERM
 RELOAD_INTERVAL = 1.0  # seconds between two looks at the config folder
@@ -64,6 +73,13 @@ COMBINED_INTERVAL = 5.0
 TRIM_INTERVAL = 1.0  # seconds between two hand-backs of free memory while runs overlap
 
 NextRunFn = Callable[[str], datetime | None]
+
+
+def feed_media_type(name: str) -> str:
+    """A feed file's media type, as the server sends it ("blog.atom" -> Atom's)."""
+    return FEED_MEDIA_TYPES[name.rpartition(".")[2]]
+
+
 ReportFn = Callable[[RunReport], None]
 
 
@@ -75,9 +91,14 @@ class Worker:
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], datetime] = utc_now,
         metrics: Metrics | None = None,
+        websub_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics
+        # WebSub (`websub_hub`): our own hub, or a ping of another, told when feeds change.
+        self.websub: WebSub | None = None
+        self._websub_transport = websub_transport
+        self._notifying: set[asyncio.Task[object]] = set()
         self.on_report: ReportFn | None = None  # e.g. a progress bar
         self._transport = transport
         self._clock = clock
@@ -123,6 +144,12 @@ class Worker:
             # The browser starts with the first page to render, not here.
             renderer=Renderer(RendererOptions.from_settings(settings)),
         )
+        read = (
+            stored_feed_reader(store) if settings.cluster else feed_file_reader(settings.feeds_dir)
+        )
+        self.websub = make_websub(
+            settings, store, read, feed_media_type, transport=self._websub_transport
+        )
         return self
 
     async def __aexit__(
@@ -133,6 +160,7 @@ class Worker:
     ) -> None:
         if self._ctx is not None:
             self.flush_combined()
+            await self._close_websub()
             await self._ctx.extractor.aclose()
             if self._ctx.renderer is not None:
                 await self._ctx.renderer.aclose()
@@ -140,6 +168,36 @@ class Worker:
             self._ctx.store.close()
             self._ctx = None
         self._release_writer_lock()
+
+    async def websub_settled(self) -> None:
+        """Wait until WebSub has been told of every feed changed so far."""
+        while self._notifying:
+            await asyncio.gather(*list(self._notifying), return_exceptions=True)
+
+    async def _close_websub(self) -> None:
+        """Let the notifications under way finish (they are short), then close."""
+        await self.websub_settled()
+        if self.websub is not None:
+            await self.websub.aclose()
+            self.websub = None
+
+    def _notify(self, names: list[str]) -> None:
+        """Tell WebSub that these feeds' bytes changed (in the background)."""
+        if self.websub is None or not names:
+            return
+        task: asyncio.Task[object] = asyncio.get_running_loop().create_task(
+            self._tell_websub(self.websub, names)
+        )
+        self._notifying.add(task)
+        task.add_done_callback(self._notifying.discard)
+
+    @staticmethod
+    async def _tell_websub(websub: WebSub, names: list[str]) -> int:
+        try:
+            return await websub.feeds_changed(names)
+        except Exception as exc:  # the database or the job queue away: the feeds are written
+            log.warning("websub not told of changed feeds", extra=fields(error=repr(exc)))
+            return 0
 
     def _release_writer_lock(self) -> None:
         if self._writer_lock is not None:
@@ -177,6 +235,8 @@ class Worker:
             self._active.discard(task)  # type: ignore[arg-type]
             self._release_memory()
         self._observe(report)
+        if report.feeds_written:
+            self._notify([f"{source.id}{suffix}" for suffix in FEED_SUFFIXES])
         self._publish_combined(report)
         webhook = self.config.settings.webhook_url
         if report.health_changed and webhook:
@@ -195,7 +255,9 @@ class Worker:
         """Refresh `feeds/all.atom` after a run that changed items (or when it is missing): now,
         unless it was rewritten less than `COMBINED_INTERVAL` ago; then once that has passed."""
         feeds = self.ctx.feeds or FeedFolder(self.ctx.settings.feeds_dir)
-        changed = report.items_new or report.items_updated or report.items_pruned
+        changed = any(
+            (report.items_new, report.items_updated, report.items_pruned, report.items_refiltered)
+        )
         if not changed and feeds.exists(f"{COMBINED_ID}.atom"):
             return
         self._combined_due = report
@@ -230,13 +292,16 @@ class Worker:
             description="The newest items of every source",
             self_base_url=settings.public_url,
             secrets=tuple(self.config.secret_values),
+            hub=settings.websub_hub_url,
         )
         try:
             read_at = self._clock()  # the version of the combined feed: when its items were read
             # Twice the size: entries one article has in two sources collapse into one.
             active = [s.id for s in self.config.sources if s.enabled]
             items = store.recent_items(2 * size, active)
-            publish_combined(feeds, meta, items, report.started, size, read_at=read_at)
+            if publish_combined(feeds, meta, items, report.started, size, read_at=read_at):
+                with contextlib.suppress(RuntimeError):  # no running loop: at exit, untold
+                    self._notify([f"{COMBINED_ID}.atom"])
         except FeedworkerError as exc:
             log.warning("combined feed not written", extra=fields(error=str(exc)))
 
@@ -358,6 +423,10 @@ class Service:
                 concurrency=settings.source_concurrency,
                 grace=grace,
             )
+        # Our own WebSub hub delivers from here: in cluster mode through the job queue.
+        self.hub = worker.websub if isinstance(worker.websub, SelfHub) else None
+        if self.hub is not None and self.cluster is not None:
+            self.cluster.use_websub(self.hub)
         self.scheduler = SourceScheduler(
             self.cluster.fire if self.cluster is not None else worker.run_source_id,
             last_run=worker.last_run,
@@ -387,6 +456,9 @@ class Service:
         if self.cluster is not None:
             background.append(asyncio.create_task(self.cluster.run(cluster_stop)))
             background.append(asyncio.create_task(self.cluster.catch_up(self.worker.sources())))
+        deliverer = None
+        if self.hub is not None and self.cluster is None:
+            deliverer = asyncio.create_task(self.hub.run(cluster_stop), name="websub deliveries")
         log.info(
             "worker started",
             extra=fields(sources=len(self.worker.sources()), cluster=self.cluster is not None),
@@ -408,6 +480,8 @@ class Service:
                 task.cancel()  # the catch-up, if still queueing
             await asyncio.gather(*background, return_exceptions=True)
             await self.worker.drain(self.grace)
+            if deliverer is not None:  # after the runs, whose changes it may still send
+                await asyncio.gather(deliverer, return_exceptions=True)
             log.info("worker stopped")
 
     def apply(self, new: Config) -> None:

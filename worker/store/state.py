@@ -25,7 +25,7 @@ import json
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from worker.dedupe.simhash import BANDS, band_probes, bands, hamming
@@ -180,6 +180,44 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             PRIMARY KEY (source_id, url)
         )""",
     ),
+    # Item filters (worker.filters): an item the source's `keep`/`drop` rules leave out is still
+    # stored, with the reason in `filtered` (NULL: published), so it never comes back as new and
+    # the source page can say why it is missing. `filter_digests` is the rules each source's
+    # items were last judged by: when they change, the items still in the feed are judged again.
+    6: (
+        "ALTER TABLE items ADD COLUMN filtered TEXT",
+        """CREATE TABLE filter_digests (
+            source_id TEXT PRIMARY KEY,
+            digest TEXT NOT NULL
+        )""",
+    ),
+    # WebSub, with feedworker as the hub (worker.service.websub): verified subscriptions with
+    # their lease, and the deliveries due, one row per subscription at most (a feed that
+    # changes again before its delivery is sent once, as it then is); `due` moves on with each
+    # failed attempt (backoff).
+    7: (
+        """CREATE TABLE websub_subscriptions (
+            topic TEXT NOT NULL,
+            callback TEXT NOT NULL,
+            callback_host TEXT NOT NULL,
+            secret TEXT,
+            lease_seconds INTEGER NOT NULL,
+            expires TEXT NOT NULL,
+            created TEXT NOT NULL,
+            PRIMARY KEY (topic, callback)
+        )""",
+        "CREATE INDEX websub_subscriptions_expires ON websub_subscriptions (expires)",
+        "CREATE INDEX websub_subscriptions_host ON websub_subscriptions (callback_host)",
+        """CREATE TABLE websub_deliveries (
+            topic TEXT NOT NULL,
+            callback TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            due TEXT NOT NULL,
+            last_error TEXT,
+            PRIMARY KEY (topic, callback)
+        )""",
+        "CREATE INDEX websub_deliveries_due ON websub_deliveries (due)",
+    ),
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 # Claimed schedule slots are kept this long: far longer than any replica's clock skew.
@@ -187,8 +225,9 @@ SLOT_MEMORY = timedelta(days=1)
 
 _ITEM_COLUMNS = (
     "source_id, guid, url, title, content_html, content_hash,"
-    " first_seen, published, updated, authors, summary, image, categories"
+    " first_seen, published, updated, authors, summary, image, categories, filtered"
 )
+_FEED_ORDER = "published DESC, first_seen DESC, guid ASC"
 _ITEM_COLUMN_NAMES = tuple(_ITEM_COLUMNS.replace(" ", "").split(","))
 _ITEM_MARKS = ", ".join("?" * len(_ITEM_COLUMN_NAMES))
 # What an edit replaces: everything but the item's identity and when it was first seen.
@@ -201,6 +240,8 @@ _UPDATED_COLUMNS = tuple(
 _NO_OTHER_ITEM_WITH_HASH = """
     AND NOT EXISTS (SELECT 1 FROM items AS other
                     WHERE other.source_id = ? AND other.content_hash = ? AND other.guid != ?)"""
+
+_SUBSCRIPTION_COLUMNS = "topic, callback, callback_host, secret, lease_seconds, expires, created"
 
 _STATE_COLUMNS = (
     "source_id, last_run, last_success, last_error,"
@@ -262,6 +303,30 @@ class Replica:
     config_digest: str
     started: datetime
     heartbeat: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A verified WebSub subscription: `callback` gets `topic`'s new content until `expires`."""
+
+    topic: str
+    callback: str
+    callback_host: str  # for the per-host limits
+    secret: str | None = field(repr=False)  # signs deliveries (hub.secret); None: unsigned
+    lease_seconds: int
+    expires: datetime
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A pending delivery of `topic` to a subscription's `callback`."""
+
+    topic: str
+    callback: str
+    attempts: int  # failed so far
+    due: datetime
+    secret: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -554,16 +619,30 @@ class Store:
 
     def prune(self, source_id: str, keep_newest: int, older_than: datetime, now: datetime) -> int:
         """Delete the items beyond the newest `keep_newest` (feed order) first seen before
-        `older_than`; their identities stay as tombstones. Returns how many were pruned."""
+        `older_than`; their identities stay as tombstones. Returns how many were pruned.
+
+        Published items count towards `keep_newest` among themselves, so filtered ones never
+        shorten the feed; a filtered item is kept while it is among the newest `keep_newest` of
+        all (a change of the filters may publish it)."""
         with self._write("pruning items") as conn:
             doomed = [
                 row[0]
                 for row in conn.execute(
-                    """SELECT guid FROM items WHERE source_id = ? AND first_seen < ?
+                    f"""SELECT guid FROM items WHERE source_id = ? AND first_seen < ?
+                         AND guid NOT IN (
+                           SELECT guid FROM items WHERE source_id = ? AND filtered IS NULL
+                           ORDER BY {_FEED_ORDER} LIMIT ?)
                          AND guid NOT IN (
                            SELECT guid FROM items WHERE source_id = ?
-                           ORDER BY published DESC, first_seen DESC, guid ASC LIMIT ?)""",
-                    (source_id, _to_text(older_than), source_id, keep_newest),
+                           ORDER BY {_FEED_ORDER} LIMIT ?)""",
+                    (
+                        source_id,
+                        _to_text(older_than),
+                        source_id,
+                        keep_newest,
+                        source_id,
+                        keep_newest,
+                    ),
                 )
             ]
             conn.executemany(
@@ -577,28 +656,76 @@ class Store:
             return len(doomed)
 
     def feed_items(self, source_id: str, limit: int) -> list[Item]:
-        """The newest `limit` items: by published, then first seen, newest first; then GUID."""
+        """The newest `limit` published items: by published, then first seen, newest first;
+        then GUID. Filtered items are left out."""
         rows = self._all(
-            f"""SELECT {_ITEM_COLUMNS} FROM items WHERE source_id = ?
-                ORDER BY published DESC, first_seen DESC, guid ASC LIMIT ?""",
+            f"""SELECT {_ITEM_COLUMNS} FROM items WHERE source_id = ? AND filtered IS NULL
+                ORDER BY {_FEED_ORDER} LIMIT ?""",
             (source_id, limit),
         )
         return [_item_from_row(row) for row in rows]
 
+    def window_items(self, source_id: str, limit: int) -> list[Item]:
+        """The newest `limit` items, filtered or not, in feed order: what a change of the
+        source's filters judges again."""
+        rows = self._all(
+            f"""SELECT {_ITEM_COLUMNS} FROM items WHERE source_id = ?
+                ORDER BY {_FEED_ORDER} LIMIT ?""",
+            (source_id, limit),
+        )
+        return [_item_from_row(row) for row in rows]
+
+    def filtered_items(self, source_id: str, limit: int) -> list[Item]:
+        """The newest `limit` items the source's filters left out, with their reasons."""
+        rows = self._all(
+            f"""SELECT {_ITEM_COLUMNS} FROM items WHERE source_id = ? AND filtered IS NOT NULL
+                ORDER BY {_FEED_ORDER} LIMIT ?""",
+            (source_id, limit),
+        )
+        return [_item_from_row(row) for row in rows]
+
+    def set_filtered(self, source_id: str, verdicts: Iterable[tuple[str, str | None]]) -> None:
+        """Store new verdicts (GUID, reason or None to publish) of the source's items."""
+        with self._write("filtering items") as conn:
+            conn.executemany(
+                "UPDATE items SET filtered = ? WHERE source_id = ? AND guid = ?",
+                [(reason, source_id, guid) for guid, reason in verdicts],
+            )
+
+    def filter_digest(self, source_id: str) -> str:
+        """The digest of the filters the source's items were last judged by ("" for none)."""
+        row = self._one("SELECT digest FROM filter_digests WHERE source_id = ?", (source_id,))
+        return "" if row is None else str(row[0])
+
+    def set_filter_digest(self, source_id: str, digest: str) -> None:
+        with self._write("recording the filters") as conn:
+            conn.execute(
+                """INSERT INTO filter_digests (source_id, digest) VALUES (?, ?)
+                   ON CONFLICT (source_id) DO UPDATE SET digest = excluded.digest""",
+                (source_id, digest),
+            )
+
     def recent_items(self, limit: int, source_ids: Sequence[str]) -> list[Item]:
-        """The newest `limit` items of the given sources, in feed order (for the combined feed)."""
+        """The newest `limit` published items of the given sources, in feed order (for the
+        combined feed)."""
         if not source_ids:
             return []
         marks = ", ".join("?" * len(source_ids))
         rows = self._all(
-            f"""SELECT {_ITEM_COLUMNS} FROM items WHERE source_id IN ({marks})
-                ORDER BY published DESC, first_seen DESC, guid ASC, source_id ASC LIMIT ?""",
+            f"""SELECT {_ITEM_COLUMNS} FROM items
+                WHERE source_id IN ({marks}) AND filtered IS NULL
+                ORDER BY {_FEED_ORDER}, source_id ASC LIMIT ?""",
             (*source_ids, limit),
         )
         return [_item_from_row(row) for row in rows]
 
-    def count_items(self, source_id: str) -> int:
-        row = self._one("SELECT COUNT(*) FROM items WHERE source_id = ?", (source_id,))
+    def count_items(self, source_id: str, *, filtered: bool = False) -> int:
+        """The source's published items (or, with `filtered`, those its filters left out)."""
+        condition = "IS NOT NULL" if filtered else "IS NULL"
+        row = self._one(
+            f"SELECT COUNT(*) FROM items WHERE source_id = ? AND filtered {condition}",
+            (source_id,),
+        )
         return 0 if row is None else int(row[0])
 
     # -- per-source run state -------------------------------------------------------------
@@ -830,6 +957,132 @@ class Store:
         )
         return [Replica(r[0], r[1], _from_text(r[2]), _from_text(r[3])) for r in rows]
 
+    # -- WebSub (feedworker as the hub) ---------------------------------------------------
+
+    def save_subscription(self, subscription: Subscription) -> None:
+        """Store a verified subscription, or renew it (its lease and secret)."""
+        with self._write("storing a WebSub subscription") as conn:
+            conn.execute(
+                """INSERT INTO websub_subscriptions (topic, callback, callback_host, secret,
+                       lease_seconds, expires, created)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (topic, callback) DO UPDATE SET
+                       secret = excluded.secret, lease_seconds = excluded.lease_seconds,
+                       expires = excluded.expires""",
+                (
+                    subscription.topic,
+                    subscription.callback,
+                    subscription.callback_host,
+                    subscription.secret,
+                    subscription.lease_seconds,
+                    _to_text(subscription.expires),
+                    _to_text(subscription.created),
+                ),
+            )
+
+    def delete_subscription(self, topic: str, callback: str) -> bool:
+        """Remove a subscription and its pending delivery; False when there was none."""
+        with self._write("removing a WebSub subscription") as conn:
+            cursor = conn.execute(
+                "DELETE FROM websub_subscriptions WHERE topic = ? AND callback = ?",
+                (topic, callback),
+            )
+            conn.execute(
+                "DELETE FROM websub_deliveries WHERE topic = ? AND callback = ?",
+                (topic, callback),
+            )
+            return cursor.rowcount == 1
+
+    def subscription(self, topic: str, callback: str) -> Subscription | None:
+        row = self._one(
+            f"SELECT {_SUBSCRIPTION_COLUMNS} FROM websub_subscriptions"
+            " WHERE topic = ? AND callback = ?",
+            (topic, callback),
+        )
+        return None if row is None else _subscription_from_row(row)
+
+    def subscriptions(self, now: datetime, topic: str | None = None) -> list[Subscription]:
+        """The subscriptions whose lease runs at `now` (of `topic`, or all), oldest first."""
+        same_topic = "" if topic is None else " AND topic = :topic"
+        rows = self._all(
+            f"SELECT {_SUBSCRIPTION_COLUMNS} FROM websub_subscriptions"
+            f" WHERE expires > :now{same_topic} ORDER BY created, topic, callback",
+            {"now": _to_text(now), "topic": topic},
+        )
+        return [_subscription_from_row(row) for row in rows]
+
+    def count_subscriptions(self, callback_host: str | None = None) -> int:
+        """All subscriptions kept (expired ones until `expire_subscriptions`), or one host's."""
+        if callback_host is None:
+            row = self._one("SELECT COUNT(*) FROM websub_subscriptions", ())
+        else:
+            row = self._one(
+                "SELECT COUNT(*) FROM websub_subscriptions WHERE callback_host = ?",
+                (callback_host,),
+            )
+        return 0 if row is None else int(row[0])
+
+    def expire_subscriptions(self, now: datetime) -> int:
+        """Remove the subscriptions whose lease ran out (and their deliveries); how many."""
+        with self._write("expiring WebSub subscriptions") as conn:
+            moment = _to_text(now)
+            conn.execute(
+                """DELETE FROM websub_deliveries WHERE EXISTS (
+                       SELECT 1 FROM websub_subscriptions AS s
+                       WHERE s.topic = websub_deliveries.topic
+                         AND s.callback = websub_deliveries.callback AND s.expires <= ?)""",
+                (moment,),
+            )
+            cursor = conn.execute("DELETE FROM websub_subscriptions WHERE expires <= ?", (moment,))
+            return max(cursor.rowcount, 0)
+
+    def queue_deliveries(self, topic: str, now: datetime) -> int:
+        """A delivery of `topic` for each of its live subscriptions, due now; one already
+        waiting (retrying, say) stays as it is and will send the feed as it is then."""
+        with self._write("queueing WebSub deliveries") as conn:
+            cursor = conn.execute(
+                """INSERT INTO websub_deliveries (topic, callback, attempts, due)
+                   SELECT topic, callback, 0, ? FROM websub_subscriptions
+                   WHERE topic = ? AND expires > ?
+                   ON CONFLICT (topic, callback) DO NOTHING""",
+                (_to_text(now), topic, _to_text(now)),
+            )
+            return max(cursor.rowcount, 0)
+
+    def due_deliveries(self, now: datetime, limit: int) -> list[Delivery]:
+        """Deliveries due at `now`, of live subscriptions, the longest waiting first."""
+        rows = self._all(
+            """SELECT d.topic, d.callback, d.attempts, d.due, s.secret
+               FROM websub_deliveries AS d JOIN websub_subscriptions AS s
+                 ON s.topic = d.topic AND s.callback = d.callback
+               WHERE d.due <= ? AND s.expires > ?
+               ORDER BY d.due, d.topic, d.callback LIMIT ?""",
+            (_to_text(now), _to_text(now), limit),
+        )
+        return [Delivery(r[0], r[1], int(r[2]), _from_text(r[3]), r[4]) for r in rows]
+
+    def next_delivery_due(self) -> datetime | None:
+        row = self._one("SELECT MIN(due) FROM websub_deliveries", ())
+        return None if row is None or row[0] is None else _from_text(row[0])
+
+    def delivery_done(self, topic: str, callback: str) -> None:
+        with self._write("finishing a WebSub delivery") as conn:
+            conn.execute(
+                "DELETE FROM websub_deliveries WHERE topic = ? AND callback = ?",
+                (topic, callback),
+            )
+
+    def delivery_failed(
+        self, topic: str, callback: str, attempts: int, due: datetime, error: str
+    ) -> None:
+        """Count a failed attempt; the next is due at `due`."""
+        with self._write("rescheduling a WebSub delivery") as conn:
+            conn.execute(
+                """UPDATE websub_deliveries SET attempts = ?, due = ?, last_error = ?
+                   WHERE topic = ? AND callback = ?""",
+                (attempts, _to_text(due), error, topic, callback),
+            )
+
     # -- plumbing -------------------------------------------------------------------------
 
     def _migrate(self) -> None:
@@ -929,6 +1182,7 @@ def _item_row(item: Item) -> tuple[object, ...]:
         item.summary,
         item.image,
         json.dumps(list(item.categories)),
+        item.filtered,
     )
 
 
@@ -964,7 +1218,7 @@ def _identity_from_row(row: tuple) -> Identity:
 
 def _item_from_row(row: tuple) -> Item:
     (source_id, guid, url, title, html, digest, first_seen, published, updated) = row[:9]
-    authors, summary, image, categories = row[9:]
+    authors, summary, image, categories, filtered = row[9:]
     return Item(
         source_id=source_id,
         guid=guid,
@@ -979,6 +1233,14 @@ def _item_from_row(row: tuple) -> Item:
         summary=summary,
         image=image,
         categories=tuple(json.loads(categories)),
+        filtered=filtered,
+    )
+
+
+def _subscription_from_row(row: tuple) -> Subscription:
+    topic, callback, host, secret, lease, expires, created = row
+    return Subscription(
+        topic, callback, host, secret, int(lease), _from_text(expires), _from_text(created)
     )
 
 

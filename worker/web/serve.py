@@ -5,6 +5,9 @@
     GET /healthz               200 "ok" while `health()` is true, else 503
     GET /metrics               Prometheus text format
     GET /opml                  OPML 2.0 list of every feed, to subscribe to all at once
+    GET /sources/<id>          one source: settings, health, last runs, latest items, filtered
+    GET /preview               a URL and selectors tried on request (only with a serve_token)
+    POST /websub               WebSub subscriptions, when feedworker is the hub (websub_hub)
 
 Feeds follow HTTP's caching rules: a strong `ETag` from the content hash, `Last-Modified` from
 the file's mtime, 304 for a matching `If-None-Match` (which wins) or `If-Modified-Since`, and
@@ -56,6 +59,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
+from urllib.parse import parse_qsl
 
 import h11
 import uvicorn
@@ -70,12 +74,18 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from worker.config import Config, Settings, Source
 from worker.errors import FeedworkerError
+from worker.fetch.client import Fetcher
 from worker.publish.xmlchars import xml_safe
 from worker.redact import redact_text, redact_url
 from worker.service.logs import LOGGER_NAME, fields, log, throttle
 from worker.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from worker.service.metrics import Metrics
+from worker.service.websub import HUB_PATH, SelfHub
+from worker.service.websub import MAX_REQUEST_BYTES as MAX_HUB_REQUEST_BYTES
 from worker.store.state import SourceHealth, SourceState, Store
+from worker.web.page import BASE_CSS, content_security_policy
+from worker.web.preview import PREVIEW_PATH, Previewer, PreviewForm, render_preview_page
+from worker.web.sourcepage import read_source_view, render_source_page
 
 __all__ = [
     "FEED_MEDIA_TYPES",
@@ -391,6 +401,9 @@ padding:.4rem .6rem;margin:.3rem 0 .5rem;color:#6b3a00}.health ul{margin:.2rem 0
 """.strip()
 
 
+_STATUS_CSP = {"Content-Security-Policy": content_security_policy(_PAGE_CSS)}
+
+
 def render_status_page(
     rows: Sequence[StatusRow], now: datetime, *, has_all_feed: bool, note: str | None = None
 ) -> str:
@@ -435,7 +448,7 @@ def _render_source(row: StatusRow, now: datetime) -> str:
     return "\n".join(
         [
             f'<section class="src {_state_class(row)}" id="source-{_esc(source.id)}">',
-            f"<h2>{_esc(source.title)}</h2>",
+            f'<h2><a href="sources/{_esc(source.id)}">{_esc(source.title)}</a></h2>',
             f'<p class="meta">{_esc(source.id)} · <a href="{_esc(shown_url)}">'
             f"{_esc(shown_url)}</a></p>",
             _render_health(row, now),
@@ -640,6 +653,13 @@ class _Handlers:
             return PlainTextResponse("no such feed\n", status_code=404)
         ext = name.rpartition(".")[2]
         response = feed_response(version, FEED_MEDIA_TYPES[ext], request.headers)
+        settings = self.config.settings
+        if settings.websub_hub_url and settings.public_url:  # WebSub discovery (§4)
+            topic = f"{settings.public_url}/feeds/{name}"
+            response.headers["Link"] = (
+                f'<{settings.websub_hub_url}>; rel="hub", <{topic}>; rel="self"'
+            )
+
         self.metrics.observe_feed_response(name, response.status_code)
         log.debug("served", extra=fields(url=request.url.path, status=response.status_code))
         return response
@@ -648,7 +668,7 @@ class _Handlers:
         # Asked here, on the event loop, because the scheduler lives there; the rest is blocking.
         live_next = {source.id: self.next_runs(source.id) for source in self.config.sources}
         page = await run_in_threadpool(self._status_html, datetime.now(UTC), live_next)
-        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+        return HTMLResponse(page, headers={"Cache-Control": "no-cache", **_STATUS_CSP})
 
     def _status_html(self, now: datetime, live_next: Mapping[str, datetime | None]) -> str:
         note = None
@@ -698,29 +718,137 @@ def build_app(
     files: FeedReader | None = None,
     notes: Notes = lambda: (),
     base_url: str | None = None,
+    store: Store | None = None,
+    preview_fetcher: Fetcher | None = None,
+    websub: SelfHub | None = None,
 ) -> Starlette:
     """The ASGI app serving `config`'s feeds (from `files`, default the feeds folder);
     `status_reader` gives the sources' run state, usually `store_status_reader(config, store)`.
     `base_url` is where the server listens (`links_base`), for OPML links when `public_url` is
-    not set (default: `serve_host:serve_port`)."""
+    not set (default: `serve_host:serve_port`). With `store`, each source has its page
+    (`worker.web.sourcepage`); with `preview_fetcher` and a `serve_token`, `/preview` fetches
+    through it (`worker.web.preview`); with `websub`, `/websub` is its hub endpoint."""
     if metrics is None:
         metrics = Metrics()
     metrics.add_sources(source.id for source in config.sources)
     handlers = _Handlers(config, health, next_runs, metrics, status_reader, files, notes, base_url)
     access = _Access(config.settings)
+    pages = _SourcePages(config, handlers, store, preview_fetcher)
     routes = [
         Route("/", access.guard(handlers.status_page)),
         Route("/feeds/{name}", access.guard(handlers.feed, feed=True)),
         Route("/healthz", handlers.healthz),
         Route("/metrics", access.guard(handlers.metrics_text)),
         Route("/opml", access.guard(handlers.opml)),
+        Route("/sources/{source_id}", access.guard(pages.source_page)),
+        Route(f"/{PREVIEW_PATH}", access.guard(pages.preview_page)),
     ]
+    if websub is not None:  # open to all: subscribers have no token (the feeds are public)
+        endpoint = _HubEndpoint(websub, feed_file_names(config.sources))
+        routes.append(Route(f"/{HUB_PATH}", endpoint.handle, methods=["GET", "POST"]))
     # Feed files do their own gzip (cached, with their own ETag); the middleware takes the rest.
     excluded = (*DEFAULT_EXCLUDED_CONTENT_TYPES, *FEED_MEDIA_TYPES.values())
     gzip_pages = Middleware(
         GZipMiddleware, minimum_size=GZIP_MIN_BYTES, exclude_content_types=excluded
     )
     return Starlette(routes=routes, middleware=[gzip_pages])
+
+
+class _SourcePages:
+    """`/sources/<id>` and `/preview` (their pages are built in `worker.web.sourcepage` and
+    `worker.web.preview`)."""
+
+    def __init__(
+        self,
+        config: Config,
+        handlers: _Handlers,
+        store: Store | None,
+        preview_fetcher: Fetcher | None,
+    ) -> None:
+        self.config = config
+        self.handlers = handlers
+        self.store = store
+        # Only with a token: the preview fetches whatever URL it is given.
+        self.previewer = (
+            Previewer(preview_fetcher) if preview_fetcher and config.settings.token else None
+        )
+
+    async def source_page(self, request: Request) -> Response:
+        source_id: str = request.path_params["source_id"]
+        source = next((s for s in self.config.sources if s.id == source_id), None)
+        if source is None or self.store is None:
+            return PlainTextResponse("no such source\n", status_code=404)
+        next_run = self.handlers.next_runs(source.id)  # on the loop: the scheduler lives there
+        feeds = tuple(
+            ext for ext in FEED_MEDIA_TYPES if self.handlers.files.exists(f"{source.id}.{ext}")
+        )
+        store = self.store
+        try:
+            view = await run_in_threadpool(
+                read_source_view,
+                store,
+                self.config,
+                source,
+                feeds=feeds,
+                next_run=next_run,
+                preview=self.previewer is not None,
+            )
+        except FeedworkerError as exc:
+            log.warning("source page unavailable", extra=fields(error=str(exc)))
+            return PlainTextResponse(f"run state unavailable: {exc}\n", status_code=503)
+        page = render_source_page(view, datetime.now(UTC))
+        return _html_page(page)
+
+    async def preview_page(self, request: Request) -> Response:
+        if self.previewer is None:
+            why = "a serve_token" if not self.config.settings.token else "the worker's fetcher"
+            return PlainTextResponse(
+                f"the preview fetches pages on request, so it needs {why}\n", status_code=404
+            )
+        form = PreviewForm.from_query(request.query_params)
+        problems = form.problems()
+        result = None
+        if form.url and not problems:
+            result = await self.previewer.preview(form, self.config)
+        secrets = self.config.secret_values
+        return _html_page(render_preview_page(form, result, problems, secrets))
+
+
+class _HubEndpoint:
+    """`/websub`: subscription requests for `worker.service.websub.SelfHub` (form-encoded)."""
+
+    def __init__(self, hub: SelfHub, names: Sequence[str]) -> None:
+        self.hub = hub
+        self.names = frozenset(names)
+
+    async def handle(self, request: Request) -> Response:
+        if request.method == "GET":
+            return PlainTextResponse(
+                "feedworker's WebSub hub: POST hub.mode=subscribe, hub.topic=<a feed's URL>"
+                " and hub.callback=<your URL> (form-encoded)\n"
+            )
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type != "application/x-www-form-urlencoded":
+            return PlainTextResponse("send application/x-www-form-urlencoded\n", status_code=415)
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_HUB_REQUEST_BYTES:
+                return PlainTextResponse("request too large\n", status_code=413)
+        pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        form = dict(reversed(pairs))  # the first of a repeated parameter counts
+        answer = self.hub.handle(form, self.names)
+        headers = {"Cache-Control": "no-store", **answer.headers}
+        return PlainTextResponse(answer.text, status_code=answer.status, headers=headers)
+
+
+def _html_page(page: str) -> Response:
+    """A page of ours (`worker.web.page`), with the policy that fits it."""
+    headers = {
+        "Cache-Control": "no-cache",
+        "Content-Security-Policy": content_security_policy(BASE_CSS),
+    }
+    return HTMLResponse(page, headers=headers)
 
 
 # ---------------------------------------------------------------------------------------------
