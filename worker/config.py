@@ -397,7 +397,7 @@ TokenFileField = Annotated[TokenFile | None, PlainValidator(_check_token_file)]
 class HealthThresholds(BaseModel):
     """When a source counts as degraded (``[worker.health]``, or a source's ``health = {...}``,
     which overrides only the keys it sets). Every rule compares a source with its own history;
-    see `worker.service.health` and the README's "Source health"."""
+    see `worker.service.health` and docs/health.md."""
 
     model_config = _MODEL_CONFIG
 
@@ -423,7 +423,7 @@ class HealthThresholds(BaseModel):
 
 MAX_EXTRACT_PROCESSES = 64
 # "auto" starts one extractor process per CPU up to this many. On two cores two beat one (the
-# event loop's own work is a fraction of a core: README "Pipeline throughput"); beyond four the
+# event loop's own work is a fraction of a core: docs/benchmarks.md); beyond four the
 # event loop's share of each page, not extraction, limits the rate, and each process costs
 # about 50 MiB.
 AUTO_EXTRACT_PROCESSES = 4
@@ -487,7 +487,7 @@ class Settings(BaseModel):
     # Honour the rules' http_header(...) lines: off, since their User-Agent and Cookie lines
     # override the operator's honest User-Agent (and cookies set by someone else).
     site_rules_headers: bool = False
-    # Keep automatic extraction's body when a rule's looks worse (rules age; README "Site rules").
+    # Keep automatic extraction's body when a rule's looks worse (rules age; docs/site-rules.md).
     site_rules_check: bool = True
     # Pages of one multi-page article fetched and merged (`next_page_link`, `paginated_articles`).
     max_article_pages: int = Field(default=10, ge=1, le=100)
@@ -1007,8 +1007,8 @@ class _Loader:
                 self.problems.append(
                     ConfigProblem(
                         self._name(self.config_dir / SETTINGS_FILE),
-                        f"site rules folder {what}: {folder} (clone the rules there, see the"
-                        ' README\'s "Site rules")',
+                        f"site rules folder {what}: {folder} (clone the rules there, see"
+                        " docs/site-rules.md)",
                         field=f"site_rules[{n}]",
                     )
                 )

@@ -189,7 +189,7 @@ def looks_worse(rule: body_mod.Body, auto: body_mod.Body) -> str:
 
     Rules age: a site redesign can leave a rule's expression matching a teaser box, a list of
     related links or a paywall notice. Three signs, each measured on the extraction benchmark's
-    pages with rule files (README "Site rules"), none of them needing to know the page:
+    pages with rule files (docs/site-rules.md), none of them needing to know the page:
     - it reads less like an article: fewer of its lines are sentences (`PROSE_SHARE`), where
       automatic extraction's do;
     - it holds automatic extraction's text and adds lines to it (`EXTRA_SHARE` of its text or
