@@ -9,20 +9,22 @@ from pathlib import Path
 import feedparser
 import pytest
 
-import worker.publish.render as publish
+import worker.publish.files as publish
 from worker.errors import PublishError
 from worker.models import Item
-from worker.publish.render import (
-    FeedMeta,
+from worker.publish.files import (
     publish_combined,
     publish_feeds,
     remove_stale_temp_files,
+    write_if_changed,
+)
+from worker.publish.render import (
+    FeedMeta,
     render_atom,
     render_combined,
     render_feeds,
     render_json,
     render_rss,
-    write_if_changed,
 )
 
 T0 = datetime(2024, 5, 1, 8, 30, tzinfo=UTC)

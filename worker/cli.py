@@ -49,14 +49,15 @@ from worker.fetch.client import Fetcher, FetchOptions
 from worker.fetch.decode import decode_html
 from worker.listing.lister import Listing, ListingOptions, list_articles
 from worker.models import Article, NotModified, Page, RunReport
-from worker.publish.render import orphaned_feed_files
+from worker.publish.files import orphaned_feed_files
 from worker.redact import redact_text, redact_url
 from worker.service.cluster import ClusterView, config_notes, live_replicas, upgrade_schema
 from worker.service.logs import check_level, log, progress_line, setup_logging
 from worker.service.metrics import Metrics
 from worker.service.reload import ConfigWatcher, watch_config
 from worker.service.runner import RELOAD_INTERVAL, Service, Worker
-from worker.siterules import EMPTY_LIBRARY, RuleLibrary, RuleSet, load_rule_folders
+from worker.siterules import EMPTY_LIBRARY, RuleLibrary, RuleSet
+from worker.siterules.load import load_rule_folders
 from worker.store.db import redact
 from worker.store.state import Store
 from worker.urls import param_dropper

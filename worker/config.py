@@ -58,7 +58,8 @@ from worker.errors import ConfigError, ConfigProblem
 from worker.models import Credentials
 from worker.redact import redact_url, url_secrets
 from worker.service.logs import remember_secrets
-from worker.siterules import EMPTY_LIBRARY, RuleLibrary, load_rule_folders
+from worker.siterules import EMPTY_LIBRARY, RuleLibrary
+from worker.siterules.load import load_rule_folders
 from worker.urlpattern import UrlMatcher, compile_url_pattern, has_nested_quantifier
 from worker.urls import origin_key
 

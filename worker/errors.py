@@ -15,8 +15,8 @@ Who raises and who catches:
   skips that article with the reason. `ExtractorCrashed` (worker.service.extractpool): the child
   process extracting a page died; the pipeline skips the pages it held, the pool starts again.
 - `StoreError`: raised by `worker.store.state` when the state database cannot be opened or used.
-- `PublishError`: raised by `worker.publish.render` when a feed cannot be rendered or written; the
-  old feed file stays in place.
+- `PublishError`: raised by `worker.publish.render` when a feed cannot be rendered and by
+  `worker.publish.files` when it cannot be written; the old feed file stays in place.
 """
 
 from __future__ import annotations

@@ -55,7 +55,8 @@ from worker.models import (
     Skip,
     Validators,
 )
-from worker.publish.render import FeedMeta, FeedSink, publish_feeds
+from worker.publish.files import FeedSink, publish_feeds
+from worker.publish.render import FeedMeta
 from worker.redact import redact_text, redact_url
 from worker.service.extractpool import Extracted, Extractor, ExtractorCrashed, InlineExtractor
 from worker.service.health import (

@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
-import hashlib
 import math
 import os
 import random
@@ -44,11 +43,12 @@ from typing import TYPE_CHECKING, Any
 
 from worker.config import Config, Source
 from worker.errors import StoreError
+from worker.publish.files import GZIP_LEVEL, FeedVersion, feed_digest
+from worker.publish.render import feed_file_names
 from worker.service.logs import fields, log
 from worker.service.schedule import START_SPREAD_CAP, jitter_for, slot_offset
 from worker.store.db import libpq_url, redact
 from worker.store.state import Replica, Store, StoredFeed
-from worker.web.serve import GZIP_LEVEL, FeedVersion, feed_file_names
 
 if TYPE_CHECKING:
     import procrastinate
@@ -110,8 +110,8 @@ class FeedTable:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def write(self, name: str, data: bytes, version: int) -> bool:
-        etag = hashlib.blake2b(data, digest_size=16).hexdigest()  # as worker.web.serve.FeedFiles
-        return self.store.save_feed(StoredFeed(name, version, data, etag, self.clock()))
+        stored = StoredFeed(name, version, data, feed_digest(data), self.clock())
+        return self.store.save_feed(stored)
 
     def exists(self, name: str) -> bool:
         return self.store.stored_feed_etag(name) is not None
@@ -374,7 +374,7 @@ class ClusterView:
         self._feeds = StoredFeeds(store, ())
 
     def app_options(self, config: Config) -> dict[str, Any]:
-        files = self._feeds.for_names(feed_file_names(config.sources))
+        files = self._feeds.for_names(feed_file_names(source.id for source in config.sources))
         return {"files": files, "notes": self.notes}
 
     def notes(self) -> list[str]:

@@ -32,13 +32,8 @@ from worker.errors import FeedworkerError
 from worker.fetch.client import Fetcher, FetchOptions
 from worker.models import RunReport
 from worker.pipeline import RunContext, run_source, utc_now
-from worker.publish.render import (
-    COMBINED_ID,
-    FeedFolder,
-    FeedMeta,
-    publish_combined,
-    remove_stale_temp_files,
-)
+from worker.publish.files import FeedFolder, publish_combined, remove_stale_temp_files
+from worker.publish.render import COMBINED_ID, FeedMeta
 from worker.service.cluster import ClusterNode, FeedTable
 from worker.service.extractpool import make_extractor
 from worker.service.logs import fields, log

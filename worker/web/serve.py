@@ -40,7 +40,6 @@ import asyncio
 import contextlib
 import functools
 import gzip
-import hashlib
 import hmac
 import html
 import ipaddress
@@ -53,7 +52,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -70,6 +69,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from worker.config import Config, Settings, Source
 from worker.errors import FeedworkerError
+from worker.publish.files import GZIP_LEVEL, FeedVersion, feed_digest
+from worker.publish.render import feed_file_names
 from worker.publish.xmlchars import xml_safe
 from worker.redact import redact_text, redact_url
 from worker.service.logs import LOGGER_NAME, fields, log, throttle
@@ -106,7 +107,6 @@ ALL_FEED = "all.atom"  # the combined feed over every source
 OPML_MEDIA_TYPE = "text/x-opml; charset=utf-8"
 # Five minutes: readers polling more often get a cheap 304 anyway; sources rarely run more often.
 FEED_CACHE_CONTROL = "public, max-age=300"
-GZIP_LEVEL = 6  # most of level 9's gain on XML at a fraction of the CPU
 GZIP_MIN_BYTES = 1000  # for the HTML and OPML pages; feed files are always gzipped when asked
 SHUTDOWN_GRACE_SECONDS = 5  # in-flight requests get this long once the server is told to stop
 
@@ -151,25 +151,6 @@ Notes = Callable[[], Sequence[str]]
 
 
 @dataclass(frozen=True, slots=True)
-class FeedVersion:
-    """One complete version of a feed file, as read from one open handle."""
-
-    body: bytes
-    digest: str  # content hash; the ETag is built from it
-    mtime: float  # seconds since the epoch
-    gzipped: bytes | None = None  # `body` gzip-compressed, when the client accepts gzip
-
-    @property
-    def etag(self) -> str:
-        # The gzip bytes are another representation, so they get their own strong tag.
-        return f'"{self.digest}-gz"' if self.gzipped is not None else f'"{self.digest}"'
-
-    @property
-    def last_modified(self) -> str:
-        return formatdate(self.mtime, usegmt=True)
-
-
-@dataclass(frozen=True, slots=True)
 class _Cached:
     key: tuple[int, int, int]  # (inode, size, mtime_ns): a new file by rename changes the inode
     digest: str
@@ -208,7 +189,7 @@ class FeedFiles:
         cached = self._cache.get(name)
         if cached is None or cached.key != key:
             # Concurrent requests may both hash a new version; the entries they store are equal.
-            cached = _Cached(key, hashlib.blake2b(body, digest_size=16).hexdigest(), None)
+            cached = _Cached(key, feed_digest(body), None)
             self._cache[name] = cached
         return cached
 
@@ -222,12 +203,6 @@ class FeedReader(Protocol):
     def exists(self, name: str) -> bool: ...
 
     def read(self, name: str, *, want_gzip: bool = False) -> FeedVersion | None: ...
-
-
-def feed_file_names(sources: Sequence[Source]) -> list[str]:
-    """Every file name a request may ask for: each source in each format, plus the combined feed."""
-    names = [f"{source.id}.{ext}" for source in sources for ext in FEED_MEDIA_TYPES]
-    return [*names, ALL_FEED]
 
 
 def is_not_modified(headers: Mapping[str, str], version: FeedVersion) -> bool:
@@ -628,7 +603,8 @@ class _Handlers:
         self.metrics = metrics
         self.status_reader = status_reader
         self.notes = notes
-        self.files = files or FeedFiles(config.settings.feeds_dir, feed_file_names(config.sources))
+        names = feed_file_names(source.id for source in config.sources)
+        self.files = files or FeedFiles(config.settings.feeds_dir, names)
 
     async def feed(self, request: Request) -> Response:
         name: str = request.path_params["name"]
