@@ -306,7 +306,7 @@ def test_bad_env_value_names_the_variable(
     assert words in problem.message
 
 
-# -- bad input: one line naming file, source and field (FIELD-NOTES item 30) ---------------
+# -- bad input: one line naming file, source and field ---------------------------------------
 
 
 def test_config_dir_missing(tmp_path: Path) -> None:

@@ -173,7 +173,7 @@ def test_add_item_round_trips_every_field(store: Store) -> None:
         updated=T0 + timedelta(days=2, microseconds=5),
     )
     assert store.add_item(item)
-    assert store.has_item("blog", item.guid)
+    assert store.item("blog", item.guid) is not None
     assert store.feed_items("blog", 10) == [item]
 
 
@@ -199,7 +199,7 @@ def test_same_article_in_two_sources_is_two_items(store: Store) -> None:
     assert store.add_item(make_item(1, source_id="a"))
     assert store.add_item(make_item(1, source_id="b"))
     assert store.count_items("a") == store.count_items("b") == 1
-    assert not store.has_item("c", make_item(1).guid)
+    assert store.item("c", make_item(1).guid) is None
 
 
 def test_update_item_replaces_edited_text_and_keeps_first_seen(store: Store) -> None:
@@ -527,10 +527,10 @@ def test_transaction_commits_its_writes_together(db_path: Path, store: Store) ->
         with store.transaction("test"):
             assert store.add_item(make_item(1))
             store.remember_url("blog", "https://example.org/p1", guid)
-            assert not other.has_item("blog", guid)  # nothing committed yet
+            assert other.item("blog", guid) is None  # nothing committed yet
             assert other.known_url("blog", "https://example.org/p1") is None
-            assert store.has_item("blog", guid)  # this connection sees its own writes
-        assert other.has_item("blog", guid)
+            assert store.item("blog", guid) is not None  # this connection sees its own writes
+        assert other.item("blog", guid) is not None
         assert other.known_url("blog", "https://example.org/p1") == guid
     finally:
         other.close()
@@ -541,10 +541,10 @@ def test_transaction_rolls_back_every_write_when_anything_raises(store: Store) -
         assert store.add_item(make_item(1))
         store.remember_url("blog", "https://example.org/p1", make_item(1).guid)
         raise RuntimeError("the run broke halfway")
-    assert not store.has_item("blog", make_item(1).guid)
+    assert store.item("blog", make_item(1).guid) is None
     assert store.known_url("blog", "https://example.org/p1") is None
     assert store.add_item(make_item(2))  # and the store goes on as usual afterwards
-    assert store.has_item("blog", make_item(2).guid)
+    assert store.item("blog", make_item(2).guid) is not None
 
 
 # -- near-duplicates in memory -----------------------------------------------------------------

@@ -454,7 +454,8 @@ class Settings(BaseModel):
     max_redirects: int = Field(default=5, ge=0)
     max_page_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     concurrency: int = Field(default=8, ge=1)  # requests in flight over all hosts
-    # One at a time per host: what trusted crawlers agree on (FIELD-NOTES), safer than 2.
+    # One at a time per host, at least a second apart: what trusted crawlers agree on (Nutch
+    # waits 5 s), safer than 2.
     per_host_concurrency: int = Field(default=1, ge=1)
     per_host_delay: SecondsOrZero = 1.0  # between request starts to one host
     source_concurrency: int = Field(default=4, ge=1)  # sources running at once

@@ -24,7 +24,7 @@ import nh3
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from worker.extract.htmlparse import parse_html, too_deep
-from worker.extract.weburl import join_url
+from worker.extract.weburl import WEB_SCHEMES, absolute_url
 from worker.publish.xmlchars import xml_safe
 
 # --- Data tables -----------------------------------------------------------------------------
@@ -59,7 +59,7 @@ _ALLOWED_ATTRIBUTES = {
     "td": {"colspan", "rowspan"},
 }
 _LINK_SCHEMES = frozenset({"http", "https", "mailto"})
-_IMAGE_SCHEMES = frozenset({"http", "https"})
+_IMAGE_SCHEMES = WEB_SCHEMES
 
 # Where lazy-loading scripts keep the real image URL, most specific first.
 _LAZY_SRC_ATTRIBUTES = ("data-src", "data-lazy-src", "data-original", "data-lazy", "data-url")
@@ -94,14 +94,6 @@ _BLOCK_BOUNDARY = re.compile(
     re.IGNORECASE,
 )
 
-# Elements that end a line in plain text.
-_TEXT_BLOCK_TAGS = (
-    "p,div,br,hr,h1,h2,h3,h4,h5,h6,ul,ol,li,dl,dt,dd,blockquote,figure,figcaption,pre,table,"
-    "caption,tr,section,article,header,footer,aside,main,address,details,summary"
-)
-_TEXT_DROPPED_TAGS = "script,style,noscript,template"
-# xml_safe removes NUL from the input first, so it cannot occur in the text: a safe marker.
-_LINE_BREAK = "\x00"
 _SPACES = re.compile(r"\s+")
 
 _CLEANER = nh3.Cleaner(
@@ -127,20 +119,6 @@ def sanitize_html(fragment: str, base_url: str) -> str:
     for old, new in _HEADING_DEMOTIONS:
         cleaned = cleaned.replace(old, new)
     return xml_safe(_drop_empty_blocks(cleaned)).strip()
-
-
-def html_to_text(fragment: str) -> str:
-    """Plain text of (sanitised) HTML: each paragraph, heading or list item on its own line."""
-    tree = parse_html(xml_safe(fragment))
-    if tree.body is None:
-        return ""
-    for node in tree.css(_TEXT_DROPPED_TAGS):
-        node.decompose()
-    for node in tree.css(_TEXT_BLOCK_TAGS):
-        node.insert_before(_LINE_BREAK)
-        node.insert_after(_LINE_BREAK)
-    lines = (_SPACES.sub(" ", line).strip() for line in tree.body.text().split(_LINE_BREAK))
-    return xml_safe("\n".join(line for line in lines if line))
 
 
 def _drop_empty_blocks(cleaned: str) -> str:
@@ -287,17 +265,9 @@ def _settle_link(link: LexborNode, base: str) -> None:
 
 
 def _absolute_url(value: str | None, base: str, schemes: frozenset[str]) -> str | None:
-    """`value` resolved against `base`, when its scheme is one of `schemes`; else None."""
-    value = _URL_IGNORED.sub("", value or "").strip(_URL_TRIM)
-    if not value:
-        return None
-    try:
-        absolute, scheme, netloc = join_url(base, value)
-    except ValueError:
-        return None
-    if scheme not in schemes or (scheme != "mailto" and not netloc):
-        return None
-    return absolute
+    """An attribute's URL, cleaned as browsers do (tabs and newlines ignored, spaces and control
+    characters trimmed), made absolute by `absolute_url`."""
+    return absolute_url(base, _URL_IGNORED.sub("", value or "").strip(_URL_TRIM), schemes)
 
 
 # --- Pathological nesting ----------------------------------------------------------------------

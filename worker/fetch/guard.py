@@ -1,6 +1,8 @@
 """SSRF guard: keep fetches for untrusted sources off loopback, private and other internal networks.
 
-Two layers, both needed (FIELD-NOTES "Fetching"):
+Two layers, both needed: httpx takes `127.1`, `2130706433` or `0x7f000001` for host names, which
+the system resolver turns into 127.0.0.1, and a name may resolve to a private address, or to
+another one on a second lookup, so the URL alone never tells where a request goes.
 - `check_url` refuses what is wrong in the URL itself, on the first URL and on every redirect
   hop: a scheme other than http(s), credentials, an IP literal in a blocked range.
 - `GuardedBackend` judges the addresses a host name resolves to, at connect time, once, and then

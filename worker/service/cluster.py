@@ -57,9 +57,9 @@ TASK_NAME = "run_source"
 QUEUE = "sources"
 # procrastinate's worker heartbeat; our replica heartbeat and housekeeping use the same period.
 HEARTBEAT = 10.0
-# A job whose worker has been silent this long is stalled: well above the heartbeat (FIELD-NOTES:
-# 6 s wrongly retired 23 of 49 healthy jobs; 30 s retired none and brought sources back 33–37 s
-# after a kill).
+# A job whose worker has been silent this long is stalled: well above the heartbeat (measured
+# with 3 replicas: 6 s wrongly retired 23 of 49 healthy jobs; 30 s retired none and brought
+# sources back 33–37 s after a kill).
 STALL_WINDOW = 30.0
 # Replicas silent longer than this are left out of the status page and the config check.
 REPLICA_SILENCE = timedelta(seconds=3 * HEARTBEAT)

@@ -424,8 +424,3 @@ class Service:
             )
         for listener in self.on_reload:
             listener(config)
-
-
-async def run_forever(worker: Worker, stop: asyncio.Event, *, grace: float = DEFAULT_GRACE) -> None:
-    """Run every enabled source on its schedule until `stop` is set, then wind down cleanly."""
-    await Service(worker, grace=grace).run(stop)

@@ -1,7 +1,8 @@
 """APScheduler wiring: one job per source, fired on its interval or cron expression.
 
 Knows nothing about HTML or HTTP: it calls `run(source_id)` and the caller does the rest.
-Settings, measured or read upstream (see FIELD-NOTES):
+Settings, measured or read upstream (APScheduler 3's `misfire_grace_time` defaults to 1 s, which
+silently drops runs on a busy machine; two processes sharing a job store ran every tick twice):
 - `max_instances=1`: a source never runs twice at once (a slow run makes the next slot skip);
 - `coalesce=True` and a generous `misfire_grace_time`: after a pause (a suspended machine, a
   long run) a source runs once to catch up, not once per missed slot;

