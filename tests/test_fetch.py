@@ -9,7 +9,6 @@ import logging
 import time
 import zlib
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 import brotli
@@ -17,6 +16,7 @@ import httpx
 import pytest
 import respx
 
+from worker.config import Settings
 from worker.errors import FetchError
 from worker.fetch.client import (
     SNIPPET_BYTES,
@@ -450,12 +450,12 @@ def test_global_concurrency_is_bounded():
 # -- options and host keys ------------------------------------------------------------------------
 
 
-def test_options_from_settings_reads_same_named_attributes():
-    settings = SimpleNamespace(user_agent="ua", max_redirects=3, unrelated=1)
+def test_options_from_settings_reads_same_named_settings():
+    settings = Settings(user_agent="ua", max_redirects=3, log_level="DEBUG")
     assert FetchOptions.from_settings(settings) == FetchOptions(user_agent="ua", max_redirects=3)
 
 
-def test_default_options_follow_the_field_notes():
+def test_default_options_are_what_trusted_crawlers_agree_on():
     defaults = FetchOptions(user_agent="ua")
     assert (defaults.connect_timeout, defaults.read_timeout, defaults.request_deadline) == (
         10,

@@ -58,7 +58,14 @@ LAYERS: dict[str, set[str]] = {
         "worker.siterules",
         "worker.service.logs",
     },
-    "worker.fetch": {"worker.errors", "worker.models", "worker.redact", "worker.urls"},
+    # Options built from the settings take their defaults from them (`worker.config`).
+    "worker.fetch": {
+        "worker.config",
+        "worker.errors",
+        "worker.models",
+        "worker.redact",
+        "worker.urls",
+    },
     "worker.store": {"worker.errors", "worker.models", "worker.redact", "worker.dedupe"},
     # Listing documents are read where pages are extracted (`extractpool`), and judged by the
     # same pure markers as source health (`health`).

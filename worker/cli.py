@@ -41,6 +41,7 @@ from worker.config import (
     default_config_dir,
     load_config,
     load_config_leniently,
+    setting_default,
 )
 from worker.errors import ConfigError, FeedworkerError
 from worker.extract import ExtractOptions, describe_method, extract
@@ -125,7 +126,8 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         metavar="SECONDS",
-        help="on SIGTERM, time runs in progress get to finish (default: shutdown_grace, 30 s)",
+        help="on SIGTERM, time runs in progress get to finish (default: shutdown_grace,"
+        f" {setting_default('shutdown_grace'):g} s)",
     )
     run.set_defaults(command=cmd_run)
 
@@ -230,8 +232,9 @@ def _add_rules_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_listen_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", help="address to listen on (default: serve_host, 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port to listen on (default: serve_port, 8080)")
+    host, port = setting_default("serve_host"), setting_default("serve_port")
+    parser.add_argument("--host", help=f"address to listen on (default: serve_host, {host})")
+    parser.add_argument("--port", type=int, help=f"port to listen on (default: serve_port, {port})")
 
 
 def _config(args: argparse.Namespace) -> Config:

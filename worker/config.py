@@ -1,7 +1,9 @@
 """The operator's config folder -> validated, typed, frozen objects.
 
 This is the only module that reads config files, and every default lives here, as a field default
-of `Settings` or `Source` (or one of the constants just below).
+of `Settings` or `Source` (or one of the constants just below). Value objects that other stages
+build from them (`FetchOptions`, `ListingOptions`, ...) take their defaults from here too
+(`setting_default`, `source_default`), never a copy of the value.
 
 Layout, relative to the config folder (``config/`` unless ``--config`` or ``FEEDWORKER_CONFIG``):
 
@@ -75,6 +77,8 @@ __all__ = [
     "default_config_dir",
     "load_config",
     "parse_duration",
+    "setting_default",
+    "source_default",
 ]
 
 CONFIG_ENV_VAR = "FEEDWORKER_CONFIG"  # where the config folder is, when --config is not given
@@ -811,6 +815,17 @@ def _move_userinfo(data: dict[str, Any]) -> None:
         )
     data["url"] = clean
     data["auth"] = SourceAuth.from_url(user, password)
+
+
+def setting_default(name: str) -> Any:
+    """The default of the `[worker]` setting `name`, for a value object another stage builds
+    from `Settings` (`FetchOptions`): the value is written once, on `Settings`."""
+    return Settings.model_fields[name].default
+
+
+def source_default(name: str) -> Any:
+    """The default of the `[[source]]` key `name`, for a value object built from a `Source`."""
+    return Source.model_fields[name].default
 
 
 @dataclass(frozen=True, slots=True)

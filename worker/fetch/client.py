@@ -45,6 +45,7 @@ from typing import Protocol, cast
 import brotli
 import httpx
 
+from worker.config import Settings, setting_default
 from worker.errors import FetchError
 from worker.fetch.decode import decode_html
 from worker.fetch.guard import (
@@ -125,19 +126,21 @@ _BROTLI_STEP = 64 * 1024  # brotli overshoots its output limit by up to one buff
 
 @dataclass(frozen=True, slots=True)
 class FetchOptions:
-    """How the fetch stage behaves; defaults follow FIELD-NOTES "Fetching"."""
+    """How the fetch stage behaves. The operator's settings keep the defaults of their
+    `[worker]` setting (`worker.config.Settings`, where each is written and explained); the rest
+    are the fetcher's own limits."""
 
     user_agent: str
-    connect_timeout: float = 10.0
-    read_timeout: float = 20.0
-    request_deadline: float = 30.0  # per request, whatever the server drips
-    max_redirects: int = 5
-    max_page_bytes: int = 10 * MIB  # on the wire and after decompression
-    concurrency: int = 8
-    per_host_concurrency: int = 1  # trusted crawlers agree on 1 in flight per host
-    per_host_delay: float = 1.0  # between request starts to one host
-    retries: int = 2  # on connection errors, timeouts, 408, 429, 500, 502, 503, 504
-    retry_backoff: float = 1.0  # first wait; doubles per attempt, plus jitter
+    connect_timeout: float = setting_default("connect_timeout")
+    read_timeout: float = setting_default("read_timeout")
+    request_deadline: float = setting_default("request_deadline")  # per request, whatever drips
+    max_redirects: int = setting_default("max_redirects")
+    max_page_bytes: int = setting_default("max_page_bytes")  # on the wire and decompressed
+    concurrency: int = setting_default("concurrency")
+    per_host_concurrency: int = setting_default("per_host_concurrency")
+    per_host_delay: float = setting_default("per_host_delay")  # between request starts to a host
+    retries: int = setting_default("retries")  # connection errors, timeouts, 408, 429, 5xx
+    retry_backoff: float = setting_default("retry_backoff")  # first wait; doubles, plus jitter
     max_retry_after: float = 60.0  # a longer Retry-After gives up instead of waiting
     max_crawl_delay: float = 30.0  # robots.txt Crawl-delay honoured up to this
     robots_ttl: float = 24 * 3600.0  # a good robots.txt is kept this long (RFC 9309: at most 24 h)
@@ -156,10 +159,13 @@ class FetchOptions:
         return self.request_deadline * (self.retries + 1) + self.max_retry_after
 
     @classmethod
-    def from_settings(cls, settings: object) -> FetchOptions:
-        """Read the same-named attributes of a config `Settings`; missing ones keep defaults."""
+    def from_settings(cls, settings: Settings) -> FetchOptions:
+        """The options a worker with these settings fetches with: every field named like a
+        setting takes the setting's value."""
         values = {
-            f.name: getattr(settings, f.name) for f in fields(cls) if hasattr(settings, f.name)
+            f.name: getattr(settings, f.name)
+            for f in fields(cls)
+            if f.name in Settings.model_fields
         }
         return cls(**values)
 
@@ -377,6 +383,10 @@ class Fetcher:
         self._robots = RobotsCache(options.robots_ttl, options.robots_error_ttl)
         self._robots_locks: dict[str, asyncio.Lock] = {}
         self._cookies = httpx.Cookies(CappedCookieJar())
+
+    @property
+    def options(self) -> FetchOptions:
+        return self._options
 
     def session(self) -> Fetcher:
         """This fetcher for one source's run: the same client, connection pools, politeness and

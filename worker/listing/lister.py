@@ -39,7 +39,7 @@ from datetime import datetime
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from worker.config import Settings, Source
+from worker.config import Settings, Source, setting_default, source_default
 from worker.errors import FetchError, ListingError
 from worker.fetch.client import DOCUMENT_TYPES, HTML_TYPES, Fetcher
 from worker.listing.discover import MAX_PAGE_LINKS, NOT_WEB, TOO_LONG, LinkDecision, UrlScreen
@@ -86,16 +86,17 @@ class ListingOptions:
     """What to list and how; `ListingOptions.for_source` builds it from the config."""
 
     url: str
-    kind: str = "auto"  # "auto" | "index" | "sitemap" | "feed" | "urls"
-    pages: int = 1
+    kind: str = source_default("kind")  # "auto" | "index" | "sitemap" | "feed" | "urls"
+    pages: int = source_default("pages")
     urls: tuple[str, ...] = ()
     selector: str | None = None
     include: Sequence[UrlMatcher] = ()
     exclude: Sequence[UrlMatcher] = ()
-    limit: int = 100
+    limit: int = setting_default("max_links_per_run")
     validators: Validators | None = None  # for the conditional GET of `url`
-    respect_robots: bool = True
-    allow_private: bool = False  # for URLs the worker is led to; `url` itself is trusted
+    respect_robots: bool = source_default("respect_robots")
+    # For URLs the worker is led to; `url` itself is trusted.
+    allow_private: bool = source_default("allow_private_networks")
     drop_params: Callable[[str], bool] | None = None
 
     @classmethod

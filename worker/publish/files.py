@@ -31,7 +31,6 @@ from worker.errors import PublishError
 from worker.models import Item
 from worker.publish.render import (
     COMBINED_ID,
-    COMBINED_LIMIT,
     FEED_SUFFIXES,
     FeedMeta,
     feed_version,
@@ -147,7 +146,7 @@ def publish_combined(
     meta: FeedMeta,
     items: Sequence[Item],
     now: datetime,
-    limit: int = COMBINED_LIMIT,
+    limit: int,
     read_at: datetime | None = None,
 ) -> int:
     """Write `all.atom`, the newest `limit` of every source's `items`; 1 if rewritten, else 0.

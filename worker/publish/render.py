@@ -55,7 +55,6 @@ from worker.redact import mask_values, strip_userinfo
 GENERATOR = "feedworker"
 FEED_SUFFIXES = (".rss", ".atom", ".json")  # a source's feed files: <id>.rss, <id>.atom, <id>.json
 COMBINED_ID = "all"  # the combined feed is feeds/all.atom; no source may use this id
-COMBINED_LIMIT = 100  # entries in the combined feed unless the caller says otherwise
 FEED_PATH = "feeds"  # where `worker.web.serve` serves the files, below the public base URL
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 DC_NS = "http://purl.org/dc/elements/1.1/"
@@ -107,9 +106,7 @@ def render_atom(meta: FeedMeta, items: Sequence[Item], now: datetime) -> bytes:
     return _render_xml(meta, _entries(meta, newest_first(items), ".atom"), now, ".atom")
 
 
-def render_combined(
-    meta: FeedMeta, items: Sequence[Item], now: datetime, limit: int = COMBINED_LIMIT
-) -> bytes:
+def render_combined(meta: FeedMeta, items: Sequence[Item], now: datetime, limit: int) -> bytes:
     """The Atom document over every source's `items`: the newest `limit`, one entry per GUID."""
     if limit < 1:
         raise PublishError(f"combined feed size must be at least 1, got {limit}")

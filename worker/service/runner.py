@@ -50,7 +50,6 @@ from worker.service.webhook import notify_transition
 from worker.store.db import SingleWriterLock
 from worker.store.state import Store
 
-DEFAULT_GRACE = 30.0  # seconds runs in progress get to finish after SIGTERM
 RELOAD_INTERVAL = 1.0  # seconds between two looks at the config folder
 # feeds/all.atom is rewritten at most this often while runs keep finishing (each rewrite reads
 # and renders every source's newest items); `run --once` and a stop write the last changes.
@@ -329,16 +328,18 @@ class Service:
         self,
         worker: Worker,
         *,
-        grace: float = DEFAULT_GRACE,
+        grace: float | None = None,
         watcher: ConfigWatcher | None = None,
         reload_interval: float = RELOAD_INTERVAL,
     ) -> None:
+        """`grace`: seconds runs in progress get to finish once stopped (default: the config's
+        `shutdown_grace`)."""
         self.worker = worker
-        self.grace = grace
+        settings = worker.config.settings
+        self.grace = settings.shutdown_grace if grace is None else grace
         self.watcher = watcher
         self.reload_interval = reload_interval
         self.on_reload: list[ConfigListener] = []
-        settings = worker.config.settings
         self.cluster: ClusterNode | None = None
         if settings.cluster:  # the scheduler queues runs; the cluster's workers run them
             self.cluster = ClusterNode(
@@ -346,7 +347,7 @@ class Service:
                 worker.ctx.store,
                 worker.run_source_id,
                 concurrency=settings.source_concurrency,
-                grace=grace,
+                grace=self.grace,
             )
         self.scheduler = SourceScheduler(
             self.cluster.fire if self.cluster is not None else worker.run_source_id,

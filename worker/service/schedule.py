@@ -34,7 +34,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from worker.config import Source
+from worker.config import Source, setting_default
 
 # Default jitter: a tenth of the interval, at most five minutes.
 JITTER_SHARE = 0.1
@@ -134,7 +134,7 @@ class SourceScheduler:
         run: RunFn,
         *,
         last_run: LastRunFn = lambda _id: None,
-        misfire_grace_time: float = 300,
+        misfire_grace_time: float = setting_default("misfire_grace_time"),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: random.Random | None = None,
         aligned: bool = False,
