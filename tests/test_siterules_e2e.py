@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.backend import state_env
 from tests.localserver import Exchange, LocalServer
 from tests.sitekit import prose
 from worker.config import Config, load_config
@@ -93,7 +94,7 @@ def setup(
         f'[[source]]\nid = "news"\nurl = "{site.server.url("/")}"\nlinks = "a.story"\n'
         f"max_items = 20\n{source}"
     )
-    return load_config(config, env={})
+    return load_config(config, env=state_env())
 
 
 def run(config: Config, at: datetime = T0) -> RunReport:

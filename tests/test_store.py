@@ -37,8 +37,8 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
-    opened = Store.open(f"sqlite:///{db_path}")
+def store(state_url: str) -> Iterator[Store]:
+    opened = Store.open(state_url)
     yield opened
     opened.close()
 
@@ -59,6 +59,7 @@ def test_open_relative_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert (tmp_path / "data" / "state.db").exists()
 
 
+@pytest.mark.sqlite_file
 def test_open_in_memory() -> None:
     store = Store.open(":memory:")
     assert store.add_item(make_item(1))
@@ -123,11 +124,10 @@ def test_validators_belong_to_the_source_that_saved_them(store: Store) -> None:
     assert store.get_validators("blog", url, "links=h2 a") == Validators(etag='"3"')
 
 
-def test_migration_5_moves_an_existing_database_to_validators_per_source(db_path: Path) -> None:
+def test_migration_5_moves_an_existing_database_to_validators_per_source(state_url: str) -> None:
     """On either backend: a version-4 database with shared validators is migrated in place."""
     from worker.store.state import _MIGRATIONS
 
-    state_url = f"sqlite:///{db_path}"
     old = Store.open(state_url)
     try:
         old.add_item(make_item(1))
@@ -398,8 +398,8 @@ def test_recording_pages_at_once_keeps_the_rows_page_by_page_would(store: Store)
 # -- durability ------------------------------------------------------------------------------
 
 
-def test_reopening_keeps_everything(db_path: Path) -> None:
-    url = f"sqlite:///{db_path}"
+def test_reopening_keeps_everything(state_url: str) -> None:
+    url = state_url
     store = Store.open(url)
     store.add_item(replace(make_item(1), authors=("Ada",)))
     store.save_validators("blog", "https://example.org/", Validators(etag='"1"'))
@@ -520,8 +520,8 @@ def test_recent_items_of_the_given_sources_only(store: Store) -> None:
 # -- transactions ------------------------------------------------------------------------------
 
 
-def test_transaction_commits_its_writes_together(db_path: Path, store: Store) -> None:
-    other = Store.open(f"sqlite:///{db_path}")  # a second connection to the same state
+def test_transaction_commits_its_writes_together(state_url: str, store: Store) -> None:
+    other = Store.open(state_url)  # a second connection to the same state
     guid = make_item(1).guid
     try:
         with store.transaction("test"):

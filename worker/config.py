@@ -1131,6 +1131,7 @@ class _Loader:
             return {}
         return dict(table)
 
+    # Not pydantic-settings (tried 2.16): errors name the field, not the variable; no "a, b" lists.
     def _apply_env(self, table: dict[str, Any]) -> dict[str, str]:
         """Put FEEDWORKER_<SETTING> values into `table`; return {setting: variable} applied."""
         applied: dict[str, str] = {}
