@@ -14,8 +14,11 @@ too; tests that hand a process or `load_config` an environment of their own add 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,41 @@ SERVER_ENV = "FEEDWORKER_TEST_POSTGRES_URL"  # the harness's variable; worker/ n
 STATE_ENV = "FEEDWORKER_STATE_URL"  # the product's own override of [worker] state_url
 SERVER_URL: str | None = os.environ.get(SERVER_ENV) or None
 ON_POSTGRES = SERVER_URL is not None
+
+
+@dataclass
+class Session:
+    """The PostgreSQL pass's database (conftest creates it and drops it at the end)."""
+
+    database: str | None = None  # its URL
+    admin: Any = None  # a connection to it, for each test's schema
+
+
+SESSION = Session()
+
+
+def new_state_url() -> str:
+    """A fresh, empty schema of the session's database, as a state URL (PostgreSQL pass only)."""
+    assert SESSION.database is not None and SESSION.admin is not None
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    SESSION.admin.execute(f'CREATE SCHEMA "{schema}"')
+    return schema_url(SESSION.database, schema)
+
+
+@contextlib.contextmanager
+def own_state() -> Iterator[None]:
+    """Within: a state of its own for the workers a test starts and the configs it loads, for a
+    test that compares runs on separate states (on SQLite each config's own file is separate
+    already; on PostgreSQL the test's schema is swapped for a fresh one, and back)."""
+    if not ON_POSTGRES or STATE_ENV not in os.environ:
+        yield
+        return
+    before = os.environ[STATE_ENV]
+    os.environ[STATE_ENV] = new_state_url()
+    try:
+        yield
+    finally:
+        os.environ[STATE_ENV] = before
 
 
 def state_env() -> dict[str, str]:

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -26,11 +24,12 @@ from hypothesis import HealthCheck, settings
 from tests.backend import (
     SERVER_ENV,
     SERVER_URL,
+    SESSION,
     STATE_ENV,
     admin_connect,
     create_database,
     drop_database,
-    schema_url,
+    new_state_url,
 )
 from worker.store.db import is_postgres_url
 from worker.store.state import Store
@@ -65,27 +64,23 @@ SQLITE_FILE_TESTS = {
     "tests/test_store.py::test_migration_2_keeps_items_of_a_version_1_file_as_identities",
 }
 
-_session_db: str | None = None
-_admin: Any = None  # a connection to the session's database, for each test's schema
-
 
 def pytest_configure(config: pytest.Config) -> None:
-    global _session_db, _admin
     config.addinivalue_line("markers", "sqlite_file: runs on SQLite whatever the pass")
     if SERVER_URL and not hasattr(config, "workerinput"):
-        _session_db = create_database(SERVER_URL)
-        _admin = admin_connect(_session_db)
+        SESSION.database = create_database(SERVER_URL)
+        SESSION.admin = admin_connect(SESSION.database)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if SERVER_URL and _session_db:
-        _admin.close()
-        drop_database(SERVER_URL, _session_db)
+    if SERVER_URL and SESSION.database:
+        SESSION.admin.close()
+        drop_database(SERVER_URL, SESSION.database)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
     if SERVER_URL:
-        return f"state backend: PostgreSQL ({_session_db}); SQLite-file tests stay on SQLite"
+        return f"state backend: PostgreSQL ({SESSION.database}); SQLite-file tests stay on SQLite"
     return f"state backend: SQLite (PostgreSQL-only tests skip: no {SERVER_ENV})"
 
 
@@ -106,10 +101,7 @@ def _state_backend(
     if not SERVER_URL or request.node.get_closest_marker("sqlite_file"):
         yield
         return
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    _admin.execute(f'CREATE SCHEMA "{schema}"')
-    assert _session_db is not None
-    monkeypatch.setenv(STATE_ENV, schema_url(_session_db, schema))
+    monkeypatch.setenv(STATE_ENV, new_state_url())
     opened: list[Store] = []
     on_sqlite: list[str] = []
     real_open = Store.open.__func__  # type: ignore[attr-defined]

@@ -317,6 +317,17 @@ def test_every_part_and_pure_module_named_exists() -> None:
             assert is_worker_module(entry), entry
 
 
+def test_the_product_reads_no_test_variable() -> None:
+    """Tests choose the state backend through fixtures and FEEDWORKER_STATE_URL, as an operator
+    would; nothing in `worker/` looks for a variable of the test harness."""
+    readers = [
+        path.relative_to(ROOT)
+        for path in [*worker_files(), *PACKAGE.rglob("*.toml")]
+        if "FEEDWORKER_TEST_" in path.read_text()
+    ]
+    assert readers == []
+
+
 # -- the checker sees what it must ---------------------------------------------------------
 
 PROBE = """\

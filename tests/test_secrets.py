@@ -199,7 +199,7 @@ class Operator:
 
     def __init__(self, config: Path, env: dict[str, str]) -> None:
         self.config = config
-        self.env = {"PATH": "/usr/bin:/bin", **env}
+        self.env = {"PATH": "/usr/bin:/bin", **state_env(), **env}
         self.outputs: dict[str, str] = {}
 
     def run(self, name: str, *args: str, ok: bool = True) -> str:
