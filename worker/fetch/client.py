@@ -64,6 +64,7 @@ from worker.fetch.robots import (
     unavailable,
     unreachable,
 )
+from worker.fetch.transport import PoolTransport
 from worker.models import Credentials, NotModified, Page, RawHtml, Validators
 from worker.redact import redact_url, strip_userinfo
 from worker.urls import (
@@ -725,7 +726,7 @@ class _PolicyTransport(httpx.AsyncBaseTransport):
         self._pools[key] = pool  # at the end: the most recently used
         return pool, unused
 
-    def _transport(self, guarded: bool) -> httpx.AsyncHTTPTransport:
+    def _transport(self, guarded: bool) -> PoolTransport:
         if guarded:
             return guarded_transport(self._limits, verify=self._ssl_context)
         # Trusted (the source's origin, or private networks allowed): still never link-local or
@@ -747,7 +748,7 @@ class _PolicyTransport(httpx.AsyncBaseTransport):
 
 @dataclass(slots=True, eq=False)
 class _Pool:
-    transport: httpx.AsyncHTTPTransport
+    transport: PoolTransport
     open_responses: int = 0  # sent and not yet closed: the pool may not be closed
     last_used: float = 0.0
 

@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import httpcore
 import httpx
 
-from worker.fetch.transport import asyncio_transport
+from worker.fetch.transport import AsyncioBackend, PoolTransport, pool_transport
 from worker.urls import host_key
 
 __all__ = [
@@ -214,15 +214,10 @@ def guarded_transport(
     *,
     verify: ssl.SSLContext | bool = True,
     judge: Judge = blocked_address,
-) -> httpx.AsyncHTTPTransport:
-    """An `httpx.AsyncHTTPTransport` whose connections all pass `GuardedBackend` (around
-    `worker.fetch.transport`'s backend) judging with `judge`; `verify` as for httpx (a shared
-    `ssl.SSLContext` spares building one per transport).
-
-    httpx 0.28 has no public way to pass a network backend, so the pool's is wrapped in place
-    (`tests/test_fetch_guard.py` proves it is in force on every connection).
-    """
-    transport = asyncio_transport(limits, verify=verify)
-    pool = transport._pool
-    pool._network_backend = GuardedBackend(pool._network_backend, resolve, judge)
-    return transport
+) -> PoolTransport:
+    """A transport whose connections all pass `GuardedBackend` (around `AsyncioBackend`)
+    judging with `judge`; `verify` as for httpx. The backend is the pool's own, given to
+    httpcore's constructor (`tests/test_fetch_guard.py` proves it is in force on every
+    connection)."""
+    backend = GuardedBackend(AsyncioBackend(), resolve, judge)
+    return pool_transport(limits, backend, verify=verify)
