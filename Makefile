@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine (see README):
 #   make run    create .venv, install feedworker, run the worker on config/ (SQLite state, feeds/)
-#   make test   create .venv, install feedworker with its test extras, lint, run the tests
+#   make test   create .venv, install feedworker with its test extras, lint, type-check, run the tests
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -25,6 +25,7 @@ test: venv
 	$(BIN)/python -m pip install -q -e '.[test]'
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 	@status=0; .ci/postgres.sh $(BIN)/python -m pytest -q || status=$$?; \
 	if [ $$status -eq 3 ] && [ -z "$$FEEDWORKER_REQUIRE_POSTGRES" ]; then \

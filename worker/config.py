@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_origin
+from typing import Annotated, Any, Literal, TypeGuard, get_origin
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from apscheduler.triggers.cron import CronTrigger
@@ -346,7 +346,7 @@ def _check_id(value: str) -> str:
     raise ValueError(f"invalid id {value!r}: use {ID_RULE} (it names the feed file){hint}")
 
 
-def _is_valid_id(value: object) -> bool:
+def _is_valid_id(value: object) -> TypeGuard[str]:
     return (
         isinstance(value, str) and value not in RESERVED_IDS and bool(ID_PATTERN.fullmatch(value))
     )
@@ -1376,7 +1376,7 @@ def _error_message(error: Mapping[str, Any], model: type[BaseModel]) -> str:
     kind = error.get("type", "")
     value = error.get("input")
     context = error.get("ctx") or {}
-    loc = error.get("loc") or ()
+    loc: Sequence[int | str] = error.get("loc") or ()
     if kind == "extra_forbidden":
         allowed = list(_model_at(model, loc[:-1]).model_fields)
         suggestion = _suggest(str(loc[-1]), allowed, "", _KEY_HINTS)

@@ -8,6 +8,9 @@ Who raises and who catches:
   (the last good config stays in force).
 - `FetchError` (and subclasses): raised by `worker.fetch.client` for one URL; the pipeline catches
   it, reports it against the source (index page) or skips that one article.
+- `AddressBlocked`: raised by the SSRF guard (`worker.fetch.guard`) at connect time, when a host
+  name resolves to an address it may not reach; `worker.fetch.client` catches it and raises the
+  `FetchError` `Blocked` for the URL (never retried).
 - `ListingError`: raised by `worker.listing.sitemap` and `worker.listing.feedsource` for a document
   they cannot read, and by `worker.listing.lister` when a source's URL leads to no listing; the
   pipeline reports it against the source, `feedworker discover` prints it.
@@ -62,6 +65,14 @@ class FetchError(FeedworkerError):
         self.url = url
         self.reason = reason
         super().__init__(f"{url}: {reason}")
+
+
+class AddressBlocked(FeedworkerError):
+    """A connection refused by the SSRF guard before it was made; `reason` names the address."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
 
 
 class ListingError(FeedworkerError):

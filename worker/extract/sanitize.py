@@ -143,7 +143,7 @@ def _prepare(fragment: str, base_url: str) -> str:
         _settle_noscript(noscript)
     for link in tree.css("a"):
         _settle_link(link, base)
-    return tree.body.inner_html if tree.body is not None else ""
+    return (tree.body.inner_html or "") if tree.body is not None else ""
 
 
 def _fragment_base(tree: LexborHTMLParser, base_url: str) -> str:

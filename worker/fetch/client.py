@@ -448,8 +448,8 @@ class Fetcher:
             if respect_robots:
                 await self._check_robots(current, shown, guard, budget)
             same = (current.scheme, current.host, current.port) == origin
-            hop = _Request(current, shown, own if same else conditional, rule, guarded)
-            reply = await self._send(hop, budget)
+            request = _Request(current, shown, own if same else conditional, rule, guarded)
+            reply = await self._send(request, budget)
             if reply.status not in REDIRECT_STATUSES:
                 return _to_page(url, shown, reply, rule)
             if hop == self._options.max_redirects:
@@ -503,7 +503,7 @@ class Fetcher:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _backoff(self, attempt: int) -> float:
-        base = self._options.retry_backoff * 2**attempt
+        base: float = self._options.retry_backoff * 2**attempt
         return min(base * random.uniform(1.0, 1.5), self._options.max_retry_after)
 
     def _retry_wait(self, reply: _Reply, attempt: int) -> float:

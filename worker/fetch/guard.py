@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import httpcore
 import httpx
 
+from worker.errors import AddressBlocked
 from worker.fetch.transport import AsyncioBackend, PoolTransport, pool_transport
 from worker.urls import host_key
 
@@ -58,14 +59,6 @@ NEVER_FETCHED = (
     ipaddress.ip_network("100.100.100.200/32"),  # Alibaba Cloud metadata
     ipaddress.ip_network("192.0.0.192/32"),  # Oracle Cloud metadata (classic)
 )
-
-
-class AddressBlocked(Exception):
-    """Raised at connect time; `worker.fetch.client` turns it into `Blocked` (never retried)."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
 
 
 def check_url(url: httpx.URL) -> str | None:

@@ -215,9 +215,8 @@ def _render_xml(meta: FeedMeta, entries: Sequence[_Entry], now: datetime, suffix
             fg.register_extension("extras", _AtomNamespaces, _EntryExtras, atom=True, rss=False)
         for entry in entries:
             _add_entry(fg.add_entry(order="append"), entry, is_rss)
-        if is_rss:
-            return fg.rss_str(pretty=True)
-        return fg.atom_str(pretty=True)
+        document: bytes = fg.rss_str(pretty=True) if is_rss else fg.atom_str(pretty=True)
+        return document
     except (ValueError, TypeError, UnicodeError) as exc:
         raise _unrenderable(meta, suffix, exc) from exc
 
@@ -328,17 +327,17 @@ def _enclosure(url: str) -> tuple[str, str] | None:
     return None if media_type is None else (url, media_type)
 
 
-class _RssNamespaces(BaseExtension):
+class _RssNamespaces(BaseExtension):  # type: ignore[misc]  # feedgen has no type hints
     def extend_ns(self) -> dict[str, str]:
         return {"dc": DC_NS, "dcterms": DCTERMS_NS}
 
 
-class _AtomNamespaces(BaseExtension):
+class _AtomNamespaces(BaseExtension):  # type: ignore[misc]
     def extend_ns(self) -> dict[str, str]:
         return {}
 
 
-class _EntryExtras(BaseEntryExtension):
+class _EntryExtras(BaseEntryExtension):  # type: ignore[misc]
     """What feedgen 1.0 cannot write: an RSS item's update date, and an Atom entry's
     `<link rel="enclosure">` (its entry links lose `rel` and `type`, a loop variable being
     reused, and a bare `<link>` means "alternate").

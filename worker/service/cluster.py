@@ -196,6 +196,8 @@ class ClusterNode:
     run function; `run(stop)` works until `stop` is set.
     """
 
+    app: procrastinate.App
+
     def __init__(
         self,
         config: Config,
@@ -218,7 +220,7 @@ class ClusterNode:
         self._started = clock()
         self._url = libpq_url(config.settings.state_url)
         connector = procrastinate.PsycopgConnector(conninfo=self._url)
-        self.app: procrastinate.App = procrastinate.App(connector=connector)
+        self.app = procrastinate.App(connector=connector)
         self.task = self.app.task(name=TASK_NAME, queue=QUEUE, pass_context=False)(self._job)
         self.retired = 0  # stalled jobs this replica retired
 

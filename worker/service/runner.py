@@ -163,7 +163,7 @@ class Worker:
                     return None
                 report = await run_source(source, self.ctx)
         finally:
-            self._active.discard(task)  # type: ignore[arg-type]
+            self._active.discard(task)
             self._release_memory()
         self._observe(report)
         self._publish_combined(report)

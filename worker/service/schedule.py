@@ -25,7 +25,7 @@ import asyncio
 import hashlib
 import math
 import random
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,7 +49,7 @@ BACKOFF_CAP = timedelta(hours=6)
 # Cron sources have no fixed interval; their backoff grows from this base.
 CRON_BACKOFF_BASE = timedelta(hours=1)
 
-RunFn = Callable[[str], Awaitable[Any]]
+RunFn = Callable[[str], Coroutine[Any, Any, Any]]
 LastRunFn = Callable[[str], datetime | None]
 
 
@@ -122,8 +122,8 @@ def backoff_until(source: Source, failures: int, last_run: datetime) -> datetime
     if failures < 2:
         return None
     base = source.every or CRON_BACKOFF_BASE
-    cap = max(BACKOFF_CAP, base)
-    return last_run + min(base * 2 ** (failures - 1), cap)
+    doubling: int = 2 ** (failures - 1)
+    return last_run + min(base * doubling, max(BACKOFF_CAP, base))
 
 
 class SourceScheduler:
@@ -196,7 +196,7 @@ class SourceScheduler:
 
     async def _fire(self, source_id: str) -> Any:
         """The job: run the source in its own task and wait for it (so max_instances holds)."""
-        run = asyncio.create_task(self._run(source_id), name=f"run {source_id}")
+        run: asyncio.Task[Any] = asyncio.create_task(self._run(source_id), name=f"run {source_id}")
         self._runs.add(run)
         run.add_done_callback(self._runs.discard)
         try:

@@ -25,7 +25,7 @@ import fcntl
 import os
 import re
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,11 +45,16 @@ Params = Sequence[object] | dict[str, object]
 
 
 class Cursor(Protocol):
-    rowcount: int
+    """What the store reads from a statement, on either backend's cursor."""
+
+    @property
+    def rowcount(self) -> int: ...
 
     def fetchone(self) -> Any: ...
 
     def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
 
 
 def is_postgres_url(state_url: str) -> bool:
@@ -182,7 +187,8 @@ class PostgresDatabase(Database):
         return self._conn
 
     def execute(self, sql: str, params: Params = ()) -> Cursor:
-        return self._live().execute(to_pyformat(sql), params)
+        cursor: Cursor = self._live().execute(to_pyformat(sql), params)
+        return cursor
 
     def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         with self._live().cursor() as cursor:

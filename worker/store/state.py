@@ -28,11 +28,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from worker.dedupe.simhash import BANDS, band_probes, bands, hamming
 from worker.errors import StoreError
 from worker.models import Item, RunHealth, RunReport, Validators
 from worker.store.db import Database, Params, open_database
+
+Row = tuple[Any, ...]  # a result row, its columns in the order the query names them
 
 # Rows of (fingerprint, page) kept per source: about 100 recent pages of ~40 blocks, plenty to
 # see a template recur, small enough that a source with endless pages cannot grow the file.
@@ -887,11 +890,12 @@ class Store:
                 self._db.rollback()
                 raise
 
-    def _one(self, sql: str, params: Params) -> tuple | None:
+    def _one(self, sql: str, params: Params) -> Row | None:
         with self._guard("reading"):
-            return self._db.execute(sql, params).fetchone()
+            row: Row | None = self._db.execute(sql, params).fetchone()
+            return row
 
-    def _all(self, sql: str, params: Params) -> list[tuple]:
+    def _all(self, sql: str, params: Params) -> list[Row]:
         with self._guard("reading"):
             return self._db.execute(sql, params).fetchall()
 
@@ -948,7 +952,7 @@ def _simhash_columns(simhash: int | None) -> tuple[int | None, ...]:
     return (_signed(simhash), *bands(simhash))
 
 
-def _identity_from_row(row: tuple) -> Identity:
+def _identity_from_row(row: Row) -> Identity:
     source_id, guid, digest, simhash, pruned = row
     return Identity(
         source_id=source_id,
@@ -959,7 +963,7 @@ def _identity_from_row(row: tuple) -> Identity:
     )
 
 
-def _item_from_row(row: tuple) -> Item:
+def _item_from_row(row: Row) -> Item:
     (source_id, guid, url, title, html, digest, first_seen, published, updated) = row[:9]
     authors, summary, image, categories = row[9:]
     return Item(
@@ -979,7 +983,7 @@ def _item_from_row(row: tuple) -> Item:
     )
 
 
-def _state_from_row(row: tuple) -> SourceState:
+def _state_from_row(row: Row) -> SourceState:
     source_id, last_run, last_success, last_error, failures, items_new, next_run = row
     return SourceState(
         source_id=source_id,
@@ -1018,7 +1022,7 @@ def _health_from_json(text: str) -> RunHealth:
     return RunHealth(at=_from_text(record["at"]), **values)
 
 
-def _source_health_from_row(row: tuple) -> SourceHealth:
+def _source_health_from_row(row: Row) -> SourceHealth:
     source_id, state, reasons, since, checked = row
     return SourceHealth(
         source_id=source_id,

@@ -503,7 +503,8 @@ def render_opml(sources: Sequence[Source], base_url: str) -> bytes:
             outline["description"] = xml_safe(source.description)
         ET.SubElement(body, "outline", outline)
     ET.indent(opml)
-    return ET.tostring(opml, encoding="utf-8", xml_declaration=True) + b"\n"
+    document: bytes = ET.tostring(opml, encoding="utf-8", xml_declaration=True)
+    return document + b"\n"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -519,11 +520,11 @@ class _Access:
     and the rest wants it (the feeds only with `public_feeds = false`)."""
 
     def __init__(self, settings: Settings) -> None:
-        token = settings.token
-        self._token = token.encode() if token else None
+        token = settings.token.encode() if settings.token else None
+        self._token = token
         # The cookie holds a value derived from the token, not the token: a response never
         # carries the operator's secret, even to the browser that sent it.
-        self._cookie = hmac.new(self._token, COOKIE_SALT, "sha256").hexdigest() if token else ""
+        self._cookie = hmac.new(token, COOKIE_SALT, "sha256").hexdigest() if token else ""
         self.public_feeds = settings.public_feeds
 
     def guard(self, endpoint: Endpoint, *, feed: bool = False) -> Endpoint:
