@@ -389,6 +389,19 @@ def test_redirect_loop_through_fragments_and_hosts():
 
 
 @respx.mock
+def test_the_last_redirect_allowed_is_not_followed_at_all():
+    """Past `max_redirects` hops the chain stops, whatever the last redirect says (here
+    nothing: no Location), with the reason that counts the hops."""
+    for n in range(5):
+        respx.get(f"https://example.com/{n}").respond(
+            302, headers={"Location": f"https://example.com/{n + 1}"}
+        )
+    respx.get("https://example.com/5").respond(302)
+    error = refusal("https://example.com/0")
+    assert (type(error), error.reason) == (TooManyRedirects, "more than 5 redirects")
+
+
+@respx.mock
 def test_credentials_used_for_basic_auth_never_shown_and_dropped_cross_origin():  # bad input 16
     first = respx.get("https://example.com/private").respond(
         302, headers={"Location": "https://other.example/next"}
