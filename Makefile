@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine (see README):
 #   make run    create .venv, install feedworker, run the worker on config/ (SQLite state, feeds/)
-#   make test   create .venv, install feedworker with its test extras, lint, run the tests
+#   make test   create .venv, install feedworker with its test extras, lint, type-check, run the tests
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -27,6 +27,7 @@ test: venv
 	$(BIN)/python -m pip install -q -e '.[test]'
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 	@command -v chromium-headless-shell >/dev/null || command -v chromium >/dev/null || \
 	    echo "make test: no headless Chromium: the browser tests were SKIPPED (apt-get install chromium-headless-shell)"

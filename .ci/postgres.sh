@@ -4,7 +4,8 @@
 #   .ci/postgres.sh .venv/bin/python -m pytest      # the whole suite against PostgreSQL
 #
 # The command sees FEEDWORKER_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:PORT/feedworker_test
-# (tests/conftest.py gives each test session its own database inside it). The cluster lives in a
+# (tests/conftest.py gives each test session its own database on that server, and each test a
+# schema of it through FEEDWORKER_STATE_URL, see tests/backend.py; feedworker never reads it). The cluster lives in a
 # temporary folder (initdb, trust authentication on 127.0.0.1 only, fsync off: it is thrown away)
 # and is stopped and deleted on exit, whatever the command's outcome. Run as root (CI), the server
 # runs as the `postgres` user the Debian package creates.

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.conftest import create_database, drop_database
+from tests.backend import create_database, drop_database
 from tests.localserver import LocalServer
 from tests.test_cluster import (
     INTERVAL,
@@ -32,13 +32,17 @@ from tests.test_cluster import (
     next_slot,
     serve_ok,
     serve_site,
-    sleep_until,
     wait_until,
     write_cluster_config,
 )
 
 SLOTS = 3
 INDEX_DELAY = 0.5  # seconds each index page takes to answer: a slow site, so work is visible
+
+
+def sleep_until(moment: float) -> None:
+    """Until the wall clock reads `moment` (seconds since the epoch)."""
+    time.sleep(max(0.0, moment - time.time()))
 
 
 def measure(server_url: str, replicas: int) -> tuple[float, int, int]:

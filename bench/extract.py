@@ -261,7 +261,7 @@ def compare_rules(
     the rule's body always taken when it matches ("unchecked"), and as the worker runs, where a
     rule's body that looks worse than automatic extraction's is not used."""
     from worker.extract import ExtractOptions
-    from worker.siterules import load_rule_folders
+    from worker.siterules.load import load_rule_folders
 
     library = load_rule_folders([folder])
     rules_of = {page.url: rules for page in pages if (rules := library.for_url(page.url))}

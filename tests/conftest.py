@@ -1,16 +1,10 @@
-"""The state backend the suite runs on: SQLite by default, PostgreSQL when a server is given.
-
-    .venv/bin/python -m pytest                            # SQLite
-    .ci/postgres.sh .venv/bin/python -m pytest            # the same suite on PostgreSQL
-    FEEDWORKER_TEST_POSTGRES_URL=postgresql://… pytest    # on a server of your own
-
-With `FEEDWORKER_TEST_POSTGRES_URL` set, the session creates a database of its own on that server
-(dropped at the end) and points the variable at it; `worker.store.db` then opens every SQLite state URL
-as a schema of that database (one per SQLite path), in this process and in the `feedworker`
-subprocesses the tests start. So no test needs to know which backend it runs on.
+"""The state backend the suite runs on (`tests/backend.py` says how it is chosen), and fixtures.
 
 Tests about the SQLite file itself (WAL mode, paths, a file edited with sqlite3) run on SQLite in
-both passes: they are listed in SQLITE_FILE_TESTS. Tests that need PostgreSQL whatever the pass
+both passes: they are listed in SQLITE_FILE_TESTS, or marked `sqlite_file`. Every other test runs
+on the pass's backend: on the PostgreSQL pass each test gets a fresh schema (`state_url`, and
+`FEEDWORKER_STATE_URL` in its environment), and a store opened on SQLite fails the test, so no
+test runs on SQLite there unnoticed. Tests that need PostgreSQL whatever the pass
 (tests/test_postgres*.py, tests/test_cluster*.py) take the `postgres_server` fixture: without a
 server they are skipped with the reason shown in the summary. `make test` runs the suite a second
 time through .ci/postgres.sh, and fails when PostgreSQL is missing and
@@ -21,13 +15,23 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-from worker.store.db import TEST_POSTGRES_ENV
+from tests.backend import (
+    SERVER_ENV,
+    SERVER_URL,
+    SESSION,
+    STATE_ENV,
+    admin_connect,
+    create_database,
+    drop_database,
+    new_state_url,
+)
+from worker.store.db import is_postgres_url
 from worker.store.state import Store
 
 # Property tests draw the same examples on every run ("ci", the default): a rare example found by
@@ -46,7 +50,7 @@ settings.register_profile("explore", deadline=None, max_examples=1000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 NO_SERVER = (
-    f"no PostgreSQL server: set {TEST_POSTGRES_ENV}, or run"
+    f"no PostgreSQL server: set {SERVER_ENV}, or run"
     " `.ci/postgres.sh .venv/bin/python -m pytest` (make test does)"
 )
 
@@ -60,54 +64,24 @@ SQLITE_FILE_TESTS = {
     "tests/test_store.py::test_migration_2_keeps_items_of_a_version_1_file_as_identities",
 }
 
-_server_url: str | None = os.environ.get(TEST_POSTGRES_ENV) or None
-_session_db: str | None = None
-
-
-def _admin_connect(url: str):  # psycopg is optional: imported here, untyped
-    import psycopg
-
-    return psycopg.connect(url, autocommit=True, connect_timeout=10)
-
-
-def create_database(server_url: str, prefix: str = "fwtest") -> str:
-    """A new empty database on the server; returns its URL."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    with _admin_connect(server_url) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return _database_url(server_url, name)
-
-
-def drop_database(server_url: str, url: str) -> None:
-    name = url.rsplit("/", 1)[1].split("?", 1)[0]
-    with _admin_connect(server_url) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _database_url(server_url: str, name: str) -> str:
-    base, _, query = server_url.partition("?")
-    url = base.rsplit("/", 1)[0] + "/" + name
-    return f"{url}?{query}" if query else url
-
 
 def pytest_configure(config: pytest.Config) -> None:
-    global _session_db
     config.addinivalue_line("markers", "sqlite_file: runs on SQLite whatever the pass")
-    if _server_url and not hasattr(config, "workerinput"):
-        _session_db = create_database(_server_url)
-        os.environ[TEST_POSTGRES_ENV] = _session_db
+    if SERVER_URL and not hasattr(config, "workerinput"):
+        SESSION.database = create_database(SERVER_URL)
+        SESSION.admin = admin_connect(SESSION.database)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if _server_url and _session_db:
-        os.environ[TEST_POSTGRES_ENV] = _server_url
-        drop_database(_server_url, _session_db)
+    if SERVER_URL and SESSION.database:
+        SESSION.admin.close()
+        drop_database(SERVER_URL, SESSION.database)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    if _server_url:
-        return f"state backend: PostgreSQL ({_session_db}); SQLite-file tests stay on SQLite"
-    return "state backend: SQLite (PostgreSQL-only tests skip: no FEEDWORKER_TEST_POSTGRES_URL)"
+    if SERVER_URL:
+        return f"state backend: PostgreSQL ({SESSION.database}); SQLite-file tests stay on SQLite"
+    return f"state backend: SQLite (PostgreSQL-only tests skip: no {SERVER_ENV})"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -120,34 +94,49 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _state_backend(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[None]:
-    """On PostgreSQL: SQLite-file tests go back to SQLite; stores left open are closed."""
-    if not _server_url:
+    """The test's state: its configs' own (SQLite) on the SQLite pass; on the PostgreSQL pass a
+    fresh schema named by FEEDWORKER_STATE_URL, every store closed afterwards, and a store
+    opened on SQLite a failure (unless the test is about the SQLite file)."""
+    monkeypatch.delenv(STATE_ENV, raising=False)  # the developer's own never leaks in
+    if not SERVER_URL or request.node.get_closest_marker("sqlite_file"):
         yield
         return
-    if request.node.get_closest_marker("sqlite_file"):
-        monkeypatch.delenv(TEST_POSTGRES_ENV)
-        yield
-        return
+    monkeypatch.setenv(STATE_ENV, new_state_url())
     opened: list[Store] = []
+    on_sqlite: list[str] = []
     real_open = Store.open.__func__  # type: ignore[attr-defined]
 
     def tracked_open(cls: type[Store], state_url: str) -> Store:
         store = real_open(cls, state_url)
         opened.append(store)
+        if not is_postgres_url(state_url):
+            on_sqlite.append(state_url)
         return store
 
     monkeypatch.setattr(Store, "open", classmethod(tracked_open))
     yield
     for store in opened:  # a test that forgets to close must not exhaust the server's slots
         store.close()
+    if on_sqlite:
+        pytest.fail(
+            f"opened a SQLite state on the PostgreSQL pass: {on_sqlite}; take the `state_url`"
+            " fixture (or `state_env()`), or mark the test sqlite_file"
+        )
+
+
+@pytest.fixture
+def state_url(tmp_path: Path) -> str:
+    """The test's state database: a SQLite file in `tmp_path`, or on the PostgreSQL pass the
+    test's own schema."""
+    return os.environ.get(STATE_ENV) or f"sqlite:///{tmp_path}/state/feedworker.db"
 
 
 @pytest.fixture
 def postgres_server() -> str:
     """The PostgreSQL server URL; the test is skipped, with the reason, without one."""
-    if not _server_url:
+    if not SERVER_URL:
         pytest.skip(NO_SERVER)
-    return _server_url
+    return SERVER_URL
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.backend import state_env
 from worker.config import load_config
 from worker.models import RunReport
 from worker.service.runner import Worker
@@ -187,7 +188,9 @@ def run_sites(config: Path, sites: list[Site], at: datetime) -> list[RunReport]:
     transport = httpx.MockTransport(lambda request: by_host[request.url.host].handle(request))
 
     async def main() -> list[RunReport]:
-        async with Worker(load_config(config, env={}), transport=transport, clock=lambda: at) as w:
+        async with Worker(
+            load_config(config, env=state_env()), transport=transport, clock=lambda: at
+        ) as w:
             return await w.run_once()
 
     return asyncio.run(main())

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.backend import state_env
 from tests.blogsite import Blog, Post, sample_posts
 from tests.localserver import LocalServer
 from tests.test_cli import serve_blog
@@ -82,7 +83,7 @@ def test_add_tries_the_source_then_writes_a_commented_file_check_accepts(
     assert keys_with_comments(text) == ["id", "url", "title", "kind", "every", "links"]
     comments = " ".join(line[2:] for line in text.splitlines() if line.startswith("# "))
     assert "automatic detection is unsure: only 3 article link(s) found" in comments
-    source = load_config(config, env={}).source(written.stem)
+    source = load_config(config, env=state_env()).source(written.stem)
     assert (source.url, source.title, source.kind) == (server.url("/"), blog.name, "index")
     assert source.links == "#main h2 a"
     assert main(["check", "--config", str(config)]) == 0
@@ -126,11 +127,14 @@ def test_it_asks_before_writing(
     assert (config / "sources.d" / "garden.toml").exists() == written
 
 
+# With no config yet there is no state database: `add` tries the source on a throwaway SQLite
+# state in memory, whatever backend the suite runs on.
+@pytest.mark.sqlite_file
 def test_a_config_folder_that_does_not_exist_yet_gets_its_first_source(tmp_path: Path) -> None:
     with LocalServer() as server:
         serve_blog(server)
         assert add(tmp_path, server.url("/"), "--yes", "--id", "first") == 0
-    config = load_config(tmp_path / "config", env={})
+    config = load_config(tmp_path / "config", env=state_env())
     assert [s.id for s in config.sources] == ["first"]
 
 
@@ -150,7 +154,7 @@ def test_a_feed_url_proposes_kind_feed_and_the_feed_title(tmp_path: Path) -> Non
             "/feed.xml", headers={"Content-Type": "application/rss+xml"}, body=feed.encode()
         )
         assert add(tmp_path, server.url("/feed.xml"), "--yes", "--id", "allotment") == 0
-    source = load_config(tmp_path / "config", env={}).source("allotment")
+    source = load_config(tmp_path / "config", env=state_env()).source("allotment")
     assert (source.kind, source.title, source.links) == ("feed", "The Allotment Feed", None)
 
 
@@ -299,7 +303,7 @@ def test_a_file_that_would_not_validate_is_never_left_behind(tmp_path: Path) -> 
     sites = Sites()
 
     async def scenario() -> None:
-        config = load_config(config_dir(tmp_path), env={})
+        config = load_config(config_dir(tmp_path), env=state_env())
         proposal = await propose_source(
             AddOptions("https://news.example/", source_id="fine"),
             config,

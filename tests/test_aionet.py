@@ -30,6 +30,7 @@ from worker.fetch.transport import (
     AsyncioBackend,
     AsyncioStream,
     asyncio_transport,
+    pool_transport,
 )
 
 MAX_CONNECTIONS = 10
@@ -98,8 +99,10 @@ class RawServer:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
-        conn.settimeout(10)
+        # Everything on the socket may fail: the test may end, and `__exit__` close it, before
+        # this thread first runs (a timeout set on a closed socket raised in the thread).
         with contextlib.suppress(OSError):  # the client hanging up is often the point
+            conn.settimeout(10)
             if self.tls is not None:
                 conn = self.tls.wrap_socket(conn, server_side=True)
                 self._conns.append(conn)
@@ -210,15 +213,23 @@ def serving(
 # -- both transports ---------------------------------------------------------------------------
 
 
-Make = Callable[..., httpx.AsyncHTTPTransport]
+Make = Callable[..., httpx.AsyncBaseTransport]
 
 
 def default_transport(limits: httpx.Limits, *, verify: ssl.SSLContext | bool = True) -> Any:
     return httpx.AsyncHTTPTransport(limits=limits, verify=verify, trust_env=False)
 
 
+def anyio_pool_transport(limits: httpx.Limits, *, verify: ssl.SSLContext | bool = True) -> Any:
+    """Our own transport (`PoolTransport`) on httpcore's own backend: what it adds to httpx's
+    transport, its translation of requests, responses and errors, is checked alone."""
+    return pool_transport(limits, None, verify=verify)
+
+
 TRANSPORTS = pytest.mark.parametrize(
-    "make", [default_transport, asyncio_transport], ids=["anyio", "asyncio"]
+    "make",
+    [default_transport, anyio_pool_transport, asyncio_transport],
+    ids=["httpx", "pool", "asyncio"],
 )
 
 
@@ -249,7 +260,7 @@ def outcome(make: Make, url: str, **kwargs: Any) -> type[BaseException] | bytes:
 
 def test_the_transport_runs_on_the_asyncio_backend():
     transport = asyncio_transport(LIMITS)
-    assert isinstance(transport._pool._network_backend, AsyncioBackend)
+    assert isinstance(transport.network_backend, AsyncioBackend)
 
 
 def test_the_fetcher_connects_through_the_asyncio_backend_guarded_or_not():
@@ -260,10 +271,10 @@ def test_the_fetcher_connects_through_the_asyncio_backend_guarded_or_not():
     from worker.fetch.guard import GuardedBackend, blocked_address, never_fetched
 
     policy = _PolicyTransport(LIMITS, max_pools=4)
-    guarded = policy._transport(guarded=True)._pool._network_backend
+    guarded = policy._transport(guarded=True).network_backend
     assert isinstance(guarded, GuardedBackend) and guarded._judge is blocked_address
     assert isinstance(guarded._inner, AsyncioBackend)
-    trusted = policy._transport(guarded=False)._pool._network_backend
+    trusted = policy._transport(guarded=False).network_backend
     assert isinstance(trusted, GuardedBackend) and trusted._judge is never_fetched
     assert isinstance(trusted._inner, AsyncioBackend)
 
@@ -272,8 +283,9 @@ def test_the_fetcher_connects_through_the_asyncio_backend_guarded_or_not():
 def test_bodies_are_byte_identical_to_the_default_transport(path: str, body: bytes):
     with serving(keepalive_handler) as server:
         default = outcome(default_transport, server.url(path))
+        pool = outcome(anyio_pool_transport, server.url(path))
         ours = outcome(asyncio_transport, server.url(path))
-    assert ours == default == body
+    assert ours == pool == default == body
 
 
 def test_keep_alive_reuses_one_connection():
@@ -380,17 +392,44 @@ def test_a_full_backlog_is_a_connect_timeout(make: Make):
 def test_a_body_cut_short_fails_as_with_the_default_transport():
     with serving(truncating_handler) as server:
         default = outcome(default_transport, server.url("/"))
+        pool = outcome(anyio_pool_transport, server.url("/"))
         ours = outcome(asyncio_transport, server.url("/"))
     assert default is httpx.RemoteProtocolError
-    assert ours is default
+    assert ours is pool is default
 
 
 def test_a_reset_connection_fails_as_with_the_default_transport():
     with serving(resetting_handler) as server:
         default = outcome(default_transport, server.url("/"))
+        pool = outcome(anyio_pool_transport, server.url("/"))
         ours = outcome(asyncio_transport, server.url("/"))
     assert default in (httpx.ReadError, httpx.RemoteProtocolError)
-    assert ours is default
+    assert ours is pool is default
+
+
+def test_every_httpcore_error_is_raised_as_the_httpx_error_of_its_name():
+    """The table behind `PoolTransport`: each of httpcore's errors becomes httpx's error of the
+    same name (as httpx's own transport maps them), and anything else (`ConnectionNotAvailable`,
+    which httpx leaves alone too; the SSRF guard's refusal) passes unchanged."""
+    from worker.fetch.transport import httpx_errors
+
+    kinds = [
+        getattr(httpcore, name)
+        for name in httpcore.__all__
+        if isinstance(getattr(httpcore, name), type)
+        and issubclass(getattr(httpcore, name), Exception)
+    ]
+    assert len(kinds) >= 14
+    for kind in kinds:
+        with pytest.raises(Exception) as raised, httpx_errors():
+            raise kind("boom")
+        if not hasattr(httpx, kind.__name__):  # httpcore's own signal to its pool
+            assert type(raised.value) is kind
+            continue
+        assert type(raised.value) is getattr(httpx, kind.__name__)
+        assert str(raised.value) == "boom" and raised.value.__cause__ is not None
+    with pytest.raises(ValueError), httpx_errors():
+        raise ValueError("not httpcore's")
 
 
 # -- TLS ----------------------------------------------------------------------------------------

@@ -242,6 +242,7 @@ def test_status_shows_the_state_when_the_config_has_a_broken_edit(
         assert rows["off"]["outcome"] == "disabled" and "new" not in rows
 
 
+@pytest.mark.sqlite_file  # about where the state URL comes from: the file, or the environment
 def test_status_without_the_state_database_it_needs_is_a_config_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -139,7 +139,7 @@ class Replica:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
         env.pop("FEEDWORKER_CONFIG", None)
-        env.pop("FEEDWORKER_TEST_POSTGRES_URL", None)  # the config names the database itself
+        env.pop("FEEDWORKER_STATE_URL", None)  # the config names the database itself
         self.proc = subprocess.Popen(
             [
                 *(sys.executable, "-m", "worker", "run", "--serve", "--port", str(self.port)),

@@ -306,7 +306,7 @@ def test_bad_env_value_names_the_variable(
     assert words in problem.message
 
 
-# -- bad input: one line naming file, source and field (FIELD-NOTES item 30) ---------------
+# -- bad input: one line naming file, source and field ---------------------------------------
 
 
 def test_config_dir_missing(tmp_path: Path) -> None:
@@ -663,6 +663,7 @@ def test_bad_dedupe_values(tmp_path: Path) -> None:
     assert {p.field for p in found} == {"recheck", "keep_days", "near_duplicate_distance"}
 
 
+@pytest.mark.sqlite_file  # a sqlite state_url's own problems: no FEEDWORKER_STATE_URL over it
 def test_overflowing_values_are_problems_not_crashes(tmp_path: Path) -> None:
     config_dir = make_config(
         tmp_path,

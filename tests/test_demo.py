@@ -15,6 +15,8 @@ from tests.test_cli import Process, processes, wait_for
 from worker.cli import main
 
 __all__ = ["processes"]  # the fixture, imported for its side effect
+# The demo ignores FEEDWORKER_* variables and keeps its own SQLite state: so on either pass.
+pytestmark = pytest.mark.sqlite_file
 
 TITLES = [
     "The first swallows over the water meadow",

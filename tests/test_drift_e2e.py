@@ -22,6 +22,7 @@ import feedparser
 import httpx
 import pytest
 
+from tests.backend import state_env, state_url_of
 from tests.sitekit import prose
 from worker.config import load_config
 from worker.models import RunReport
@@ -174,7 +175,7 @@ class Harness:
         at = T0 + timedelta(hours=self.runs)
         self.runs += 1
         transport = httpx.MockTransport(self.site.handle)
-        config = load_config(self.config_dir, env={})
+        config = load_config(self.config_dir, env=state_env())
 
         async def main() -> list[RunReport]:
             async with Worker(
@@ -191,7 +192,7 @@ class Harness:
         return [entry.id for entry in parsed.entries]
 
     def stored(self) -> tuple[str, tuple[str, ...]]:
-        store = Store.open(f"sqlite:///{self.root}/state.db")
+        store = Store.open(state_url_of(self.root / "state.db"))
         try:
             health = store.source_health("drift")
         finally:

@@ -11,14 +11,13 @@ so the PostgreSQL pass would repeat the same two seconds for nothing.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from types import ModuleType
 
 import pytest
 
 from bench.extract import DATA_ENV, bench_data_dir, feedworker_text, load_scorer
-from worker.store.db import TEST_POSTGRES_ENV
+from tests.backend import ON_POSTGRES
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +41,7 @@ FLOORS = {
 
 @pytest.fixture(scope="module")
 def scorer() -> ModuleType:
-    if os.environ.get(TEST_POSTGRES_ENV):
+    if ON_POSTGRES:
         pytest.skip(
             "extraction quality gate: ran in the SQLite pass; extraction does not touch the "
             "state backend"

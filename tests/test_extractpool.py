@@ -15,6 +15,7 @@ import feedparser
 import pytest
 import respx
 
+from tests.backend import own_state
 from tests.blogsite import Blog, sample_posts
 from tests.test_e2e import BlogServer, blog_source, write_config
 from worker.config import AUTO_EXTRACT_PROCESSES, load_config
@@ -91,7 +92,8 @@ def test_process_extraction_publishes_the_same_feeds_as_inline(tmp_path: Path) -
         root = tmp_path / f"p{processes}"
         site = blog_site()
         config = write_config(root, blog_source(site.blog), f"extract_processes = {processes}\n")
-        (report,) = run_with(config, site)
+        with own_state():
+            (report,) = run_with(config, site)
         assert report.ok and report.items_new == 3, report
         feeds[processes] = {p.name: p.read_bytes() for p in sorted((root / "feeds").iterdir())}
     assert feeds[0].keys() == feeds[1].keys() and "allotment.atom" in feeds[0]

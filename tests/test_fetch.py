@@ -9,7 +9,6 @@ import logging
 import time
 import zlib
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 import brotli
@@ -17,6 +16,7 @@ import httpx
 import pytest
 import respx
 
+from worker.config import Settings
 from worker.errors import FetchError
 from worker.fetch.client import (
     SNIPPET_BYTES,
@@ -389,6 +389,19 @@ def test_redirect_loop_through_fragments_and_hosts():
 
 
 @respx.mock
+def test_the_last_redirect_allowed_is_not_followed_at_all():
+    """Past `max_redirects` hops the chain stops, whatever the last redirect says (here
+    nothing: no Location), with the reason that counts the hops."""
+    for n in range(5):
+        respx.get(f"https://example.com/{n}").respond(
+            302, headers={"Location": f"https://example.com/{n + 1}"}
+        )
+    respx.get("https://example.com/5").respond(302)
+    error = refusal("https://example.com/0")
+    assert (type(error), error.reason) == (TooManyRedirects, "more than 5 redirects")
+
+
+@respx.mock
 def test_credentials_used_for_basic_auth_never_shown_and_dropped_cross_origin():  # bad input 16
     first = respx.get("https://example.com/private").respond(
         302, headers={"Location": "https://other.example/next"}
@@ -450,12 +463,12 @@ def test_global_concurrency_is_bounded():
 # -- options and host keys ------------------------------------------------------------------------
 
 
-def test_options_from_settings_reads_same_named_attributes():
-    settings = SimpleNamespace(user_agent="ua", max_redirects=3, unrelated=1)
+def test_options_from_settings_reads_same_named_settings():
+    settings = Settings(user_agent="ua", max_redirects=3, log_level="DEBUG")
     assert FetchOptions.from_settings(settings) == FetchOptions(user_agent="ua", max_redirects=3)
 
 
-def test_default_options_follow_the_field_notes():
+def test_default_options_are_what_trusted_crawlers_agree_on():
     defaults = FetchOptions(user_agent="ua")
     assert (defaults.connect_timeout, defaults.read_timeout, defaults.request_deadline) == (
         10,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.backend import state_env, state_url_of
 from tests.sitekit import Site, article_html, prose, run_sites, source_toml, write_config
 from tests.test_store import _undo_migrations_after
 from worker.config import load_config
@@ -113,7 +114,7 @@ def config_problem(tmp_path: Path, rule: str) -> str:
     site = Site()
     config = write_config(tmp_path, source_toml("news", site, rule))
     with pytest.raises(ConfigError) as caught:
-        load_config(config, env={})
+        load_config(config, env=state_env())
     (problem,) = caught.value.problems
     assert (problem.file, problem.source) == ("config/sources.toml", "news")
     return str(problem)
@@ -143,9 +144,9 @@ def test_bad_rules_are_config_problems_naming_the_field(
 def test_rules_load_from_toml(tmp_path: Path) -> None:
     site = Site()
     extra = 'drop = [{ title = "sponsored" }, { category = ["Deals", "Gossip"] }]\n'
-    source = load_config(write_config(tmp_path, source_toml("news", site, extra)), env={}).source(
-        "news"
-    )
+    source = load_config(
+        write_config(tmp_path, source_toml("news", site, extra)), env=state_env()
+    ).source("news")
     assert len(source.drop) == 2 and not source.keep
     assert source.filters.judge(subject(title="SPONSORED: buy now")) is not None
 
@@ -179,7 +180,7 @@ def test_filtered_items_are_stored_with_reasons_and_rejudged_when_the_rules_chan
     )
     (report,) = run_sites(config, [site], T0)
     assert (report.items_new, report.items_filtered) == (1, 2)
-    store = Store.open(f"sqlite:///{tmp_path}/state.db")
+    store = Store.open(state_url_of(tmp_path / "state.db"))
     try:
         assert feed_titles(store) == ["Garden news of the week"]
         reasons = {item.title: item.filtered for item in store.filtered_items("news", 10)}
@@ -206,7 +207,7 @@ def test_filtered_items_are_stored_with_reasons_and_rejudged_when_the_rules_chan
     )
     (changed,) = run_sites(config, [site], T0 + timedelta(hours=2))
     assert changed.items_refiltered == 2 and changed.items_new == 0
-    store = Store.open(f"sqlite:///{tmp_path}/state.db")
+    store = Store.open(state_url_of(tmp_path / "state.db"))
     try:
         assert feed_titles(store) == ["Sponsored: the best hoses money can buy"]
     finally:
@@ -220,7 +221,7 @@ def test_filtered_items_are_stored_with_reasons_and_rejudged_when_the_rules_chan
     write_config(tmp_path, source_toml("news", site))
     (cleared,) = run_sites(config, [site], T0 + timedelta(hours=3))
     assert cleared.items_refiltered == 2
-    store = Store.open(f"sqlite:///{tmp_path}/state.db")
+    store = Store.open(state_url_of(tmp_path / "state.db"))
     try:
         assert len(feed_titles(store)) == 3
     finally:
@@ -228,7 +229,7 @@ def test_filtered_items_are_stored_with_reasons_and_rejudged_when_the_rules_chan
 
 
 def test_filtered_items_do_not_shorten_the_feed_under_retention(tmp_path: Path) -> None:
-    store = Store.open(f"sqlite:///{tmp_path}/state.db")
+    store = Store.open(state_url_of(tmp_path / "state.db"))
     try:
         for n in range(6):
             reason = "drop rule 1: title 'x'" if n % 2 else None
@@ -263,7 +264,7 @@ def test_a_database_from_before_filters_is_migrated_with_its_items_published(
     tmp_path: Path,
 ) -> None:
     """On either backend: a version-5 database's items are published after the migration."""
-    state_url = f"sqlite:///{tmp_path}/state.db"
+    state_url = state_url_of(tmp_path / "state.db")
     old = Store.open(state_url)
     try:
         old.add_item(make_item(1))

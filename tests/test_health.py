@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_layering import FORBIDDEN, PACKAGE, imported_modules
+from tests.backend import state_env
+from tests.test_layering import PACKAGE, impurities
 from worker.config import HealthThresholds, load_config
 from worker.errors import ConfigError
 from worker.models import RunHealth, RunReport
@@ -348,8 +349,7 @@ def test_an_article_about_captchas_is_not_a_challenge() -> None:
 
 
 def test_health_module_is_pure() -> None:
-    names = imported_modules(PACKAGE / "service" / "health.py")
-    assert not {m for m in names if m.split(".")[0] in FORBIDDEN or m in FORBIDDEN}
+    assert not impurities(PACKAGE / "service" / "health.py")
 
 
 # -- config ----------------------------------------------------------------------------------------
@@ -372,7 +372,7 @@ def test_worker_health_table_and_source_overrides(tmp_path: Path) -> None:
             "[worker.health]\nbad_runs = 3\nmin_body_chars = 150\n",
             "health = { bad_runs = 1, body_drop = 0.1 }",
         ),
-        env={},
+        env=state_env(),
     )
     settings, source = config.settings, config.source("blog")
     assert settings.health.bad_runs == 3 and settings.health.min_body_chars == 150
@@ -388,7 +388,7 @@ def test_health_keys_are_validated_with_clear_messages(tmp_path: Path) -> None:
                 "[worker.health]\nbad_run = 3\nbody_drop = 2\n",
                 'health = { window = 0, poor_share = "most" }',
             ),
-            env={},
+            env=state_env(),
         )
     lines = [str(p) for p in caught.value.problems]
     assert "config/feedworker.toml: health.bad_run: unknown key; did you mean 'bad_runs'?" in lines
@@ -402,9 +402,9 @@ def test_health_keys_are_validated_with_clear_messages(tmp_path: Path) -> None:
 
 def test_webhook_url_must_be_http(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
-        load_config(write(tmp_path, 'webhook_url = "ftp://hooks.example.org/"\n'), env={})
+        load_config(write(tmp_path, 'webhook_url = "ftp://hooks.example.org/"\n'), env=state_env())
     assert "webhook_url: only http and https URLs are allowed" in str(caught.value)
     config = load_config(
-        write(tmp_path / "ok", 'webhook_url = "https://hooks.example.org/x"\n'), env={}
+        write(tmp_path / "ok", 'webhook_url = "https://hooks.example.org/x"\n'), env=state_env()
     )
     assert config.settings.webhook_url == "https://hooks.example.org/x"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.backend import state_env
 from tests.test_drift_e2e import DriftSite, Harness
 from tests.test_serve import app_client
 from worker.cli import main, seed_metrics
@@ -39,7 +40,7 @@ def degraded(tmp_path: Path) -> Harness:
 
 
 def test_status_page_shows_the_degraded_state_and_reason(degraded: Harness) -> None:
-    config = load_config(degraded.config_dir, env={})
+    config = load_config(degraded.config_dir, env=state_env())
     store = Store.open(config.settings.state_url)
     try:
         reader = store_status_reader(config, store)
@@ -61,7 +62,7 @@ def test_status_page_shows_the_degraded_state_and_reason(degraded: Harness) -> N
 
 def test_metrics_after_a_restart_seeded_from_the_store(degraded: Harness) -> None:
     """A fresh process's metrics start from the store: still degraded, last success kept."""
-    config = load_config(degraded.config_dir, env={})
+    config = load_config(degraded.config_dir, env=state_env())
     store = Store.open(config.settings.state_url)
     try:
         metrics = Metrics([s.id for s in config.sources])

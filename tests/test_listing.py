@@ -46,6 +46,7 @@ from worker.fetch.client import (
 )
 from worker.listing import lister as listing_module
 from worker.listing import read as listread
+from worker.listing.discover import discover_links
 from worker.listing.kinds import detect_kind
 from worker.listing.lister import MAX_DECISIONS, Listing, ListingOptions, list_articles
 from worker.models import Page
@@ -332,6 +333,31 @@ def test_url_list_fetches_nothing() -> None:
         "duplicate",
     ]
     assert sum(site.hits.values()) == 0
+
+
+def test_a_link_gets_the_same_reason_from_a_sitemap_as_from_an_index_page() -> None:
+    """One screen (`worker.listing.discover.UrlScreen`) for every kind: the same URL is refused
+    with the same words whether an index page or a sitemap lists it."""
+    refused = [
+        f"{ORIGIN}/market/fish-prices/",
+        "https://elsewhere.example/story/",
+        f"{ORIGIN}/news/storm-warning-for-weekend/",
+    ]
+    rows = "".join(f"<url><loc>{url}</loc></url>" for url in refused)
+    sitemap = f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{rows}</urlset>'
+    site = KindsSite({"/sitemap.xml": ("application/xml", sitemap.encode())})
+    patterns = {"exclude": (re.compile("market"),), "include": (re.compile("story"),)}
+    from_sitemap = listing(site, f"{ORIGIN}/sitemap.xml", **patterns)
+    anchors = "".join(f'<a href="{url}">Story {n}</a>' for n, url in enumerate(refused))
+    from_index = discover_links(f"<main>{anchors}</main>", f"{ORIGIN}/", selector="a", **patterns)
+    by_sitemap = {d.url: d.reason for d in from_sitemap.decisions}
+    by_index = {d.url: d.reason for d in from_index.decisions if not d.kept}
+    assert by_sitemap == by_index
+    assert sorted(by_sitemap.values()) == [
+        "excluded by pattern 'market'",
+        "not included by pattern",
+        "other site",
+    ]
 
 
 # -- detection (pure) ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.backend import state_env
 from tests.localserver import LocalServer
 from tests.test_cli import REPO, blog_source, serve_blog
 from tests.test_e2e import write_config
@@ -36,7 +37,7 @@ def run_once(config_dir: Path, *args: str, env: dict[str, str] | None = None) ->
         capture_output=True,
         text=True,
         cwd=REPO,
-        env={"PATH": "/usr/bin:/bin", **(env or {})},
+        env={"PATH": "/usr/bin:/bin", **state_env(), **(env or {})},
         timeout=60,
     )
     assert done.returncode == 0, done.stderr

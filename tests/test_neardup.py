@@ -145,8 +145,8 @@ def stored(store: Store, source_id: str, guid: str, value: int, n: int) -> None:
     assert store.add_item(item)
 
 
-def test_store_finds_the_nearest_item_within_the_distance() -> None:
-    store = Store.open(":memory:")
+def test_store_finds_the_nearest_item_within_the_distance(state_url: str) -> None:
+    store = Store.open(state_url)
     base = 0xDEADBEEF_01234567
     stored(store, "a", "https://a/1", base ^ 0b111, 1)  # 3 bits away
     stored(store, "a", "https://a/2", base ^ (2**64 - 1), 2)  # every bit differs
@@ -158,8 +158,8 @@ def test_store_finds_the_nearest_item_within_the_distance() -> None:
     assert anywhere is not None and (anywhere.source_id, anywhere.distance) == ("b", 0)
 
 
-def test_simhash_with_the_top_bit_set_round_trips() -> None:
-    store = Store.open(":memory:")
+def test_simhash_with_the_top_bit_set_round_trips(state_url: str) -> None:
+    store = Store.open(state_url)
     stored(store, "a", "https://a/1", 2**64 - 1, 1)
     identity = store.identity("a", "https://a/1")
     assert identity is not None and identity.simhash == 2**64 - 1

@@ -66,6 +66,7 @@ def test_config_notes_name_the_differing_replicas() -> None:
     assert len(notes) == 1 and "c" in notes[0] and "a, b" in notes[0]
 
 
+@pytest.mark.sqlite_file  # the config's own SQLite state_url, no FEEDWORKER_STATE_URL over it
 def test_cluster_mode_with_sqlite_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "feedworker.toml").write_text(
         '[worker]\nstate_url = "sqlite:///s.db"\ncluster = true\n'
@@ -86,6 +87,7 @@ def test_a_second_worker_on_one_sqlite_file_is_refused(tmp_path: Path) -> None:
     SingleWriterLock.take(database).release()  # free again once the first let go
 
 
+@pytest.mark.sqlite_file
 def test_two_workers_on_one_sqlite_config_refuse_the_second(tmp_path: Path) -> None:
     (tmp_path / "feedworker.toml").write_text('[worker]\nstate_url = "sqlite:///state.db"\n')
     (tmp_path / "sources.toml").write_text('[[source]]\nid = "s"\nurl = "https://s.example/"\n')

@@ -9,20 +9,22 @@ from pathlib import Path
 import feedparser
 import pytest
 
-import worker.publish.render as publish
+import worker.publish.files as publish
 from worker.errors import PublishError
 from worker.models import Item
-from worker.publish.render import (
-    FeedMeta,
+from worker.publish.files import (
     publish_combined,
     publish_feeds,
     remove_stale_temp_files,
+    write_if_changed,
+)
+from worker.publish.render import (
+    FeedMeta,
     render_atom,
     render_combined,
     render_feeds,
     render_json,
     render_rss,
-    write_if_changed,
 )
 
 T0 = datetime(2024, 5, 1, 8, 30, tzinfo=UTC)
@@ -339,7 +341,7 @@ def test_combined_feed_merges_sources_newest_first_up_to_the_limit() -> None:
     ]
     assert parsed.feed.title == "All feeds"
     assert b'href="https://feeds.example.net/feeds/all.atom" rel="self"' in render_combined(
-        ALL, items, NOW
+        ALL, items, NOW, limit=100
     )
 
 
@@ -347,13 +349,13 @@ def test_combined_feed_has_one_entry_per_shared_article_url() -> None:
     shared = "https://example.org/post/1"
     older = other_source(1, guid=shared, url=shared, title="From news", published=T0)
     newer = make_item(1, title="From blog")
-    parsed = parse(render_combined(ALL, [older, newer, make_item(2)], NOW))
+    parsed = parse(render_combined(ALL, [older, newer, make_item(2)], NOW, limit=100))
     assert [e.id for e in parsed.entries] == ["https://example.org/post/2", shared]
     assert parsed.entries[1].title == "From blog"
     # An exact tie is broken by source id, never by arrival order.
     twin = replace(newer, source_id="news", title="From news")
-    first = render_combined(ALL, [newer, twin], NOW)
-    assert first == render_combined(ALL, [twin, newer], NOW)
+    first = render_combined(ALL, [newer, twin], NOW, limit=100)
+    assert first == render_combined(ALL, [twin, newer], NOW, limit=100)
     assert parse(first).entries[0].title == "From blog"
 
 
@@ -455,5 +457,7 @@ def test_publish_combined_writes_all_atom_only_when_changed(tmp_path: Path) -> N
     assert publish_combined(feeds, ALL, items, NOW, limit=10) == 1
     assert [p.name for p in feeds.iterdir()] == ["all.atom"]
     assert len(parse((feeds / "all.atom").read_bytes()).entries) == 2
-    assert publish_combined(feeds, ALL, list(reversed(items)), NOW + timedelta(days=1)) == 0
+    assert (
+        publish_combined(feeds, ALL, list(reversed(items)), NOW + timedelta(days=1), limit=10) == 0
+    )
     assert publish_combined(feeds, ALL, items, NOW, limit=1) == 1

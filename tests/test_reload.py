@@ -196,17 +196,17 @@ def test_settings_apply_from_the_next_run_or_need_a_restart(
             before = run.worker.config.settings
             run.edit(
                 source("a"),
-                'max_links_per_run = 7\nconcurrency = 3\nstate_url = "sqlite:///x.db"\n',
+                "max_links_per_run = 7\nconcurrency = 3\nmisfire_grace_time = 60\n",
             )
             await until(lambda: messages(records, "restart needed"), "the restart warning")
             settings = run.worker.config.settings
             assert settings.max_links_per_run == 7  # applies from the next run
             assert settings.concurrency == before.concurrency  # the fetcher was built with it
-            assert settings.state_url == before.state_url
+            assert settings.misfire_grace_time == before.misfire_grace_time
             assert run.worker.ctx.settings is settings
         (warning,) = messages(records, "restart needed")
         assert warning.levelname == "WARNING"
-        assert warning.fields == {"settings": "concurrency,state_url"}  # type: ignore[attr-defined]
+        assert warning.fields == {"settings": "concurrency,misfire_grace_time"}  # type: ignore[attr-defined]
 
     asyncio.run(scenario())
 

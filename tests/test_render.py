@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.backend import state_env
 from tests.jsblog import COMMENT, POPULAR_HEADING, JsBlog
 from tests.localserver import LocalServer
 from tests.test_config import make_config
@@ -62,7 +63,7 @@ def run_config(tmp_path: Path, source: str, worker: str = "") -> Path:
 
 def run_once(config_dir: Path) -> RunReport:
     async def go() -> RunReport:
-        async with Worker(load_config(config_dir, env={})) as worker:
+        async with Worker(load_config(config_dir, env=state_env())) as worker:
             (report,) = await worker.run_once()
             return report
 
@@ -108,7 +109,7 @@ def test_a_script_rendered_blog_is_published_in_full_only_when_rendered(
     report = run_once(config_dir)
     assert report.ok and report.items_new == len(blog.posts), report
     assert report.pages_rendered == 1 + len(blog.posts) and not report.needs_javascript
-    store = Store.open(load_config(config_dir, env={}).settings.state_url)
+    store = Store.open(load_config(config_dir, env=state_env()).settings.state_url)
     try:
         items = {item.title: item for item in store.feed_items("garden", 50)}
     finally:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.backend import state_env
 from tests.localserver import LocalServer
 from tests.proxies import running_proxy
 from tests.test_config import make_config, one_problem, source_problem
@@ -134,7 +135,9 @@ def test_request_settings_load_and_their_secrets_are_known(tmp_path: Path) -> No
     secrets = tmp_path / "site" / "secrets"
     secrets.mkdir()
     (secrets / "news.cookies").write_text(cookie_file_text("news.example", expired=1))
-    config = load_config(config_dir, env={"NEWS_COOKIE": "consent=yes-please-1; lang=de-DE-x"})
+    config = load_config(
+        config_dir, env={**state_env(), "NEWS_COOKIE": "consent=yes-please-1; lang=de-DE-x"}
+    )
     source = config.source("a")
     assert source.headers == (("Accept-Language", "de-DE"), ("X-Api-Key", API_KEY))
     assert source.cookies_file is not None and len(source.cookies_file.cookies.cookies) == 3
@@ -191,7 +194,7 @@ def test_a_source_may_opt_out_of_the_workers_proxy(tmp_path: Path) -> None:
         '[[source]]\nid = "b"\nurl = "https://b.example/"\nproxy = "none"\n',
         worker='[worker]\nproxy = "socks5://127.0.0.1:1080"\n',
     )
-    config = load_config(config_dir, env={})
+    config = load_config(config_dir, env=state_env())
     assert config.source("a").proxy_for(config.settings) == "socks5://127.0.0.1:1080"
     assert config.source("b").proxy_for(config.settings) is None
     bad = one_problem(make_config(tmp_path / "2", worker='[worker]\nproxy = "gopher://x:70"\n'))
@@ -295,7 +298,7 @@ def test_a_proxys_credentials_are_sent_and_never_logged(
             worker=f'[worker]\nper_host_delay = 0\nstate_url = "sqlite:///{tmp_path}/s.db"\n'
             f'feeds_dir = "{tmp_path}/feeds"\nproxy = "{with_auth}"\n',
         )
-        config = load_config(config_dir, env={})
+        config = load_config(config_dir, env=state_env())
         setup_logging("DEBUG")
 
         async def go() -> None:
@@ -345,7 +348,7 @@ def test_a_run_sends_the_sources_settings_and_logs_no_secret(
         worker=f'[worker]\nper_host_delay = 0\nstate_url = "sqlite:///{tmp_path}/state.db"\n'
         f'feeds_dir = "{tmp_path}/feeds"\n',
     )
-    config = load_config(config_dir, env={"A_COOKIE": f"session={SECRET_COOKIE}"})
+    config = load_config(config_dir, env={**state_env(), "A_COOKIE": f"session={SECRET_COOKIE}"})
     caplog.set_level(logging.DEBUG)
 
     async def go() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from tests.backend import state_url_of
 from tests.sitekit import Site, article_html, prose, run_sites, source_toml, write_config
 from worker.models import Item
 from worker.store.state import Store
@@ -27,8 +28,8 @@ def item(n: int, first_seen: datetime) -> Item:
     )
 
 
-def test_prune_keeps_the_newest_and_the_young_and_leaves_tombstones() -> None:
-    store = Store.open(":memory:")
+def test_prune_keeps_the_newest_and_the_young_and_leaves_tombstones(state_url: str) -> None:
+    store = Store.open(state_url)
     for n in range(5):
         store.add_item(item(n, T0 + timedelta(days=n)))
     now = T0 + timedelta(days=100)
@@ -55,6 +56,6 @@ def test_a_pruned_article_still_listed_does_not_come_back(tmp_path: Path) -> Non
     site.listed = ["/0.html", "/1.html", "/2.html", "/0.html?from=home"]
     (third,) = run_sites(config, [site], T0 + timedelta(days=4))
     assert third.items_new == 0
-    store = Store.open(f"sqlite:///{tmp_path}/state.db")
+    store = Store.open(state_url_of(tmp_path / "state.db"))
     assert store.count_items("news") == 2
     store.close()

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.backend import state_env
 from tests.blogsite import Blog, sample_posts
 from tests.localserver import Exchange, LocalServer
 from tests.test_cli import REPO, free_port, wait_for
@@ -78,7 +79,7 @@ def test_a_password_written_in_the_config_is_refused_with_where_to_put_it(tmp_pa
         'auth = { user = "alice", password = "hunter2-literal" }\n'
     )
     with pytest.raises(ConfigError) as caught:
-        load_config(write(tmp_path, sources), env={})
+        load_config(write(tmp_path, sources), env=state_env())
     message = str(caught.value)
     assert "source 'a': auth: a password is never written in the config" in message
     assert "password_env" in message and "password_file" in message
@@ -105,7 +106,7 @@ def test_userinfo_moves_out_of_the_url_into_auth(tmp_path: Path) -> None:
     sources = (
         f'[[source]]\nid = "a"\nurl = "https://bob:{URL_PASSWORD}@a.test/feed?apikey={API_KEY}"\n'
     )
-    config = load_config(write(tmp_path, sources), env={})
+    config = load_config(write(tmp_path, sources), env=state_env())
     source = config.source("a")
     assert source.url == f"https://a.test/feed?apikey={API_KEY}"  # the query is still needed
     assert source.auth is not None and source.auth.user == "bob"
@@ -138,7 +139,7 @@ def test_credentials_given_twice_or_conflicting_are_refused(tmp_path: Path) -> N
 def test_a_bad_url_is_reported_without_its_secrets(tmp_path: Path) -> None:
     sources = f'[[source]]\nid = "a"\nurl = "https://bob:{URL_PASSWORD}@a.test:99999/?token={LINK_TOKEN}"\n'
     with pytest.raises(ConfigError) as caught:
-        load_config(write(tmp_path, sources), env={})
+        load_config(write(tmp_path, sources), env=state_env())
     assert "bad port" in str(caught.value)
     assert URL_PASSWORD not in str(caught.value) and LINK_TOKEN not in str(caught.value)
 
@@ -198,7 +199,7 @@ class Operator:
 
     def __init__(self, config: Path, env: dict[str, str]) -> None:
         self.config = config
-        self.env = {"PATH": "/usr/bin:/bin", **env}
+        self.env = {"PATH": "/usr/bin:/bin", **state_env(), **env}
         self.outputs: dict[str, str] = {}
 
     def run(self, name: str, *args: str, ok: bool = True) -> str:
@@ -350,5 +351,5 @@ health = {{ bad_runs = 1 }}
 def test_a_mistyped_auth_is_not_repeated(tmp_path: Path, auth: str) -> None:
     sources = f'[[source]]\nid = "a"\nurl = "https://a.test/"\nauth = {auth}\n'
     with pytest.raises(ConfigError) as caught:
-        load_config(write(tmp_path, sources), env={})
+        load_config(write(tmp_path, sources), env=state_env())
     assert "auth" in str(caught.value) and URL_PASSWORD not in str(caught.value)

@@ -20,12 +20,12 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from tests.backend import ON_POSTGRES, state_env
 from tests.test_metrics import report
 from worker.config import Config, load_config
 from worker.errors import StoreError
 from worker.models import Item, RunReport
 from worker.service.metrics import Metrics
-from worker.store.db import TEST_POSTGRES_ENV
 from worker.store.state import Store
 from worker.web.serve import (
     SourceStatus,
@@ -65,7 +65,7 @@ def write_config(root: Path, sources: str, worker: str = "") -> Config:
     )
     (config_dir / "sources.toml").write_text(sources)
     (root / "feeds").mkdir(exist_ok=True)
-    return load_config(config_dir, env={})
+    return load_config(config_dir, env=state_env())
 
 
 def publish(path: Path, text: str) -> None:
@@ -538,7 +538,7 @@ def test_store_status_reader_reads_the_store(site: Site) -> None:
     assert "<dt>Items</dt><dd>2</dd>" in section(page, "news")
 
 
-@pytest.mark.skipif(bool(os.environ.get(TEST_POSTGRES_ENV)), reason="SQLite's write lock")
+@pytest.mark.skipif(ON_POSTGRES, reason="SQLite's write lock")
 def test_a_status_page_view_never_waits_for_the_write_lock(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.backend import state_env
 from tests.localserver import LocalServer
 from tests.test_siterules_e2e import article_html, text_of
 from worker.cli import main
@@ -44,7 +45,7 @@ def test_check_lists_unusable_rule_lines_and_loads_the_rest(tmp_path: Path, caps
     folder = tmp_path / "rules"
     assert f"  {folder / 'broken.example.txt'}:2: body: bad XPath" in out
     assert f"  {folder / 'broken.example.txt'}:3: unknown directive 'unknown_thing'" in out
-    loaded = load_config(config, env={})
+    loaded = load_config(config, env=state_env())
     assert loaded.site_rules.for_host("broken.example") is not None  # its good line is used
     assert loaded.site_rules.for_host("www.example.com") is not None
 
@@ -52,7 +53,7 @@ def test_check_lists_unusable_rule_lines_and_loads_the_rest(tmp_path: Path, caps
 def test_a_missing_rules_folder_is_a_config_problem(tmp_path: Path) -> None:
     config = make_config(tmp_path, 'site_rules = ["rules", "nowhere"]\n', {"a.example.txt": ""})
     with pytest.raises(ConfigError) as caught:
-        load_config(config, env={})
+        load_config(config, env=state_env())
     (problem,) = caught.value.problems
     assert problem.field == "site_rules[1]" and "not found" in problem.message
     assert str(tmp_path / "nowhere") in problem.message
@@ -63,15 +64,15 @@ def test_folders_resolve_against_the_root_and_come_from_the_environment(tmp_path
     loaded = load_config(config, env={"FEEDWORKER_SITE_RULES": "rules"})
     assert loaded.settings.site_rules == (tmp_path / "rules",)
     assert loaded.site_rules.for_host("a.example") is not None
-    assert load_config(config, env={}).site_rules.files == 0
+    assert load_config(config, env=state_env()).site_rules.files == 0
 
 
 def test_a_changed_rule_file_reloads_the_config(tmp_path: Path) -> None:
     config_dir = make_config(
         tmp_path, 'site_rules = ["rules"]\n', {"a.example.txt": "body: //main\n"}
     )
-    config = load_config(config_dir, env={})
-    watcher = ConfigWatcher(config, env={})
+    config = load_config(config_dir, env=state_env())
+    watcher = ConfigWatcher(config, env=state_env())
     assert watcher.poll() is None
     rule = tmp_path / "rules" / "a.example.txt"
     rule.write_text("body: //article\n")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.backend import own_state, state_env
 from tests.localserver import Exchange, LocalServer
 from tests.sitekit import prose
 from worker.config import Config, load_config
@@ -93,7 +94,7 @@ def setup(
         f'[[source]]\nid = "news"\nurl = "{site.server.url("/")}"\nlinks = "a.story"\n'
         f"max_items = 20\n{source}"
     )
-    return load_config(config, env={})
+    return load_config(config, env=state_env())
 
 
 def run(config: Config, at: datetime = T0) -> RunReport:
@@ -204,7 +205,8 @@ def test_pagination_without_rules_when_the_source_asks(tmp_path: Path, site: Sit
     run(config)
     content = items(config)["series/"].content_html
     assert all(html.escape(t[0], quote=False) in content for t in texts)
-    plain = setup(tmp_path / "plain", site, None)
+    with own_state():
+        plain = setup(tmp_path / "plain", site, None)
     run(plain)
     assert html.escape(texts[1][0], quote=False) not in items(plain)["series/"].content_html
 
@@ -227,7 +229,11 @@ def test_rule_headers_are_sent_only_when_allowed_and_only_to_their_origin(
     run(setup(tmp_path / "off", site, rules, source=source))
     (plain,) = site.server.seen("/story-h/")
     assert "referer" not in plain.headers and "(rule)" not in plain.headers["user-agent"]
-    run(setup(tmp_path / "on", site, rules, source=source, worker="site_rules_headers = true\n"))
+    with own_state():
+        on = setup(
+            tmp_path / "on", site, rules, source=source, worker="site_rules_headers = true\n"
+        )
+    run(on)
     sent = site.server.seen("/story-h/")[-1]
     assert sent.headers["referer"] == "https://ref.example/"
     assert sent.headers["user-agent"] == "Mozilla/5.0 (rule)"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.siterules import candidate_names, load_rule_folders
+from worker.siterules import candidate_names
+from worker.siterules.load import load_rule_folders
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.siterules import LinkRule, Replacement, RuleTest, load_rule_folders, parse_rules
-from worker.siterules.load import MAX_RULE_FILE_BYTES, read_rule_file
+from worker.siterules import LinkRule, Replacement, RuleTest, parse_rules
+from worker.siterules.load import MAX_RULE_FILE_BYTES, load_rule_folders, read_rule_file
 
 SNAPSHOT = Path(
     os.environ.get("FEEDWORKER_FTR_SITE_CONFIG")

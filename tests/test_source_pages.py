@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.backend import state_env
 from tests.blogsite import Blog, Post, sample_posts
 from tests.localserver import LocalServer
 from tests.test_cli import (
@@ -86,7 +87,7 @@ def site(tmp_path: Path, worker: str = "") -> Iterator[Site]:
         blog = Blog(origin=server.url("").rstrip("/"), posts=blog_posts())
         serve(server, blog)
         config_dir = write_site(tmp_path, server, worker)
-        config = load_config(config_dir, env={"GARDEN_PW": PASSWORD})
+        config = load_config(config_dir, env={**state_env(), "GARDEN_PW": PASSWORD})
 
         async def two_runs() -> None:
             for _ in range(2):

@@ -38,8 +38,8 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
-    opened = Store.open(f"sqlite:///{db_path}")
+def store(state_url: str) -> Iterator[Store]:
+    opened = Store.open(state_url)
     yield opened
     opened.close()
 
@@ -60,6 +60,7 @@ def test_open_relative_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert (tmp_path / "data" / "state.db").exists()
 
 
+@pytest.mark.sqlite_file
 def test_open_in_memory() -> None:
     store = Store.open(":memory:")
     assert store.add_item(make_item(1))
@@ -124,11 +125,10 @@ def test_validators_belong_to_the_source_that_saved_them(store: Store) -> None:
     assert store.get_validators("blog", url, "links=h2 a") == Validators(etag='"3"')
 
 
-def test_migration_5_moves_an_existing_database_to_validators_per_source(db_path: Path) -> None:
+def test_migration_5_moves_an_existing_database_to_validators_per_source(state_url: str) -> None:
     """On either backend: a version-4 database with shared validators is migrated in place."""
     from worker.store.state import _MIGRATIONS
 
-    state_url = f"sqlite:///{db_path}"
     old = Store.open(state_url)
     try:
         old.add_item(make_item(1))
@@ -175,7 +175,7 @@ def test_add_item_round_trips_every_field(store: Store) -> None:
         updated=T0 + timedelta(days=2, microseconds=5),
     )
     assert store.add_item(item)
-    assert store.has_item("blog", item.guid)
+    assert store.item("blog", item.guid) is not None
     assert store.feed_items("blog", 10) == [item]
 
 
@@ -201,7 +201,7 @@ def test_same_article_in_two_sources_is_two_items(store: Store) -> None:
     assert store.add_item(make_item(1, source_id="a"))
     assert store.add_item(make_item(1, source_id="b"))
     assert store.count_items("a") == store.count_items("b") == 1
-    assert not store.has_item("c", make_item(1).guid)
+    assert store.item("c", make_item(1).guid) is None
 
 
 def test_update_item_replaces_edited_text_and_keeps_first_seen(store: Store) -> None:
@@ -400,8 +400,8 @@ def test_recording_pages_at_once_keeps_the_rows_page_by_page_would(store: Store)
 # -- durability ------------------------------------------------------------------------------
 
 
-def test_reopening_keeps_everything(db_path: Path) -> None:
-    url = f"sqlite:///{db_path}"
+def test_reopening_keeps_everything(state_url: str) -> None:
+    url = state_url
     store = Store.open(url)
     store.add_item(replace(make_item(1), authors=("Ada",)))
     store.save_validators("blog", "https://example.org/", Validators(etag='"1"'))
@@ -523,17 +523,17 @@ def test_recent_items_of_the_given_sources_only(store: Store) -> None:
 # -- transactions ------------------------------------------------------------------------------
 
 
-def test_transaction_commits_its_writes_together(db_path: Path, store: Store) -> None:
-    other = Store.open(f"sqlite:///{db_path}")  # a second connection to the same state
+def test_transaction_commits_its_writes_together(state_url: str, store: Store) -> None:
+    other = Store.open(state_url)  # a second connection to the same state
     guid = make_item(1).guid
     try:
         with store.transaction("test"):
             assert store.add_item(make_item(1))
             store.remember_url("blog", "https://example.org/p1", guid)
-            assert not other.has_item("blog", guid)  # nothing committed yet
+            assert other.item("blog", guid) is None  # nothing committed yet
             assert other.known_url("blog", "https://example.org/p1") is None
-            assert store.has_item("blog", guid)  # this connection sees its own writes
-        assert other.has_item("blog", guid)
+            assert store.item("blog", guid) is not None  # this connection sees its own writes
+        assert other.item("blog", guid) is not None
         assert other.known_url("blog", "https://example.org/p1") == guid
     finally:
         other.close()
@@ -544,10 +544,10 @@ def test_transaction_rolls_back_every_write_when_anything_raises(store: Store) -
         assert store.add_item(make_item(1))
         store.remember_url("blog", "https://example.org/p1", make_item(1).guid)
         raise RuntimeError("the run broke halfway")
-    assert not store.has_item("blog", make_item(1).guid)
+    assert store.item("blog", make_item(1).guid) is None
     assert store.known_url("blog", "https://example.org/p1") is None
     assert store.add_item(make_item(2))  # and the store goes on as usual afterwards
-    assert store.has_item("blog", make_item(2).guid)
+    assert store.item("blog", make_item(2).guid) is not None
 
 
 # -- near-duplicates in memory -----------------------------------------------------------------

@@ -9,6 +9,7 @@ import feedparser
 import httpx
 import respx
 
+from tests.backend import own_state
 from tests.blogsite import Blog, Post, sample_posts
 from tests.test_e2e import write_config
 from worker.config import load_config
@@ -84,7 +85,8 @@ def _count_extractions(tmp_path: Path, posts: list[Post], monkeypatch: object) -
         return await real(run, fetched, boilerplate)  # type: ignore[arg-type]
 
     monkeypatch.setattr(pipeline, "_extract", counted)  # type: ignore[attr-defined]
-    first_run(tmp_path, Blog(posts=posts))
+    with own_state():  # a first run each time
+        first_run(tmp_path, Blog(posts=posts))
     return calls
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from tests.backend import state_url_of
 from tests.sitekit import Site, article_html, prose, run_sites, source_toml, write_config
 from worker.dedupe.content import Change, compare_texts, content_hash
 from worker.store.state import Store
@@ -14,7 +15,7 @@ TEXT = prose(3, 24)
 
 
 def stored_items(root: Path) -> list:
-    store = Store.open(f"sqlite:///{root}/state.db")
+    store = Store.open(state_url_of(root / "state.db"))
     try:
         return store.feed_items("news", 50)
     finally:

@@ -18,8 +18,7 @@ from tests.test_e2e import write_config
 from worker.cli import main
 from worker.config import load_config
 from worker.errors import ConfigError
-from worker.listing.discover import discover_links
-from worker.listing.lister import ListingOptions, _screen
+from worker.listing.discover import UrlScreen, discover_links
 from worker.urlpattern import compile_url_pattern, has_nested_quantifier
 from worker.urls import MAX_URL_LENGTH
 
@@ -114,15 +113,15 @@ def test_screens_refuse_an_overlong_url_before_any_pattern_sees_it() -> None:
 
     patterns = (Counting(),)
     long = "https://e.test/" + "a" * MAX_URL_LENGTH
-    options = ListingOptions(url="https://e.test/", include=patterns, exclude=patterns)
-    assert _screen(long, options, same_site_only=False).startswith("URL too long")
+    screen = UrlScreen("https://e.test/", same_site_only=False, include=patterns, exclude=patterns)
+    assert screen.reason(long).startswith("URL too long")
     page = f'<html><body><a href="{long}">A long story title here</a></body></html>'
     found = discover_links(page, "https://e.test/", include=patterns, exclude=patterns)
     assert [d.reason for d in found.decisions] == [
         f"URL too long (over {MAX_URL_LENGTH} characters)"
     ]
     assert Counting.calls == 0
-    assert _screen("https://e.test/a", options, same_site_only=False).startswith("excluded")
+    assert screen.reason("https://e.test/a").startswith("excluded")
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ import feedparser
 import httpx
 import pytest
 
+from tests.backend import state_env, state_url_of
 from tests.localserver import LocalServer
 from tests.test_cli import serve_blog
 from worker.config import Config, load_config
@@ -170,7 +171,7 @@ def test_websub_settings_are_checked(tmp_path: Path, worker: str, says: str) -> 
     with LocalServer() as server:
         config = write_config(tmp_path, server, worker)
     with pytest.raises(ConfigError) as caught:
-        load_config(config, env={})
+        load_config(config, env=state_env())
     assert says in str(caught.value)
 
 
@@ -178,7 +179,7 @@ def test_every_feed_format_and_the_link_header_name_the_hub(tmp_path: Path) -> N
     with LocalServer() as server:
         serve_blog(server)
         worker = 'websub_hub = "self"\npublic_url = "https://feeds.example.org"\n'
-        config = load_config(write_config(tmp_path, server, worker), env={})
+        config = load_config(write_config(tmp_path, server, worker), env=state_env())
         asyncio.run(run_once(config))
     hub = "https://feeds.example.org/websub"
     feeds = tmp_path / "feeds"
@@ -215,7 +216,7 @@ def test_an_outside_hub_is_pinged_when_a_feed_changes_and_only_then(
     with LocalServer() as server:
         serve_blog(server)
         worker = f'websub_hub = "{receiver.url("/hub")}"\npublic_url = "https://f.example"\n'
-        config = load_config(write_config(tmp_path, server, worker), env={})
+        config = load_config(write_config(tmp_path, server, worker), env=state_env())
         asyncio.run(run_once(config))
         first = [parse_qs(r.body.decode()) for r in receiver.deliveries]
         asyncio.run(run_once(config))  # nothing new: no feed's bytes change
@@ -237,7 +238,7 @@ def test_subscribe_publish_and_a_signed_delivery(tmp_path: Path, receiver: Recei
         sock = listen("127.0.0.1", 0)
         base = f"http://127.0.0.1:{sock.getsockname()[1]}"
         worker = f'websub_hub = "self"\npublic_url = "{base}"\nwebsub_allow_private = true\n'
-        config = load_config(write_config(tmp_path, site, worker), env={})
+        config = load_config(write_config(tmp_path, site, worker), env=state_env())
         asyncio.run(subscribe_publish_deliver(config, sock, base, receiver))
 
 
@@ -322,7 +323,7 @@ class Hub:
 
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[Hub]:
-    store = Store.open(f"sqlite:///{tmp_path}/state.db")
+    store = Store.open(state_url_of(tmp_path / "state.db"))
     clock = Clock()
     feed = b"<feed>the current bytes</feed>"
     self_hub = SelfHub(
@@ -452,7 +453,7 @@ def test_bad_requests_are_refused_at_once(
 
 
 def test_callbacks_pass_the_ssrf_guard(tmp_path: Path, receiver: Receiver) -> None:
-    store = Store.open(f"sqlite:///{tmp_path}/state.db")
+    store = Store.open(state_url_of(tmp_path / "state.db"))
     guarded = SelfHub(
         store,
         public_url="https://feeds.example",
@@ -525,7 +526,7 @@ def test_subscription_requests_are_limited_per_callback_host(hub: Hub, receiver:
 def test_the_hub_endpoint_wants_a_form(tmp_path: Path) -> None:
     with LocalServer() as server:
         worker = 'websub_hub = "self"\npublic_url = "https://feeds.example"\nwebsub_allow_private = true\n'
-        config = load_config(write_config(tmp_path, server, worker), env={})
+        config = load_config(write_config(tmp_path, server, worker), env=state_env())
     store = Store.open(config.settings.state_url)
     hub = SelfHub(
         store,

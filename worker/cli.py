@@ -45,6 +45,7 @@ from worker.config import (
     load_config,
     load_config_leniently,
     missing_scheme_hint,
+    setting_default,
 )
 from worker.errors import ConfigError, FeedworkerError
 from worker.extract import ExtractOptions, describe_method, extract
@@ -53,7 +54,7 @@ from worker.fetch.client import Fetcher, FetchOptions
 from worker.fetch.decode import decode_html
 from worker.listing.lister import Listing, ListingOptions, list_articles
 from worker.models import Article, NotModified, Page, RunReport
-from worker.publish.render import orphaned_feed_files
+from worker.publish.files import orphaned_feed_files
 from worker.redact import redact_text, redact_url
 from worker.render import BROWSER_PACKAGES, Renderer, RendererOptions, RenderPolicy, find_browser
 from worker.service.cluster import ClusterView, config_notes, live_replicas, upgrade_schema
@@ -62,7 +63,8 @@ from worker.service.metrics import Metrics
 from worker.service.reload import ConfigWatcher, watch_config
 from worker.service.runner import RELOAD_INTERVAL, Service, Worker, feed_media_type
 from worker.service.websub import SelfHub, make_websub
-from worker.siterules import EMPTY_LIBRARY, RuleLibrary, RuleSet, load_rule_folders
+from worker.siterules import EMPTY_LIBRARY, RuleLibrary, RuleSet
+from worker.siterules.load import load_rule_folders
 from worker.store.db import redact
 from worker.store.state import Store
 from worker.urls import param_dropper
@@ -221,7 +223,8 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         metavar="SECONDS",
-        help="on SIGTERM, time runs in progress get to finish (default: shutdown_grace, 30 s)",
+        help="on SIGTERM, time runs in progress get to finish (default: shutdown_grace,"
+        f" {setting_default('shutdown_grace'):g} s)",
     )
     run.set_defaults(command=cmd_run)
 
@@ -376,8 +379,9 @@ def _render_policy(args: argparse.Namespace) -> RenderPolicy | None:
 
 
 def _add_listen_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", help="address to listen on (default: serve_host, 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port to listen on (default: serve_port, 8080)")
+    host, port = setting_default("serve_host"), setting_default("serve_port")
+    parser.add_argument("--host", help=f"address to listen on (default: serve_host, {host})")
+    parser.add_argument("--port", type=int, help=f"port to listen on (default: serve_port, {port})")
 
 
 def _config(args: argparse.Namespace) -> Config:

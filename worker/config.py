@@ -1,7 +1,9 @@
 """The operator's config folder -> validated, typed, frozen objects.
 
 This is the only module that reads config files, and every default lives here, as a field default
-of `Settings` or `Source` (or one of the constants just below).
+of `Settings` or `Source` (or one of the constants just below). Value objects that other stages
+build from them (`FetchOptions`, `ListingOptions`, ...) take their defaults from here too
+(`setting_default`, `source_default`), never a copy of the value.
 
 Layout, relative to the config folder (``config/`` unless ``--config`` or ``FEEDWORKER_CONFIG``):
 
@@ -39,7 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_origin
+from typing import Annotated, Any, Literal, TypeGuard, get_origin
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from apscheduler.triggers.cron import CronTrigger
@@ -69,7 +71,8 @@ from worker.filters import FilterRule, ItemFilters, parse_rules
 from worker.models import Credentials
 from worker.redact import is_secret_param, redact_url, url_secrets
 from worker.service.logs import remember_secrets
-from worker.siterules import EMPTY_LIBRARY, RuleLibrary, load_rule_folders
+from worker.siterules import EMPTY_LIBRARY, RuleLibrary
+from worker.siterules.load import load_rule_folders
 from worker.urlpattern import UrlMatcher, compile_url_pattern, has_nested_quantifier
 from worker.urls import host_key, origin_key
 
@@ -87,6 +90,8 @@ __all__ = [
     "default_config_dir",
     "load_config",
     "parse_duration",
+    "setting_default",
+    "source_default",
 ]
 
 CONFIG_ENV_VAR = "FEEDWORKER_CONFIG"  # where the config folder is, when --config is not given
@@ -602,7 +607,7 @@ def _check_id(value: str) -> str:
     raise ValueError(f"invalid id {value!r}: use {ID_RULE} (it names the feed file){hint}")
 
 
-def _is_valid_id(value: object) -> bool:
+def _is_valid_id(value: object) -> TypeGuard[str]:
     return (
         isinstance(value, str) and value not in RESERVED_IDS and bool(ID_PATTERN.fullmatch(value))
     )
@@ -667,7 +672,7 @@ AllowHosts = Annotated[tuple[str, ...], PlainValidator(_check_allow_hosts)]
 class HealthThresholds(BaseModel):
     """When a source counts as degraded (``[worker.health]``, or a source's ``health = {...}``,
     which overrides only the keys it sets). Every rule compares a source with its own history;
-    see `worker.service.health` and the README's "Source health"."""
+    see `worker.service.health` and docs/health.md."""
 
     model_config = _MODEL_CONFIG
 
@@ -693,7 +698,7 @@ class HealthThresholds(BaseModel):
 
 MAX_EXTRACT_PROCESSES = 64
 # "auto" starts one extractor process per CPU up to this many. On two cores two beat one (the
-# event loop's own work is a fraction of a core: README "Pipeline throughput"); beyond four the
+# event loop's own work is a fraction of a core: docs/benchmarks.md); beyond four the
 # event loop's share of each page, not extraction, limits the rate, and each process costs
 # about 50 MiB.
 AUTO_EXTRACT_PROCESSES = 4
@@ -723,7 +728,8 @@ class Settings(BaseModel):
     max_redirects: int = Field(default=5, ge=0)
     max_page_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     concurrency: int = Field(default=8, ge=1)  # requests in flight over all hosts
-    # One at a time per host: what trusted crawlers agree on (FIELD-NOTES), safer than 2.
+    # One at a time per host, at least a second apart: what trusted crawlers agree on (Nutch
+    # waits 5 s), safer than 2.
     per_host_concurrency: int = Field(default=1, ge=1)
     per_host_delay: SecondsOrZero = 1.0  # between request starts to one host
     source_concurrency: int = Field(default=4, ge=1)  # sources running at once
@@ -757,7 +763,7 @@ class Settings(BaseModel):
     # Honour the rules' http_header(...) lines: off, since their User-Agent and Cookie lines
     # override the operator's honest User-Agent (and cookies set by someone else).
     site_rules_headers: bool = False
-    # Keep automatic extraction's body when a rule's looks worse (rules age; README "Site rules").
+    # Keep automatic extraction's body when a rule's looks worse (rules age; docs/site-rules.md).
     site_rules_check: bool = True
     # Pages of one multi-page article fetched and merged (`next_page_link`, `paginated_articles`).
     max_article_pages: int = Field(default=10, ge=1, le=100)
@@ -1217,6 +1223,17 @@ def _move_userinfo(data: dict[str, Any]) -> None:
     data["auth"] = SourceAuth.from_url(user, password)
 
 
+def setting_default(name: str) -> Any:
+    """The default of the `[worker]` setting `name`, for a value object another stage builds
+    from `Settings` (`FetchOptions`): the value is written once, on `Settings`."""
+    return Settings.model_fields[name].default
+
+
+def source_default(name: str) -> Any:
+    """The default of the `[[source]]` key `name`, for a value object built from a `Source`."""
+    return Source.model_fields[name].default
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """Everything read from one config folder; `digest` changes when any file read changes."""
@@ -1419,8 +1436,8 @@ class _Loader:
                 self.problems.append(
                     ConfigProblem(
                         self._name(self.config_dir / SETTINGS_FILE),
-                        f"site rules folder {what}: {folder} (clone the rules there, see the"
-                        ' README\'s "Site rules")',
+                        f"site rules folder {what}: {folder} (clone the rules there, see"
+                        " docs/site-rules.md)",
                         field=f"site_rules[{n}]",
                     )
                 )
@@ -1526,6 +1543,7 @@ class _Loader:
             return {}
         return dict(table)
 
+    # Not pydantic-settings (tried 2.16): errors name the field, not the variable; no "a, b" lists.
     def _apply_env(self, table: dict[str, Any]) -> dict[str, str]:
         """Put FEEDWORKER_<SETTING> values into `table`; return {setting: variable} applied."""
         applied: dict[str, str] = {}
@@ -1796,7 +1814,7 @@ def _error_message(error: Mapping[str, Any], model: type[BaseModel]) -> str:
     kind = error.get("type", "")
     value = error.get("input")
     context = error.get("ctx") or {}
-    loc = error.get("loc") or ()
+    loc: Sequence[int | str] = error.get("loc") or ()
     if kind == "extra_forbidden":
         allowed = list(_model_at(model, loc[:-1]).model_fields)
         suggestion = _suggest(str(loc[-1]), allowed, "", _KEY_HINTS)

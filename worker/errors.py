@@ -8,6 +8,9 @@ Who raises and who catches:
   (the last good config stays in force).
 - `FetchError` (and subclasses): raised by `worker.fetch.client` for one URL; the pipeline catches
   it, reports it against the source (index page) or skips that one article.
+- `AddressBlocked`: raised by the SSRF guard (`worker.fetch.guard`) at connect time, when a host
+  name resolves to an address it may not reach; `worker.fetch.client` catches it and raises the
+  `FetchError` `Blocked` for the URL (never retried).
 - `ListingError`: raised by `worker.listing.sitemap` and `worker.listing.feedsource` for a document
   they cannot read, and by `worker.listing.lister` when a source's URL leads to no listing; the
   pipeline reports it against the source, `feedworker discover` prints it.
@@ -15,8 +18,8 @@ Who raises and who catches:
   skips that article with the reason. `ExtractorCrashed` (worker.service.extractpool): the child
   process extracting a page died; the pipeline skips the pages it held, the pool starts again.
 - `StoreError`: raised by `worker.store.state` when the state database cannot be opened or used.
-- `PublishError`: raised by `worker.publish.render` when a feed cannot be rendered or written; the
-  old feed file stays in place.
+- `PublishError`: raised by `worker.publish.render` when a feed cannot be rendered and by
+  `worker.publish.files` when it cannot be written; the old feed file stays in place.
 """
 
 from __future__ import annotations
@@ -62,6 +65,14 @@ class FetchError(FeedworkerError):
         self.url = url
         self.reason = reason
         super().__init__(f"{url}: {reason}")
+
+
+class AddressBlocked(FeedworkerError):
+    """A connection refused by the SSRF guard before it was made; `reason` names the address."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
 
 
 class RenderError(FetchError):

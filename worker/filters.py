@@ -163,7 +163,8 @@ class ItemFilters:
 def html_text(html: str) -> str:
     """The text of a stored item's (sanitised) body, as extraction made its `body_text`; only
     its start is read, as much as the rules can look at."""
-    return html_to_text(html[: 4 * MAX_FILTER_CHARS])
+    text: str = html_to_text(html[: 4 * MAX_FILTER_CHARS])
+    return text
 
 
 # -- reading the config ------------------------------------------------------------------------

@@ -7,6 +7,46 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal, TypeAlias
+
+# Which path produced an article's body: the operator's `body` selector, a site rule, the first
+# automatic attempt, a later attempt of the extractor's safety net, the page's JSON-LD, the
+# page's text as a whole; or, for a feed entry whose page held no article, the feed's own
+# summary. What each means: `worker.extract.article.METHOD_NOTES`.
+Method: TypeAlias = Literal[
+    "selector",
+    "rule",
+    "auto",
+    "prose-run",
+    "opening",
+    "loose",
+    "raw",
+    "jsonld",
+    "fallback",
+    "feed-summary",
+]
+# Why an article was left out of a run: a small fixed set (a metrics label, so kept short).
+SkipKind: TypeAlias = Literal[
+    "http",  # a 4xx/5xx answer
+    "challenge",  # an anti-bot challenge page instead of the article
+    "not_html",  # another content type (PDF, image...)
+    "empty",  # an empty body
+    "network",  # timeouts, refused connections, bodies too large, redirect loops
+    "blocked",  # robots.txt or the SSRF guard said no
+    "no_text",  # the extractor found no article text
+    "too_short",  # a body under the source's floor (`min_body_chars`)
+    "duplicate",  # the same or nearly the same text as a stored item
+    "native_ad",  # a site rule's native_ad_clue matched: sponsored content
+    "render",  # the browser could not render the page (`render = "browser"` sources)
+    "error",  # an internal error
+    "other",
+]
+# What became of an article page in a run: stored as a new item, an edit of its item, nothing
+# new, the same (or nearly the same) text as a stored item, kept out by the source's item filters
+# (stored, never published), or left out (a `Skip`).
+Decision: TypeAlias = Literal[
+    "new", "updated", "unchanged", "duplicate", "near-duplicate", "filtered", "skipped"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +161,7 @@ class Article:
     # The fingerprints the extractor looked up in the site's template (the blocks it could have
     # dropped as template): a newly learnt template changes the article only if it names one.
     template_checked: tuple[str, ...] = ()
-    # Which path produced the body: "selector" (operator override), "rule" (a site rule),
-    # "auto" (the first attempt), a later attempt of the extractor's safety net ("prose-run",
-    # "opening", "loose", "raw"), "jsonld", "fallback" (see worker.extract.article).
-    method: str = "auto"
+    method: Method = "auto"  # which path produced the body (`Method`)
     site_rule: RuleTrace | None = None  # the site rule applied to the page, if any
     # Multi-page articles: the next page's URL (a rule's `next_page_link`, or pagination when
     # asked for), and the single-page version's (a rule's `single_page_link`). The pipeline
@@ -162,7 +199,7 @@ class Skip:
 
     url: str
     reason: str
-    kind: str = "other"
+    kind: SkipKind = "other"
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,9 +208,9 @@ class ArticleTrace:
 
     url: str
     status: int | None = None  # HTTP status; None when no response came
-    method: str = ""  # extraction path (`Article.method`), "" when not extracted
+    method: Method | Literal[""] = ""  # extraction path (`Article.method`), "" when none
     body_chars: int = 0
-    decision: str = ""  # "new", "updated", "unchanged", "duplicate", "near-duplicate", "skipped"
+    decision: Decision | Literal[""] = ""
     note: str = ""  # the skip reason, the twin's GUID...
 
 

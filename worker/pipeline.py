@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Literal, TypeVar
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -59,18 +60,22 @@ from worker.listing.lister import Listing, ListingOptions, list_articles
 from worker.models import (
     Article,
     ArticleTrace,
+    Decision,
     EntryInfo,
     Item,
     Link,
+    Method,
     NotModified,
     Page,
     RuleTrace,
     RunHealth,
     RunReport,
     Skip,
+    SkipKind,
     Validators,
 )
-from worker.publish.render import FeedMeta, FeedSink, publish_feeds
+from worker.publish.files import FeedSink, publish_feeds
+from worker.publish.render import FeedMeta
 from worker.redact import redact_text, redact_url
 from worker.render import Renderer, RenderPolicy
 from worker.service.extractpool import Extracted, Extractor, ExtractorCrashed, InlineExtractor
@@ -99,6 +104,8 @@ FUTURE_TOLERANCE = timedelta(days=1)
 # use (User-Agent, Cookie, Referer, Accept). Never those that would undo our own handling of the
 # exchange (Accept-Encoding: we decode bodies ourselves, with limits; Host, Authorization...).
 RULE_HEADERS = frozenset({"user-agent", "cookie", "referer", "accept", "accept-language"})
+
+K = TypeVar("K")  # what `_count` counts: statuses, extraction methods
 
 
 def utc_now() -> datetime:
@@ -328,7 +335,7 @@ def _note_empty_listing(report: RunReport, listing: Listing) -> None:
         _note_challenge(report, marker)
 
 
-def _count(counts: dict, key: object) -> None:
+def _count(counts: dict[K, int], key: K) -> None:
     counts[key] = counts.get(key, 0) + 1
 
 
@@ -413,7 +420,7 @@ async def _fetch_articles(run: _Run, links: Sequence[Link], boilerplate: frozens
     run.fetched.sort(key=lambda f: f.position)
 
 
-def _fetch_skip_kind(exc: FetchError) -> str:
+def _fetch_skip_kind(exc: FetchError) -> SkipKind:
     """The `Skip.kind` of an article page that could not be fetched (or rendered)."""
     if isinstance(exc, RenderError):
         return "render"
@@ -517,13 +524,15 @@ async def _store_articles(run: _Run, index: Page | None, known: frozenset[str]) 
         run.simhashes = store.simhash_index(source.id, SIMHASHES_IN_MEMORY)
     with store.transaction("storing a run's articles"):  # one commit for the lot
         for fetched, done in zip(run.fetched, results, strict=True):
-            article = _vet(run, fetched, done.article) if done.article is not None else None
-            if article is not None:
+            extracted = done.article
+            article = _vet(run, fetched, extracted) if extracted is not None else None
+            if extracted is not None and article is not None:
                 # The signature was taken of the extracted text; a stand-in summary has its own.
-                signed = done.signature is not None and article.body_text == done.article.body_text
-                signature = done.signature if signed else text_signature(article.body_text)
-                decision, note = _store_article(run, fetched, article, signature)
-                _trace(run, fetched, article, decision, note)
+                signature = done.signature
+                if signature is None or article.body_text != extracted.body_text:
+                    signature = text_signature(article.body_text)
+                stored = _store_article(run, fetched, article, signature)
+                _trace(run, fetched, article, stored.decision, stored.note)
         keep_since = report.started - timedelta(days=source.keep_days)
         report.items_pruned = store.prune(source.id, source.max_items, keep_since, report.started)
     report.skipped.sort(key=lambda s: s.url)
@@ -567,6 +576,8 @@ async def _extract(run: _Run, fetched: _Fetched, boilerplate: frozenset[str]) ->
         return Extracted(_junk(run, fetched, done.error, "no_text"))
     if done.article.next_page is not None or done.article.single_page is not None:
         done = await _merge_pages(run, fetched, done, boilerplate)
+    if done.article is None:  # never: merging keeps the first page's article at least
+        return done
     # A feed's title, date... where the page has none; the body text stays as signed.
     return replace(done, article=fill_article(done.article, fetched.link.entry))
 
@@ -703,7 +714,7 @@ def _vet(run: _Run, fetched: _Fetched, article: Article) -> Article | None:
 
 
 def _junk(
-    run: _Run, fetched: _Fetched, reason: str, kind: str, article: Article | None = None
+    run: _Run, fetched: _Fetched, reason: str, kind: SkipKind, article: Article | None = None
 ) -> Article | None:
     """A page with no article worth publishing: the feed entry's summary stands in for it when
     there is one (marked as such), else it is skipped with its reason."""
@@ -719,13 +730,14 @@ def _junk(
             extra=fields(source=run.source.id, url=fetched.link.url, reason=reason),
         )
         return summary_article(fetched.page.final_url, entry)
-    method, chars = (article.method, len(article.body_text)) if article else ("", 0)
+    method: Method | Literal[""] = article.method if article else ""
+    chars = len(article.body_text) if article else 0
     status = fetched.page.status
     _skip(run, fetched.link.url, reason, kind, status=status, method=method, chars=chars)
     return None
 
 
-FEED_SUMMARY = "feed-summary"
+FEED_SUMMARY: Method = "feed-summary"
 FEED_SUMMARY_NOTE = "Summary from the site's feed: the full article could not be extracted."
 
 
@@ -748,7 +760,7 @@ def summary_article(url: str, entry: EntryInfo) -> Article:
     )
 
 
-def _trace(run: _Run, fetched: _Fetched, article: Article, decision: str, note: str) -> None:
+def _trace(run: _Run, fetched: _Fetched, article: Article, decision: Decision, note: str) -> None:
     run.report.articles.append(
         ArticleTrace(
             fetched.link.url,
@@ -761,16 +773,22 @@ def _trace(run: _Run, fetched: _Fetched, article: Article, decision: str, note: 
     )
 
 
-def _store_article(
-    run: _Run, fetched: _Fetched, article: Article, signature: Signature
-) -> tuple[str, str]:
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """What storing an article decided, and a note (the item's GUID, or the twin's reason)."""
+
+    decision: Decision
+    note: str
+
+
+def _store_article(run: _Run, fetched: _Fetched, article: Article, signature: Signature) -> _Stored:
     """Store a new article (its text's `signature` given), update an edited one, or skip a
-    duplicate; returns the decision ("new", "updated", "unchanged", "duplicate",
-    "near-duplicate") and a note."""
+    duplicate."""
     source, store, report = run.source, run.ctx.store, run.report
     guid = article_identity(article, fetched.page, run.drop_params)
     known = store.identity(source.id, guid)
-    decision, note = "unchanged", guid
+    decision: Decision = "unchanged"
+    note = guid
     if known is not None:
         decision = _refresh_item(run, fetched, article, known, signature)
     elif (twin := _find_twin(run, signature)) is not None:
@@ -800,7 +818,7 @@ def _store_article(
         normalise_url(fetched.page.final_url, drop_params=run.drop_params),
     ):
         store.remember_url(source.id, url, guid)
-    return decision, note
+    return _Stored(decision, note)
 
 
 @dataclass(frozen=True, slots=True)
@@ -832,7 +850,7 @@ def _find_twin(run: _Run, signature: Signature) -> _Twin | None:
 
 def _refresh_item(
     run: _Run, fetched: _Fetched, article: Article, known: Identity, signature: Signature
-) -> str:
+) -> Literal["updated", "unchanged"]:
     """A known article seen again: its item takes the new text when it changed materially;
     "updated" or "unchanged"."""
     source, store, report = run.source, run.ctx.store, run.report
@@ -944,17 +962,18 @@ def ttl_minutes(source: Source) -> int:
     second = trigger.get_next_fire_time(first, first + timedelta(seconds=1)) if first else None
     if first is None or second is None:
         return 60
-    return max(1, round((second - first).total_seconds() / 60))
+    minutes: float = (second - first).total_seconds() / 60
+    return max(1, round(minutes))
 
 
 def _skip(
     run: _Run,
     url: str,
     reason: str,
-    kind: str = "other",
+    kind: SkipKind = "other",
     *,
     status: int | None = None,
-    method: str = "",
+    method: Method | Literal[""] = "",
     chars: int = 0,
 ) -> None:
     run.report.skipped.append(Skip(url, reason, kind))

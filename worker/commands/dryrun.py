@@ -24,7 +24,6 @@ listing it read; `TryResult` holds them for the CLI to print.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import sqlite3
 import tempfile
@@ -43,7 +42,7 @@ from worker.listing.lister import Listing
 from worker.models import Item, RunReport, Validators
 from worker.pipeline import RunContext, run_source
 from worker.render import Renderer, RendererOptions
-from worker.store.db import BUSY_TIMEOUT_MS, TEST_POSTGRES_ENV
+from worker.store.db import BUSY_TIMEOUT_MS
 from worker.store.state import Store
 
 __all__ = ["DryRunStore", "TryResult", "try_source"]
@@ -76,7 +75,7 @@ class DryRunStore(Store):
         """A store for one dry run over `state_url`, whose SQLite file (if any) is `sqlite_file`."""
         if sqlite_file is not None and not sqlite_file.exists():
             store = cls._open(MEMORY_STATE)  # never run, no state yet: start from nothing
-        elif sqlite_file is not None and not os.environ.get(TEST_POSTGRES_ENV):
+        elif sqlite_file is not None:
             store = cls._open_copy(sqlite_file)
         else:
             store = cls._open(state_url)

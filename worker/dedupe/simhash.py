@@ -24,7 +24,7 @@ SIMHASH_VERSION = 1
 BITS = 64
 # Three-word shingles: two-word ones made unrelated articles on one topic look alike (common
 # phrases), four-word ones let one edited sentence flip too many bits. Measured in bench notes
-# (README "Near-duplicates").
+# (docs/design.md, "Near-duplicates").
 SHINGLE_WORDS = 3
 BANDS = 4
 BAND_BITS = BITS // BANDS

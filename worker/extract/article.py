@@ -28,14 +28,14 @@ from worker.extract.meta import Metadata, extract_metadata
 from worker.extract.safetynet import Expected, best_body, opening_words
 from worker.extract.sanitize import sanitize_html
 from worker.extract.siterule import next_page_link, rule_page, ruled_body, ruled_metadata
-from worker.models import Article
+from worker.models import Article, Method
 from worker.publish.xmlchars import xml_safe
 
 if TYPE_CHECKING:  # lxml is loaded only by extractor processes that get site rules
     from worker.siterules import RuleSet
 
 # What each body path means, for people reading `feedworker extract` (see the docstring).
-METHOD_NOTES: dict[str, str] = {
+METHOD_NOTES: dict[Method, str] = {
     "selector": "the source's `body` selector",
     "rule": "the site rule's `body` XPath (see the rule lines below)",
     "auto": "the best-scored block of the page, with its siblings",
@@ -45,6 +45,7 @@ METHOD_NOTES: dict[str, str] = {
     "raw": "the first body was implausible; found again without class/id evidence or cleaning",
     "jsonld": "the page's JSON-LD articleBody (the page itself showed much less)",
     "fallback": "no paragraph scored: the page's text as a whole",
+    "feed-summary": "the page held no article: the feed entry's own summary",
 }
 
 # The DOM body loses to JSON-LD `articleBody` when it is shorter than this share of it: the DOM
@@ -115,7 +116,7 @@ def find_body(
     meta: Metadata,
     options: ExtractOptions,
     junk: list[LexborNode] | None,
-) -> tuple[body_mod.Body, str]:
+) -> tuple[body_mod.Body, Method]:
     """The body and the name of the path that produced it; `tree` is `html` parsed, `junk` are
     the `tree`'s."""
     checked: frozenset[str] = frozenset()  # template lookups of an attempt given up
@@ -171,7 +172,7 @@ def jsonld_as_body(text: str, found: body_mod.Body) -> body_mod.Body:
     return body_mod.Body("\n".join(paragraphs), fragment, found.fingerprints, True, found.checked)
 
 
-def describe_method(method: str) -> str:
+def describe_method(method: Method) -> str:
     """One line on what an `Article.method` means."""
     return METHOD_NOTES.get(method, "")
 

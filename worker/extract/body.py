@@ -317,7 +317,7 @@ def is_hidden(attrs: dict[str, str | None]) -> bool:
     if "hidden" in attrs or attrs.get("aria-hidden") == "true":
         return True
     style = attrs.get("style")
-    return bool(style) and _HIDDEN_STYLE.search(style) is not None
+    return style is not None and _HIDDEN_STYLE.search(style) is not None
 
 
 def is_furniture(tag: str | None, attrs: dict[str, str | None]) -> bool:
@@ -1024,7 +1024,7 @@ def render(
                 close_into(stack[-1], current, block)
         if node is None:
             break
-        tag = node.tag
+        tag = node.tag or ""
         if tag == TEXT_TAG:
             text = node.text_content or ""
             parts.append(text)

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from worker.extract.weburl import join_url
+from worker.extract.weburl import absolute_url
 from worker.publish.xmlchars import xml_safe
 
 # --- Data tables -----------------------------------------------------------------------------
@@ -137,7 +137,6 @@ _MAX_AUTHOR_CHARS = 100
 _MAX_BYLINE_WORDS = 6
 _BYLINE_PREFIX = re.compile(r"^(?:by|written by|posted by|von|par|por|door|di)\s*:?\s+", re.I)
 
-_WEB_SCHEMES = ("http", "https")
 _WHITESPACE = re.compile(r"\s+")
 _TAG = re.compile(r"<[^<>]*>")  # `[^<>]`: linear on a `<` never closed
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
@@ -201,7 +200,7 @@ def extract_metadata(
     others) in document order, found by a walk the caller makes anyway: this one is then saved.
     """
     signals = _collect_signals(tree, elements)
-    base = _absolute_web_url(url, signals.base_href) or url
+    base = absolute_url(url, _clean_text(signals.base_href)) or url
     article = _jsonld_article(signals.jsonld)
     site_name = _first_text(_meta_values(signals, _SITE_NAME_KEYS), [article.site_name])
     return Metadata(
@@ -639,7 +638,7 @@ def _first_date(*sources: Iterable[str]) -> datetime | None:
 def _first_url(base: str, *sources: Iterable[str]) -> str | None:
     for source in sources:
         for value in source:
-            absolute = _absolute_web_url(base, value)
+            absolute = absolute_url(base, _clean_text(value))
             if absolute:
                 return absolute
     return None
@@ -673,7 +672,7 @@ def _normalise_language(value: str) -> str | None:
 
 def _pick_canonical(signals: _Signals, base: str, url: str) -> str | None:
     for value in (signals.canonical, *_meta_values(signals, ("og:url",))):
-        absolute = _absolute_web_url(base, value)
+        absolute = absolute_url(base, _clean_text(value))
         if absolute and not _is_bogus_canonical(absolute, url):
             return absolute
     return None
@@ -695,18 +694,6 @@ def _clean_text(value: str) -> str:
     if "&" in value:
         value = html.unescape(value)
     return _WHITESPACE.sub(" ", xml_safe(value)).strip()
-
-
-def _absolute_web_url(base: str, value: str) -> str | None:
-    """`value` resolved against `base`, when the result is an http(s) URL; else None."""
-    value = _clean_text(value)
-    if not value:
-        return None
-    try:
-        absolute, scheme, netloc = join_url(base, value)
-    except ValueError:
-        return None
-    return absolute if scheme in _WEB_SCHEMES and netloc else None
 
 
 # --- Date parsers, tried in order by parse_date ------------------------------------------------

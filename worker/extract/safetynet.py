@@ -37,6 +37,7 @@ from worker.extract.body import (
     is_sentence_line,
 )
 from worker.extract.htmlparse import FlatHtml, parse_flat
+from worker.models import Method
 
 # A body shorter than this share of the page's largest run of prose, of its JSON-LD
 # `articleBody` or of its JSON-LD `wordCount` is implausible. Half: cleaning rightly drops a
@@ -66,7 +67,7 @@ def opening_words(description: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    name: str  # `Article.method` when this attempt's body wins
+    name: Method  # `Article.method` when this attempt's body wins
     preset: Preset
     start: str = ""  # the top candidate: the best-scored (""), or see `body.extract_body`
 
@@ -87,7 +88,7 @@ class Found:
     """An attempt's body, the attempt's name, and whether it is long enough to be taken."""
 
     body: Body
-    name: str
+    name: Method
     long_enough: bool
 
 
@@ -100,7 +101,7 @@ def best_body(
     boilerplate: frozenset[str] = frozenset(),
     junk: list[LexborNode] | None = None,
     expected: Expected = Expected(),
-) -> tuple[Body, str]:
+) -> tuple[Body, Method]:
     """The first plausible body of the ATTEMPTS, and the name of the attempt that found it.
 
     `tree` is `html` parsed, used (and mutated) by the first attempt, with its `junk_elements`
@@ -146,7 +147,7 @@ def reads_as_prose(text: str) -> bool:
     return prose >= RETRY_PROSE_SHARE * len(text)
 
 
-def as_retry(chosen: Found, tried: list[Found]) -> tuple[Body, str]:
+def as_retry(chosen: Found, tried: list[Found]) -> tuple[Body, Method]:
     """The chosen body with the first attempt's page fingerprints, and every attempt's template
     lookups (each attempt's body decided whether the next one ran)."""
     checked = chosen.body.checked.union(*(found.body.checked for found in tried))

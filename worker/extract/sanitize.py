@@ -24,7 +24,7 @@ import nh3
 from selectolax.lexbor import LexborNode
 
 from worker.extract.htmlparse import FlatHtml, parse_flat, parse_html, too_deep
-from worker.extract.weburl import join_url
+from worker.extract.weburl import WEB_SCHEMES, absolute_url
 from worker.publish.xmlchars import xml_safe
 
 # --- Data tables -----------------------------------------------------------------------------
@@ -59,7 +59,7 @@ _ALLOWED_ATTRIBUTES = {
     "td": {"colspan", "rowspan"},
 }
 _LINK_SCHEMES = frozenset({"http", "https", "mailto"})
-_IMAGE_SCHEMES = frozenset({"http", "https"})
+_IMAGE_SCHEMES = WEB_SCHEMES
 
 # Where lazy-loading scripts keep the real image URL, most specific first.
 _LAZY_SRC_ATTRIBUTES = ("data-src", "data-lazy-src", "data-original", "data-lazy", "data-url")
@@ -130,7 +130,8 @@ def sanitize_html(fragment: str, base_url: str) -> str:
 
 
 def html_to_text(fragment: str) -> str:
-    """Plain text of (sanitised) HTML: each paragraph, heading or list item on its own line."""
+    """Plain text of (sanitised) HTML: each paragraph, heading or list item on its own line
+    (item filters read a stored item's body this way: `worker.filters`)."""
     tree = parse_html(xml_safe(fragment))
     if tree.body is None:
         return ""
@@ -139,7 +140,8 @@ def html_to_text(fragment: str) -> str:
     for node in tree.css(_TEXT_BLOCK_TAGS):
         node.insert_before(_LINE_BREAK)
         node.insert_after(_LINE_BREAK)
-    lines = (_SPACES.sub(" ", line).strip() for line in tree.body.text().split(_LINE_BREAK))
+    text = tree.body.text() or ""
+    lines = (_SPACES.sub(" ", line).strip() for line in text.split(_LINE_BREAK))
     return xml_safe("\n".join(line for line in lines if line))
 
 
@@ -170,7 +172,7 @@ def _prepare(fragment: FlatHtml, base_url: str) -> str:
         _settle_noscript(noscript)
     for link in tree.css("a"):  # after the noscript copies went, with any link inside them
         _settle_link(link, base)
-    return tree.body.inner_html if tree.body is not None else ""
+    return (tree.body.inner_html or "") if tree.body is not None else ""
 
 
 def _fragment_base(bases: list[LexborNode], base_url: str) -> str:
@@ -292,20 +294,12 @@ def _settle_link(link: LexborNode, base: str) -> None:
 
 
 def _absolute_url(value: str | None, base: str, schemes: frozenset[str]) -> str | None:
-    """`value` resolved against `base`, when its scheme is one of `schemes`; else None."""
+    """An attribute's URL, cleaned as browsers do (tabs and newlines ignored, spaces and control
+    characters trimmed), made absolute by `absolute_url`."""
     value = value or ""
     if "\t" in value or "\n" in value or "\r" in value:  # rare: skip the regex otherwise
         value = _URL_IGNORED.sub("", value)
-    value = value.strip(_URL_TRIM)
-    if not value:
-        return None
-    try:
-        absolute, scheme, netloc = join_url(base, value)
-    except ValueError:
-        return None
-    if scheme not in schemes or (scheme != "mailto" and not netloc):
-        return None
-    return absolute
+    return absolute_url(base, value.strip(_URL_TRIM), schemes)
 
 
 # --- Pathological nesting ----------------------------------------------------------------------

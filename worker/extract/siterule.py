@@ -31,7 +31,7 @@ from worker.extract import body as body_mod
 from worker.extract.htmlparse import FlatHtml, flatten_nesting, parse_flat
 from worker.extract.meta import Metadata, parse_date
 from worker.extract.multipage import pagination_link
-from worker.models import RuleTrace
+from worker.models import Method, RuleTrace
 from worker.publish.xmlchars import xml_safe
 
 if TYPE_CHECKING:  # lxml is imported only by processes that apply rules
@@ -118,7 +118,7 @@ class FindBody(Protocol):
         meta: Metadata,
         options: ExtractOptions,
         junk: list[LexborNode] | None,
-    ) -> tuple[body_mod.Body, str]: ...
+    ) -> tuple[body_mod.Body, Method]: ...
 
 
 def ruled_body(
@@ -129,7 +129,7 @@ def ruled_body(
     meta: Metadata,
     options: ExtractOptions,
     find_body: FindBody,
-) -> tuple[body_mod.Body, str, RuleTrace]:
+) -> tuple[body_mod.Body, Method, RuleTrace]:
     """The body to publish, its path, and the rule's trace, by precedence: the operator's
     `body` selector; the rule's body, unless (with `options.check_rules`) it looks worse than
     automatic extraction of the page without the rule; automatic extraction of the page as
@@ -189,7 +189,7 @@ def looks_worse(rule: body_mod.Body, auto: body_mod.Body) -> str:
 
     Rules age: a site redesign can leave a rule's expression matching a teaser box, a list of
     related links or a paywall notice. Three signs, each measured on the extraction benchmark's
-    pages with rule files (README "Site rules"), none of them needing to know the page:
+    pages with rule files (docs/site-rules.md), none of them needing to know the page:
     - it reads less like an article: fewer of its lines are sentences (`PROSE_SHARE`), where
       automatic extraction's do;
     - it holds automatic extraction's text and adds lines to it (`EXTRA_SHARE` of its text or

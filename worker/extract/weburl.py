@@ -18,7 +18,9 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
-__all__ = ["join_url"]
+__all__ = ["WEB_SCHEMES", "absolute_url", "join_url"]
+
+WEB_SCHEMES = frozenset({"http", "https"})
 
 # http(s), a host, then an optional path, a non-empty query and a non-empty fragment, without
 # `;`, brackets, tabs or newlines anywhere (stricter than needed: such URLs take the long way).
@@ -88,3 +90,18 @@ def join_url(base: str, value: str) -> tuple[str, str, str]:
 def _check_base(base: str) -> None:
     """Raise ValueError where `urlsplit` does on `base` (cached: one page's links share it)."""
     urlsplit(base)
+
+
+def absolute_url(base: str, value: str, schemes: frozenset[str] = WEB_SCHEMES) -> str | None:
+    """`value` (a cleaned attribute or meta value) resolved against `base`, when its scheme is
+    one of `schemes` and it names a host (`mailto:` names none); else None. The one place the
+    extractor makes a page's URLs absolute: links, images, `<base href>`, canonical, meta."""
+    if not value:
+        return None
+    try:
+        absolute, scheme, netloc = join_url(base, value)
+    except ValueError:
+        return None
+    if scheme not in schemes or (scheme != "mailto" and not netloc):
+        return None
+    return absolute

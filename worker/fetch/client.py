@@ -56,6 +56,7 @@ from typing import Protocol, cast
 import brotli
 import httpx
 
+from worker.config import Settings, setting_default
 from worker.errors import FetchError
 from worker.fetch.cookies import CookieSpec, to_cookie
 from worker.fetch.decode import decode_html
@@ -79,6 +80,7 @@ from worker.fetch.robots import (
     unavailable,
     unreachable,
 )
+from worker.fetch.transport import PoolTransport
 from worker.models import Credentials, NotModified, Page, RawHtml, Validators
 from worker.redact import redact_url, strip_userinfo
 from worker.urls import (
@@ -145,19 +147,21 @@ _BROTLI_STEP = 64 * 1024  # brotli overshoots its output limit by up to one buff
 
 @dataclass(frozen=True, slots=True)
 class FetchOptions:
-    """How the fetch stage behaves; defaults follow FIELD-NOTES "Fetching"."""
+    """How the fetch stage behaves. The operator's settings keep the defaults of their
+    `[worker]` setting (`worker.config.Settings`, where each is written and explained); the rest
+    are the fetcher's own limits."""
 
     user_agent: str
-    connect_timeout: float = 10.0
-    read_timeout: float = 20.0
-    request_deadline: float = 30.0  # per request, whatever the server drips
-    max_redirects: int = 5
-    max_page_bytes: int = 10 * MIB  # on the wire and after decompression
-    concurrency: int = 8
-    per_host_concurrency: int = 1  # trusted crawlers agree on 1 in flight per host
-    per_host_delay: float = 1.0  # between request starts to one host
-    retries: int = 2  # on connection errors, timeouts, 408, 429, 500, 502, 503, 504
-    retry_backoff: float = 1.0  # first wait; doubles per attempt, plus jitter
+    connect_timeout: float = setting_default("connect_timeout")
+    read_timeout: float = setting_default("read_timeout")
+    request_deadline: float = setting_default("request_deadline")  # per request, whatever drips
+    max_redirects: int = setting_default("max_redirects")
+    max_page_bytes: int = setting_default("max_page_bytes")  # on the wire and decompressed
+    concurrency: int = setting_default("concurrency")
+    per_host_concurrency: int = setting_default("per_host_concurrency")
+    per_host_delay: float = setting_default("per_host_delay")  # between request starts to a host
+    retries: int = setting_default("retries")  # connection errors, timeouts, 408, 429, 5xx
+    retry_backoff: float = setting_default("retry_backoff")  # first wait; doubles, plus jitter
     max_retry_after: float = 60.0  # a longer Retry-After gives up instead of waiting
     max_crawl_delay: float = 30.0  # robots.txt Crawl-delay honoured up to this
     robots_ttl: float = 24 * 3600.0  # a good robots.txt is kept this long (RFC 9309: at most 24 h)
@@ -165,7 +169,7 @@ class FetchOptions:
         600.0  # an unreadable one blocks the host this long, then is asked again
     )
     max_robots_bytes: int = 512 * 1024
-    proxy: str | None = None  # http(s):// or socks5:// proxy for every request; None: direct
+    proxy: str | None = setting_default("proxy")  # http(s):// or socks5:// proxy; None: direct
 
     @property
     def fetch_budget(self) -> float:
@@ -177,10 +181,13 @@ class FetchOptions:
         return self.request_deadline * (self.retries + 1) + self.max_retry_after
 
     @classmethod
-    def from_settings(cls, settings: object) -> FetchOptions:
-        """Read the same-named attributes of a config `Settings`; missing ones keep defaults."""
+    def from_settings(cls, settings: Settings) -> FetchOptions:
+        """The options a worker with these settings fetches with: every field named like a
+        setting takes the setting's value."""
         values = {
-            f.name: getattr(settings, f.name) for f in fields(cls) if hasattr(settings, f.name)
+            f.name: getattr(settings, f.name)
+            for f in fields(cls)
+            if f.name in Settings.model_fields
         }
         return cls(**values)
 
@@ -446,6 +453,10 @@ class Fetcher:
         self._cookies = httpx.Cookies(CappedCookieJar())
         self._profile = RequestProfile(proxy=options.proxy)
 
+    @property
+    def options(self) -> FetchOptions:
+        return self._options
+
     def session(self, profile: RequestProfile | None = None) -> Fetcher:
         """This fetcher for one source's run: the same client, connection pools, politeness and
         robots.txt cache, and a cookie jar of its own that ends with the run, holding the
@@ -514,8 +525,8 @@ class Fetcher:
             if respect_robots:
                 await self._check_robots(current, shown, guard, budget)
             same = (current.scheme, current.host, current.port) == origin
-            hop = _Request(current, shown, own if same else conditional, rule, guarded)
-            reply = await self._send(hop, budget)
+            request = _Request(current, shown, own if same else conditional, rule, guarded)
+            reply = await self._send(request, budget)
             if reply.status not in REDIRECT_STATUSES:
                 return _to_page(url, shown, reply, rule)
             if hop == self._options.max_redirects:
@@ -599,7 +610,7 @@ class Fetcher:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _backoff(self, attempt: int) -> float:
-        base = self._options.retry_backoff * 2**attempt
+        base: float = self._options.retry_backoff * 2**attempt
         return min(base * random.uniform(1.0, 1.5), self._options.max_retry_after)
 
     def _retry_wait(self, reply: _Reply, attempt: int) -> float:
@@ -852,7 +863,7 @@ class _PolicyTransport(httpx.AsyncBaseTransport):
         self._pools[key] = pool  # at the end: the most recently used
         return pool, unused
 
-    def _transport(self, guarded: bool, proxy: str | None = None) -> httpx.AsyncHTTPTransport:
+    def _transport(self, guarded: bool, proxy: str | None = None) -> PoolTransport:
         if proxy:  # the destination is judged before sending (`handle_async_request`)
             return proxied_transport(self._limits, proxy, verify=self._ssl_context)
         if guarded:
@@ -876,7 +887,7 @@ class _PolicyTransport(httpx.AsyncBaseTransport):
 
 @dataclass(slots=True, eq=False)
 class _Pool:
-    transport: httpx.AsyncHTTPTransport
+    transport: PoolTransport
     open_responses: int = 0  # sent and not yet closed: the pool may not be closed
     last_used: float = 0.0
 

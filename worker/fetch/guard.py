@@ -1,6 +1,8 @@
 """SSRF guard: keep fetches for untrusted sources off loopback, private and other internal networks.
 
-Two layers, both needed (FIELD-NOTES "Fetching"):
+Two layers, both needed: httpx takes `127.1`, `2130706433` or `0x7f000001` for host names, which
+the system resolver turns into 127.0.0.1, and a name may resolve to a private address, or to
+another one on a second lookup, so the URL alone never tells where a request goes.
 - `check_url` refuses what is wrong in the URL itself, on the first URL and on every redirect
   hop: a scheme other than http(s), credentials, an IP literal in a blocked range.
 - `GuardedBackend` judges the addresses a host name resolves to, at connect time, once, and then
@@ -29,7 +31,8 @@ from collections.abc import Awaitable, Callable, Iterable
 import httpcore
 import httpx
 
-from worker.fetch.transport import AsyncioBackend, asyncio_transport
+from worker.errors import AddressBlocked
+from worker.fetch.transport import AsyncioBackend, PoolTransport, pool_transport
 from worker.urls import host_key
 
 __all__ = [
@@ -59,14 +62,6 @@ NEVER_FETCHED = (
     ipaddress.ip_network("100.100.100.200/32"),  # Alibaba Cloud metadata
     ipaddress.ip_network("192.0.0.192/32"),  # Oracle Cloud metadata (classic)
 )
-
-
-class AddressBlocked(Exception):
-    """Raised at connect time; `worker.fetch.client` turns it into `Blocked` (never retried)."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
 
 
 def check_url(url: httpx.URL) -> str | None:
@@ -215,18 +210,13 @@ def guarded_transport(
     *,
     verify: ssl.SSLContext | bool = True,
     judge: Judge = blocked_address,
-) -> httpx.AsyncHTTPTransport:
-    """An `httpx.AsyncHTTPTransport` whose connections all pass `GuardedBackend` (around
-    `worker.fetch.transport`'s backend) judging with `judge`; `verify` as for httpx (a shared
-    `ssl.SSLContext` spares building one per transport).
-
-    httpx 0.28 has no public way to pass a network backend, so the pool's is wrapped in place
-    (`tests/test_fetch_guard.py` proves it is in force on every connection).
-    """
-    transport = asyncio_transport(limits, verify=verify)
-    pool = transport._pool
-    pool._network_backend = GuardedBackend(pool._network_backend, resolve, judge)
-    return transport
+) -> PoolTransport:
+    """A transport whose connections all pass `GuardedBackend` (around `AsyncioBackend`)
+    judging with `judge`; `verify` as for httpx. The backend is the pool's own, given to
+    httpcore's constructor (`tests/test_fetch_guard.py` proves it is in force on every
+    connection)."""
+    backend = GuardedBackend(AsyncioBackend(), resolve, judge)
+    return pool_transport(limits, backend, verify=verify)
 
 
 async def judge_destination(
@@ -264,10 +254,42 @@ async def _resolve_in_time(resolve: Resolver, host: str, port: int) -> list[str]
 
 def proxied_transport(
     limits: httpx.Limits, proxy: str, *, verify: ssl.SSLContext | bool = True
-) -> httpx.AsyncHTTPTransport:
-    """An `httpx.AsyncHTTPTransport` sending through `proxy` (http, https or socks5), its
-    connections to the proxy on `worker.fetch.transport`'s backend. The proxy is the operator's
-    and is not judged; the destination is, before sending (`judge_destination`)."""
-    transport = httpx.AsyncHTTPTransport(limits=limits, verify=verify, trust_env=False, proxy=proxy)
-    transport._pool._network_backend = AsyncioBackend()
-    return transport
+) -> PoolTransport:
+    """A transport sending through `proxy` (http, https or socks5), its connections to the proxy
+    on `worker.fetch.transport`'s backend, given to httpcore's public proxy constructors. The
+    proxy is the operator's and is not judged; the destination is, before sending
+    (`judge_destination`)."""
+    if not isinstance(verify, ssl.SSLContext):
+        verify = httpx.create_ssl_context(verify=verify, trust_env=False)
+    parsed = httpx.Proxy(proxy)
+    url = httpcore.URL(
+        scheme=parsed.url.raw_scheme,
+        host=parsed.url.raw_host,
+        port=parsed.url.port,
+        target=parsed.url.raw_path,
+    )
+    backend = AsyncioBackend()
+    pool: httpcore.AsyncConnectionPool
+    if parsed.url.scheme == "socks5":
+        pool = httpcore.AsyncSOCKSProxy(
+            proxy_url=url,
+            proxy_auth=parsed.raw_auth,
+            ssl_context=verify,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=backend,
+        )
+    else:
+        pool = httpcore.AsyncHTTPProxy(
+            proxy_url=url,
+            proxy_auth=parsed.raw_auth,
+            proxy_headers=parsed.headers.raw,
+            proxy_ssl_context=parsed.ssl_context,
+            ssl_context=verify,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=backend,
+        )
+    return PoolTransport(pool, backend)

@@ -1,6 +1,6 @@
 """robots.txt rules per origin: what an answer means (pure), and a small cache with a clock.
 
-RFC 9309, as trusted crawlers apply it (FIELD-NOTES "Fetching"):
+RFC 9309, as trusted crawlers apply it:
 - 2xx: the first `max_bytes` (512 KiB) are parsed by protego; a cut last line is dropped. A page
   that is not robots.txt at all (an HTML page served as robots.txt) holds no rules: all allowed.
 - 4xx (404, 403, 410 ...): no robots.txt, everything allowed.

@@ -1,4 +1,5 @@
-"""An asyncio-native network backend for httpcore: the same contract as its anyio one, cheaper.
+"""Connection pools for the fetcher, on an asyncio-native network backend for httpcore: the same
+contract as httpcore's anyio backend, cheaper.
 
 httpx's default transport runs httpcore over anyio, and anyio pays on every read and write: a
 cancel scope per call (`anyio.fail_after`), a checkpoint, `resume_reading`/`pause_reading` around
@@ -7,10 +8,20 @@ asks whether an idle connection is still usable. Here a plain `asyncio.Protocol`
 arrives; a read of buffered bytes returns them without awaiting anything, a read that must wait
 awaits one future with a `call_later` timer, and "is this idle connection dead?" is a flag.
 
-Measured (2,000 keep-alive GETs of a 60 KB body, 8 at a time, server in another process; client
-CPU per request, median of 5-7 interleaved rounds, three runs on a shared 2-core machine): httpx's
-default transport 585-638 µs, this backend 504-523 µs, 14-18 % less. Under a profiler the
-backend's own share of a request falls from about a quarter to under a tenth.
+What it is worth, measured by `python -m bench.transport` (the worker's own `Fetcher`, 60 KB
+pages from a local server in another process, the client's CPU per fetch, median of 9 rounds
+interleaved with httpcore's anyio backend in one run, on a shared 2-core machine): at the default
+politeness (one request per host at a time, 1 s apart; 16 hosts) 783 µs a fetch against 936, 16 %
+less, every round below every anyio round; with 32 hosts, where the fetcher's 16 pools turn over
+and connecting weighs more, 7 % less. Flat out (8 in flight, no delay) 598 µs against 681, 12 %.
+That is 0.1-0.15 ms of the roughly 6 ms of CPU an article page costs the worker in all
+(docs/benchmarks.md): small, and kept because it is steady, and because the backend reaches
+httpcore only through `httpcore.AsyncConnectionPool(network_backend=...)`, a public parameter
+(`pool_transport`), so it ties the worker to no httpx internals. `None` there gives httpcore's own.
+
+The pool itself is ours (`PoolTransport`): httpx's transport has no parameter for a network
+backend, so the pool is built with httpcore's public constructor and wrapped as httpx's transport
+wraps its own (requests and responses translated, httpcore's errors raised as httpx's).
 
 What httpcore sees is the anyio backend's behaviour: the same exception classes for the same
 failures (timeouts → `ConnectTimeout`/`ReadTimeout`/`WriteTimeout`, `OSError` → `ConnectError`,
@@ -36,13 +47,19 @@ import contextlib
 import socket
 import ssl
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, cast
 
 import httpcore
 import httpx
 
-__all__ = ["AsyncioBackend", "AsyncioStream", "asyncio_transport"]
+__all__ = [
+    "AsyncioBackend",
+    "AsyncioStream",
+    "PoolTransport",
+    "asyncio_transport",
+    "pool_transport",
+]
 
 # Received bytes held per connection before the socket stops being read: four of httpcore's
 # 64 KiB reads. A slow consumer of a large body thus holds at most this plus one recv (256 KiB).
@@ -52,17 +69,120 @@ READ_LOW_WATER = 64 * 1024
 HAPPY_EYEBALLS_DELAY = 0.25
 
 
+# httpcore's errors and the httpx errors they are raised as, as httpx maps them for its own pools.
+_HTTPX_ERRORS: dict[type[Exception], type[httpx.TransportError]] = {
+    httpcore.TimeoutException: httpx.TimeoutException,
+    httpcore.ConnectTimeout: httpx.ConnectTimeout,
+    httpcore.ReadTimeout: httpx.ReadTimeout,
+    httpcore.WriteTimeout: httpx.WriteTimeout,
+    httpcore.PoolTimeout: httpx.PoolTimeout,
+    httpcore.NetworkError: httpx.NetworkError,
+    httpcore.ConnectError: httpx.ConnectError,
+    httpcore.ReadError: httpx.ReadError,
+    httpcore.WriteError: httpx.WriteError,
+    httpcore.ProxyError: httpx.ProxyError,
+    httpcore.UnsupportedProtocol: httpx.UnsupportedProtocol,
+    httpcore.ProtocolError: httpx.ProtocolError,
+    httpcore.LocalProtocolError: httpx.LocalProtocolError,
+    httpcore.RemoteProtocolError: httpx.RemoteProtocolError,
+}
+
+
 def asyncio_transport(
     limits: httpx.Limits, *, verify: ssl.SSLContext | bool = True
-) -> httpx.AsyncHTTPTransport:
-    """An `httpx.AsyncHTTPTransport` whose connections run on `AsyncioBackend`.
+) -> PoolTransport:
+    """A transport whose connections run on `AsyncioBackend`."""
+    return pool_transport(limits, AsyncioBackend(), verify=verify)
 
-    httpx 0.28 has no public way to pass a network backend, so the pool's is replaced in place
-    (as `worker.fetch.guard.guarded_transport` does).
-    """
-    transport = httpx.AsyncHTTPTransport(limits=limits, verify=verify, trust_env=False)
-    transport._pool._network_backend = AsyncioBackend()
-    return transport
+
+def pool_transport(
+    limits: httpx.Limits,
+    backend: httpcore.AsyncNetworkBackend | None,
+    *,
+    verify: ssl.SSLContext | bool = True,
+) -> PoolTransport:
+    """A transport over an HTTP/1.1 connection pool whose connections `backend` opens (None:
+    httpcore's own); `verify` as for httpx (a shared `ssl.SSLContext` spares building one per
+    pool: about 15 ms each)."""
+    if not isinstance(verify, ssl.SSLContext):
+        verify = httpx.create_ssl_context(verify=verify, trust_env=False)
+    pool = httpcore.AsyncConnectionPool(
+        ssl_context=verify,
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=backend,
+    )
+    return PoolTransport(pool, backend)
+
+
+class PoolTransport(httpx.AsyncBaseTransport):
+    """An httpx transport around an httpcore connection pool we build ourselves, through
+    httpcore's public constructor: that is how the pool gets our network backend (httpx's own
+    transport has no parameter for one). Does what `httpx.AsyncHTTPTransport` does around its
+    pool: an httpx request in, an httpx response out, httpcore's errors raised as httpx's."""
+
+    def __init__(
+        self, pool: httpcore.AsyncConnectionPool, backend: httpcore.AsyncNetworkBackend | None
+    ) -> None:
+        self.pool = pool
+        self.network_backend = backend  # what opens the pool's connections (None: httpcore's)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not isinstance(request.stream, httpx.AsyncByteStream):
+            raise TypeError("Attempted to send a sync request with an async transport.")
+        url = request.url
+        sent = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        with httpx_errors():
+            response = await self.pool.handle_async_request(sent)
+        assert isinstance(response.stream, AsyncIterable)
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_ResponseBody(response.stream),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+
+
+class _ResponseBody(httpx.AsyncByteStream):
+    """A response's body as the pool streams it, its errors raised as httpx's."""
+
+    def __init__(self, stream: AsyncIterable[bytes]) -> None:
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with httpx_errors():
+            async for chunk in self._stream:
+                yield chunk
+
+    async def aclose(self) -> None:
+        close = getattr(self._stream, "aclose", None)
+        if close is not None:
+            await close()
+
+
+@contextlib.contextmanager
+def httpx_errors() -> Iterator[None]:
+    """httpcore's exceptions raised as the httpx exception for the most specific class they are;
+    anything else (the SSRF guard's `AddressBlocked`) as it is."""
+    try:
+        yield
+    except Exception as exc:
+        mapped = next((_HTTPX_ERRORS[k] for k in type(exc).__mro__ if k in _HTTPX_ERRORS), None)
+        if mapped is None:
+            raise
+        raise mapped(str(exc)) from exc
 
 
 class AsyncioBackend(httpcore.AsyncNetworkBackend):

@@ -306,7 +306,7 @@ def discover_links(
     """
     tree = as_tree(html)
     page_url = normalise_url(base_url, drop_params=drop_params)
-    screen = _Screen(page_url, base_url, same_site_only, include, exclude)
+    screen = _Screen(UrlScreen(base_url, same_site_only, include, exclude, index_page=page_url))
     link_base = _link_base(tree, base_url)
     urls: dict[str, str | None] = {}
     if selector is not None:
@@ -320,7 +320,7 @@ def discover_links(
         read = anchors[:MAX_PAGE_LINKS]
         candidates = [_candidate(a, link_base, urls, drop_params) for a in read]
         verdicts = [screen.hard(c) or _url_kind(c) for c in candidates]
-        _locate(tree, candidates, verdicts, urlsplit(screen.page_url).path)
+        _locate(tree, candidates, verdicts, urlsplit(page_url).path)
         _choose_listing(candidates, verdicts)
     method = "auto" if selector is None else "selector"
     found = _finish(candidates, verdicts, method, matched, limit)
@@ -499,34 +499,33 @@ def _collapse(text: str) -> str:
 # ==================================================================================================
 
 
-@dataclass(slots=True)
-class _Screen:
-    """The hard screens of one page, with a memo per distinct URL (pages repeat their links)."""
+NOT_WEB = "not a web link"
+TOO_LONG = f"URL too long (over {MAX_URL_LENGTH} characters)"
 
-    page_url: str
-    site_url: str
-    same_site_only: bool
-    include: Sequence[UrlMatcher]
-    exclude: Sequence[UrlMatcher]
-    _memo: dict[str, str] = field(default_factory=dict)
 
-    def hard(self, c: _Candidate) -> str:
-        """The reason to drop `c` whatever the mode, or "" when it passes."""
-        if not c.is_web:
-            return "not a web link"
-        verdict = self._memo.get(c.url)
-        if verdict is None:
-            verdict = self._memo[c.url] = self._screen(c.url)
-        return verdict
+@dataclass(frozen=True, slots=True)
+class UrlScreen:
+    """The screens a link's URL alone decides, with one vocabulary of reasons wherever links come
+    from: an index page's anchors (here), a sitemap's or feed's entries and a URL list
+    (`worker.listing.lister`)."""
 
-    def _screen(self, url: str) -> str:
+    site_url: str  # the source's URL: "other site" is judged against it
+    same_site_only: bool = True
+    include: Sequence[UrlMatcher] = ()
+    exclude: Sequence[UrlMatcher] = ()
+    # On an index page: the page itself, whose own link is no article, and links to files are
+    # screened too. Sitemaps and feeds list pages, whatever their names end in.
+    index_page: str | None = None
+
+    def reason(self, url: str) -> str:
+        """Why `url` (absolute and normalised) is no article link, or "" when it passes."""
         if len(url) > MAX_URL_LENGTH:  # before any pattern runs over it
-            return f"URL too long (over {MAX_URL_LENGTH} characters)"
-        if _page_key(url) == _page_key(self.page_url):
+            return TOO_LONG
+        if self.index_page is not None and _page_key(url) == _page_key(self.index_page):
             return "same as index page"
         if self.same_site_only and not same_site(url, self.site_url):
             return "other site"
-        if _file_extension(url) in FILE_EXTENSIONS:
+        if self.index_page is not None and _file_extension(url) in FILE_EXTENSIONS:
             return "not an article URL (file type)"
         for pattern in self.exclude:
             if pattern.search(url):
@@ -534,6 +533,23 @@ class _Screen:
         if self.include and not any(pattern.search(url) for pattern in self.include):
             return "not included by pattern"
         return _UNDECIDED
+
+
+@dataclass(slots=True)
+class _Screen:
+    """An index page's hard screens, with a memo per distinct URL (pages repeat their links)."""
+
+    screen: UrlScreen
+    _memo: dict[str, str] = field(default_factory=dict)
+
+    def hard(self, c: _Candidate) -> str:
+        """The reason to drop `c` whatever the mode, or "" when it passes."""
+        if not c.is_web:
+            return NOT_WEB
+        verdict = self._memo.get(c.url)
+        if verdict is None:
+            verdict = self._memo[c.url] = self.screen.reason(c.url)
+        return verdict
 
 
 def _page_key(url: str) -> str:

@@ -15,8 +15,7 @@ import html
 import io
 import json
 import re
-import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -115,12 +114,13 @@ def _feedparser_entry(entry: Mapping[str, Any]) -> FeedEntry | None:
     return FeedEntry(url, info)
 
 
-def _struct_time(value: time.struct_time | None) -> datetime | None:
+def _struct_time(value: Sequence[int] | None) -> datetime | None:
     """feedparser's dates are UTC `struct_time`s."""
     if value is None:
         return None
     try:
-        return datetime(*value[:6], tzinfo=UTC)
+        year, month, day, hour, minute, second = value[:6]
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except (TypeError, ValueError):
         return None
 

@@ -43,10 +43,10 @@ from datetime import datetime
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from worker.config import Settings, Source
+from worker.config import Settings, Source, setting_default, source_default
 from worker.errors import FetchError, ListingError
 from worker.fetch.client import DOCUMENT_TYPES, HTML_TYPES, Fetcher
-from worker.listing.discover import MAX_PAGE_LINKS, LinkDecision
+from worker.listing.discover import MAX_PAGE_LINKS, NOT_WEB, TOO_LONG, LinkDecision, UrlScreen
 from worker.listing.feedsource import MAX_FEED_ENTRIES, FeedResult
 from worker.listing.kinds import detect_kind
 from worker.listing.read import (
@@ -68,7 +68,6 @@ from worker.urls import (
     normalise_url,
     param_dropper,
     resolve,
-    same_site,
 )
 
 __all__ = ["MAX_SITEMAPS", "Document", "Listing", "ListingOptions", "PageRender", "list_articles"]
@@ -92,16 +91,17 @@ class ListingOptions:
     """What to list and how; `ListingOptions.for_source` builds it from the config."""
 
     url: str
-    kind: str = "auto"  # "auto" | "index" | "sitemap" | "feed" | "urls"
-    pages: int = 1
+    kind: str = source_default("kind")  # "auto" | "index" | "sitemap" | "feed" | "urls"
+    pages: int = source_default("pages")
     urls: tuple[str, ...] = ()
     selector: str | None = None
     include: Sequence[UrlMatcher] = ()
     exclude: Sequence[UrlMatcher] = ()
-    limit: int = 100
+    limit: int = setting_default("max_links_per_run")
     validators: Validators | None = None  # for the conditional GET of `url`
-    respect_robots: bool = True
-    allow_private: bool = False  # for URLs the worker is led to; `url` itself is trusted
+    respect_robots: bool = source_default("respect_robots")
+    # For URLs the worker is led to; `url` itself is trusted.
+    allow_private: bool = source_default("allow_private_networks")
     drop_params: Callable[[str], bool] | None = None
 
     @classmethod
@@ -458,14 +458,15 @@ class _Lister:
         title = info.title if info else ""
         date = (info.published or info.modified) if info else None
         if len(raw) > 2 * MAX_URL_LENGTH:  # not worth normalising: far over the limit
-            self._decide(LinkDecision(raw[:100] + "…", title, False, _TOO_LONG, date))
+            self._decide(LinkDecision(raw[:100] + "…", title, False, TOO_LONG, date))
             return
         absolute = resolve(base, raw)
         if absolute is None:
-            self._decide(LinkDecision(raw, title, False, "not a web link", date))
+            self._decide(LinkDecision(raw, title, False, NOT_WEB, date))
             return
         url = normalise_url(absolute, drop_params=options.drop_params)
-        refusal = _screen(url, options, same_site_only)
+        screen = UrlScreen(options.url, same_site_only, options.include, options.exclude)
+        refusal = screen.reason(url)
         if refusal:
             self._decide(LinkDecision(url, title, False, refusal, date))
             return
@@ -573,22 +574,6 @@ def _kept_pairs(
     for decision in decisions:
         link = by_url.pop(decision.url, None) if decision.kept else None
         yield link, decision
-
-
-_TOO_LONG = f"URL too long (over {MAX_URL_LENGTH} characters)"
-
-
-def _screen(url: str, options: ListingOptions, same_site_only: bool) -> str:
-    if len(url) > MAX_URL_LENGTH:  # before any pattern runs over it
-        return _TOO_LONG
-    if same_site_only and not same_site(url, options.url):
-        return "other site"
-    for pattern in options.exclude:
-        if pattern.search(url):
-            return f"excluded by pattern {pattern.pattern!r}"
-    if options.include and not any(pattern.search(url) for pattern in options.include):
-        return "not included by pattern"
-    return ""
 
 
 def _entry_info(entry: SitemapEntry) -> EntryInfo:

@@ -88,10 +88,10 @@ def decode_xml(data: bytes) -> str:
     wide = next((name for pattern, name in _WIDE_PATTERNS if data.startswith(pattern)), None)
     if wide is not None:
         return data.decode(wide, errors="replace")
-    for name in (_declared_encoding(data), "utf-8"):
-        if name is not None:
+    for encoding in (_declared_encoding(data), "utf-8"):
+        if encoding is not None:
             try:
-                return data.decode(name)
+                return data.decode(encoding)
             except UnicodeDecodeError:
                 continue
     return data.decode("windows-1252", errors="replace")

@@ -1,5 +1,5 @@
-"""Render a source's items as RSS 2.0, Atom and JSON Feed 1.1 (pure), and the combined Atom feed
-over every source; write the files atomically, only when their bytes changed (files).
+"""Render a source's items as RSS 2.0, Atom and JSON Feed 1.1, and the combined Atom feed over
+every source. Pure: items and `now` in, bytes out; `worker.publish.files` writes them.
 
 Rendering is deterministic: the same items give the same bytes, so an unchanged feed is never
 rewritten and HTTP caches can answer 304. feedgen would otherwise stamp the current time into the
@@ -29,24 +29,18 @@ Choices worth knowing:
   a source URL's token that a site repeats in its article links) masked (`worker.redact`).
 - Every string passes through `xml_safe` (JSON too: lone surrogates cannot be UTF-8); naive
   datetimes are taken as UTC.
-- Where feeds go is a `FeedSink`: files in `feeds/` (`FeedFolder`, the default), or, in cluster
-  mode, the state database (`worker.service.cluster.FeedTable`), where each write carries a version
-  (microseconds of the run's start, or of the read of the combined feed's items) and a stale
-  writer never replaces a newer feed.
+- Feed file names: `<source id>` plus one of `FEED_SUFFIXES`, and `all.atom` (`feed_file_names`).
 """
 
 from __future__ import annotations
 
 import json
-import os
+import posixpath
 import re
-import tempfile
-from collections.abc import Collection, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from html import unescape
-from pathlib import Path, PurePosixPath
-from typing import Protocol
 from urllib.parse import quote, urlsplit
 
 from feedgen.entry import FeedEntry
@@ -61,9 +55,15 @@ from worker.publish.xmlchars import xml_safe
 from worker.redact import mask_values, strip_userinfo
 
 GENERATOR = "feedworker"
-FEED_SUFFIXES = (".rss", ".atom", ".json")
+FEED_SUFFIXES = (".rss", ".atom", ".json")  # a source's feed files: <id>.rss, <id>.atom, <id>.json
+# The media type each feed file is served with (by its suffix), by the server and in WebSub
+# deliveries.
+FEED_MEDIA_TYPES = {
+    "rss": "application/rss+xml; charset=utf-8",
+    "atom": "application/atom+xml; charset=utf-8",
+    "json": "application/feed+json",
+}
 COMBINED_ID = "all"  # the combined feed is feeds/all.atom; no source may use this id
-COMBINED_LIMIT = 100  # entries in the combined feed unless the caller says otherwise
 FEED_PATH = "feeds"  # where `worker.web.serve` serves the files, below the public base URL
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 DC_NS = "http://purl.org/dc/elements/1.1/"
@@ -74,11 +74,6 @@ _MEDIA_TYPES = {
     ".atom": "application/atom+xml",
     ".json": "application/feed+json",
 }
-# Temporary files are hidden and marked, so a crash leaves nothing a server would list and
-# `remove_stale_temp_files` knows exactly what is ours.
-TEMP_PREFIX = "."
-TEMP_SUFFIX = ".feedworker-tmp"
-FEED_FILE_MODE = 0o644  # readable by a separate web server; mkstemp would give 0600
 EXCERPT_CHARS = 300  # RSS description when an item has no summary
 
 _IMAGE_TYPES = {
@@ -122,9 +117,7 @@ def render_atom(meta: FeedMeta, items: Sequence[Item], now: datetime) -> bytes:
     return _render_xml(meta, _entries(meta, newest_first(items), ".atom"), now, ".atom")
 
 
-def render_combined(
-    meta: FeedMeta, items: Sequence[Item], now: datetime, limit: int = COMBINED_LIMIT
-) -> bytes:
+def render_combined(meta: FeedMeta, items: Sequence[Item], now: datetime, limit: int) -> bytes:
     """The Atom document over every source's `items`: the newest `limit`, one entry per GUID."""
     if limit < 1:
         raise PublishError(f"combined feed size must be at least 1, got {limit}")
@@ -234,9 +227,8 @@ def _render_xml(meta: FeedMeta, entries: Sequence[_Entry], now: datetime, suffix
             fg.register_extension("extras", _AtomNamespaces, _EntryExtras, atom=True, rss=False)
         for entry in entries:
             _add_entry(fg.add_entry(order="append"), entry, is_rss)
-        if is_rss:
-            return fg.rss_str(pretty=True)
-        return fg.atom_str(pretty=True)
+        document: bytes = fg.rss_str(pretty=True) if is_rss else fg.atom_str(pretty=True)
+        return document
     except (ValueError, TypeError, UnicodeError) as exc:
         raise _unrenderable(meta, suffix, exc) from exc
 
@@ -347,11 +339,11 @@ def _enclosure(url: str) -> tuple[str, str] | None:
     """(URL, media type) for an enclosure of a web URL; None when it names no known image type."""
     if not url:
         return None
-    media_type = _IMAGE_TYPES.get(PurePosixPath(urlsplit(url).path).suffix.lower())
+    media_type = _IMAGE_TYPES.get(posixpath.splitext(urlsplit(url).path)[1].lower())
     return None if media_type is None else (url, media_type)
 
 
-class _RssNamespaces(BaseExtension):
+class _RssNamespaces(BaseExtension):  # type: ignore[misc]  # feedgen has no type hints
     """The namespaces of our RSS extras, and the channel's `<atom:link rel="hub">` (WebSub's
     discovery for RSS; feedgen writes a hub link in Atom only)."""
 
@@ -376,12 +368,12 @@ class _RssNamespaces(BaseExtension):
         return rss_feed
 
 
-class _AtomNamespaces(BaseExtension):
+class _AtomNamespaces(BaseExtension):  # type: ignore[misc]
     def extend_ns(self) -> dict[str, str]:
         return {}
 
 
-class _EntryExtras(BaseEntryExtension):
+class _EntryExtras(BaseEntryExtension):  # type: ignore[misc]
     """What feedgen 1.0 cannot write: an RSS item's update date, and an Atom entry's
     `<link rel="enclosure">` (its entry links lose `rel` and `type`, a loop variable being
     reused, and a bare `<link>` means "alternate").
@@ -446,150 +438,12 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-# -- writing (files) -------------------------------------------------------------------------
-
-
-def write_if_changed(path: Path, data: bytes) -> bool:
-    """Atomically make `path` hold `data`; False (file untouched) when it already does.
-
-    A temporary file in the same folder is written, fsynced and renamed over `path`, then the
-    folder is fsynced, so a crash leaves either the old or the new file, never a truncated one.
-    On any error the temporary file is removed, the old file is intact and PublishError is raised.
-    """
-    try:
-        if path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise PublishError(f"cannot read {path}: {exc}") from exc
-    temp: str | None = None
-    try:
-        fd, temp = tempfile.mkstemp(
-            dir=path.parent, prefix=TEMP_PREFIX + path.name + ".", suffix=TEMP_SUFFIX
-        )
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fchmod(handle.fileno(), FEED_FILE_MODE)
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-        temp = None
-        _fsync_dir(path.parent)
-    except OSError as exc:
-        raise PublishError(f"cannot write {path}: {exc}") from exc
-    finally:
-        if temp is not None:
-            _remove_quietly(Path(temp))
-    return True
-
-
-class FeedSink(Protocol):
-    """Where rendered feeds go. `write` returns True when the stored bytes changed; a write
-    whose `version` is older than the stored one changes nothing."""
-
-    def write(self, name: str, data: bytes, version: int) -> bool: ...
-
-    def exists(self, name: str) -> bool: ...
-
-
-@dataclass(frozen=True, slots=True)
-class FeedFolder:
-    """Feeds as files in one folder (a single node: one writer, so `version` is not needed)."""
-
-    folder: Path
-
-    def write(self, name: str, data: bytes, version: int) -> bool:
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise PublishError(f"cannot create feeds folder {self.folder}: {exc}") from exc
-        return write_if_changed(self.folder / name, data)
-
-    def exists(self, name: str) -> bool:
-        return (self.folder / name).is_file()
-
-
 def feed_version(moment: datetime) -> int:
     """A publish's version: microseconds since the epoch of the state it rendered."""
     return int(_utc(moment).timestamp() * 1_000_000)
 
 
-def publish_feeds(
-    feeds_dir: Path | FeedSink, meta: FeedMeta, items: Sequence[Item], now: datetime
-) -> int:
-    """Write `<source_id>.rss`, `.atom` and `.json`; the number of files actually rewritten.
-    `now` is the run's start: the version of what is written."""
-    if not _is_plain_name(meta.source_id) or meta.source_id == COMBINED_ID:
-        raise PublishError(f"source id {meta.source_id!r} cannot be used as a file name")
-    return _write_all(feeds_dir, meta.source_id, render_feeds(meta, items, now), now)
-
-
-def publish_combined(
-    feeds_dir: Path | FeedSink,
-    meta: FeedMeta,
-    items: Sequence[Item],
-    now: datetime,
-    limit: int = COMBINED_LIMIT,
-    read_at: datetime | None = None,
-) -> int:
-    """Write `all.atom`, the newest `limit` of every source's `items`; 1 if rewritten, else 0.
-    `meta.source_id` is ignored: the combined feed is always `all`. `read_at`, when the items
-    were read (default `now`), is the version of what is written."""
-    document = render_combined(meta, items, now, limit)
-    return _write_all(feeds_dir, COMBINED_ID, {".atom": document}, read_at or now)
-
-
-def _write_all(
-    target: Path | FeedSink, name: str, documents: dict[str, bytes], now: datetime
-) -> int:
-    sink = FeedFolder(target) if isinstance(target, Path) else target
-    version = feed_version(now)
-    return sum(sink.write(f"{name}{suffix}", data, version) for suffix, data in documents.items())
-
-
-def remove_stale_temp_files(feeds_dir: Path) -> int:
-    """Delete temporary files a crash left behind; call at start, before any publishing."""
-    if not feeds_dir.is_dir():
-        return 0
-    removed = 0
-    for temp in feeds_dir.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
-        if temp.is_file() and _remove_quietly(temp):
-            removed += 1
-    return removed
-
-
-def orphaned_feed_files(feeds_dir: Path, source_ids: Collection[str]) -> list[Path]:
-    """Feed files of sources that are no longer configured (`all.atom` is never one)."""
-    if not feeds_dir.is_dir():
-        return []
-    return sorted(
-        path
-        for path in feeds_dir.iterdir()
-        if path.is_file()
-        and path.suffix in (".rss", ".atom", ".json")
-        and path.stem not in source_ids
-        and path.stem != COMBINED_ID
-    )
-
-
-def _is_plain_name(source_id: str) -> bool:
-    return (
-        bool(source_id) and source_id not in (".", "..") and not re.search(r"[/\\\x00]", source_id)
-    )
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _remove_quietly(path: Path) -> bool:
-    try:
-        path.unlink()
-    except OSError:
-        return False
-    return True
+def feed_file_names(source_ids: Iterable[str]) -> list[str]:
+    """Every feed file name of these sources, in each format, plus the combined feed's."""
+    names = [f"{source_id}{suffix}" for source_id in source_ids for suffix in FEED_SUFFIXES]
+    return [*names, f"{COMBINED_ID}.atom"]

@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
-import hashlib
 import math
 import os
 import random
@@ -44,11 +43,12 @@ from typing import TYPE_CHECKING, Any
 
 from worker.config import Config, Source
 from worker.errors import StoreError
+from worker.publish.files import GZIP_LEVEL, FeedVersion, feed_digest
+from worker.publish.render import feed_file_names
 from worker.service.logs import fields, log
 from worker.service.schedule import START_SPREAD_CAP, jitter_for, slot_offset
 from worker.store.db import libpq_url, redact
 from worker.store.state import Replica, Store, StoredFeed
-from worker.web.serve import GZIP_LEVEL, FeedVersion, feed_file_names
 
 if TYPE_CHECKING:
     import procrastinate
@@ -63,9 +63,9 @@ WEBSUB_TASK = "websub_deliver"
 WEBSUB_LOCK = "websub-deliver"
 # procrastinate's worker heartbeat; our replica heartbeat and housekeeping use the same period.
 HEARTBEAT = 10.0
-# A job whose worker has been silent this long is stalled: well above the heartbeat (FIELD-NOTES:
-# 6 s wrongly retired 23 of 49 healthy jobs; 30 s retired none and brought sources back 33–37 s
-# after a kill).
+# A job whose worker has been silent this long is stalled: well above the heartbeat (measured
+# with 3 replicas: 6 s wrongly retired 23 of 49 healthy jobs; 30 s retired none and brought
+# sources back 33–37 s after a kill).
 STALL_WINDOW = 30.0
 # Replicas silent longer than this are left out of the status page and the config check.
 REPLICA_SILENCE = timedelta(seconds=3 * HEARTBEAT)
@@ -116,8 +116,8 @@ class FeedTable:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def write(self, name: str, data: bytes, version: int) -> bool:
-        etag = hashlib.blake2b(data, digest_size=16).hexdigest()  # as worker.web.serve.FeedFiles
-        return self.store.save_feed(StoredFeed(name, version, data, etag, self.clock()))
+        stored = StoredFeed(name, version, data, feed_digest(data), self.clock())
+        return self.store.save_feed(stored)
 
     def exists(self, name: str) -> bool:
         return self.store.stored_feed_etag(name) is not None
@@ -202,6 +202,8 @@ class ClusterNode:
     run function; `run(stop)` works until `stop` is set.
     """
 
+    app: procrastinate.App
+
     def __init__(
         self,
         config: Config,
@@ -224,7 +226,7 @@ class ClusterNode:
         self._started = clock()
         self._url = libpq_url(config.settings.state_url)
         connector = procrastinate.PsycopgConnector(conninfo=self._url)
-        self.app: procrastinate.App = procrastinate.App(connector=connector)
+        self.app = procrastinate.App(connector=connector)
         self.task = self.app.task(name=TASK_NAME, queue=QUEUE, pass_context=False)(self._job)
         self.retired = 0  # stalled jobs this replica retired
         self._hub: SelfHub | None = None
@@ -419,7 +421,7 @@ class ClusterView:
         self._feeds = StoredFeeds(store, ())
 
     def app_options(self, config: Config) -> dict[str, Any]:
-        files = self._feeds.for_names(feed_file_names(config.sources))
+        files = self._feeds.for_names(feed_file_names(source.id for source in config.sources))
         return {"files": files, "notes": self.notes}
 
     def notes(self) -> list[str]:

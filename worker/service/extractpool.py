@@ -3,7 +3,7 @@
 Extraction is the pipeline's CPU-heavy stage (parse, score, sanitise, hash), and Python runs one
 thread of it at a time. With `extract_processes = N` (N >= 1) pages are extracted in N child
 processes while the event loop goes on fetching, storing and publishing: on two cores, fetching
-and extraction then overlap instead of taking turns (figures in README "Pipeline throughput").
+and extraction then overlap instead of taking turns (figures in docs/benchmarks.md).
 With 0 they run inline, between fetches (the loop yields after each page).
 
 Either way the job is `extract_page`, a pure function of the page (its text, or its bytes still

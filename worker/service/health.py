@@ -30,15 +30,16 @@ Challenge pages are recognised by markers kept as data at the top of this module
 
 from __future__ import annotations
 
+import functools
 import re
 import statistics
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 from worker.extract.htmlparse import parse_html
-from worker.models import RunHealth, RunReport
+from worker.models import Method, RunHealth, RunReport, SkipKind
 
 if TYPE_CHECKING:  # the config pulls in the scheduler: too heavy for an extractor process
     from worker.config import HealthThresholds
@@ -109,24 +110,11 @@ _NOSCRIPT = re.compile(r"<noscript\b.*?(?:</noscript\s*>|\Z)", re.IGNORECASE | r
 _TAG = re.compile(r"<[^<>]*>")
 
 # -- why an article was skipped: a small fixed set (a metrics label, so keep it short) ----------
-SKIP_KINDS = (
-    "http",  # a 4xx/5xx answer
-    "challenge",  # an anti-bot challenge page instead of the article
-    "not_html",  # another content type (PDF, image...)
-    "empty",  # an empty body
-    "network",  # timeouts, refused connections, bodies too large, redirect loops
-    "blocked",  # robots.txt or the SSRF guard said no
-    "no_text",  # the extractor found no article text
-    "too_short",  # a body under the source's floor (`min_body_chars`)
-    "duplicate",  # the same or nearly the same text as a stored item
-    "native_ad",  # a site rule's native_ad_clue matched: sponsored content
-    "error",  # an internal error
-    "other",
-)
+SKIP_KINDS: tuple[SkipKind, ...] = get_args(SkipKind)
 # Extraction results that mean the page was not read as an article.
-POOR_METHODS = ("fallback", "feed-summary")
-POOR_SKIPS = ("no_text", "too_short", "challenge")
-NOT_HTML_SKIPS = ("not_html", "empty")
+POOR_METHODS: tuple[Method, ...] = ("fallback", "feed-summary")
+POOR_SKIPS: tuple[SkipKind, ...] = ("no_text", "too_short", "challenge")
+NOT_HTML_SKIPS: tuple[SkipKind, ...] = ("not_html", "empty")
 BLOCKING_STATUSES = frozenset({403, 429})
 # A site rule's directives whose "found nothing" is drift, in the order a reason names them.
 RULE_DIRECTIVES = ("body", "title", "author", "date")
@@ -524,7 +512,7 @@ def _drift(history: Sequence[RunHealth], thresholds: HealthThresholds, name: str
             for d in RULE_DIRECTIVES
             if missed(h, d) >= share * pages(h)
             and missed(h, d) > 0
-            and _share(earlier, lambda e, d=d: missed(e, d), pages) < share
+            and _share(earlier, functools.partial(missed, directive=d), pages) < share
         ]
 
     found = _streak(

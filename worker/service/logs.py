@@ -252,7 +252,7 @@ class _ProgressAwareHandler(logging.StreamHandler):  # type: ignore[type-arg]
         logging.Handler.__init__(self)
         self._fixed = stream  # None: follow sys.stderr
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> TextIO:
         return self._fixed or sys.stderr
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 from collections.abc import Callable
+from typing import cast
 
 _trim: Callable[[int], int] | None = None
 _looked = False
@@ -43,4 +44,4 @@ def _find_malloc_trim() -> Callable[[int], int] | None:
         return None
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
-    return trim
+    return cast("Callable[[int], int]", trim)

@@ -32,14 +32,8 @@ from worker.errors import FeedworkerError
 from worker.fetch.client import Fetcher, FetchOptions
 from worker.models import RunReport
 from worker.pipeline import RunContext, run_source, utc_now
-from worker.publish.render import (
-    COMBINED_ID,
-    FEED_SUFFIXES,
-    FeedFolder,
-    FeedMeta,
-    publish_combined,
-    remove_stale_temp_files,
-)
+from worker.publish.files import FeedFolder, publish_combined, remove_stale_temp_files
+from worker.publish.render import COMBINED_ID, FEED_MEDIA_TYPES, FEED_SUFFIXES, FeedMeta
 from worker.render import Renderer, RendererOptions
 from worker.service.cluster import ClusterNode, FeedTable
 from worker.service.extractpool import make_extractor
@@ -63,9 +57,7 @@ from worker.service.websub import (
 )
 from worker.store.db import SingleWriterLock
 from worker.store.state import Store
-from worker.web.serve import FEED_MEDIA_TYPES
 
-DEFAULT_GRACE = 30.0  # seconds runs in progress get to finish after SIGTERM
 RELOAD_INTERVAL = 1.0  # seconds between two looks at the config folder
 # feeds/all.atom is rewritten at most this often while runs keep finishing (each rewrite reads
 # and renders every source's newest items); `run --once` and a stop write the last changes.
@@ -232,7 +224,7 @@ class Worker:
                     return None
                 report = await run_source(source, self.ctx)
         finally:
-            self._active.discard(task)  # type: ignore[arg-type]
+            self._active.discard(task)
             self._release_memory()
         self._observe(report)
         if report.feeds_written:
@@ -404,16 +396,18 @@ class Service:
         self,
         worker: Worker,
         *,
-        grace: float = DEFAULT_GRACE,
+        grace: float | None = None,
         watcher: ConfigWatcher | None = None,
         reload_interval: float = RELOAD_INTERVAL,
     ) -> None:
+        """`grace`: seconds runs in progress get to finish once stopped (default: the config's
+        `shutdown_grace`)."""
         self.worker = worker
-        self.grace = grace
+        settings = worker.config.settings
+        self.grace = settings.shutdown_grace if grace is None else grace
         self.watcher = watcher
         self.reload_interval = reload_interval
         self.on_reload: list[ConfigListener] = []
-        settings = worker.config.settings
         self.cluster: ClusterNode | None = None
         if settings.cluster:  # the scheduler queues runs; the cluster's workers run them
             self.cluster = ClusterNode(
@@ -421,7 +415,7 @@ class Service:
                 worker.ctx.store,
                 worker.run_source_id,
                 concurrency=settings.source_concurrency,
-                grace=grace,
+                grace=self.grace,
             )
         # Our own WebSub hub delivers from here: in cluster mode through the job queue.
         self.hub = worker.websub if isinstance(worker.websub, SelfHub) else None
@@ -508,8 +502,3 @@ class Service:
             )
         for listener in self.on_reload:
             listener(config)
-
-
-async def run_forever(worker: Worker, stop: asyncio.Event, *, grace: float = DEFAULT_GRACE) -> None:
-    """Run every enabled source on its schedule until `stop` is set, then wind down cleanly."""
-    await Service(worker, grace=grace).run(stop)

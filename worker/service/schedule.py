@@ -1,7 +1,8 @@
 """APScheduler wiring: one job per source, fired on its interval or cron expression.
 
 Knows nothing about HTML or HTTP: it calls `run(source_id)` and the caller does the rest.
-Settings, measured or read upstream (see FIELD-NOTES):
+Settings, measured or read upstream (APScheduler 3's `misfire_grace_time` defaults to 1 s, which
+silently drops runs on a busy machine; two processes sharing a job store ran every tick twice):
 - `max_instances=1`: a source never runs twice at once (a slow run makes the next slot skip);
 - `coalesce=True` and a generous `misfire_grace_time`: after a pause (a suspended machine, a
   long run) a source runs once to catch up, not once per missed slot;
@@ -24,7 +25,7 @@ import asyncio
 import hashlib
 import math
 import random
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,7 +34,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from worker.config import Source
+from worker.config import Source, setting_default
 
 # Default jitter: a tenth of the interval, at most five minutes.
 JITTER_SHARE = 0.1
@@ -48,7 +49,7 @@ BACKOFF_CAP = timedelta(hours=6)
 # Cron sources have no fixed interval; their backoff grows from this base.
 CRON_BACKOFF_BASE = timedelta(hours=1)
 
-RunFn = Callable[[str], Awaitable[Any]]
+RunFn = Callable[[str], Coroutine[Any, Any, Any]]
 LastRunFn = Callable[[str], datetime | None]
 
 
@@ -121,8 +122,8 @@ def backoff_until(source: Source, failures: int, last_run: datetime) -> datetime
     if failures < 2:
         return None
     base = source.every or CRON_BACKOFF_BASE
-    cap = max(BACKOFF_CAP, base)
-    return last_run + min(base * 2 ** (failures - 1), cap)
+    doubling: int = 2 ** (failures - 1)
+    return last_run + min(base * doubling, max(BACKOFF_CAP, base))
 
 
 class SourceScheduler:
@@ -133,7 +134,7 @@ class SourceScheduler:
         run: RunFn,
         *,
         last_run: LastRunFn = lambda _id: None,
-        misfire_grace_time: float = 300,
+        misfire_grace_time: float = setting_default("misfire_grace_time"),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: random.Random | None = None,
         aligned: bool = False,
@@ -195,7 +196,7 @@ class SourceScheduler:
 
     async def _fire(self, source_id: str) -> Any:
         """The job: run the source in its own task and wait for it (so max_instances holds)."""
-        run = asyncio.create_task(self._run(source_id), name=f"run {source_id}")
+        run: asyncio.Task[Any] = asyncio.create_task(self._run(source_id), name=f"run {source_id}")
         self._runs.add(run)
         run.add_done_callback(self._runs.discard)
         try:

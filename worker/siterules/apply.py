@@ -23,7 +23,7 @@ from __future__ import annotations
 import html as html_lib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import lxml.html
 from lxml import etree
@@ -131,7 +131,7 @@ def _parse(text: str) -> etree._Element | None:
         return None
 
 
-def _evaluate(doc: etree._Element, expression: str, **variables: str) -> list:
+def _evaluate(doc: etree._Element, expression: str, **variables: str) -> list[Any]:
     """The expression's result as a list (a string or number result as a one-item list); an
     expression that fails on this page selects nothing."""
     try:
@@ -206,7 +206,7 @@ def _drop(node: object) -> int:
     """Remove an element (its tail text stays in place); 0 when it is the root or already gone."""
     if not isinstance(node, etree._Element) or node.getparent() is None:
         return 0
-    node.drop_tree()  # type: ignore[attr-defined]  # lxml.html elements have it
+    node.drop_tree()  # lxml.html elements have it
     return 1
 
 
@@ -248,4 +248,4 @@ def _outermost(elements: list[etree._Element]) -> list[etree._Element]:
 
 
 def _serialise(element: etree._Element) -> str:
-    return etree.tostring(element, method="html", encoding="unicode", with_tail=False)
+    return str(etree.tostring(element, method="html", encoding="unicode", with_tail=False))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from lxml import etree
 
@@ -205,7 +206,9 @@ class _Builder:
 
     def __init__(self, name: str, path: str) -> None:
         self.name, self.path = name, path
-        self.lists: dict[str, list] = {n: [] for n in (*XPATH_LISTS, *TEXT_LISTS, *LINK_DIRECTIVES)}
+        self.lists: dict[str, list[Any]] = {
+            n: [] for n in (*XPATH_LISTS, *TEXT_LISTS, *LINK_DIRECTIVES)
+        }
         self.flags: dict[str, bool] = {}
         self.finds: list[tuple[int, str]] = []
         self.replaces: list[tuple[int, str]] = []

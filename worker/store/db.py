@@ -15,22 +15,17 @@ on its backend, translating the few things that differ:
 
 Why a small adapter and not SQLAlchemy Core: the store's SQL already is portable apart from the
 rows above, it stays readable as SQL, and one dependency fewer on the single-node path. psycopg 3
-is imported only when a PostgreSQL URL is opened (the `postgres` extra).
-
-Tests: when `FEEDWORKER_TEST_POSTGRES_URL` is set (tests/conftest.py and .ci/postgres.sh set it),
-every SQLite state URL is opened as a schema of that PostgreSQL database instead, named after the
-SQLite path, so the whole suite, subprocesses included, runs against PostgreSQL unchanged.
+is imported only when a PostgreSQL URL is opened (the `postgres` extra). A URL is opened as it
+is written: libpq's own parameters pick the rest (`?options=-csearch_path%3Dname` a schema).
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import re
 import sqlite3
-import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,17 +40,21 @@ CONNECT_TIMEOUT_S = 10
 _MIGRATION_LOCK = 7_150_901
 
 MEMORY = ":memory:"
-TEST_POSTGRES_ENV = "FEEDWORKER_TEST_POSTGRES_URL"
 
 Params = Sequence[object] | dict[str, object]
 
 
 class Cursor(Protocol):
-    rowcount: int
+    """What the store reads from a statement, on either backend's cursor."""
+
+    @property
+    def rowcount(self) -> int: ...
 
     def fetchone(self) -> Any: ...
 
     def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
 
 
 def is_postgres_url(state_url: str) -> bool:
@@ -152,19 +151,18 @@ class SqliteDatabase(Database):
 class PostgresDatabase(Database):
     kind = "postgresql"
 
-    def __init__(self, conninfo: str, where: str, schema: str | None = None) -> None:
+    def __init__(self, conninfo: str, where: str) -> None:
         import psycopg
 
         super().__init__(where)
         self.errors = (psycopg.Error,)
         self._psycopg = psycopg
         self._conninfo = conninfo
-        self._schema = schema
         self._conn = self._connect()
         self._in_transaction = False
 
     @classmethod
-    def open(cls, state_url: str, schema: str | None = None) -> PostgresDatabase:
+    def open(cls, state_url: str) -> PostgresDatabase:
         try:
             import psycopg  # only to say clearly when it is missing
         except ImportError as exc:
@@ -173,20 +171,14 @@ class PostgresDatabase(Database):
             ) from exc
         conninfo = libpq_url(state_url)
         try:
-            return cls(conninfo, redact(conninfo), schema)
+            return cls(conninfo, redact(conninfo))
         except psycopg.Error as exc:
             raise StoreError(f"cannot open state database {redact(conninfo)}: {exc}") from exc
 
     def _connect(self) -> Any:
-        conn = self._psycopg.connect(
+        return self._psycopg.connect(
             self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
         )
-        if self._schema is not None:
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
-            conn.execute(f'SET search_path TO "{self._schema}"')
-        return conn
 
     def _live(self) -> Any:
         """The connection, opened again when the server dropped it between transactions."""
@@ -195,7 +187,8 @@ class PostgresDatabase(Database):
         return self._conn
 
     def execute(self, sql: str, params: Params = ()) -> Cursor:
-        return self._live().execute(to_pyformat(sql), params)
+        cursor: Cursor = self._live().execute(to_pyformat(sql), params)
+        return cursor
 
     def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         with self._live().cursor() as cursor:
@@ -225,22 +218,16 @@ def open_database(state_url: str) -> Database:
     """Open the database `state_url` names: sqlite:///…, :memory: or postgresql://…"""
     if is_postgres_url(state_url):
         return PostgresDatabase.open(state_url)
-    path = sqlite_path(state_url)
-    test_server = os.environ.get(TEST_POSTGRES_ENV)
-    if test_server:
-        if path != MEMORY:  # the file stands for its schema: code that checks it exists agrees
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).touch()
-        return PostgresDatabase.open(test_server, schema=_test_schema(path))
-    return SqliteDatabase.open(path)
+    return SqliteDatabase.open(sqlite_path(state_url))
 
 
 class SingleWriterLock:
     """An exclusive lock on `<state file>.lock`, held by the one process that runs sources.
 
-    Two workers on one SQLite file would both schedule every source (FIELD-NOTES: every tick ran
-    twice), so the second is refused. The lock is the kernel's (flock): a killed worker's goes
-    with its process, no stale file to clean up. Readers (`status`, `serve`) take no lock.
+    Two workers on one SQLite file would both schedule every source (measured with APScheduler:
+    every tick ran twice), so the second is refused. The lock is the kernel's (flock): a killed
+    worker's goes with its process, no stale file to clean up. Readers (`status`, `serve`) take
+    no lock.
     """
 
     def __init__(self, handle: int, path: Path) -> None:
@@ -287,14 +274,6 @@ def sqlite_path(state_url: str) -> str:
         )
     # sqlite:////abs/path.db -> /abs/path.db; sqlite:///rel.db -> rel.db (as SQLAlchemy reads them)
     return state_url[len(prefix) :]
-
-
-def _test_schema(path: str) -> str:
-    """The schema standing in for a SQLite file under test: one per file, a new one per :memory:."""
-    if path == MEMORY:
-        return f"t_mem_{uuid.uuid4().hex[:16]}"
-    absolute = os.path.abspath(path).encode()
-    return f"t_{hashlib.sha256(absolute).hexdigest()[:20]}"
 
 
 def libpq_url(state_url: str) -> str:

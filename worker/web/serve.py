@@ -43,7 +43,6 @@ import asyncio
 import contextlib
 import functools
 import gzip
-import hashlib
 import hmac
 import html
 import ipaddress
@@ -56,7 +55,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
 from urllib.parse import parse_qsl
@@ -75,6 +74,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from worker.config import Config, Settings, Source
 from worker.errors import FeedworkerError
 from worker.fetch.client import Fetcher
+from worker.publish.files import GZIP_LEVEL, FeedVersion, feed_digest
+from worker.publish.render import FEED_MEDIA_TYPES, feed_file_names
 from worker.publish.xmlchars import xml_safe
 from worker.redact import redact_text, redact_url
 from worker.service.logs import LOGGER_NAME, fields, log, throttle
@@ -106,17 +107,11 @@ __all__ = [
     "store_status_reader",
 ]
 
-FEED_MEDIA_TYPES = {
-    "rss": "application/rss+xml; charset=utf-8",
-    "atom": "application/atom+xml; charset=utf-8",
-    "json": "application/feed+json",
-}
 FEED_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON"}
 ALL_FEED = "all.atom"  # the combined feed over every source
 OPML_MEDIA_TYPE = "text/x-opml; charset=utf-8"
 # Five minutes: readers polling more often get a cheap 304 anyway; sources rarely run more often.
 FEED_CACHE_CONTROL = "public, max-age=300"
-GZIP_LEVEL = 6  # most of level 9's gain on XML at a fraction of the CPU
 GZIP_MIN_BYTES = 1000  # for the HTML and OPML pages; feed files are always gzipped when asked
 SHUTDOWN_GRACE_SECONDS = 5  # in-flight requests get this long once the server is told to stop
 
@@ -161,25 +156,6 @@ Notes = Callable[[], Sequence[str]]
 
 
 @dataclass(frozen=True, slots=True)
-class FeedVersion:
-    """One complete version of a feed file, as read from one open handle."""
-
-    body: bytes
-    digest: str  # content hash; the ETag is built from it
-    mtime: float  # seconds since the epoch
-    gzipped: bytes | None = None  # `body` gzip-compressed, when the client accepts gzip
-
-    @property
-    def etag(self) -> str:
-        # The gzip bytes are another representation, so they get their own strong tag.
-        return f'"{self.digest}-gz"' if self.gzipped is not None else f'"{self.digest}"'
-
-    @property
-    def last_modified(self) -> str:
-        return formatdate(self.mtime, usegmt=True)
-
-
-@dataclass(frozen=True, slots=True)
 class _Cached:
     key: tuple[int, int, int]  # (inode, size, mtime_ns): a new file by rename changes the inode
     digest: str
@@ -218,7 +194,7 @@ class FeedFiles:
         cached = self._cache.get(name)
         if cached is None or cached.key != key:
             # Concurrent requests may both hash a new version; the entries they store are equal.
-            cached = _Cached(key, hashlib.blake2b(body, digest_size=16).hexdigest(), None)
+            cached = _Cached(key, feed_digest(body), None)
             self._cache[name] = cached
         return cached
 
@@ -232,12 +208,6 @@ class FeedReader(Protocol):
     def exists(self, name: str) -> bool: ...
 
     def read(self, name: str, *, want_gzip: bool = False) -> FeedVersion | None: ...
-
-
-def feed_file_names(sources: Sequence[Source]) -> list[str]:
-    """Every file name a request may ask for: each source in each format, plus the combined feed."""
-    names = [f"{source.id}.{ext}" for source in sources for ext in FEED_MEDIA_TYPES]
-    return [*names, ALL_FEED]
 
 
 def is_not_modified(headers: Mapping[str, str], version: FeedVersion) -> bool:
@@ -541,7 +511,8 @@ def render_opml(sources: Sequence[Source], base_url: str) -> bytes:
             outline["description"] = xml_safe(source.description)
         ET.SubElement(body, "outline", outline)
     ET.indent(opml)
-    return ET.tostring(opml, encoding="utf-8", xml_declaration=True) + b"\n"
+    document: bytes = ET.tostring(opml, encoding="utf-8", xml_declaration=True)
+    return document + b"\n"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -557,11 +528,11 @@ class _Access:
     and the rest wants it (the feeds only with `public_feeds = false`)."""
 
     def __init__(self, settings: Settings) -> None:
-        token = settings.token
-        self._token = token.encode() if token else None
+        token = settings.token.encode() if settings.token else None
+        self._token = token
         # The cookie holds a value derived from the token, not the token: a response never
         # carries the operator's secret, even to the browser that sent it.
-        self._cookie = hmac.new(self._token, COOKIE_SALT, "sha256").hexdigest() if token else ""
+        self._cookie = hmac.new(token, COOKIE_SALT, "sha256").hexdigest() if token else ""
         self.public_feeds = settings.public_feeds
 
     def guard(self, endpoint: Endpoint, *, feed: bool = False) -> Endpoint:
@@ -641,7 +612,8 @@ class _Handlers:
         self.metrics = metrics
         self.status_reader = status_reader
         self.notes = notes
-        self.files = files or FeedFiles(config.settings.feeds_dir, feed_file_names(config.sources))
+        names = feed_file_names(source.id for source in config.sources)
+        self.files = files or FeedFiles(config.settings.feeds_dir, names)
 
     async def feed(self, request: Request) -> Response:
         name: str = request.path_params["name"]
@@ -744,7 +716,7 @@ def build_app(
         Route(f"/{PREVIEW_PATH}", access.guard(pages.preview_page)),
     ]
     if websub is not None:  # open to all: subscribers have no token (the feeds are public)
-        endpoint = _HubEndpoint(websub, feed_file_names(config.sources))
+        endpoint = _HubEndpoint(websub, feed_file_names(s.id for s in config.sources))
         routes.append(Route(f"/{HUB_PATH}", endpoint.handle, methods=["GET", "POST"]))
     # Feed files do their own gzip (cached, with their own ETag); the middleware takes the rest.
     excluded = (*DEFAULT_EXCLUDED_CONTENT_TYPES, *FEED_MEDIA_TYPES.values())
