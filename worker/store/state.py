@@ -184,6 +184,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 SCHEMA_VERSION = max(_MIGRATIONS)
 # Claimed schedule slots are kept this long: far longer than any replica's clock skew.
 SLOT_MEMORY = timedelta(days=1)
+# Values in one `IN (…)` list: well under SQLite's and PostgreSQL's parameter limits.
+IN_LIST_SIZE = 500
 
 _ITEM_COLUMNS = (
     "source_id, guid, url, title, content_html, content_hash,"
@@ -219,6 +221,16 @@ class SourceState:
     consecutive_failures: int
     items_new_last_run: int
     next_run: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceOverview:
+    """Just enough of a source's stored state to sort and filter thousands of them (the status
+    page's list), read without parsing a date or a JSON column."""
+
+    ran: bool  # it has run (or at least succeeded once)
+    failing: bool  # its last run failed
+    degraded: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -601,6 +613,22 @@ class Store:
         row = self._one("SELECT COUNT(*) FROM items WHERE source_id = ?", (source_id,))
         return 0 if row is None else int(row[0])
 
+    def item_counts(self, source_ids: Iterable[str] | None = None) -> dict[str, int]:
+        """Items per source, for these sources (None: every source), in one query per
+        `IN_LIST_SIZE` ids; a source without items is left out."""
+        if source_ids is None:
+            rows = self._all("SELECT source_id, COUNT(*) FROM items GROUP BY source_id", ())
+            return {source_id: int(count) for source_id, count in rows}
+        counts: dict[str, int] = {}
+        for marks, chunk in _in_lists(source_ids):
+            rows = self._all(
+                f"SELECT source_id, COUNT(*) FROM items WHERE source_id IN ({marks})"
+                " GROUP BY source_id",
+                chunk,
+            )
+            counts.update((source_id, int(count)) for source_id, count in rows)
+        return counts
+
     # -- per-source run state -------------------------------------------------------------
 
     def record_run(self, report: RunReport, next_run: datetime | None = None) -> None:
@@ -636,9 +664,38 @@ class Store:
         )
         return None if row is None else _state_from_row(row)
 
-    def source_states(self) -> list[SourceState]:
-        rows = self._all(f"SELECT {_STATE_COLUMNS} FROM source_state ORDER BY source_id", ())
-        return [_state_from_row(row) for row in rows]
+    def source_states(self, source_ids: Iterable[str] | None = None) -> list[SourceState]:
+        """The stored run state of these sources (None: of every source), by id."""
+        if source_ids is None:
+            rows = self._all(f"SELECT {_STATE_COLUMNS} FROM source_state ORDER BY source_id", ())
+            return [_state_from_row(row) for row in rows]
+        found = [
+            _state_from_row(row)
+            for marks, chunk in _in_lists(source_ids)
+            for row in self._all(
+                f"SELECT {_STATE_COLUMNS} FROM source_state WHERE source_id IN ({marks})", chunk
+            )
+        ]
+        return sorted(found, key=lambda state: state.source_id)
+
+    def source_overviews(self) -> dict[str, SourceOverview]:
+        """Every source with a stored state or health: whether it ran, fails, is degraded. Two
+        queries of small columns, however many sources (the status page sorts with them)."""
+        rows = self._all(
+            """SELECT source_id, last_run IS NOT NULL OR last_success IS NOT NULL,
+                      consecutive_failures > 0
+               FROM source_state""",
+            (),
+        )
+        ran = {source_id: (bool(did_run), bool(failing)) for source_id, did_run, failing in rows}
+        degraded = {
+            row[0]
+            for row in self._all("SELECT source_id FROM source_health WHERE state = 'degraded'", ())
+        }
+        return {
+            source_id: SourceOverview(*ran.get(source_id, (False, False)), source_id in degraded)
+            for source_id in ran.keys() | degraded
+        }
 
     # -- source health --------------------------------------------------------------------
 
@@ -691,13 +748,20 @@ class Store:
         )
         return None if row is None else _source_health_from_row(row)
 
-    def source_healths(self) -> list[SourceHealth]:
-        rows = self._all(
-            "SELECT source_id, state, reasons, since, checked FROM source_health"
-            " ORDER BY source_id",
-            (),
-        )
-        return [_source_health_from_row(row) for row in rows]
+    def source_healths(self, source_ids: Iterable[str] | None = None) -> list[SourceHealth]:
+        """The health of these sources (None: of every source), by id."""
+        columns = "source_id, state, reasons, since, checked"
+        if source_ids is None:
+            rows = self._all(f"SELECT {columns} FROM source_health ORDER BY source_id", ())
+            return [_source_health_from_row(row) for row in rows]
+        found = [
+            _source_health_from_row(row)
+            for marks, chunk in _in_lists(source_ids)
+            for row in self._all(
+                f"SELECT {columns} FROM source_health WHERE source_id IN ({marks})", chunk
+            )
+        ]
+        return sorted(found, key=lambda health: health.source_id)
 
     # -- site template learning -----------------------------------------------------------
 
@@ -897,6 +961,15 @@ class Store:
     def _all(self, sql: str, params: Params) -> list[tuple]:
         with self._guard("reading"):
             return self._db.execute(sql, params).fetchall()
+
+
+def _in_lists(values: Iterable[str]) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """("?, ?, …", chunk) for `IN (…)` lists of at most `IN_LIST_SIZE` values each (SQLite and
+    PostgreSQL cap the parameters of one statement)."""
+    pending = list(dict.fromkeys(values))
+    for start in range(0, len(pending), IN_LIST_SIZE):
+        chunk = tuple(pending[start : start + IN_LIST_SIZE])
+        yield ", ".join("?" * len(chunk)), chunk
 
 
 def _to_text(moment: datetime) -> str:
