@@ -21,7 +21,7 @@ import contextlib
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 from types import TracebackType
 
@@ -50,7 +50,7 @@ from worker.service.reload import (
     restart_only_changes,
     watch_config,
 )
-from worker.service.schedule import SourceScheduler, backoff_until
+from worker.service.schedule import RunTimes, SourceScheduler, backoff_until
 from worker.service.webhook import notify_transition
 from worker.store.db import SingleWriterLock
 from worker.store.state import Store
@@ -271,7 +271,8 @@ class Worker:
         if state is not None and state.last_run is not None:
             until = backoff_until(source, state.consecutive_failures, state.last_run)
             if until is not None and self._clock() < until:
-                log.info(
+                # DEBUG: a failing source warned once, when it started failing (pipeline).
+                log.debug(
                     "run skipped: backing off",
                     extra=fields(
                         source=source_id,
@@ -286,6 +287,13 @@ class Worker:
     def last_run(self, source_id: str) -> datetime | None:
         state = self.ctx.store.source_state(source_id)
         return state.last_run if state is not None else None
+
+    def run_times(self, source_ids: Collection[str]) -> dict[str, RunTimes]:
+        """The stored run times of these sources, for the scheduler's start (one read)."""
+        return {
+            state.source_id: RunTimes(state.last_run, state.next_run)
+            for state in self.ctx.store.source_states(source_ids)
+        }
 
     async def drain(self, grace: float) -> None:
         """Let runs in progress finish for up to `grace` seconds, then cancel what is left.
@@ -355,7 +363,7 @@ class Service:
             )
         self.scheduler = SourceScheduler(
             self.cluster.fire if self.cluster is not None else worker.run_source_id,
-            last_run=worker.last_run,
+            run_times=worker.run_times,
             misfire_grace_time=settings.misfire_grace_time,
             aligned=settings.cluster,
         )
