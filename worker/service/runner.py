@@ -50,7 +50,8 @@ from worker.service.reload import (
     restart_only_changes,
     watch_config,
 )
-from worker.service.schedule import RunTimes, SourceScheduler, backoff_until
+from worker.service.schedule import RunTimes, Scheduler, SourceScheduler, backoff_until
+from worker.service.slots import SlotScheduler
 from worker.service.webhook import notify_transition
 from worker.store.db import SingleWriterLock
 from worker.store.state import Store
@@ -353,7 +354,8 @@ class Service:
         self.on_reload: list[ConfigListener] = []
         settings = worker.config.settings
         self.cluster: ClusterNode | None = None
-        if settings.cluster:  # the scheduler queues runs; the cluster's workers run them
+        self.scheduler: Scheduler
+        if settings.cluster:  # the scheduler claims slots and queues runs; the cluster runs them
             self.cluster = ClusterNode(
                 worker.config,
                 worker.ctx.store,
@@ -361,12 +363,17 @@ class Service:
                 concurrency=settings.source_concurrency,
                 grace=grace,
             )
-        self.scheduler = SourceScheduler(
-            self.cluster.fire if self.cluster is not None else worker.run_source_id,
-            run_times=worker.run_times,
-            misfire_grace_time=settings.misfire_grace_time,
-            aligned=settings.cluster,
-        )
+            self.scheduler = SlotScheduler(
+                self.cluster.claim,
+                run_times=worker.run_times,
+                misfire_grace_time=settings.misfire_grace_time,
+            )
+        else:
+            self.scheduler = SourceScheduler(
+                worker.run_source_id,
+                run_times=worker.run_times,
+                misfire_grace_time=settings.misfire_grace_time,
+            )
         worker.use_scheduler(self.scheduler.next_run)
 
     def healthy(self) -> bool:
@@ -389,7 +396,6 @@ class Service:
         background: list[asyncio.Task[None]] = []
         if self.cluster is not None:
             background.append(asyncio.create_task(self.cluster.run(cluster_stop)))
-            background.append(asyncio.create_task(self.cluster.catch_up(self.worker.sources())))
         log.info(
             "worker started",
             extra=fields(sources=len(self.worker.sources()), cluster=self.cluster is not None),
@@ -407,8 +413,6 @@ class Service:
                 await asyncio.gather(watching, return_exceptions=True)
             self.scheduler.shutdown()
             cluster_stop.set()  # the job worker takes no new job; its runs get the grace period
-            for task in background[1:]:
-                task.cancel()  # the catch-up, if still queueing
             await asyncio.gather(*background, return_exceptions=True)
             await self.worker.drain(self.grace)
             log.info("worker stopped")

@@ -16,10 +16,9 @@ Settings, measured or read upstream (see FIELD-NOTES):
   is running, but a run in progress is left for the caller to wait for (`Worker.drain`), so
   SIGTERM gives it its grace period.
 
-Aligned (cluster mode, `aligned=True`): every replica must fire a source at the same instants,
-so interval schedules count from the epoch plus a fixed per-source offset (`slot_offset`, the
-jitter drawn from a hash of the source id instead of at random) and there is no random jitter;
-the start-up catch-up is `worker.service.cluster.ClusterNode.catch_up`'s job.
+Cluster mode schedules with `worker.service.slots.SlotScheduler` instead (the same face,
+`Scheduler`): every replica fires a source at the same instants, so interval schedules count
+from the epoch plus a fixed per-source offset (`slot_offset`).
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ import random
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -83,33 +82,27 @@ def jitter_for(source: Source) -> timedelta:
 
 
 def slot_offset(source: Source) -> float:
-    """Seconds into its interval where an aligned source's slots sit: within its jitter, the
-    same on every replica, so that sources sharing an interval still spread out."""
-    span_ms = int(jitter_for(source).total_seconds() * 1000)
+    """Seconds into its interval where a cluster's slots of the source sit, the same on every
+    replica (a hash of the id): within its jitter when one is set, else anywhere in the
+    interval, so that thousands of sources with one interval run at an even rate, not all in
+    the first minutes of each hour (the default jitter is at most 5 minutes)."""
+    span = source.jitter if source.jitter is not None else source.every
+    span_ms = int(span.total_seconds() * 1000) if span is not None else 0
     if span_ms <= 0:
         return 0.0
     digest = hashlib.blake2b(source.id.encode(), digest_size=8).digest()
     return (int.from_bytes(digest, "big") % span_ms) / 1000
 
 
-def aligned_trigger_for(source: Source) -> BaseTrigger:
-    """The same instants on every replica: no random jitter, intervals counted from the epoch."""
-    if source.cron:
-        return CronTrigger(**_cron_fields(source.cron), timezone=UTC)
-    assert source.every is not None
-    start = datetime.fromtimestamp(slot_offset(source), UTC)
-    return IntervalTrigger(seconds=source.every.total_seconds(), start_date=start, timezone=UTC)
-
-
 def trigger_for(source: Source) -> BaseTrigger:
     jitter = jitter_for(source).total_seconds() or None
     if source.cron:
-        return CronTrigger(**_cron_fields(source.cron), timezone=UTC, jitter=jitter)
+        return CronTrigger(**cron_fields(source.cron), timezone=UTC, jitter=jitter)
     assert source.every is not None
     return IntervalTrigger(seconds=source.every.total_seconds(), timezone=UTC, jitter=jitter)
 
 
-def _cron_fields(expr: str) -> dict[str, str]:
+def cron_fields(expr: str) -> dict[str, str]:
     """A 5-field crontab line as CronTrigger's keywords (`from_crontab` takes no jitter)."""
     minute, hour, day, month, day_of_week = expr.split()
     return {
@@ -161,7 +154,7 @@ def _resume_at(source: Source, last_run: datetime, stored_next: datetime | None)
     return due
 
 
-def _signature(source: Source) -> tuple[Any, ...]:
+def schedule_signature(source: Source) -> tuple[Any, ...]:
     """What a source's job is made of: a change reschedules it."""
     return (source.every, source.cron, source.jitter)
 
@@ -179,6 +172,22 @@ def backoff_until(source: Source, failures: int, last_run: datetime) -> datetime
     return last_run + min(base * 2 ** (failures - 1), cap)
 
 
+class Scheduler(Protocol):
+    """What the service asks of a scheduler: `SourceScheduler`, or in cluster mode
+    `worker.service.slots.SlotScheduler`."""
+
+    @property
+    def running(self) -> bool: ...
+
+    def start(self, sources: Iterable[Source]) -> None: ...
+
+    def sync(self, sources: Iterable[Source]) -> None: ...
+
+    def next_run(self, source_id: str) -> datetime | None: ...
+
+    def shutdown(self) -> None: ...
+
+
 class SourceScheduler:
     """Keeps one APScheduler job per source, in step with the config it is given."""
 
@@ -190,10 +199,8 @@ class SourceScheduler:
         misfire_grace_time: float = 300,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: random.Random | None = None,
-        aligned: bool = False,
     ) -> None:
         self._run = run
-        self._aligned = aligned
         self._run_times = run_times
         self._clock = clock
         self._rng = rng or random.Random()
@@ -229,12 +236,11 @@ class SourceScheduler:
         changed = [
             source
             for source in wanted.values()
-            if self._signatures.get(source.id) != _signature(source)
+            if self._signatures.get(source.id) != schedule_signature(source)
         ]
         if not changed:
             return
-        # One read for them all; aligned schedules (cluster mode) need none.
-        times = {} if self._aligned else self._run_times([source.id for source in changed])
+        times = self._run_times([source.id for source in changed])  # one read for them all
         now = self._clock()
         new = sum(1 for source in changed if times.get(source.id, RunTimes()).last_run is None)
         for source in changed:
@@ -244,15 +250,15 @@ class SourceScheduler:
             spread = new > SPREAD_NEW_ABOVE
             start = first_run_at(source, stored, now, self._rng, spread_new=spread)
             self._add(source, start)
-            self._signatures[source.id] = _signature(source)
+            self._signatures[source.id] = schedule_signature(source)
 
     def _add(self, source: Source, start: datetime | None) -> None:
         options: dict[str, Any] = {}
-        if start is not None and not self._aligned:
+        if start is not None:
             options["next_run_time"] = start
         self.scheduler.add_job(
             self._fire,
-            aligned_trigger_for(source) if self._aligned else trigger_for(source),
+            trigger_for(source),
             args=[source.id],
             id=source.id,
             name=f"source {source.id}",

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -186,6 +186,8 @@ SCHEMA_VERSION = max(_MIGRATIONS)
 SLOT_MEMORY = timedelta(days=1)
 # Values in one `IN (…)` list: well under SQLite's and PostgreSQL's parameter limits.
 IN_LIST_SIZE = 500
+# Asked about more sources than this, a method reads the whole (per-source) table once instead.
+WHOLE_TABLE_ABOVE = 10 * IN_LIST_SIZE
 
 _ITEM_COLUMNS = (
     "source_id, guid, url, title, content_html, content_hash,"
@@ -666,6 +668,11 @@ class Store:
 
     def source_states(self, source_ids: Iterable[str] | None = None) -> list[SourceState]:
         """The stored run state of these sources (None: of every source), by id."""
+        if source_ids is not None and not isinstance(source_ids, Collection):
+            source_ids = list(source_ids)
+        if source_ids is not None and len(source_ids) > WHOLE_TABLE_ABOVE:
+            wanted = set(source_ids)  # one read of the table beats hundreds of IN lists
+            return [state for state in self.source_states() if state.source_id in wanted]
         if source_ids is None:
             rows = self._all(f"SELECT {_STATE_COLUMNS} FROM source_state ORDER BY source_id", ())
             return [_state_from_row(row) for row in rows]
@@ -869,6 +876,31 @@ class Store:
                 (source_id, slot, replica, _to_text(now)),
             )
             return cursor.rowcount == 1
+
+    def claim_slots(
+        self, slots: Sequence[tuple[str, int]], replica: str, now: datetime
+    ) -> list[tuple[str, int]]:
+        """`claim_slot` for many (source, slot) pairs in one transaction, one INSERT per
+        `IN_LIST_SIZE` of them: the pairs this replica claimed first, in the order given."""
+        slots = list(dict.fromkeys(slots))
+        if not slots:
+            return []
+        won: set[tuple[str, int]] = set()
+        claimed = _to_text(now)
+        with self._write("claiming schedule slots") as conn:
+            conn.execute(
+                "DELETE FROM source_slots WHERE claimed < ?", (_to_text(now - SLOT_MEMORY),)
+            )
+            for start in range(0, len(slots), IN_LIST_SIZE):
+                chunk = slots[start : start + IN_LIST_SIZE]
+                rows = conn.execute(
+                    "INSERT INTO source_slots (source_id, slot, replica, claimed) VALUES "
+                    + ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+                    + " ON CONFLICT DO NOTHING RETURNING source_id, slot",
+                    [value for pair in chunk for value in (*pair, replica, claimed)],
+                ).fetchall()
+                won.update((source_id, int(slot)) for source_id, slot in rows)
+        return [pair for pair in slots if pair in won]
 
     def beat(self, replica: str, config_digest: str, started: datetime, now: datetime) -> None:
         """A replica's heartbeat, with the digest of the config it runs."""
