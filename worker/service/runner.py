@@ -430,8 +430,8 @@ class Service:
             "config reloaded",
             extra=fields(
                 sources=len(after),
-                added=",".join(sorted(after - before)),
-                removed=",".join(sorted(before - after)),
+                added=_some(after - before),
+                removed=_some(before - after),
             ),
         )
         if held:
@@ -441,6 +441,17 @@ class Service:
             )
         for listener in self.on_reload:
             listener(config)
+
+
+# Source ids named in one log line; a reload adding thousands says how many more.
+LOGGED_IDS = 20
+
+
+def _some(ids: set[str]) -> str:
+    """Up to `LOGGED_IDS` ids, sorted, then "+N more"."""
+    shown = sorted(ids)[:LOGGED_IDS]
+    more = len(ids) - len(shown)
+    return ",".join(shown) + (f",+{more} more" if more else "")
 
 
 async def run_forever(worker: Worker, stop: asyncio.Event, *, grace: float = DEFAULT_GRACE) -> None:
