@@ -38,7 +38,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-__all__ = ["QuietWeb", "host_address", "source_url"]
+__all__ = ["QuietWeb", "host_address", "host_number", "source_number", "source_url"]
 
 HOSTS_PER_OCTET = 250  # 127.1.X.1 … 127.1.X.250, then the next X
 
@@ -48,6 +48,21 @@ def host_address(number: int) -> str:
     high, low = divmod(number, HOSTS_PER_OCTET)
     second, third = divmod(high, 256)
     return f"127.{1 + second}.{third}.{low + 1}"
+
+
+def host_number(address: str) -> int:
+    """The inverse of `host_address`."""
+    _, second, third, low = (int(part) for part in address.split("."))
+    return ((second - 1) * 256 + third) * HOSTS_PER_OCTET + low - 1
+
+
+def source_number(where: str, paths_per_host: int = 1) -> int:
+    """The source a logged request ("127.1.0.5/s3/" or "127.1.0.5/gone/") is for."""
+    host, _, path = where.partition("/")
+    number = host_number(host) * paths_per_host
+    if path.startswith("s") and paths_per_host > 1:
+        number += int(path[1:].split("/", 1)[0])
+    return number
 
 
 def source_url(number: int, port: int, *, paths_per_host: int = 1, gone: bool = False) -> str:

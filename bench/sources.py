@@ -155,6 +155,7 @@ class Serving:
 
     config: Path
     log: Path
+    env: dict[str, str] | None = None  # instead of this process's environment
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     _log_file: object = None
@@ -168,6 +169,7 @@ class Serving:
             [PYTHON, "-m", "worker", "run", "--serve", "--port", str(self.port), *self.flags],
             stdout=self._log_file,  # type: ignore[arg-type]
             stderr=subprocess.STDOUT,
+            env=self.env,
         )
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:

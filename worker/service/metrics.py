@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import bisect
 import statistics
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -36,6 +36,9 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 from prometheus_client.utils import floatToGoString
+
+# prometheus_client's own spelling of a sample value ("1.0", "+Inf", "1e+06"): typed here.
+_float_text: Callable[[float], str] = floatToGoString
 
 from worker.models import RunReport
 from worker.service.health import SKIP_KINDS
@@ -308,7 +311,7 @@ def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily
 def _per_source(shown: list[tuple[str, _Source]]) -> Iterator[Metric]:
     """The per-source families, with the names and labels they have always had."""
     labels = ["source"]
-    counters = (
+    counters: tuple[tuple[str, str, Callable[[_Source], float]], ...] = (
         ("runs", "Source runs finished.", lambda s: s.runs),
         ("run_failures", "Source runs that failed.", lambda s: s.failures),
         ("pages_fetched", "Pages fetched (index and articles).", lambda s: s.pages_fetched),
@@ -331,7 +334,7 @@ def _per_source(shown: list[tuple[str, _Source]]) -> Iterator[Metric]:
         timed = source.durations or _Durations()
         durations.add_metric([source_id], timed.cumulative(), timed.total)
     yield durations
-    gauges = (
+    gauges: tuple[tuple[str, str, Callable[[_Source], float | None]], ...] = (
         (
             "last_success_timestamp_seconds",
             "Unix time the source last finished a run without error.",
@@ -353,10 +356,10 @@ def _per_source(shown: list[tuple[str, _Source]]) -> Iterator[Metric]:
             lambda s: s.median_body_chars,
         ),
     )
-    for name, documentation, read in gauges:
+    for name, documentation, read_gauge in gauges:
         gauge = GaugeMetricFamily(f"feedworker_{name}", documentation, labels=labels)
         for source_id, source in shown:
-            value = read(source)
+            value = read_gauge(source)
             if value is not None:
                 gauge.add_metric([source_id], value)
         yield gauge
@@ -381,7 +384,7 @@ def exposition(families: Iterable[Metric]) -> bytes:
         lines.append(f"# HELP {name} {help_text}")
         lines.append(f"# TYPE {name} {family.type}")
         for sample in family.samples:
-            value = floatToGoString(sample.value)
+            value = _float_text(sample.value)
             if sample.labels:
                 labels = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(sample.labels.items()))
                 lines.append(f"{sample.name}{{{labels}}} {value}")

@@ -620,7 +620,8 @@ class Store:
             return [_item_from_row(row) for row in rows]
         # Many sources: the newest items of all, in pages along `items_recent`, keeping those of
         # the given sources (the others, disabled or removed sources', are few).
-        wanted, found, offset = set(source_ids), [], 0
+        wanted, offset = set(source_ids), 0
+        found: list[tuple[object, ...]] = []
         while len(found) < limit:
             page = self._all(
                 f"SELECT {_ITEM_COLUMNS} FROM items {order} LIMIT ? OFFSET ?", (limit, offset)
