@@ -122,7 +122,10 @@ def watch(replicas: list[Serving], seconds: float) -> Window:
     while time.time() < start + seconds:
         time.sleep(min(SAMPLE_EVERY, max(0.0, start + seconds - time.time())))
         peak = [max(p, rss_mib(r.pid)) for p, r in zip(peak, replicas, strict=True)]
-        print(f"  {time.time() - start:5.0f} s: RSS " + ", ".join(f"{p:.0f}" for p in peak))
+        print(
+            f"  {time.time() - start:5.0f} s: RSS " + ", ".join(f"{p:.0f}" for p in peak),
+            flush=True,
+        )
     end = time.time()
     used = [cpu_seconds(r.pid) - c for r, c in zip(replicas, cpu, strict=True)]
     return Window(
@@ -182,11 +185,12 @@ def database_sizes(database: str) -> dict[str, int]:
 
     with psycopg.connect(database) as conn:
         total = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+        ran = conn.execute("SELECT COUNT(*) FROM source_state").fetchone()
         rows = conn.execute(
             "SELECT relname, pg_total_relation_size(relid) FROM pg_stat_user_tables"
             " ORDER BY 2 DESC LIMIT 6"
         ).fetchall()
-    sizes = {"(database)": int(total[0]) if total else 0}
+    sizes = {"(database)": int(total[0]) if total else 0, "(run)": int(ran[0]) if ran else 0}
     sizes.update((name, int(size)) for name, size in rows)
     return sizes
 
@@ -225,9 +229,13 @@ def report(
                 f"{replica['rss']:.0f} MiB RSS (peak), {replica['cpu']:.1%} of a core",
             )
         )
-    total = sizes.pop("(database)")
+    total, ran = sizes.pop("(database)"), sizes.pop("(run)")
     rows.append(
-        ("database", f"{total / 2**20:,.0f} MiB, {total / args.sources / 1024:.1f} KiB a source")
+        (
+            "database",
+            f"{total / 2**20:,.0f} MiB after {ran:,} sources' first runs:"
+            f" {total / max(ran, 1) / 1024:.1f} KiB a source that ran",
+        )
     )
     rows += [(f"  table {name}", f"{size / 2**20:,.1f} MiB") for name, size in sizes.items()]
     for name, value in rows:
