@@ -104,6 +104,7 @@ def test_render_matches_prometheus_clients_own_writer() -> None:
 
 def test_the_app_applies_the_setting_and_forgets_removed_sources(tmp_path: Path) -> None:
     sources = "".join(f'[[source]]\nid = "s{n}"\nurl = "https://s{n}.example/"\n' for n in (1, 2))
+    sources += '[[source]]\nid = "off"\nurl = "https://off.example/"\nenabled = false\n'
     metrics = Metrics()
     for source_id in ("s1", "s2", "gone"):
         metrics.observe_run(report(source_id))
@@ -111,6 +112,7 @@ def test_the_app_applies_the_setting_and_forgets_removed_sources(tmp_path: Path)
     text = app_client(build_app(config, status_reader=dict, metrics=metrics)).get("/metrics").text
     assert 'source="' not in text  # all healthy, and only unhealthy ones are shown
     assert 'feedworker_sources{state="ok"} 2.0' in text  # "gone" is no longer configured
+    assert 'feedworker_sources{state="disabled"} 1.0' in text
     assert 'feedworker_all_runs_total{outcome="ok"} 3.0' in text  # but its run was done
 
 

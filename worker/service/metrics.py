@@ -37,9 +37,6 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.utils import floatToGoString
 
-# prometheus_client's own spelling of a sample value ("1.0", "+Inf", "1e+06"): typed here.
-_float_text: Callable[[float], str] = floatToGoString
-
 from worker.models import RunReport
 from worker.service.health import SKIP_KINDS
 
@@ -68,8 +65,10 @@ AUTO_PER_SOURCE_LIMIT = 500
 PerSource = Literal["auto", "all", "unhealthy"]
 PER_SOURCE_MODES: tuple[PerSource, ...] = ("auto", "all", "unhealthy")
 # `feedworker_sources{state}`: the status page's states. "never": configured, not run yet.
-SOURCE_STATES = ("ok", "failing", "degraded", "never")
+SOURCE_STATES = ("ok", "failing", "degraded", "never", "disabled")
 FEED_FORMATS = ("rss", "atom", "json")
+# prometheus_client's own spelling of a sample value ("1.0", "+Inf", "1e+06"): typed here.
+_float_text: Callable[[float], str] = floatToGoString
 
 
 @dataclass(slots=True)
@@ -133,6 +132,7 @@ class _Source(_Figures):
     """One source: its counts, and the gauges and state its last run (or the store) left."""
 
     ran: bool = False  # a run was seen or stored: not "never"
+    disabled: bool = False  # `enabled = false` in the config: never scheduled
     failing: bool = False  # its last run failed
     degraded: bool = False
     last_success: float | None = None  # Unix time
@@ -141,6 +141,8 @@ class _Source(_Figures):
 
     @property
     def state(self) -> str:
+        if self.disabled:
+            return "disabled"
         if self.failing:
             return "failing"
         if self.degraded:
@@ -168,11 +170,15 @@ class Metrics:
             if source_id not in self._sources:
                 self._sources[source_id] = _Source()
 
-    def set_sources(self, source_ids: Iterable[str]) -> None:
-        """Exactly these sources are configured now (after a reload): a removed source's series
-        and state leave the exposition; the `feedworker_all_*` totals keep what it did."""
+    def set_sources(self, source_ids: Iterable[str], disabled: Iterable[str] = ()) -> None:
+        """Exactly these sources are configured now (after a reload), `disabled` among them: a
+        removed source's series and state leave the exposition; the `feedworker_all_*` totals
+        keep what it did."""
         wanted = dict.fromkeys(source_ids)
         self._sources = {sid: self._sources.get(sid) or _Source() for sid in wanted}
+        off = set(disabled)
+        for source_id, source in self._sources.items():
+            source.disabled = source_id in off
 
     def seed(self, states: Iterable[SourceState], healths: Iterable[SourceHealth]) -> None:
         """Set the gauges the store remembers (`store.source_states()`, `source_healths()`):
@@ -257,7 +263,7 @@ class Metrics:
         states = GaugeMetricFamily(
             "feedworker_sources",
             "Configured sources by state: ok, failing (last run failed), degraded, never (not"
-            " run yet).",
+            " run yet), disabled.",
             labels=["state"],
         )
         for state, count in self.states().items():

@@ -191,9 +191,7 @@ class SlotScheduler:
 
     def _catch_ups(self, sources: Sequence[Source], now: float) -> dict[str, float]:
         """The sources whose current slot to claim at start, each with its delay in seconds."""
-        candidates = [
-            s for s in sources if s.every is not None and not slot_is_near(s, now)
-        ]
+        candidates = [s for s in sources if s.every is not None and not slot_is_near(s, now)]
         times: Mapping[str, RunTimes] = self._run_times([s.id for s in candidates])
         new = [s for s in candidates if times.get(s.id, RunTimes()).last_run is None]
         if len(new) > SPREAD_NEW_ABOVE:
@@ -262,7 +260,4 @@ class SlotScheduler:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning(
-                "schedule slots not claimed", extra=fields(slots=len(due), error=str(exc))
-            )
-
+            log.warning("schedule slots not claimed", extra=fields(slots=len(due), error=str(exc)))

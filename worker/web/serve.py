@@ -815,7 +815,10 @@ def build_app(
     if metrics is None:
         metrics = Metrics()
     metrics.per_source = config.settings.metrics_per_source
-    metrics.set_sources(source.id for source in config.sources)
+    metrics.set_sources(
+        (source.id for source in config.sources),
+        disabled=(source.id for source in config.sources if not source.enabled),
+    )
     handlers = _Handlers(config, health, next_runs, metrics, status_reader, files, notes, base_url)
     access = _Access(config.settings)
     routes = [
