@@ -1,6 +1,8 @@
 """HTTP: the feed files, a status page, health, metrics and OPML, served by Starlette on uvicorn.
 
-    GET /                      HTML status of every source, readable on a phone
+    GET /                      HTML status of the sources, readable on a phone: failing and
+                               degraded first, 100 a page, filtered by ?state= ?host= ?id=
+                               (`worker.web.statuspage`)
     GET /feeds/<id>.rss        RSS 2.0      (also .atom and .json; /feeds/all.atom is every source)
     GET /healthz               200 "ok" while `health()` is true, else 503
     GET /metrics               Prometheus text format
