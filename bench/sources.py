@@ -321,7 +321,7 @@ def steady_state(
         requests = serve_requests(worker, window / 2)
         time.sleep(max(0.0, window - (time.perf_counter() - started)))
         elapsed = time.perf_counter() - started
-        used = cpu_seconds(worker.pid) - cpu - sum(r.cpu for r in requests)
+        used = cpu_seconds(worker.pid) - cpu - sum(r.cpu_total for r in requests)
         done = index_requests(web) - runs
         figures.put(
             f"steady state over {elapsed:.0f} s",
@@ -344,8 +344,9 @@ def steady_state(
 class Request:
     label: str
     wall: float
-    cpu: float
+    cpu: float  # one request's
     size: int
+    cpu_total: float  # all the requests of this kind: left out of the steady state's CPU
     note: str = ""
 
     def summary(self) -> str:
@@ -368,6 +369,7 @@ def serve_requests(worker: Serving, spacing: float) -> list[Request]:
     found = []
     with httpx.Client(timeout=60) as client:
         for label, path in pages:
+            before = cpu_seconds(worker.pid)
             client.get(worker.url(path))
             walls = []
             cpu = cpu_seconds(worker.pid)
@@ -381,7 +383,8 @@ def serve_requests(worker: Serving, spacing: float) -> list[Request]:
             if path == "/metrics":
                 series = sum(1 for line in response.text.splitlines() if not line.startswith("#"))
                 note = f", {series:,} series"
-            found.append(Request(label, wall, used, len(response.content), note))
+            total = cpu_seconds(worker.pid) - before
+            found.append(Request(label, wall, used, len(response.content), total, note))
             time.sleep(spacing / len(pages))
     return found
 
