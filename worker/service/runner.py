@@ -285,10 +285,6 @@ class Worker:
                 return None
         return await self.run_source(source)
 
-    def last_run(self, source_id: str) -> datetime | None:
-        state = self.ctx.store.source_state(source_id)
-        return state.last_run if state is not None else None
-
     def run_times(self, source_ids: Collection[str]) -> dict[str, RunTimes]:
         """The stored run times of these sources, for the scheduler's start (one read)."""
         return {
