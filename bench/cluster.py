@@ -1,7 +1,15 @@
-"""Cluster mode: pages per second with 1, 2 and 3 replicas on the same local site.
+"""Cluster mode: pages per second with 1, 2 and 3 replicas; or many sources on a few replicas.
 
     .ci/postgres.sh .venv/bin/python bench/cluster.py            # a throwaway PostgreSQL
     FEEDWORKER_TEST_POSTGRES_URL=postgresql://… python bench/cluster.py
+    .ci/postgres.sh .venv/bin/python bench/cluster.py --sources 100000 --replicas 3 [--minutes 10]
+
+With `--sources` (the scale run, `bench/clusterscale.py`): that many sources, every hour, on the
+quiet local web of `bench/quietsite.py` (a 304 once read), and `--replicas` replicas for
+`--minutes`; reported: whether the queue keeps up (every schedule slot due in the window run
+once, how late), the database size per source, and each replica's memory and CPU.
+
+Without it:
 
 For each replica count, a fresh database, the 30-source local site of tests/test_cluster.py
 (each source: an index page and three articles answering after 0.2 s), every source on a 10 s
@@ -90,6 +98,10 @@ def main() -> int:
             "needs PostgreSQL: .ci/postgres.sh .venv/bin/python bench/cluster.py", file=sys.stderr
         )
         return 2
+    if len(sys.argv) > 1:  # the scale run: its own arguments
+        from bench.clusterscale import scale_main
+
+        return scale_main(server_url, sys.argv[1:])
     print(f"{SOURCES} sources every {INTERVAL} s, {SLOTS} slots per measurement")
     print(f"{'replicas':>8} {'pages':>6} {'pages/s':>8} {'duplicate runs':>15}")
     total_duplicates = 0

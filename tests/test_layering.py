@@ -196,6 +196,7 @@ PURE = [
     "worker/filters.py",
     "worker/listing/selector.py",
     "worker/web/page.py",
+    "worker/web/statuspage.py",
 ]
 SIDE_EFFECTS = {
     # the network

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
@@ -13,6 +13,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from worker.config import Source
 from worker.service.schedule import (
+    SPREAD_NEW_ABOVE,
+    RunTimes,
     SourceScheduler,
     backoff_until,
     first_run_at,
@@ -101,16 +103,120 @@ def test_sync_adds_removes_and_reschedules() -> None:
     asyncio.run(scenario())
 
 
+def later() -> datetime:
+    """A fake clock's fixed moment, a day ahead: the jobs it places lie in the future, so the
+    real scheduler leaves them where they were put while the test looks."""
+    return datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+
+
 def test_restart_resumes_from_last_run() -> None:
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     rng = random.Random(1)
     hourly = source(every="1h", jitter="0s")
-    assert first_run_at(hourly, None, now, rng) == now
-    assert first_run_at(hourly, now - timedelta(minutes=20), now, rng) == now + timedelta(
-        minutes=40
-    )
-    assert first_run_at(hourly, now - timedelta(hours=5), now, rng) == now  # overdue: once, now
-    assert first_run_at(source(cron="0 * * * *"), None, now, rng) is None
+    assert first_run_at(hourly, RunTimes(), now, rng) == now  # added by a reload: soon
+    ran = now - timedelta(minutes=20)
+    assert first_run_at(hourly, RunTimes(ran), now, rng) == now + timedelta(minutes=40)
+    overdue = RunTimes(now - timedelta(hours=5))
+    assert first_run_at(hourly, overdue, now, rng) == now  # overdue: once, now
+    assert first_run_at(source(cron="0 * * * *"), RunTimes(), now, rng) is None
+
+
+def test_restart_resumes_at_the_stored_next_run_when_it_fits_the_schedule() -> None:
+    """The next run stored with the last run keeps its drawn jitter and the slot's phase (a run
+    that took 10 minutes ended 10 minutes after its slot); one from another schedule does not."""
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    rng = random.Random(1)
+    hourly = source(every="1h", jitter="2m")
+    ran = now - timedelta(minutes=20)
+    stored = now + timedelta(minutes=31)  # slot at 11:30, run until 11:40; next 12:30 + 1 min
+    assert first_run_at(hourly, RunTimes(ran, stored), now, rng) == stored
+    too_late = now + timedelta(hours=3)  # stored under a 4-hour interval since shortened
+    assert first_run_at(hourly, RunTimes(ran, too_late), now, rng) == ran + timedelta(hours=1)
+    before = ran - timedelta(minutes=1)  # not after the last run: not a next run of it
+    assert first_run_at(hourly, RunTimes(ran, before), now, rng) == ran + timedelta(hours=1)
+
+
+def test_a_first_start_spreads_new_sources_over_their_first_interval() -> None:
+    """1,000 hourly sources that never ran, started with a fake clock: their first runs fall
+    at random points within the hour after the start (about 100 in each 6-minute tenth), not
+    all within seconds; a source added later by a reload still starts soon."""
+    assert SPREAD_NEW_ABOVE < 1000
+    now = later()
+    sources = [source(id=f"s{n}", every="1h") for n in range(1000)]
+
+    async def noop(source_id: str) -> None:
+        return None
+
+    async def scenario() -> tuple[list[datetime], datetime | None]:
+        scheduler = SourceScheduler(noop, clock=lambda: now, rng=random.Random(5))
+        scheduler.start(sources)
+        try:
+            firsts = [scheduler.next_run(s.id) for s in sources]
+            scheduler.sync([*sources, source(id="late", every="1h")])
+            return [f for f in firsts if f is not None], scheduler.next_run("late")
+        finally:
+            scheduler.shutdown()
+
+    firsts, late = asyncio.run(scenario())
+    assert len(firsts) == 1000
+    assert all(now <= first < now + timedelta(hours=1) for first in firsts)
+    tenths = [0] * 10
+    for first in firsts:
+        tenths[int((first - now) / timedelta(minutes=6))] += 1
+    assert all(60 <= count <= 140 for count in tenths), tenths  # 100 ± 4 standard deviations
+    within_a_minute = sum(1 for first in firsts if first - now < timedelta(minutes=1))
+    assert within_a_minute < 40  # before: all 1,000 within 30 seconds
+    assert late is not None and late - now <= timedelta(seconds=30)
+
+
+def test_a_few_new_sources_start_soon() -> None:
+    """A small first start (as many as SPREAD_NEW_ABOVE sources that never ran) starts each
+    within 30 s, as before: a new config is one to see working."""
+    now = later()
+    sources = [source(id=f"s{n}", every="1h") for n in range(SPREAD_NEW_ABOVE)]
+
+    async def noop(source_id: str) -> None:
+        return None
+
+    async def scenario() -> list[datetime | None]:
+        scheduler = SourceScheduler(noop, clock=lambda: now, rng=random.Random(5))
+        scheduler.start(sources)
+        try:
+            return [scheduler.next_run(s.id) for s in sources]
+        finally:
+            scheduler.shutdown()
+
+    firsts = asyncio.run(scenario())
+    assert all(f is not None and now <= f <= now + timedelta(seconds=30) for f in firsts)
+
+
+def test_a_first_start_resumes_sources_that_ran_from_their_stored_times() -> None:
+    """One read of the stored run times for every source (not one each), and sources that ran
+    resume from them while the new ones spread."""
+    now = later()
+    sources = [source(id=f"s{n}", every="1h", jitter="0s") for n in range(50)]
+    stored = {f"s{n}": RunTimes(now - timedelta(minutes=n)) for n in range(0, 50, 2)}
+    reads: list[int] = []
+
+    def run_times(ids: Collection[str]) -> dict[str, RunTimes]:
+        reads.append(len(ids))
+        return {i: stored[i] for i in ids if i in stored}
+
+    async def noop(source_id: str) -> None:
+        return None
+
+    async def scenario() -> dict[str, datetime | None]:
+        scheduler = SourceScheduler(noop, run_times=run_times, clock=lambda: now)
+        scheduler.start(sources)
+        try:
+            return {s.id: scheduler.next_run(s.id) for s in sources}
+        finally:
+            scheduler.shutdown()
+
+    firsts = asyncio.run(scenario())
+    assert reads == [50]
+    for n in range(0, 50, 2):
+        assert firsts[f"s{n}"] == now - timedelta(minutes=n) + timedelta(hours=1)
 
 
 def test_triggers_and_default_jitter() -> None:

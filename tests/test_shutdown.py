@@ -122,10 +122,10 @@ def test_restart_resumes_from_the_stored_last_run(tmp_path: Path) -> None:
 
 
 def test_first_runs_after_a_restart_are_spread_by_jitter() -> None:
-    from worker.service.schedule import first_run_at
+    from worker.service.schedule import RunTimes, first_run_at
 
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-    overdue = now - timedelta(hours=3)
+    overdue = RunTimes(now - timedelta(hours=3))
     source = Source(id="s", url="https://s.example/", every="1h")  # default jitter: 6 minutes
     rng = random.Random(7)
     starts = {first_run_at(source, overdue, now, rng) for _ in range(20)}

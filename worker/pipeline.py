@@ -187,9 +187,12 @@ async def run_source(source: Source, ctx: RunContext) -> RunReport:
         error = f"internal error: {type(exc).__name__}: {exc}"
         run.report.error = redact_text(error, source.secret_values)
     run.report.finished = ctx.clock()
+    before = ctx.store.source_state(source.id)
     ctx.store.record_run(run.report, ctx.next_run(source.id))
     _judge_health(run)
-    _log_summary(run.report, redact_url(source.url), time.perf_counter() - clock_start)
+    failures = before.consecutive_failures if before is not None else 0
+    seconds = time.perf_counter() - clock_start
+    _log_summary(run.report, redact_url(source.url), seconds, failures_before=failures)
     return run.report
 
 
@@ -982,7 +985,10 @@ def _skip(
     log.info("article skipped", extra=fields(source=run.source.id, url=url, reason=reason))
 
 
-def _log_summary(report: RunReport, url: str, seconds: float) -> None:
+def _log_summary(report: RunReport, url: str, seconds: float, *, failures_before: int = 0) -> None:
+    """One line a run. A failing source warns once, when it starts failing (its next failed runs
+    are DEBUG lines, each with its count), and once when it recovers, with how many runs failed:
+    ten thousand dead sites are not ten thousand warnings an hour."""
     summary = fields(
         source=report.source_id,
         url=url,
@@ -999,6 +1005,15 @@ def _log_summary(report: RunReport, url: str, seconds: float) -> None:
     )
     if report.ok:
         log.info("run finished", extra=summary)
+        if failures_before:
+            log.warning(
+                "source failing no more",
+                extra=fields(source=report.source_id, url=url, failures=failures_before),
+            )
+        return
+    summary["fields"]["error"] = report.error
+    summary["fields"]["failures"] = failures_before + 1
+    if failures_before:
+        log.debug("run failed again", extra=summary)
     else:
-        summary["fields"]["error"] = report.error
         log.warning("run failed", extra=summary)

@@ -21,7 +21,7 @@ import contextlib
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 from types import TracebackType
 
@@ -46,7 +46,8 @@ from worker.service.reload import (
     restart_only_changes,
     watch_config,
 )
-from worker.service.schedule import SourceScheduler, backoff_until
+from worker.service.schedule import RunTimes, Scheduler, SourceScheduler, backoff_until
+from worker.service.slots import SlotScheduler
 from worker.service.webhook import notify_transition
 from worker.service.websub import (
     SelfHub,
@@ -333,7 +334,8 @@ class Worker:
         if state is not None and state.last_run is not None:
             until = backoff_until(source, state.consecutive_failures, state.last_run)
             if until is not None and self._clock() < until:
-                log.info(
+                # DEBUG: a failing source warned once, when it started failing (pipeline).
+                log.debug(
                     "run skipped: backing off",
                     extra=fields(
                         source=source_id,
@@ -345,9 +347,12 @@ class Worker:
                 return None
         return await self.run_source(source)
 
-    def last_run(self, source_id: str) -> datetime | None:
-        state = self.ctx.store.source_state(source_id)
-        return state.last_run if state is not None else None
+    def run_times(self, source_ids: Collection[str]) -> dict[str, RunTimes]:
+        """The stored run times of these sources, for the scheduler's start (one read)."""
+        return {
+            state.source_id: RunTimes(state.last_run, state.next_run)
+            for state in self.ctx.store.source_states(source_ids)
+        }
 
     async def drain(self, grace: float) -> None:
         """Let runs in progress finish for up to `grace` seconds, then cancel what is left.
@@ -409,7 +414,8 @@ class Service:
         self.reload_interval = reload_interval
         self.on_reload: list[ConfigListener] = []
         self.cluster: ClusterNode | None = None
-        if settings.cluster:  # the scheduler queues runs; the cluster's workers run them
+        self.scheduler: Scheduler
+        if settings.cluster:  # the scheduler claims slots and queues runs; the cluster runs them
             self.cluster = ClusterNode(
                 worker.config,
                 worker.ctx.store,
@@ -417,16 +423,21 @@ class Service:
                 concurrency=settings.source_concurrency,
                 grace=self.grace,
             )
+            self.scheduler = SlotScheduler(
+                self.cluster.claim,
+                run_times=worker.run_times,
+                misfire_grace_time=settings.misfire_grace_time,
+            )
+        else:
+            self.scheduler = SourceScheduler(
+                worker.run_source_id,
+                run_times=worker.run_times,
+                misfire_grace_time=settings.misfire_grace_time,
+            )
         # Our own WebSub hub delivers from here: in cluster mode through the job queue.
         self.hub = worker.websub if isinstance(worker.websub, SelfHub) else None
         if self.hub is not None and self.cluster is not None:
             self.cluster.use_websub(self.hub)
-        self.scheduler = SourceScheduler(
-            self.cluster.fire if self.cluster is not None else worker.run_source_id,
-            last_run=worker.last_run,
-            misfire_grace_time=settings.misfire_grace_time,
-            aligned=settings.cluster,
-        )
         worker.use_scheduler(self.scheduler.next_run)
 
     def healthy(self) -> bool:
@@ -449,7 +460,6 @@ class Service:
         background: list[asyncio.Task[None]] = []
         if self.cluster is not None:
             background.append(asyncio.create_task(self.cluster.run(cluster_stop)))
-            background.append(asyncio.create_task(self.cluster.catch_up(self.worker.sources())))
         deliverer = None
         if self.hub is not None and self.cluster is None:
             deliverer = asyncio.create_task(self.hub.run(cluster_stop), name="websub deliveries")
@@ -470,8 +480,6 @@ class Service:
                 await asyncio.gather(watching, return_exceptions=True)
             self.scheduler.shutdown()
             cluster_stop.set()  # the job worker takes no new job; its runs get the grace period
-            for task in background[1:]:
-                task.cancel()  # the catch-up, if still queueing
             await asyncio.gather(*background, return_exceptions=True)
             await self.worker.drain(self.grace)
             if deliverer is not None:  # after the runs, whose changes it may still send
@@ -491,8 +499,8 @@ class Service:
             "config reloaded",
             extra=fields(
                 sources=len(after),
-                added=",".join(sorted(after - before)),
-                removed=",".join(sorted(before - after)),
+                added=_some(after - before),
+                removed=_some(before - after),
             ),
         )
         if held:
@@ -502,3 +510,14 @@ class Service:
             )
         for listener in self.on_reload:
             listener(config)
+
+
+# Source ids named in one log line; a reload adding thousands says how many more.
+LOGGED_IDS = 20
+
+
+def _some(ids: set[str]) -> str:
+    """Up to `LOGGED_IDS` ids, sorted, then "+N more"."""
+    shown = sorted(ids)[:LOGGED_IDS]
+    more = len(ids) - len(shown)
+    return ",".join(shown) + (f",+{more} more" if more else "")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -222,10 +222,21 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
         "CREATE INDEX websub_deliveries_due ON websub_deliveries (due)",
     ),
+    # The combined feed reads the newest items of every source: with thousands of sources, an
+    # IN list of every id was past the databases' parameter limits (100,000 sources), and the
+    # newest items were found by sorting the whole table. This index walks them in feed order.
+    8: (
+        """CREATE INDEX IF NOT EXISTS items_recent
+            ON items (published DESC, first_seen DESC, guid, source_id)""",
+    ),
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 # Claimed schedule slots are kept this long: far longer than any replica's clock skew.
 SLOT_MEMORY = timedelta(days=1)
+# Values in one `IN (…)` list: well under SQLite's and PostgreSQL's parameter limits.
+IN_LIST_SIZE = 500
+# Asked about more sources than this, a method reads the whole (per-source) table once instead.
+WHOLE_TABLE_ABOVE = 10 * IN_LIST_SIZE
 
 _ITEM_COLUMNS = (
     "source_id, guid, url, title, content_html, content_hash,"
@@ -264,6 +275,16 @@ class SourceState:
     consecutive_failures: int
     items_new_last_run: int
     next_run: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceOverview:
+    """Just enough of a source's stored state to sort and filter thousands of them (the status
+    page's list), read without parsing a date or a JSON column."""
+
+    ran: bool  # it has run (or at least succeeded once)
+    failing: bool  # its last run failed
+    degraded: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -710,14 +731,30 @@ class Store:
         combined feed)."""
         if not source_ids:
             return []
-        marks = ", ".join("?" * len(source_ids))
-        rows = self._all(
-            f"""SELECT {_ITEM_COLUMNS} FROM items
-                WHERE source_id IN ({marks}) AND filtered IS NULL
-                ORDER BY {_FEED_ORDER}, source_id ASC LIMIT ?""",
-            (*source_ids, limit),
-        )
-        return [_item_from_row(row) for row in rows]
+        order = f"ORDER BY {_FEED_ORDER}, source_id ASC"
+        published = "filtered IS NULL"  # items kept out by the source's filters never are
+        if len(source_ids) <= IN_LIST_SIZE:
+            marks = ", ".join("?" * len(source_ids))
+            rows = self._all(
+                f"""SELECT {_ITEM_COLUMNS} FROM items
+                    WHERE source_id IN ({marks}) AND {published} {order} LIMIT ?""",
+                (*source_ids, limit),
+            )
+            return [_item_from_row(row) for row in rows]
+        # Many sources: the newest items of all, in pages along `items_recent`, keeping those of
+        # the given sources (the others, disabled or removed sources', are few).
+        wanted, offset = set(source_ids), 0
+        found: list[tuple[object, ...]] = []
+        while len(found) < limit:
+            page = self._all(
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE {published} {order} LIMIT ? OFFSET ?",
+                (limit, offset),
+            )
+            found += [row for row in page if row[0] in wanted]
+            if len(page) < limit:
+                break
+            offset += limit
+        return [_item_from_row(row) for row in found[:limit]]
 
     def count_items(self, source_id: str, *, filtered: bool = False) -> int:
         """The source's published items (or, with `filtered`, those its filters left out)."""
@@ -727,6 +764,22 @@ class Store:
             (source_id,),
         )
         return 0 if row is None else int(row[0])
+
+    def item_counts(self, source_ids: Iterable[str] | None = None) -> dict[str, int]:
+        """Items per source, for these sources (None: every source), in one query per
+        `IN_LIST_SIZE` ids; a source without items is left out."""
+        if source_ids is None:
+            rows = self._all("SELECT source_id, COUNT(*) FROM items GROUP BY source_id", ())
+            return {source_id: int(count) for source_id, count in rows}
+        counts: dict[str, int] = {}
+        for marks, chunk in _in_lists(source_ids):
+            rows = self._all(
+                f"SELECT source_id, COUNT(*) FROM items WHERE source_id IN ({marks})"
+                " GROUP BY source_id",
+                chunk,
+            )
+            counts.update((source_id, int(count)) for source_id, count in rows)
+        return counts
 
     # -- per-source run state -------------------------------------------------------------
 
@@ -763,9 +816,43 @@ class Store:
         )
         return None if row is None else _state_from_row(row)
 
-    def source_states(self) -> list[SourceState]:
-        rows = self._all(f"SELECT {_STATE_COLUMNS} FROM source_state ORDER BY source_id", ())
-        return [_state_from_row(row) for row in rows]
+    def source_states(self, source_ids: Iterable[str] | None = None) -> list[SourceState]:
+        """The stored run state of these sources (None: of every source), by id."""
+        if source_ids is not None and not isinstance(source_ids, Collection):
+            source_ids = list(source_ids)
+        if source_ids is not None and len(source_ids) > WHOLE_TABLE_ABOVE:
+            wanted = set(source_ids)  # one read of the table beats hundreds of IN lists
+            return [state for state in self.source_states() if state.source_id in wanted]
+        if source_ids is None:
+            rows = self._all(f"SELECT {_STATE_COLUMNS} FROM source_state ORDER BY source_id", ())
+            return [_state_from_row(row) for row in rows]
+        found = [
+            _state_from_row(row)
+            for marks, chunk in _in_lists(source_ids)
+            for row in self._all(
+                f"SELECT {_STATE_COLUMNS} FROM source_state WHERE source_id IN ({marks})", chunk
+            )
+        ]
+        return sorted(found, key=lambda state: state.source_id)
+
+    def source_overviews(self) -> dict[str, SourceOverview]:
+        """Every source with a stored state or health: whether it ran, fails, is degraded. Two
+        queries of small columns, however many sources (the status page sorts with them)."""
+        rows = self._all(
+            """SELECT source_id, last_run IS NOT NULL OR last_success IS NOT NULL,
+                      consecutive_failures > 0
+               FROM source_state""",
+            (),
+        )
+        ran = {source_id: (bool(did_run), bool(failing)) for source_id, did_run, failing in rows}
+        degraded = {
+            row[0]
+            for row in self._all("SELECT source_id FROM source_health WHERE state = 'degraded'", ())
+        }
+        return {
+            source_id: SourceOverview(*ran.get(source_id, (False, False)), source_id in degraded)
+            for source_id in ran.keys() | degraded
+        }
 
     # -- source health --------------------------------------------------------------------
 
@@ -818,13 +905,20 @@ class Store:
         )
         return None if row is None else _source_health_from_row(row)
 
-    def source_healths(self) -> list[SourceHealth]:
-        rows = self._all(
-            "SELECT source_id, state, reasons, since, checked FROM source_health"
-            " ORDER BY source_id",
-            (),
-        )
-        return [_source_health_from_row(row) for row in rows]
+    def source_healths(self, source_ids: Iterable[str] | None = None) -> list[SourceHealth]:
+        """The health of these sources (None: of every source), by id."""
+        columns = "source_id, state, reasons, since, checked"
+        if source_ids is None:
+            rows = self._all(f"SELECT {columns} FROM source_health ORDER BY source_id", ())
+            return [_source_health_from_row(row) for row in rows]
+        found = [
+            _source_health_from_row(row)
+            for marks, chunk in _in_lists(source_ids)
+            for row in self._all(
+                f"SELECT {columns} FROM source_health WHERE source_id IN ({marks})", chunk
+            )
+        ]
+        return sorted(found, key=lambda health: health.source_id)
 
     # -- site template learning -----------------------------------------------------------
 
@@ -932,6 +1026,31 @@ class Store:
                 (source_id, slot, replica, _to_text(now)),
             )
             return cursor.rowcount == 1
+
+    def claim_slots(
+        self, slots: Sequence[tuple[str, int]], replica: str, now: datetime
+    ) -> list[tuple[str, int]]:
+        """`claim_slot` for many (source, slot) pairs in one transaction, one INSERT per
+        `IN_LIST_SIZE` of them: the pairs this replica claimed first, in the order given."""
+        slots = list(dict.fromkeys(slots))
+        if not slots:
+            return []
+        won: set[tuple[str, int]] = set()
+        claimed = _to_text(now)
+        with self._write("claiming schedule slots") as conn:
+            conn.execute(
+                "DELETE FROM source_slots WHERE claimed < ?", (_to_text(now - SLOT_MEMORY),)
+            )
+            for start in range(0, len(slots), IN_LIST_SIZE):
+                chunk = slots[start : start + IN_LIST_SIZE]
+                rows = conn.execute(
+                    "INSERT INTO source_slots (source_id, slot, replica, claimed) VALUES "
+                    + ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+                    + " ON CONFLICT DO NOTHING RETURNING source_id, slot",
+                    [value for pair in chunk for value in (*pair, replica, claimed)],
+                ).fetchall()
+                won.update((source_id, int(slot)) for source_id, slot in rows)
+        return [pair for pair in slots if pair in won]
 
     def beat(self, replica: str, config_digest: str, started: datetime, now: datetime) -> None:
         """A replica's heartbeat, with the digest of the config it runs."""
@@ -1151,6 +1270,15 @@ class Store:
     def _all(self, sql: str, params: Params) -> list[Row]:
         with self._guard("reading"):
             return self._db.execute(sql, params).fetchall()
+
+
+def _in_lists(values: Iterable[str]) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """("?, ?, …", chunk) for `IN (…)` lists of at most `IN_LIST_SIZE` values each (SQLite and
+    PostgreSQL cap the parameters of one statement)."""
+    pending = list(dict.fromkeys(values))
+    for start in range(0, len(pending), IN_LIST_SIZE):
+        chunk = tuple(pending[start : start + IN_LIST_SIZE])
+        yield ", ".join("?" * len(chunk)), chunk
 
 
 def _to_text(moment: datetime) -> str:

@@ -1,6 +1,8 @@
 """HTTP: the feed files, a status page, health, metrics and OPML, served by Starlette on uvicorn.
 
-    GET /                      HTML status of every source, readable on a phone
+    GET /                      HTML status of the sources, readable on a phone: failing and
+                               degraded first, 100 a page, filtered by ?state= ?host= ?id=
+                               (`worker.web.statuspage`)
     GET /feeds/<id>.rss        RSS 2.0      (also .atom and .json; /feeds/all.atom is every source)
     GET /healthz               200 "ok" while `health()` is true, else 503
     GET /metrics               Prometheus text format
@@ -57,7 +59,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, cast, runtime_checkable
 from urllib.parse import parse_qsl
 
 import h11
@@ -83,22 +85,33 @@ from worker.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from worker.service.metrics import Metrics
 from worker.service.websub import HUB_PATH, SelfHub
 from worker.service.websub import MAX_REQUEST_BYTES as MAX_HUB_REQUEST_BYTES
-from worker.store.state import SourceHealth, SourceState, Store
+from worker.store.state import SourceHealth, SourceOverview, SourceState, Store
 from worker.web.page import BASE_CSS, content_security_policy
 from worker.web.preview import PREVIEW_PATH, Previewer, PreviewForm, render_preview_page
 from worker.web.sourcepage import read_source_view, render_source_page
+from worker.web.statuspage import (
+    StatusQuery,
+    StatusSelection,
+    render_controls,
+    render_pager,
+    select_sources,
+    source_state,
+)
 
 __all__ = [
     "FEED_MEDIA_TYPES",
     "ServeLimits",
     "SourceStatus",
+    "StatusPage",
     "StatusReader",
+    "StoreStatusReader",
     "accepts_gzip",
     "build_app",
     "connection_limit",
     "links_base",
     "listen",
     "listen_or_fail",
+    "read_status_page",
     "render_opml",
     "render_status_page",
     "serve",
@@ -293,28 +306,63 @@ class SourceStatus:
 StatusReader = Callable[[], Mapping[str, SourceStatus]]
 
 
-def store_status_reader(config: Config, store: Store) -> StatusReader:
-    """Reads every configured source's status from `store`, which the caller opened and closes.
+@runtime_checkable
+class PagedStatusReader(Protocol):
+    """A `StatusReader` that can also tell every source's state cheaply and read a few sources
+    in full, so a page of 100 out of 10,000 sources reads 100 in full (`StoreStatusReader`)."""
+
+    def __call__(self) -> Mapping[str, SourceStatus]: ...
+
+    def overview(self) -> Mapping[str, SourceOverview]: ...
+
+    def statuses(self, source_ids: Collection[str]) -> Mapping[str, SourceStatus]: ...
+
+
+class StoreStatusReader:
+    """Reads the configured sources' status from `store`, which the caller opened and closes.
+    Called, it reads every source (`feedworker status`); the status page reads an `overview`
+    of all and `statuses` of its page's sources: a handful of queries however many there are.
 
     Only reads: a page view never takes the write lock the running worker needs."""
 
-    secrets = config.secret_values
+    def __init__(self, config: Config, store: Store) -> None:
+        self._config = config
+        self._store = store
+        self._secrets = config.secret_values
 
-    def read() -> dict[str, SourceStatus]:
-        states = {state.source_id: state for state in store.source_states()}
-        healths = {health.source_id: health for health in store.source_healths()}
+    def __call__(self) -> dict[str, SourceStatus]:
+        every = self._read(None)
+        return {source.id: every.get(source.id, SourceStatus()) for source in self._config.sources}
+
+    def overview(self) -> dict[str, SourceOverview]:
+        return self._store.source_overviews()
+
+    def statuses(self, source_ids: Collection[str]) -> dict[str, SourceStatus]:
+        found = self._read(source_ids)
+        return {source_id: found.get(source_id, SourceStatus()) for source_id in source_ids}
+
+    def _read(self, source_ids: Collection[str] | None) -> dict[str, SourceStatus]:
+        """The stored sources among `source_ids` (None: all), redacted; three queries (per
+        500 ids)."""
+        store = self._store
+        states = {state.source_id: state for state in store.source_states(source_ids)}
+        healths = {health.source_id: health for health in store.source_healths(source_ids)}
+        items = store.item_counts(source_ids)
         return {
-            source.id: _redacted(
+            source_id: _redacted(
                 _with_health(
-                    _status_of(states.get(source.id), store.count_items(source.id)),
-                    healths.get(source.id),
+                    _status_of(states.get(source_id), items.get(source_id, 0)),
+                    healths.get(source_id),
                 ),
-                secrets,
+                self._secrets,
             )
-            for source in config.sources
+            for source_id in states.keys() | healths.keys() | items.keys()
         }
 
-    return read
+
+def store_status_reader(config: Config, store: Store) -> StoreStatusReader:
+    """The status of `config`'s sources as `store` has it (see `StoreStatusReader`)."""
+    return StoreStatusReader(config, store)
 
 
 def _redacted(status: SourceStatus, secrets: Collection[str]) -> SourceStatus:
@@ -348,6 +396,55 @@ def _status_of(state: SourceState | None, items: int) -> SourceStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusPage:
+    """What one view of the status page shows: its sources and their status."""
+
+    selection: StatusSelection
+    statuses: Mapping[str, SourceStatus]  # of the page's sources (at least)
+    note: str | None = None  # why the run state is missing
+
+
+def read_status_page(reader: StatusReader, config: Config, query: StatusQuery) -> StatusPage:
+    """The page `query` asks for: chosen from every source's state, then its own sources read
+    in full. A store error still gives the page, listing the sources without their state."""
+    sources = config.sources
+    try:
+        if isinstance(reader, PagedStatusReader):
+            overview = reader.overview()
+            states = {s.id: _overview_state(s, overview.get(s.id)) for s in sources}
+            selection = select_sources(sources, states, query)
+            return StatusPage(selection, reader.statuses([s.id for s in selection.sources]))
+        statuses = reader()
+        states = {s.id: _status_state(s, statuses.get(s.id, SourceStatus())) for s in sources}
+        return StatusPage(select_sources(sources, states, query), statuses)
+    except FeedworkerError as exc:
+        log.warning("status unavailable", extra=fields(error=str(exc)))
+        states = {s.id: _status_state(s, SourceStatus()) for s in sources}
+        note = f"run state unavailable: {exc}"
+        return StatusPage(select_sources(sources, states, query), {}, note)
+
+
+def _overview_state(source: Source, overview: SourceOverview | None) -> str:
+    if overview is None:
+        return source_state(enabled=source.enabled, failing=False, degraded=False, ran=False)
+    return source_state(
+        enabled=source.enabled,
+        failing=overview.failing,
+        degraded=overview.degraded,
+        ran=overview.ran,
+    )
+
+
+def _status_state(source: Source, status: SourceStatus) -> str:
+    return source_state(
+        enabled=source.enabled,
+        failing=bool(status.consecutive_failures),
+        degraded=status.health == "degraded",
+        ran=bool(status.last_run or status.last_success),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class StatusRow:
     """One source on the status page: its config, its run status and which feed files exist."""
 
@@ -368,6 +465,7 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem .8rem;margin:.4r
 dt{color:#666}dd{margin:0;overflow-wrap:anywhere}.error{color:#a11;white-space:pre-wrap}
 .src.degraded{border-left-color:#d80}.health{background:#fff4e0;border-radius:.3rem;
 padding:.4rem .6rem;margin:.3rem 0 .5rem;color:#6b3a00}.health ul{margin:.2rem 0 0 1.1rem;padding:0}
+.filters input,.filters select,.filters button{font:inherit;margin:0 .3rem .3rem 0;max-width:9rem}
 """.strip()
 
 
@@ -375,15 +473,28 @@ _STATUS_CSP = {"Content-Security-Policy": content_security_policy(_PAGE_CSS)}
 
 
 def render_status_page(
-    rows: Sequence[StatusRow], now: datetime, *, has_all_feed: bool, note: str | None = None
+    rows: Sequence[StatusRow],
+    now: datetime,
+    *,
+    has_all_feed: bool,
+    note: str | None = None,
+    selection: StatusSelection | None = None,
 ) -> str:
-    """The whole HTML page; every string from config or the database is escaped here."""
-    failing = sum(1 for row in rows if row.status.consecutive_failures)
-    degraded = sum(1 for row in rows if row.status.health == "degraded")
+    """The whole HTML page; every string from config or the database is escaped here.
+    `selection`: `rows` are one page of it (the counts, the filter form and the pager)."""
+    if selection is None:
+        total = len(rows)
+        failing = sum(1 for row in rows if row.status.consecutive_failures)
+        degraded = sum(1 for row in rows if row.status.health == "degraded")
+    else:
+        total = sum(selection.counts.values())
+        failing, degraded = selection.count("failing"), selection.count("degraded")
     links = ['<a href="opml">OPML</a>']
     if has_all_feed:
         links.append(f'<a href="feeds/{ALL_FEED}">all sources (Atom)</a>')
-    summary = f"{len(rows)} sources, {failing} failing, {degraded} degraded · " + " · ".join(links)
+    summary = f"{total:,} sources, {failing:,} failing, {degraded:,} degraded · " + " · ".join(
+        links
+    )
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -393,9 +504,15 @@ def render_status_page(
     ]
     if note:
         parts.append(f'<p class="error">{_esc(note)}</p>')
-    parts.append(f'<p class="meta">as of {_esc(_utc(now))}</p></header><main>')
+    parts.append(f'<p class="meta">as of {_esc(_utc(now))}</p>')
+    if selection is not None:
+        parts.append(render_controls(selection))
+    parts.append("</header><main>")
     parts.extend(_render_source(row, now) for row in rows)
-    parts.append("</main></body></html>\n")
+    parts.append("</main>")
+    if selection is not None and selection.pages > 1:
+        parts.append(f"<footer>{render_pager(selection)}</footer>")
+    parts.append("</body></html>\n")
     return "\n".join(parts)
 
 
@@ -450,13 +567,7 @@ def _render_error(status: SourceStatus) -> str:
 
 
 def _state_class(row: StatusRow) -> str:
-    if not row.source.enabled:
-        return "disabled"
-    if row.status.consecutive_failures:
-        return "failing"
-    if row.status.health == "degraded":
-        return "degraded"
-    return "ok" if row.status.last_run or row.status.last_success else "never"
+    return _status_state(row.source, row.status)
 
 
 def _esc(text: str) -> str:
@@ -637,28 +748,28 @@ class _Handlers:
         return response
 
     async def status_page(self, request: Request) -> Response:
-        # Asked here, on the event loop, because the scheduler lives there; the rest is blocking.
-        live_next = {source.id: self.next_runs(source.id) for source in self.config.sources}
-        page = await run_in_threadpool(self._status_html, datetime.now(UTC), live_next)
-        return HTMLResponse(page, headers={"Cache-Control": "no-cache", **_STATUS_CSP})
+        query = StatusQuery.from_params(request.query_params)
+        page = await run_in_threadpool(read_status_page, self.status_reader, self.config, query)
+        # Asked here, on the event loop, because the scheduler lives there: the page's sources.
+        live_next = {source.id: self.next_runs(source.id) for source in page.selection.sources}
+        html = await run_in_threadpool(self._status_html, page, datetime.now(UTC), live_next)
+        return HTMLResponse(html, headers={"Cache-Control": "no-cache", **_STATUS_CSP})
 
-    def _status_html(self, now: datetime, live_next: Mapping[str, datetime | None]) -> str:
-        note = None
-        try:
-            statuses = self.status_reader()
-        except FeedworkerError as exc:  # the page still lists the sources without their state
-            log.warning("status unavailable", extra=fields(error=str(exc)))
-            statuses, note = {}, f"run state unavailable: {exc}"
-        note = "\n".join(n for n in (note, *self.notes()) if n) or None
+    def _status_html(
+        self, page: StatusPage, now: datetime, live_next: Mapping[str, datetime | None]
+    ) -> str:
+        note = "\n".join(n for n in (page.note, *self.notes()) if n) or None
         rows = []
-        for source in self.config.sources:
-            status = statuses.get(source.id, SourceStatus())
+        for source in page.selection.sources:
+            status = page.statuses.get(source.id, SourceStatus())
             if live_next.get(source.id) is not None:  # the scheduler knows better than the store
                 status = replace(status, next_run=live_next[source.id])
             feeds = tuple(e for e in FEED_MEDIA_TYPES if self.files.exists(f"{source.id}.{e}"))
             rows.append(StatusRow(source, status, feeds))
         has_all = self.files.exists(ALL_FEED)
-        return render_status_page(rows, now, has_all_feed=has_all, note=note)
+        return render_status_page(
+            rows, now, has_all_feed=has_all, note=note, selection=page.selection
+        )
 
     async def healthz(self, request: Request) -> Response:
         healthy = self.health()
@@ -702,7 +813,11 @@ def build_app(
     through it (`worker.web.preview`); with `websub`, `/websub` is its hub endpoint."""
     if metrics is None:
         metrics = Metrics()
-    metrics.add_sources(source.id for source in config.sources)
+    metrics.per_source = config.settings.metrics_per_source
+    metrics.set_sources(
+        (source.id for source in config.sources),
+        disabled=(source.id for source in config.sources if not source.enabled),
+    )
     handlers = _Handlers(config, health, next_runs, metrics, status_reader, files, notes, base_url)
     access = _Access(config.settings)
     pages = _SourcePages(config, handlers, store, preview_fetcher)
