@@ -75,7 +75,15 @@ def test_shipped_commented_examples_are_valid(tmp_path: Path) -> None:
     config = load_config(make_config(tmp_path, uncommented, **{"example.toml": example}), env={})
     full = config.source("example-news")
     assert full.cron and full.jitter == timedelta(minutes=5) and len(full.remove) == 3
+    assert full.drop and dict(full.headers) == {"Accept-Language": "en-GB"}
     assert config.source("example-blog").every == timedelta(hours=2)
+
+
+def test_shipped_sources_file_documents_every_field() -> None:
+    """The field list at the top of sources.toml is an operator's reference: no field missing."""
+    text = (SHIPPED / "sources.toml").read_text()
+    listed = set(re.findall(r"^#   ([a-z_]+) ", text, re.MULTILINE))
+    assert set(Source.model_fields) <= listed, set(Source.model_fields) - listed
 
 
 def test_shipped_worker_file_documents_every_setting() -> None:
