@@ -1,0 +1,125 @@
+"""The documentation names every setting, environment variable and command the code has.
+
+docs/configuration.md is the settings reference: a field added to `Settings`, `Source`,
+`HealthThresholds` or `SourceAuth` without a line there fails here, and so does a table row for a
+key the code no longer has. The shipped example files say they list every key, and the README's
+command table every command; both are checked the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from tests.test_cli_help import ALL as COMMANDS
+from worker.config import ENV_PREFIX, HealthThresholds, Settings, Source, SourceAuth
+from worker.service.reload import RESTART_ONLY_SETTINGS
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGURATION = REPO / "docs" / "configuration.md"
+MODELS: tuple[type[BaseModel], ...] = (Settings, Source, HealthThresholds, SourceAuth)
+# A FEEDWORKER_ name written out in the code, a doc or a build file.
+ENV_NAME = re.compile(r"\bFEEDWORKER_[A-Z][A-Z0-9_]*[A-Z0-9]\b")
+# Where the product, its tests, benchmarks and builds read variables from.
+CODE_FOLDERS = ("worker", "tests", "bench", ".ci")
+BUILD_FILES = ("Makefile", "Dockerfile")
+
+
+def fields() -> list[tuple[str, str]]:
+    return [(model.__name__, name) for model in MODELS for name in model.model_fields]
+
+
+def settings_variables() -> set[str]:
+    """The FEEDWORKER_<SETTING> names the config loader reads (`_Loader._apply_env`)."""
+    return {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+
+
+def names_in(paths: list[Path]) -> set[str]:
+    return {name for path in paths for name in ENV_NAME.findall(path.read_text(errors="replace"))}
+
+
+def code_files(folders: tuple[str, ...], builds: tuple[str, ...] = ()) -> list[Path]:
+    found = [
+        path
+        for folder in folders
+        for path in (REPO / folder).rglob("*")
+        if path.is_file() and path.suffix in (".py", ".sh", "") and "__pycache__" not in path.parts
+    ]
+    return found + [REPO / name for name in builds]
+
+
+def doc_files() -> list[Path]:
+    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+@pytest.mark.parametrize(("model", "name"), fields(), ids=[f"{m}.{n}" for m, n in fields()])
+def test_every_config_field_is_in_the_settings_reference(model: str, name: str) -> None:
+    assert f"`{name}`" in CONFIGURATION.read_text(), (
+        f"{model}.{name} is not documented in docs/configuration.md: add it (where it goes,"
+        " its default, what it means)"
+    )
+
+
+def test_every_key_in_the_reference_tables_is_a_config_field() -> None:
+    """The first cell of each table row under a settings heading names real keys only."""
+    known = {name for _model, name in fields()}
+    stale = []
+    for row in CONFIGURATION.read_text().splitlines():
+        if not row.startswith("| `"):
+            continue
+        first_cell = row.split("|")[1]
+        for key in re.findall(r"`([a-z_]+)`", first_cell):
+            if key not in known:
+                stale.append(key)
+    assert not stale, f"docs/configuration.md documents keys the code does not have: {stale}"
+
+
+def test_variables_the_product_reads_are_in_the_settings_reference() -> None:
+    """Names written out in worker/ (FEEDWORKER_CONFIG, FEEDWORKER_LOG_FORMAT, the secrets' own
+    variables), and the rule that gives every other setting its FEEDWORKER_<KEY>."""
+    text = CONFIGURATION.read_text()
+    missing = sorted(names_in(code_files(("worker",))) - set(ENV_NAME.findall(text)))
+    assert not missing, f"read by worker/ but not in docs/configuration.md: {missing}"
+    assert "`FEEDWORKER_<KEY>`" in text
+    # The one setting the rule does not cover (a table) is named as such.
+    nested = [n for n, f in Settings.model_fields.items() if isinstance(f.default, BaseModel)]
+    assert nested == ["health"] and "but `[worker.health]`" in text
+
+
+def test_every_variable_the_docs_name_exists() -> None:
+    """No doc names a variable nothing reads (a renamed setting, a typo)."""
+    real = settings_variables() | names_in(code_files(CODE_FOLDERS, BUILD_FILES))
+    for path in doc_files():
+        unknown = sorted(set(ENV_NAME.findall(path.read_text())) - real)
+        assert not unknown, f"{path.relative_to(REPO)} names variables nothing reads: {unknown}"
+
+
+def test_the_restart_list_is_the_reloaders() -> None:
+    text = " ".join(CONFIGURATION.read_text().split())
+    paragraph = text.split("**Restart needed**", 1)[1].split("Every other setting", 1)[0]
+    assert set(re.findall(r"`([a-z_]+)`", paragraph)) == RESTART_ONLY_SETTINGS
+
+
+@pytest.mark.parametrize(
+    ("example", "model"),
+    [("config/feedworker.toml", Settings), ("config/sources.toml", Source)],
+)
+def test_the_shipped_example_files_mention_every_key(example: str, model: type[BaseModel]) -> None:
+    """config/feedworker.toml shows every setting, config/sources.toml lists every source key."""
+    text = (REPO / example).read_text()
+    missing = [name for name in model.model_fields if not re.search(rf"\b{name}\b", text)]
+    assert not missing, f"{example} does not mention {missing}"
+
+
+def test_the_readme_lists_every_command() -> None:
+    readme = (REPO / "README.md").read_text()
+    leaves = [
+        name
+        for name, _ in COMMANDS
+        if not any(other.startswith(name + " ") for other, _ in COMMANDS)
+    ]
+    missing = [name for name in leaves if f"`feedworker {name}" not in readme]
+    assert not missing, f"README's command table lacks {missing}"
