@@ -123,3 +123,19 @@ def test_the_readme_lists_every_command() -> None:
     ]
     missing = [name for name in leaves if f"`feedworker {name}" not in readme]
     assert not missing, f"README's command table lacks {missing}"
+
+
+def test_the_readme_explains_every_dependency() -> None:
+    """Each package pyproject.toml installs (runtime, extras, test and bench) has its line in
+    the README's dependency list, saying why it is there."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    requirements = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        requirements += extra
+    names = {re.split(r"[\[<>=!~ ;]", requirement, maxsplit=1)[0] for requirement in requirements}
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Dependencies", 1)[1].lower()
+    missing = sorted(name for name in names if name.lower() not in section)
+    assert not missing, f"README's dependency list does not explain {missing}"
