@@ -139,3 +139,38 @@ def test_the_readme_explains_every_dependency() -> None:
     section = readme.split("## Dependencies", 1)[1].lower()
     missing = sorted(name for name in names if name.lower() not in section)
     assert not missing, f"README's dependency list does not explain {missing}"
+
+
+def test_every_topic_page_is_in_both_indexes() -> None:
+    pages = {path.name for path in (REPO / "docs").glob("*.md")} - {"README.md"}
+    index = (REPO / "docs" / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
+    assert not [page for page in pages if f"]({page})" not in index], "docs/README.md"
+    assert not [page for page in pages if f"](docs/{page}" not in readme], "README.md"
+
+
+def slug(heading: str) -> str:
+    """A Markdown heading's anchor as GitHub makes it."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.DOTALL)
+    return {slug(line.lstrip("#")) for line in text.splitlines() if line.startswith("#")}
+
+
+@pytest.mark.parametrize("path", doc_files(), ids=lambda path: path.name)
+def test_links_between_the_docs_resolve(path: Path) -> None:
+    """Every relative link names a file that exists, and a heading that exists in it."""
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", path.read_text()):
+        if re.match(r"[a-z]+:", target):
+            continue  # https:, mailto:
+        file, _, anchor = target.partition("#")
+        linked = (path.parent / file).resolve() if file else path
+        if not linked.exists() or (
+            anchor and linked.suffix == ".md" and anchor not in anchors(linked)
+        ):
+            broken.append(target)
+    assert not broken, f"{path.relative_to(REPO)}: broken links {broken}"
