@@ -7,7 +7,33 @@
 # Two targets: the default image (`docker build .`), and one with headless Chromium for sources
 # with render = "browser" (`docker build --target browser .`, about 250 MB more; see
 # docs/rendering.md). Both run the same feedworker.
+#
+# Site rules (docs/site-rules.md), off by default: `docker build --build-arg SITE_RULES_REF=HEAD .`
+# fetches FiveFilters' ftr-site-config (a shallow fetch of that ref: HEAD for its default branch,
+# a branch, a tag or a full commit hash) into /app/site-rules and points site_rules at it
+# (FEEDWORKER_SITE_RULES). SITE_RULES_REPO names another copy of the repository.
+ARG SITE_RULES_REF=""
+ARG SITE_RULES_REPO=https://github.com/fivefilters/ftr-site-config.git
+
+# The rules are fetched in a stage of their own, so git never reaches the image; without
+# SITE_RULES_REF it does nothing, and the folder copied below is empty.
+FROM python:3.12-slim AS site-rules
+ARG SITE_RULES_REF
+ARG SITE_RULES_REPO
+WORKDIR /site-rules
+RUN if [ -n "$SITE_RULES_REF" ]; then \
+        apt-get update \
+        && apt-get install -y --no-install-recommends git ca-certificates \
+        && git init -q \
+        && git fetch -q --depth 1 "$SITE_RULES_REPO" "$SITE_RULES_REF" \
+        && git checkout -q FETCH_HEAD \
+        && git rev-parse HEAD > COMMIT \
+        && rm -rf .git; \
+    fi
+
+
 FROM python:3.12-slim AS base
+ARG SITE_RULES_REF
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -27,6 +53,13 @@ RUN pip install .
 # reads it, and picks up edits made on the host within a few seconds).
 COPY config ./config
 RUN mkdir -p /app/feeds /app/state && chown feedworker:feedworker /app/feeds /app/state
+
+# The site rules fetched above (an empty folder unless SITE_RULES_REF was given), read-only for
+# the worker. An empty FEEDWORKER_SITE_RULES counts as unset; set, it wins over site_rules in
+# feedworker.toml, so a folder of your own goes in the variable too, first:
+#   -e FEEDWORKER_SITE_RULES=/app/config/site-rules,/app/site-rules
+COPY --from=site-rules /site-rules /app/site-rules
+ENV FEEDWORKER_SITE_RULES=${SITE_RULES_REF:+/app/site-rules}
 
 USER feedworker
 # Mount folders, not single files: feeds are replaced atomically with rename(), which fails

@@ -6,6 +6,11 @@ environment and a config pointing at a 127.0.0.1 test site, its HEALTHCHECK must
 SIGTERM must end it with exit code 0. Only the listening address is changed, the way an operator
 would: `FEEDWORKER_SERVE_HOST=127.0.0.1` and `FEEDWORKER_SERVE_PORT=<a free port>` instead of the
 image's 0.0.0.0:8080, so the test never listens beyond this machine.
+
+Build arguments (`ARG`, `--build-arg`) and Docker's variable substitution are read as Docker reads
+them. A stage that another copies from (`COPY --from=site-rules`) has its `RUN` lines performed
+by a shell in a folder standing for its `WORKDIR`, with `git` and `apt-get` replaced by stubs
+that log their arguments: the site rules' fetch is checked without the network.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import signal
 import subprocess
 import sys
 import venv
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,13 +44,52 @@ class Image:
     """What the test needs from a Dockerfile, in order."""
 
     env: dict[str, str] = field(default_factory=dict)
+    args: dict[str, str] = field(default_factory=dict)  # the stage's ARG values (RUN sees them)
     workdir: str = "/"
-    copies: list[tuple[list[str], str]] = field(default_factory=list)
+    copies: list[Copy] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
     user: str = "root"
     volumes: list[str] = field(default_factory=list)
     healthcheck: list[str] = field(default_factory=list)
     cmd: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Copy:
+    """A COPY step: from the build context, or (`stage`) from an earlier stage's files."""
+
+    sources: list[str]
+    dest: str
+    stage: Image | None = None
+
+
+# Docker's substitution in ENV, COPY and WORKDIR: $NAME, ${NAME}, ${NAME:-word} (word when NAME
+# is unset or empty) and ${NAME:+word} (word when NAME is set and not empty).
+VARIABLE = re.compile(r"\$\{(\w+)(?::([-+])([^}]*))?\}|\$(\w+)")
+
+
+def substitute(text: str, values: Mapping[str, str]) -> str:
+    def one(match: re.Match[str]) -> str:
+        value = values.get(match.group(1) or match.group(4), "")
+        if match.group(2) == "-":
+            return value or match.group(3)
+        if match.group(2) == "+":
+            return match.group(3) if value else ""
+        return value
+
+    return VARIABLE.sub(one, text)
+
+
+def declared_args(text: str) -> dict[str, str]:
+    """The build arguments declared before the first FROM, with their defaults."""
+    declared = {}
+    for keyword, rest in instructions(text):
+        if keyword == "FROM":
+            break
+        if keyword == "ARG":
+            name, _, default = shlex.split(rest)[0].partition("=")
+            declared[name] = default
+    return declared
 
 
 def instructions(text: str) -> list[tuple[str, str]]:
@@ -62,23 +107,38 @@ def instructions(text: str) -> list[tuple[str, str]]:
     return steps
 
 
-def parse_dockerfile(text: str, target: str | None = None) -> Image:
-    """The image a build of `target` makes (default: the last stage, as `docker build .`);
-    a stage `FROM` an earlier one starts from what that one made."""
+def parse_dockerfile(
+    text: str, target: str | None = None, build_args: Mapping[str, str] | None = None
+) -> Image:
+    """The image a build of `target` makes (default: the last stage, as `docker build .`) with
+    `build_args` (`--build-arg NAME=value`); a stage `FROM` an earlier one starts from what that
+    one made, without its ARGs (Docker's scope: each stage declares the ones it uses)."""
+    given = dict(build_args or {})
+    defaults = declared_args(text)
     stages: dict[str, Image] = {}
     image = Image()
     for keyword, rest in instructions(text):
+        values = {**image.args, **image.env}
         if keyword == "FROM":
             base, _, name = rest.partition(" AS ")
             image = copy.deepcopy(stages[base.strip()]) if base.strip() in stages else Image()
+            image.args = {}
             stages[name.strip() or base.strip()] = image
+        elif keyword == "ARG" and stages:
+            name, has_default, default = shlex.split(rest)[0].partition("=")
+            image.args[name] = given.get(name, default if has_default else defaults.get(name, ""))
         elif keyword == "ENV":
-            image.env.update(dict(pair.split("=", 1) for pair in shlex.split(rest)))
+            pairs = (pair.split("=", 1) for pair in shlex.split(rest))
+            image.env.update({key: substitute(value, values) for key, value in pairs})
         elif keyword == "WORKDIR":
-            image.workdir = rest
+            image.workdir = substitute(rest, values)
         elif keyword == "COPY":
-            *sources, dest = shlex.split(rest)
-            image.copies.append((sources, dest))
+            words = [substitute(word, values) for word in shlex.split(rest)]
+            stage = next(
+                (w.removeprefix("--from=") for w in words if w.startswith("--from=")), None
+            )
+            *sources, dest = [word for word in words if not word.startswith("--")]
+            image.copies.append(Copy(sources, dest, stages[stage] if stage else None))
         elif keyword == "RUN":
             image.runs.append(rest)
         elif keyword == "USER":
@@ -103,6 +163,90 @@ def test_the_browser_target_adds_debian_chromium_to_the_same_image() -> None:
     assert browser.user == plain.user == "feedworker" and browser.cmd == plain.cmd
     assert browser.env["FEEDWORKER_RENDER_SANDBOX"] == "false"
     assert browser.runs[: len(plain.runs)] == plain.runs
+
+
+UPSTREAM_RULES = "https://github.com/fivefilters/ftr-site-config.git"
+IMAGE_RULES = "/app/site-rules"
+
+
+def site_rules_stage(image: Image) -> Copy:
+    (step,) = [step for step in image.copies if step.stage is not None]
+    assert step.dest == IMAGE_RULES and step.stage is not None
+    return step
+
+
+def one_source_config(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "sources.toml").write_text('[[source]]\nid = "a"\nurl = "https://a.example/"\n')
+    return folder
+
+
+def test_site_rules_are_off_by_default(tmp_path: Path) -> None:
+    """Without `--build-arg SITE_RULES_REF` nothing is installed or fetched, the rules folder
+    is empty and FEEDWORKER_SITE_RULES is empty, which the config reads as unset."""
+    from worker.config import load_config
+
+    text = DOCKERFILE.read_text()
+    assert declared_args(text)["SITE_RULES_REF"] == ""
+    assert parse_dockerfile(text, "browser").env["FEEDWORKER_SITE_RULES"] == ""
+    image = parse_dockerfile(text)
+    assert image.env["FEEDWORKER_SITE_RULES"] == ""
+    stubs = Stubs(tmp_path / "stubs")
+    stage = site_rules_stage(image).stage
+    assert stage is not None
+    folder = build_stage(stage, tmp_path / "stage", stubs)
+    assert stubs.calls() == [] and list(folder.iterdir()) == []
+    config = load_config(one_source_config(tmp_path / "config"), image.env)
+    assert config.settings.site_rules == () and not config.site_rules
+
+
+@pytest.mark.parametrize(
+    ("build_args", "repository", "ref"),
+    [
+        ({"SITE_RULES_REF": "HEAD"}, UPSTREAM_RULES, "HEAD"),
+        (
+            {
+                "SITE_RULES_REF": "e607dc10ea432381ac04ee09f77a2d79212fc566",
+                "SITE_RULES_REPO": "https://git.example.org/mirror/ftr-site-config.git",
+            },
+            "https://git.example.org/mirror/ftr-site-config.git",
+            "e607dc10ea432381ac04ee09f77a2d79212fc566",
+        ),
+    ],
+    ids=["default-branch", "pinned-commit-of-a-mirror"],
+)
+def test_the_site_rules_build_argument_fetches_them_and_points_site_rules_there(
+    tmp_path: Path, build_args: dict[str, str], repository: str, ref: str
+) -> None:
+    """`--build-arg SITE_RULES_REF=<ref>`: git is installed in a stage of its own, the ref is
+    fetched shallowly, its commit noted, `.git` dropped; both targets copy the folder to
+    /app/site-rules and name it in FEEDWORKER_SITE_RULES, which the worker reads."""
+    from worker.config import load_config
+
+    text = DOCKERFILE.read_text()
+    assert parse_dockerfile(text, "browser", build_args).env["FEEDWORKER_SITE_RULES"] == IMAGE_RULES
+    image = parse_dockerfile(text, None, build_args)
+    assert image.env["FEEDWORKER_SITE_RULES"] == IMAGE_RULES
+    assert not any("git" in run for run in image.runs)  # git stays in the rules' stage
+    stubs = Stubs(tmp_path / "stubs")
+    stage = site_rules_stage(image).stage
+    assert stage is not None
+    folder = build_stage(stage, tmp_path / "stage", stubs)
+    calls = stubs.calls()
+    fetch = f"git fetch -q --depth 1 {repository} {ref}"
+    (install,) = [call for call in calls if call.startswith("apt-get install")]
+    assert " git " in install and calls.index(install) < calls.index(fetch)
+    assert calls.index(fetch) < calls.index("git checkout -q FETCH_HEAD")
+    assert not (folder / ".git").exists()
+    assert (folder / "COMMIT").read_text().strip() == FAKE_COMMIT
+
+    app = tmp_path / "app"  # stands for the image's /app
+    shutil.copytree(folder, app / "site-rules")
+    env = {key: value.replace("/app", str(app)) for key, value in image.env.items()}
+    config = load_config(one_source_config(app / "config"), env)
+    assert config.settings.site_rules == (app / "site-rules",)
+    rules = config.site_rules.for_host("www.example.com")
+    assert rules is not None and config.site_rules.files == 1  # README.md and COMMIT are no rules
 
 
 def test_pyproject_license_is_an_spdx_string() -> None:
@@ -161,6 +305,50 @@ def test_the_operators_environment_wins_over_the_image_command(
     assert _grace(args, settings) == grace
 
 
+FAKE_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+# Stand-ins for the network tools a stage runs: each logs its arguments; `git checkout` leaves a
+# rule file and a README, as a checkout of ftr-site-config would.
+STUB_SCRIPTS = {
+    "apt-get": "",
+    "git": f"""case "$1" in
+  init) mkdir .git ;;
+  checkout) printf 'body: //article\\n' > example.com.txt; printf 'rules\\n' > README.md ;;
+  rev-parse) echo {FAKE_COMMIT} ;;
+esac""",
+}
+
+
+class Stubs:
+    """A folder of stub tools to put first on PATH, and the log of their calls."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.log = folder / "calls.log"
+        self.log.touch()
+        for name, body in STUB_SCRIPTS.items():
+            script = folder / name
+            script.write_text(f'#!/bin/sh\necho "{name} $*" >> "{self.log}"\n{body}\n')
+            script.chmod(0o755)
+
+    def calls(self) -> list[str]:
+        return self.log.read_text().splitlines()
+
+
+def build_stage(stage: Image, root: Path, stubs: Stubs) -> Path:
+    """Perform `stage`'s RUN steps with `sh` in `root` + its WORKDIR, its ARGs in the
+    environment (as Docker passes them) and `stubs` first on PATH; the WORKDIR folder."""
+    workdir = root / stage.workdir.lstrip("/")
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {**stage.args, "PATH": f"{stubs.folder}:{os.environ.get('PATH', '')}"}
+    for run in stage.runs:
+        done = subprocess.run(
+            ["sh", "-c", run], cwd=workdir, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, f"{run}\n{done.stdout}{done.stderr}"
+    return workdir
+
+
 class Build:
     """Performs an `Image`'s steps under `root` (standing for the image's `/`)."""
 
@@ -187,9 +375,14 @@ class Build:
     def perform(self) -> None:
         self.app.mkdir(parents=True)
         venv.EnvBuilder(with_pip=True).create(self.venv)
-        for sources, dest in self.image.copies:
-            for source in sources:
-                self.copy(REPO / source, self.app / dest)
+        for number, step in enumerate(self.image.copies):
+            dest = self.path(step.dest) if step.dest.startswith("/") else self.app / step.dest
+            origin = REPO
+            if step.stage is not None:  # that stage's files: its RUN steps under a root of its own
+                origin = self.root / "stages" / str(number)
+                build_stage(step.stage, origin, Stubs(self.root / "stubs"))
+            for source in step.sources:
+                self.copy(origin / source.lstrip("/"), dest)
         for run in self.image.runs:
             for command in (part.strip() for part in run.split("&&")):
                 self.run_step(command)
