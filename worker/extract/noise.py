@@ -450,13 +450,26 @@ NOISE_LABELS: dict[str, tuple[str, ...]] = {
 _ALL_HINTS = {**NOISE_HINTS, "content": CONTENT_HINTS, NEUTRAL: (NEUTRAL_HINTS, ())}
 _FRAGMENT_GROUP: dict[str, str] = {f: g for g, (fs, _) in _ALL_HINTS.items() for f in fs}
 _TOKEN_GROUP: dict[str, str] = {t: g for g, (_, ts) in _ALL_HINTS.items() for t in ts}
+
+
+def _by_first_letter(words: dict[str, str]) -> str:
+    """A regex alternation of `words`, longest first, grouped by first letter ("a(?:ds|d)|b(?:..)").
+    `re` tries a flat alternation's 200 words one by one at every position of the text; grouped,
+    only those sharing the letter there (four times faster). The same matches: the words that
+    could match at a position keep their order."""
+    by_letter: dict[str, list[str]] = {}
+    for word in sorted(words, key=len, reverse=True):
+        by_letter.setdefault(word[0], []).append(re.escape(word[1:]))
+    return "|".join(
+        f"{re.escape(letter)}(?:{'|'.join(rest)})" for letter, rest in by_letter.items()
+    )
+
+
 # One scan for both: tokens bounded by non-alphanumerics, then plain fragments, longest first.
 # No named groups: they make `re` ten times slower; the matched text maps back to its group.
 _HINT_WORDS = re.compile(
-    "(?<![a-z0-9])(?:"
-    + "|".join(map(re.escape, sorted(_TOKEN_GROUP, key=len, reverse=True)))
-    + ")(?![a-z0-9])|"
-    + "|".join(map(re.escape, sorted(_FRAGMENT_GROUP, key=len, reverse=True)))
+    f"(?<![a-z0-9])(?:{_by_first_letter(_TOKEN_GROUP)})(?![a-z0-9])|"
+    + _by_first_letter(_FRAGMENT_GROUP)
 )
 _WORD_GROUP = {**_FRAGMENT_GROUP, **_TOKEN_GROUP}
 _PUNCT = re.compile(r"[^\w\s]+")
