@@ -968,7 +968,8 @@ class Rendered:
 def render(
     root: LexborNode, keep: Callable[[_Open], bool], title: str, boilerplate: frozenset[str]
 ) -> Rendered:
-    """The text of `root` with dropped elements left out; drops them from the tree too."""
+    """The text of `root` with dropped elements left out; drops them from the tree too. `keep`
+    judges block elements: an inline one (a link, `em`, `span`) is never furniture by itself."""
     parts: list[str] = []
     lines: list[Line] = []
     stack: list[_Open] = []
@@ -987,19 +988,27 @@ def render(
         while stack and stack[-1].after == key:
             current = stack.pop()
             tag = current.tag
-            links -= current.link
-            block = tag in BLOCK_TAGS
-            if block:
-                parts.append("\n")
+            if tag not in BLOCK_TAGS:  # inline: never dropped, its text is its parent's own
+                links -= current.link
+                if (
+                    captions
+                    and current.chars < CAPTION_MAX_CHARS
+                    and current.node.mem_id in captions
+                ):
+                    leave_out_caption(current, parts, lines)
                 if stack:
-                    mark_label(current, stack[-1])
+                    close_into(stack[-1], current, False)
+                continue
+            parts.append("\n")
+            if stack:
+                mark_label(current, stack[-1])
             inner = current is not root_open
             dropped = inner and not keep(current)
-            own_text = collapse_spaces("".join(current.own)) if block and not dropped else ""
+            own_text = collapse_spaces("".join(current.own)) if current.own and not dropped else ""
             if inner and not dropped:
                 # Looked up whether or not there is a template yet (a cache hit: the same text
                 # as the page's block), so the caller learns what a template could drop.
-                if block and (fp := fingerprint(own_text)) is not None:
+                if own_text and (fp := fingerprint(own_text)) is not None:
                     checked.append(fp)
                     dropped = fp in boilerplate
                 if not dropped and tag in HEADING_TAGS:
@@ -1012,16 +1021,11 @@ def render(
             if tag in HTML_ONLY_TAGS or (
                 captions and current.chars < CAPTION_MAX_CHARS and current.node.mem_id in captions
             ):
-                del parts[current.parts_at :]
-                del lines[current.lines_at :]
-                parts.append("\n")
-                # Out of the text, so out of its wrappers' counts: a caption inside a caption
-                # wrapper leaves it a short caption.
-                current.chars = current.link_chars = 0
-            elif block and current.first_own_at >= 0:
+                leave_out_caption(current, parts, lines)
+            elif own_text:
                 add_line(lines, current, own_text, len(parts))
             if stack:
-                close_into(stack[-1], current, block)
+                close_into(stack[-1], current, True)
         if node is None:
             break
         tag = node.tag or ""
@@ -1059,6 +1063,15 @@ def render(
         node.decompose()
     lines.sort(key=lambda line: line.order)
     return Rendered(root, parts, lines, root_open is not None and root_open.headed, checked)
+
+
+def leave_out_caption(element: _Open, parts: list[str], lines: list[Line]) -> None:
+    """A caption stays in the HTML only: its text leaves the output and, so, its wrappers'
+    counts (a caption inside a caption wrapper leaves it a short caption)."""
+    del parts[element.parts_at :]
+    del lines[element.lines_at :]
+    parts.append("\n")
+    element.chars = element.link_chars = 0
 
 
 def add_line(lines: list[Line], element: _Open, text: str, end: int) -> None:
