@@ -144,6 +144,27 @@ def test_placeholder_src_is_replaced(placeholder: str) -> None:
     assert img_srcs(output) == ["https://news.example/real.jpg"]
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "DATA:image/png;base64,AAAA",
+        "/IMG/Blank.GIF?v=2",
+        "/x/lazy_load-1x1.svg#a",
+        "/transparent-solar-cells.jpg",
+        "/gallery/photo.png",
+        "/a.gif.jpg",
+        "/ünï/blank.gif",
+        "/ſpacer.gif",  # a long s, which the pattern's case folding reads as an "s"
+    ],
+)
+def test_placeholder_shortcut_answers_as_the_pattern(url: str) -> None:
+    """`_is_placeholder` skips the pattern for ASCII URLs that cannot match it; whatever it
+    skips, its answer is the pattern's."""
+    from worker.extract.sanitize import _PLACEHOLDER_SRC, _is_placeholder
+
+    assert _is_placeholder(url) == (_PLACEHOLDER_SRC.search(url) is not None)
+
+
 def test_unusable_src_falls_back_to_lazy_attribute() -> None:
     output = clean('<img src="javascript:alert(1)" data-src="/real.jpg">')
     assert img_srcs(output) == ["https://news.example/real.jpg"]

@@ -72,6 +72,8 @@ _PLACEHOLDER_SRC = re.compile(
     r"\.(?:gif|png|svg)(?:[?#]|$)",
     re.IGNORECASE,
 )
+# What a placeholder's URL holds, whatever else (lower case; `_is_placeholder`).
+_PLACEHOLDER_TYPES = (".gif", ".png", ".svg")
 
 # Tab and newline anywhere, and C0 controls or spaces at the ends, are ignored by browsers' URL
 # parsing: "jav&#x09;ascript:" and " javascript:" are both javascript: URLs.
@@ -185,28 +187,41 @@ def _fragment_base(bases: list[LexborNode], base_url: str) -> str:
 
 def _settle_image(image: LexborNode, base: str) -> None:
     """Point `src` at the real image, absolute; drop the image when there is none."""
-    resolved = (_absolute_url(url, base, _IMAGE_SCHEMES) for url in _image_candidates(image))
+    attrs = image.attributes
+    candidates = _image_candidates(image, attrs)
+    resolved = (_absolute_url(url, base, _IMAGE_SCHEMES) for url in candidates)
     src = next((url for url in resolved if url), None)
     if src is None:
         image.decompose()
-    else:
+    elif src != attrs.get("src"):  # most images point at their absolute URL already
         image.attrs["src"] = src
 
 
-def _image_candidates(image: LexborNode) -> Iterator[str]:
+def _image_candidates(image: LexborNode, attrs: dict[str, str | None]) -> Iterator[str]:
     """Possible sources, best first: `src` unless a placeholder, lazy-loading attributes, then
     the largest candidate of each `srcset` (the image's own, then its `<picture>`'s)."""
-    attrs = image.attributes
     if attrs.get("width") == "1" and attrs.get("height") == "1":
         return  # a tracking pixel
     for name in ("src", *_LAZY_SRC_ATTRIBUTES):
         value = (attrs.get(name) or "").strip()
-        if value and not _PLACEHOLDER_SRC.search(value):
+        if value and not _is_placeholder(value):
             yield value
     for srcset in [*(attrs.get(name) for name in _SRCSET_ATTRIBUTES), *_picture_srcsets(image)]:
         largest = _largest_candidate(srcset or "")
         if largest:
             yield largest
+
+
+def _is_placeholder(url: str) -> bool:
+    """Whether `url` matches `_PLACEHOLDER_SRC`; an ASCII URL without its file types or a data:
+    scheme cannot, and is not searched (the pattern backtracks over every path segment)."""
+    if url.isascii():
+        lowered = url.lower()
+        if not lowered.startswith("data:") and not any(
+            kind in lowered for kind in _PLACEHOLDER_TYPES
+        ):
+            return False
+    return _PLACEHOLDER_SRC.search(url) is not None
 
 
 def _picture_srcsets(image: LexborNode) -> list[str | None]:
@@ -222,7 +237,7 @@ def _largest_candidate(srcset: str) -> str | None:
     """The URL of the widest (or highest-density) candidate of a `srcset`."""
     best: tuple[tuple[int, float], str] | None = None
     for url, descriptor in _srcset_candidates(srcset):
-        if _PLACEHOLDER_SRC.search(url):
+        if _is_placeholder(url):
             continue
         size = _descriptor_size(descriptor)
         if best is None or size > best[0]:
@@ -286,10 +301,11 @@ def _has_image_beside(node: LexborNode) -> bool:
 
 def _settle_link(link: LexborNode, base: str) -> None:
     """Make `href` absolute; a link without a usable one is unwrapped to its text."""
-    href = _absolute_url(link.attributes.get("href"), base, _LINK_SCHEMES)
+    value = link.attributes.get("href")
+    href = _absolute_url(value, base, _LINK_SCHEMES)
     if href is None:
         link.unwrap()
-    else:
+    elif href != value:  # most links are absolute already
         link.attrs["href"] = href
 
 
