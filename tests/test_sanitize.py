@@ -242,6 +242,35 @@ def test_empty_paragraphs_collapse() -> None:
     assert output == "<p>a</p><p>b</p>"
 
 
+def test_empty_blocks_go_three_levels_deep_in_one_pass() -> None:
+    """One pattern removes what three passes of the one-level pattern removed: blocks emptied
+    by removing the empty blocks inside them, three levels deep, and no deeper."""
+    import random
+    import re
+
+    from worker.extract.sanitize import _drop_empty_blocks
+
+    one_level = re.compile(r"<(p|div|figure)>(?:\s|&nbsp;|<br>)*</\1>")
+
+    def three_passes(text: str) -> str:
+        for _ in range(3):
+            text = one_level.sub("", text)
+        return text
+
+    atoms = ["<p>", "</p>", "<div>", "</div>", "<figure>", "</figure>", " ", "&nbsp;", "<br>", "x"]
+    rng = random.Random(7)
+    samples = [
+        "<div><div><div><p></p></div></div></div>",  # four levels: the outermost stays
+        "<div> <p>&nbsp;</p> <br> </div>x<p></p>",
+        "<figure><p></p><div> </div></figure>",
+        "<div><p></p>x</div>",
+        *("".join(rng.choice(atoms) for _ in range(rng.randint(1, 14))) for _ in range(5000)),
+    ]
+    for text in samples:
+        assert _drop_empty_blocks(text) == three_passes(text), text
+    assert _drop_empty_blocks(samples[0]) == "<div></div>"
+
+
 def test_comments_are_removed() -> None:
     assert clean("<p>a<!-- secret --></p>") == "<p>a</p>"
 

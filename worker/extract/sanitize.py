@@ -80,8 +80,24 @@ _PLACEHOLDER_TYPES = (".gif", ".png", ".svg")
 _URL_IGNORED = re.compile(r"[\t\n\r]")
 _URL_TRIM = "".join(chr(c) for c in range(0x21))
 
-_EMPTY_BLOCK = re.compile(r"<(p|div|figure)>(?:\s|&nbsp;|<br>)*</\1>")
-_EMPTY_BLOCK_PASSES = 3
+# An empty paragraph (or div, or figure): nothing but whitespace, `&nbsp;` and `<br>` inside, or
+# empty blocks itself, nested up to `_EMPTY_BLOCK_LEVELS` deep (one pass over the text, where a
+# pass per level found the blocks emptied by the pass before).
+_EMPTY_BLOCK_LEVELS = 3
+_BLANK = r"(?:\s|&nbsp;|<br>)"
+
+
+def _empty_block_pattern(levels: int) -> str:
+    """The innermost block holds blanks only; each one around it, blanks and empty blocks."""
+    inside = f"{_BLANK}*"
+    for level in range(levels, 0, -1):  # groups number from the outermost block, 1
+        inside = f"<(p|div|figure)>{inside}</\\{level}>"
+        if level > 1:
+            inside = f"(?:{_BLANK}|{inside})*"
+    return inside
+
+
+_EMPTY_BLOCK = re.compile(_empty_block_pattern(_EMPTY_BLOCK_LEVELS))
 _HEADING_DEMOTIONS = (("<h1>", "<h2>"), ("</h1>", "</h2>"))
 
 # Lexbor and html5ever both take quadratic time on deeply nested elements (measured: 30,000
@@ -149,12 +165,7 @@ def html_to_text(fragment: str) -> str:
 
 def _drop_empty_blocks(cleaned: str) -> str:
     """Remove empty paragraphs (and the blocks that held only them), a few levels deep."""
-    for _ in range(_EMPTY_BLOCK_PASSES):
-        emptied = _EMPTY_BLOCK.sub("", cleaned)
-        if emptied == cleaned:
-            break
-        cleaned = emptied
-    return cleaned
+    return _EMPTY_BLOCK.sub("", cleaned)
 
 
 # --- Preparation (Lexbor) ----------------------------------------------------------------------
