@@ -314,3 +314,64 @@ def test_deep_nesting_of_any_element_is_flattened(tag: str, lexbor_inputs: list[
     # Unflattened, lexbor's time grows with the square of the depth: 0.5 s per parse here.
     assert all(nesting_depth(parsed) <= MAX_DEPTH for parsed in lexbor_inputs)
     assert output == "<p>deep bold text</p>"
+
+
+# --- Elements prepared where they are (the extractor's body, in the page's tree) -----------------
+
+NODE_PAGES = [
+    # links relative, absolute, within the page, unusable; images lazy, placeholders, pixels
+    (
+        '<div><p>See <a href="/a">a</a>, <a href="https://other.example/b">b</a>, <a href="#n">'
+        'n</a> and <a href="javascript:void(0)">nothing</a>.</p><img src="/blank.gif" '
+        'data-src="r.jpg"><img src="data:image/gif;base64,R0lGOD" width="1" height="1">'
+        '<img alt="none"></div><p>Second <b>block</b> &amp; <i>more</i>&nbsp;<br><br></p>'
+        "<p> </p><h1>Heading</h1>",
+        "body > *",
+    ),
+    # a base inside the body, a picture
+    (
+        '<div><base href="https://cdn.example/x/"><picture><source srcset="s.jpg 300w, '
+        'l.jpg 900w"><img src="p.jpg"></picture><p><a href="rel.html">rel</a></p></div>',
+        "body > *",
+    ),
+    # table rows and cells, whose tags mean nothing outside their table
+    ('<table><tr><td><p>Cell <a href="c.html">link</a></p></td><td>Two</td></tr></table>', "td"),
+    ('<table><tr><td><img src="t.png"> cell</td></tr><tr><th>Head</th></tr></table>', "tr"),
+    # one of the elements is a link, which preparation unwraps: the fragment is parsed again
+    ('<a href="/whole">A block wrapped in a link</a><p>After it.</p>', "body > *"),
+    # a character XML forbids, in text and in an attribute: the fragment is parsed again
+    ('<p>Bell\x07 here <a href="/x\x01y">link</a></p>', "body > *"),
+]
+
+
+@pytest.mark.parametrize(("page", "selector"), NODE_PAGES)
+def test_sanitize_nodes_gives_what_sanitize_html_gives(page: str, selector: str) -> None:
+    from worker.extract.htmlparse import parse_html
+    from worker.extract.sanitize import sanitize_nodes
+
+    nodes = parse_html(f"<body>{page}</body>").css(selector)
+    fragment = "\n".join(node.html or "" for node in nodes)
+    assert sanitize_nodes(nodes, fragment, BASE) == sanitize_html(fragment, BASE)
+
+
+def test_sanitize_nodes_prepares_the_elements_in_their_tree(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The elements are settled where they are (their tree changes), and their HTML is not
+    parsed again."""
+    from worker.extract import sanitize
+    from worker.extract.htmlparse import parse_html
+
+    tree = parse_html('<body><p>A <a href="/a">link</a> <img data-src="i.jpg"></p></body>')
+    node = tree.css_first("p")
+    assert node is not None
+    fragment = node.html or ""
+    expected = sanitize.sanitize_html(fragment, BASE)
+
+    def no_parse(html: str) -> None:
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(sanitize, "parse_flat", no_parse)
+    assert sanitize.sanitize_nodes([node], fragment, BASE) == expected
+    assert 'href="https://news.example/a"' in (node.html or "")
+    assert 'src="https://news.example/world/i.jpg"' in (node.html or "")

@@ -243,6 +243,10 @@ class Body:
     # scoring counts them), as this attempt prepared the page: a body much shorter than that
     # missed the article.
     prose_run: int = 0
+    # The elements `html` is the HTML of, in the tree they were rendered in (unchanged since):
+    # the sanitiser prepares them there rather than parsing `html` again. None for a body
+    # made another way (JSON-LD).
+    nodes: tuple[LexborNode, ...] = ()
 
 
 # Not frozen, as `Line` below: a frozen dataclass sets each field through `object.__setattr__`,
@@ -1251,7 +1255,8 @@ def render_content(
         trim_edges_and_repeats(kept)
     texts = [(r.node, text) for r in kept if (text := r.text)]
     text, html = "\n".join(t for _, t in texts), "\n".join(n.html or "" for n, _ in texts)
-    return Body(text, html, prints, checked=frozenset(fp for r in rendered for fp in r.checked))
+    checked = frozenset(fp for r in rendered for fp in r.checked)
+    return Body(text, html, prints, checked=checked, nodes=tuple(n for n, _ in texts))
 
 
 def trim_edges_and_repeats(rendered: list[Rendered]) -> None:

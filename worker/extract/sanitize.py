@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import nh3
-from selectolax.lexbor import LexborNode
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from worker.extract.htmlparse import FlatHtml, parse_flat, parse_html, too_deep
 from worker.extract.weburl import WEB_SCHEMES, absolute_url
@@ -98,6 +98,9 @@ def _empty_block_pattern(levels: int) -> str:
 
 
 _EMPTY_BLOCK = re.compile(_empty_block_pattern(_EMPTY_BLOCK_LEVELS))
+# Elements the preparation may remove or unwrap: as one of `sanitize_nodes`'s own nodes, its
+# place would be lost.
+_SETTLED_TAGS = frozenset({"a", "img", "noscript"})
 _HEADING_DEMOTIONS = (("<h1>", "<h2>"), ("</h1>", "</h2>"))
 
 # Lexbor and html5ever both take quadratic time on deeply nested elements (measured: 30,000
@@ -141,10 +144,29 @@ def sanitize_html(fragment: str, base_url: str) -> str:
     fragment = xml_safe(fragment)
     if too_deep(fragment):
         fragment = _flatten(fragment)
-    cleaned = _CLEANER.clean(_prepare(FlatHtml(fragment), base_url))
-    for old, new in _HEADING_DEMOTIONS:
-        cleaned = cleaned.replace(old, new)
-    return xml_safe(_drop_empty_blocks(cleaned)).strip()
+    tree = parse_flat(FlatHtml(fragment))  # its nesting was checked above
+    _prepare([tree], base_url)
+    prepared = (tree.body.inner_html or "") if tree.body is not None else ""
+    return xml_safe(_tidy(_CLEANER.clean(prepared))).strip()
+
+
+def sanitize_nodes(nodes: Sequence[LexborNode], fragment: str, base_url: str) -> str:
+    """`sanitize_html(fragment, base_url)`, where `fragment` is the HTML of `nodes`, elements
+    of a tree lexbor parsed (unchanged since): they are prepared where they are, changed in
+    place, rather than parsed again from `fragment` (the extractor's body is in the page's tree
+    already). The same result; when `fragment` holds characters XML forbids, nests too deep,
+    or one of `nodes` is an element the preparation removes or unwraps, `sanitize_html` runs.
+
+    nh3's output then holds no character XML forbids either: lexbor's HTML escapes only with
+    `&amp;`, `&lt;`, `&gt;`, `&quot;` and `&nbsp;`, so nh3 decodes nothing else."""
+    if (
+        xml_safe(fragment) != fragment
+        or too_deep(fragment)
+        or any(node.tag in _SETTLED_TAGS for node in nodes)
+    ):
+        return sanitize_html(fragment, base_url)
+    _prepare(nodes, base_url)
+    return _tidy(_CLEANER.clean("\n".join(node.html or "" for node in nodes))).strip()
 
 
 def html_to_text(fragment: str) -> str:
@@ -163,6 +185,13 @@ def html_to_text(fragment: str) -> str:
     return xml_safe("\n".join(line for line in lines if line))
 
 
+def _tidy(cleaned: str) -> str:
+    """nh3's output with headings demoted and empty paragraphs gone."""
+    for old, new in _HEADING_DEMOTIONS:
+        cleaned = cleaned.replace(old, new)
+    return _drop_empty_blocks(cleaned)
+
+
 def _drop_empty_blocks(cleaned: str) -> str:
     """Remove empty paragraphs (and the blocks that held only them), a few levels deep."""
     return _EMPTY_BLOCK.sub("", cleaned)
@@ -171,21 +200,23 @@ def _drop_empty_blocks(cleaned: str) -> str:
 # --- Preparation (Lexbor) ----------------------------------------------------------------------
 
 
-def _prepare(fragment: FlatHtml, base_url: str) -> str:
-    tree = parse_flat(fragment)  # its nesting was checked by the caller
-    # One walk finds three kinds (each query walks the whole tree); the order they are settled
-    # in stays: the base first, images before the noscript copies that pair with them.
+def _prepare(roots: Sequence[LexborNode | LexborHTMLParser], base_url: str) -> None:
+    """Settle the base, images, noscript copies and links in `roots` (and under them), in
+    place. One query per root finds three kinds (each query walks all of a root); the order
+    they are settled in stays: the base first, images before the noscript copies that pair
+    with them, links last (the noscript copies went with any link inside them)."""
     found: dict[str, list[LexborNode]] = {"base": [], "img": [], "noscript": []}
-    for node in tree.css("base[href], img, noscript"):
-        found[node.tag or ""].append(node)
+    for root in roots:
+        for node in root.css("base[href], img, noscript"):
+            found[node.tag or ""].append(node)
     base = _fragment_base(found["base"], base_url)
     for image in found["img"]:
         _settle_image(image, base)
     for noscript in found["noscript"]:
         _settle_noscript(noscript)
-    for link in tree.css("a"):  # after the noscript copies went, with any link inside them
-        _settle_link(link, base)
-    return (tree.body.inner_html or "") if tree.body is not None else ""
+    for root in roots:
+        for link in root.css("a"):
+            _settle_link(link, base)
 
 
 def _fragment_base(bases: list[LexborNode], base_url: str) -> str:
