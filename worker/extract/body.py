@@ -940,6 +940,9 @@ class _Open:
     holds_block: bool = False  # a kept block element lies inside
     labelled: bool = False  # a child heading or line is a widget label ("Related posts")
     headed: bool = False  # ...and it comes first: the element is that widget
+    # A piece of `own` is whitespace alone: joined, it may part the pieces around it with a
+    # space, where the page's block text (`collect_blocks` passes over such pieces) does not.
+    spaced: bool = False
 
 
 @dataclass(slots=True)
@@ -970,10 +973,17 @@ class Rendered:
 
 
 def render(
-    root: LexborNode, keep: Callable[[_Open], bool], title: str, boilerplate: frozenset[str]
+    root: LexborNode,
+    keep: Callable[[_Open], bool],
+    title: str,
+    boilerplate: frozenset[str],
+    block_texts: dict[int, str] | None = None,
 ) -> Rendered:
     """The text of `root` with dropped elements left out; drops them from the tree too. `keep`
-    judges block elements: an inline one (a link, `em`, `span`) is never furniture by itself."""
+    judges block elements: an inline one (a link, `em`, `span`) is never furniture by itself.
+    `block_texts` are the texts of the tree's blocks by node id (`collect_blocks`' on the tree
+    as it is), the same own text a block has here unless `_Open.spaced`: not made again."""
+    block_texts = block_texts or {}
     parts: list[str] = []
     lines: list[Line] = []
     stack: list[_Open] = []
@@ -1008,7 +1018,10 @@ def render(
                 mark_label(current, stack[-1])
             inner = current is not root_open
             dropped = inner and not keep(current)
-            own_text = collapse_spaces("".join(current.own)) if current.own and not dropped else ""
+            own_text = ""
+            if current.own and not dropped:
+                known = None if current.spaced else block_texts.get(current.node.mem_id)
+                own_text = known if known is not None else collapse_spaces("".join(current.own))
             if inner and not dropped:
                 # Looked up whether or not there is a template yet (a cache hit: the same text
                 # as the page's block), so the caller learns what a template could drop.
@@ -1042,6 +1055,8 @@ def render(
                 if top.first_own_at < 0:
                     top.first_own_at = len(parts) - 1
                 size = len(text.strip())
+                if not size and text:
+                    top.spaced = True
                 top.chars += size
                 if links:
                     top.link_chars += size
@@ -1093,6 +1108,7 @@ def close_into(parent: _Open, child: _Open, block: bool) -> None:
     if not block:
         parent.own.extend(child.own)
         parent.own_link_chars += child.own_link_chars
+        parent.spaced = parent.spaced or child.spaced
         if parent.first_own_at < 0:  # else the parent's own text came first
             parent.first_own_at = child.first_own_at
 
@@ -1235,7 +1251,7 @@ def extract_body(
         if holder is None:
             return Body("", "", prints, prose_run=run.chars)
     content = find_content(tree, scored, holder)
-    found = render_content(content, preset, title, boilerplate, prints)
+    found = render_content(content, preset, title, boilerplate, prints, blocks)
     return replace(found, scored=not (content and content[0].tag == "body"), prose_run=run.chars)
 
 
@@ -1245,9 +1261,13 @@ def render_content(
     title: str,
     boilerplate: frozenset[str],
     prints: tuple[str, ...],
+    blocks: list[Block] | None = None,
 ) -> Body:
+    """The `content` elements rendered with the preset's cleaning; `blocks` are the tree's
+    (`collect_blocks`, on the tree as it is), when the caller has them."""
     keep = keep_clean if preset.clean else keep_all
-    rendered = [render(node, keep, title, boilerplate) for node in content]
+    own_texts = {block.node.mem_id: block.text for block in blocks} if blocks else None
+    rendered = [render(node, keep, title, boilerplate, own_texts) for node in content]
     kept = [r for r in rendered if r.has_text and not r.widget]
     if not kept:  # a widget-headed container is still better than nothing
         kept = [r for r in rendered if r.has_text]
