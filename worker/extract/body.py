@@ -266,7 +266,7 @@ AnyBlock = TypeVar("AnyBlock", bound=Block)
 # --- Step 1: prepare ---------------------------------------------------------------------------
 
 
-# Elements worth asking `is_furniture` about; lexbor selects them in C, in document order.
+# Elements worth asking `furniture` about; lexbor selects them in C, in document order.
 # Inline elements (`a`, `span`, ...) are left alone: furniture comes in blocks, and asking about
 # every link would double the cost of this step. A block without a class, id or hiding attribute
 # cannot be furniture unless its tag says so: those are not even selected. (Attributes before
@@ -324,15 +324,9 @@ def is_hidden(attrs: dict[str, str | None]) -> bool:
     return style is not None and _HIDDEN_STYLE.search(style) is not None
 
 
-def is_furniture(tag: str | None, attrs: dict[str, str | None]) -> bool:
-    """Furniture by tag, hint or hidden state; the page's root containers never are. `attrs`
-    are the element's `attributes`, read once by the caller (each read builds a dict)."""
-    if tag in ROOT_CONTAINERS:
-        return False
-    furniture_tag = tag in FURNITURE_TAGS
-    if hint_verdict(furniture_tag, attrs.get("class"), attrs.get("id")):
-        return True
-    return not furniture_tag and is_hidden(attrs)
+def furniture_hint(tag: str | None, class_: str | None, id_: str | None) -> bool:
+    """Furniture by tag or class/id hint; the page's root containers never are."""
+    return tag not in ROOT_CONTAINERS and hint_verdict(tag in FURNITURE_TAGS, class_, id_)
 
 
 @functools.lru_cache(maxsize=16384)
@@ -434,13 +428,14 @@ def furniture(root: LexborNode, hints: Hints) -> list[LexborNode]:
     while at < len(candidates):
         node = candidates[at]
         at += 1
-        attrs = node.attributes
+        attrs = node.attributes  # read once: each read builds a dict
         tag = node.tag
+        class_, id_ = attrs.get("class"), attrs.get("id")
         # Hidden copies of the article (schema.org microdata, print versions) are long prose too.
         if tag not in PAGE_ROOTS and is_hidden(attrs):
             pass
-        elif not is_furniture(tag, attrs) or holds_prose(
-            node, hints.groups_of(attrs.get("class"), attrs.get("id")), page
+        elif not furniture_hint(tag, class_, id_) or holds_prose(
+            node, hints.groups_of(class_, id_), page
         ):
             continue
         doomed.append(node)
