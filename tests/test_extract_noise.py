@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from worker.extract.body import FURNITURE_AND_HIDDEN
 from worker.extract.noise import (
     NOISE_HINTS,
     NOISE_LABELS,
@@ -248,3 +249,26 @@ def test_furniture_is_outermost_and_skips_only_what_goes() -> None:
     doomed = furniture(tree.body, Hints())
     # Inside a doomed element nothing is asked about; inside a kept (prose) one, all is.
     assert [node.attributes.get("id") for node in doomed] == ["side", "share", "inner", "rail"]
+
+
+def test_furniture_matching_several_selectors_is_listed_once() -> None:
+    """lexbor reports an element once per part of the candidates' selector it matches (a
+    hidden `nav`, a `div` with a class and `display:none`): each is asked about and listed
+    once, so it is decomposed once."""
+    from worker.extract.body import Hints, furniture
+    from worker.extract.htmlparse import parse_html
+
+    tree = parse_html(
+        "<body>"
+        '<div class="share-bar" id="a" style="display:none" hidden>Share</div>'
+        '<nav id="b" hidden aria-hidden="true">Menu</nav>'
+        f'<div class="sidebar" id="c" style="visibility:hidden"><p>{PROSE}</p></div>'
+        f"<p>{PROSE}</p>"
+        "</body>"
+    )
+    assert tree.body is not None
+    assert len(tree.body.css("#a, #b, #c")) == 3
+    matches = [node.attributes.get("id") for node in tree.body.css(FURNITURE_AND_HIDDEN)]
+    assert len(matches) > len(set(matches))  # lexbor repeats them
+    doomed = furniture(tree.body, Hints())
+    assert [node.attributes.get("id") for node in doomed] == ["a", "b", "c"]

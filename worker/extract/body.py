@@ -425,9 +425,15 @@ def furniture(root: LexborNode, hints: Hints) -> list[LexborNode]:
     candidates = root.css(FURNITURE_AND_HIDDEN)
     page = PageSize(root)
     at = 0
+    last = 0
     while at < len(candidates):
         node = candidates[at]
         at += 1
+        # lexbor reports an element once per part of the selector it matches, one after the
+        # other (a hidden `nav` twice): asked once, and never freed twice.
+        if (key := node.mem_id) == last:
+            continue
+        last = key
         attrs = node.attributes  # read once: each read builds a dict
         tag = node.tag
         class_, id_ = attrs.get("class"), attrs.get("id")
