@@ -244,7 +244,7 @@ class Body:
     # missed the article.
     prose_run: int = 0
     # The elements `html` is the HTML of, in the tree they were rendered in (unchanged since):
-    # the sanitiser prepares them there rather than parsing `html` again. None for a body
+    # the sanitiser prepares them there rather than parsing `html` again. Empty for a body
     # made another way (JSON-LD).
     nodes: tuple[LexborNode, ...] = ()
 

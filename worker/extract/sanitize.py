@@ -4,7 +4,9 @@
    and image URL absolute against the fragment's `<base href>` or the caller's `base_url`;
    images with no usable source and `<noscript>` duplicates of images are dropped, links whose
    URL is unusable (`javascript:`, `data:`, however obfuscated) are unwrapped to their text.
-   Pathologically deep nesting is flattened to paragraphs before any parser sees it.
+   Pathologically deep nesting is flattened to paragraphs before any parser sees it. The
+   extractor's body is prepared where it is, in the page's tree (`sanitize_nodes`): the same
+   result as parsing its HTML again.
 2. Clean (nh3, i.e. ammonia): an allowlist of article tags and attributes; scripts, styles,
    frames, embeds, SVG and forms go with their content; only http(s) (and mailto for links) URLs
    survive; links get `rel="noopener noreferrer"`.
