@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -142,8 +142,8 @@ def test_a_reload_drops_removed_sources_and_moves_changed_ones() -> None:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    opened = Store.open(f"sqlite:///{tmp_path}/state.db")
+def store(state_url: str) -> Iterator[Store]:
+    opened = Store.open(state_url)
     yield opened
     opened.close()
 

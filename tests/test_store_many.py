@@ -3,8 +3,8 @@ bounded number of statements, with the same answers as for a few."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +16,8 @@ T0 = datetime(2026, 2, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    opened = Store.open(f"sqlite:///{tmp_path}/state.db")
+def store(state_url: str) -> Iterator[Store]:
+    opened = Store.open(state_url)
     yield opened
     opened.close()
 
