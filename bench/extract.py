@@ -7,8 +7,8 @@
 Runs every extractor over every dataset in the shared bench folder (a sub-folder with a
 `ground-truth.json`: `aeb`, `readability`) in one process, scores with the shared scorer
 (`score.py`, 4-token shingles) and prints one table per dataset: precision, recall, F1, pages with
-empty output, median ms per page, and each extractor's median time as a multiple of
-feedworker's. `--worst N` also lists, per dataset, feedworker's N lowest-F1 pages with their
+empty output, median and total ms over the pages, and each extractor's median time as a multiple
+of feedworker's. `--worst N` also lists, per dataset, feedworker's N lowest-F1 pages with their
 precision and recall, trafilatura's F1 on the same page when it ran, and which body path won
 (`Article.method`), to see what to fix next. `--clock cpu` times each page by this process's CPU
 time instead of the wall clock: steadier when other work shares the machine.
@@ -171,26 +171,28 @@ class Summary:
     f1: float
     empty: int
     median_ms: float
+    total_ms: float
 
 
 def summarise_run(results: list[PageResult], summarise: Callable) -> Summary:
     s = summarise(r.counts for r in results)
     median = statistics.median(r.ms for r in results)
     empty = sum(r.empty for r in results)
-    return Summary(s["precision"], s["recall"], s["f1"], empty, median)
+    return Summary(s["precision"], s["recall"], s["f1"], empty, median, sum(r.ms for r in results))
 
 
 def print_table(dataset: str, table: dict[str, list[PageResult]], summarise: Callable) -> None:
     base = statistics.median(r.ms for r in table["feedworker"]) if "feedworker" in table else None
     print(f"\n## {dataset} ({len(next(iter(table.values())))} pages)\n")
-    print("| extractor | precision | recall | F1 | empty | median ms | time vs feedworker |")
-    print("|---|---|---|---|---|---|---|")
+    columns = ["precision", "recall", "F1", "empty", "median ms", "total ms", "time vs feedworker"]
+    print(f"| extractor | {' | '.join(columns)} |")
+    print("|---" * (len(columns) + 1) + "|")
     for name, results in table.items():
         s = summarise_run(results, summarise)
         ratio = f"{s.median_ms / base:.1f}x" if base else "-"
         print(
             f"| {name} | {s.precision:.3f} | {s.recall:.3f} | {s.f1:.3f} | {s.empty} "
-            f"| {s.median_ms:.2f} | {ratio} |"
+            f"| {s.median_ms:.2f} | {s.total_ms:.0f} | {ratio} |"
         )
 
 

@@ -448,3 +448,22 @@ def test_categories_reach_the_article() -> None:
         + "</article></body></html>"
     )
     assert extract(page, URL).categories == ("Gardening",)
+
+
+def test_itemprops_select_what_the_attribute_selector_selects() -> None:
+    """The microdata index answers `[itemprop=name]` from one walk of the page: the value is
+    the name exactly (case and spaces count), on any element, in document order."""
+    from worker.extract.htmlparse import parse_html
+    from worker.extract.meta import _ItemProps
+
+    tree = parse_html(
+        '<p itemprop="datepublished">a</p><p ITEMPROP="datePublished">b</p>'
+        '<p itemprop=" datePublished">c</p><svg><g itemprop="datePublished">d</g></svg>'
+        '<div itemprop="author"><span itemprop="name">Jane</span></div><p itemprop>e</p>'
+        '<time itemprop="datePublished dateModified">f</time><p itemprop="dateModified">g</p>'
+    )
+    props = _ItemProps(tree)
+    for name in ("datePublished", "dateModified", "author", "name", "datepublished", ""):
+        expected = [node.mem_id for node in tree.css(f'[itemprop="{name}"]')]
+        assert [node.mem_id for node in props.nodes(name)] == expected, name
+    assert list(props.authors()) == ["Jane"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from worker.extract.body import FURNITURE_AND_HIDDEN
 from worker.extract.noise import (
     NOISE_HINTS,
     NOISE_LABELS,
@@ -129,6 +130,32 @@ def test_hint_group(group: str, hits: list[str], misses: list[str]) -> None:
         assert group not in noise_groups(hint), hint
 
 
+def test_grouped_hint_regex_finds_what_a_flat_alternation_finds() -> None:
+    """The hint regex groups its words by first letter for speed: on hints built from the
+    vocabulary itself (words inside words, glued, at edges), it finds the same words in the same
+    order as the plain alternation, tokens first, then fragments, each longest first."""
+    import itertools
+    import re
+
+    from worker.extract import noise
+
+    def flat(words: dict[str, str]) -> str:
+        return "|".join(map(re.escape, sorted(words, key=len, reverse=True)))
+
+    plain = re.compile(
+        f"(?<![a-z0-9])(?:{flat(noise._TOKEN_GROUP)})(?![a-z0-9])|{flat(noise._FRAGMENT_GROUP)}"
+    )
+    words = sorted({*noise._TOKEN_GROUP, *noise._FRAGMENT_GROUP})
+    hints = [
+        *words,
+        *(f"{a}{b}" for a, b in itertools.product(words[::7], words[::5])),
+        *(f"x{a}-{b}2" for a, b in itertools.product(words[::5], words[::7])),
+        *(f"{a} {b}_{a}" for a, b in zip(words, reversed(words), strict=True)),
+    ]
+    for hint in hints:
+        assert noise._HINT_WORDS.findall(hint) == plain.findall(hint), hint
+
+
 @pytest.mark.parametrize(
     "hint", ["entry-content", "article-body", "post-body", "story-text", "main", "hentry"]
 )
@@ -222,3 +249,26 @@ def test_furniture_is_outermost_and_skips_only_what_goes() -> None:
     doomed = furniture(tree.body, Hints())
     # Inside a doomed element nothing is asked about; inside a kept (prose) one, all is.
     assert [node.attributes.get("id") for node in doomed] == ["side", "share", "inner", "rail"]
+
+
+def test_furniture_matching_several_selectors_is_listed_once() -> None:
+    """lexbor reports an element once per part of the candidates' selector it matches (a
+    hidden `nav`, a `div` with a class and `display:none`): each is asked about and listed
+    once, so it is decomposed once."""
+    from worker.extract.body import Hints, furniture
+    from worker.extract.htmlparse import parse_html
+
+    tree = parse_html(
+        "<body>"
+        '<div class="share-bar" id="a" style="display:none" hidden>Share</div>'
+        '<nav id="b" hidden aria-hidden="true">Menu</nav>'
+        f'<div class="sidebar" id="c" style="visibility:hidden"><p>{PROSE}</p></div>'
+        f"<p>{PROSE}</p>"
+        "</body>"
+    )
+    assert tree.body is not None
+    assert len(tree.body.css("#a, #b, #c")) == 3
+    matches = [node.attributes.get("id") for node in tree.body.css(FURNITURE_AND_HIDDEN)]
+    assert len(matches) > len(set(matches))  # lexbor repeats them
+    doomed = furniture(tree.body, Hints())
+    assert [node.attributes.get("id") for node in doomed] == ["a", "b", "c"]

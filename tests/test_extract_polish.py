@@ -57,3 +57,24 @@ def test_a_long_paragraph_written_twice_is_kept_twice() -> None:
     twice = f"<p>{PROSE} {PROSE}</p>"
     html = page("{body}" + twice + twice)
     assert extract(html, "https://example.org/a").body_text.count(PROSE + " " + PROSE) == 2
+
+
+def test_words_parted_by_a_space_between_inline_elements_stay_apart() -> None:
+    """A block's own text is taken from the page's blocks when it is the same; not when a
+    space between two inline elements parts words, which the page's blocks pass over: the
+    body's lines, and the fingerprints looked up in the site's template, keep the space."""
+    from worker.extract import body
+    from worker.extract.template import fingerprint
+
+    caption = "<p><b>Photo by</b> <i>Jane Doe for the Gazette</i></p>"
+    html = page("{body}" + caption + caption)
+    tree = body.parse_html(html)
+    assert tree.body is not None
+    blocks = body.collect_blocks(tree.body)
+    assert "Photo byJane Doe for the Gazette" in [b.text for b in blocks]  # the blocks' way
+    story = tree.css_first("div.story")
+    assert story is not None
+    found = body.render_content([story], body.PRESETS[0], "", frozenset(), (), blocks)
+    assert found.text.count("Photo by Jane Doe for the Gazette") == 1  # the repeat went
+    assert fingerprint("Photo by Jane Doe for the Gazette") in found.checked
+    assert fingerprint("Photo byJane Doe for the Gazette") not in found.checked

@@ -144,6 +144,27 @@ def test_placeholder_src_is_replaced(placeholder: str) -> None:
     assert img_srcs(output) == ["https://news.example/real.jpg"]
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "DATA:image/png;base64,AAAA",
+        "/IMG/Blank.GIF?v=2",
+        "/x/lazy_load-1x1.svg#a",
+        "/transparent-solar-cells.jpg",
+        "/gallery/photo.png",
+        "/a.gif.jpg",
+        "/ünï/blank.gif",
+        "/ſpacer.gif",  # a long s, which the pattern's case folding reads as an "s"
+    ],
+)
+def test_placeholder_shortcut_answers_as_the_pattern(url: str) -> None:
+    """`_is_placeholder` skips the pattern for ASCII URLs that cannot match it; whatever it
+    skips, its answer is the pattern's."""
+    from worker.extract.sanitize import _PLACEHOLDER_SRC, _is_placeholder
+
+    assert _is_placeholder(url) == (_PLACEHOLDER_SRC.search(url) is not None)
+
+
 def test_unusable_src_falls_back_to_lazy_attribute() -> None:
     output = clean('<img src="javascript:alert(1)" data-src="/real.jpg">')
     assert img_srcs(output) == ["https://news.example/real.jpg"]
@@ -221,6 +242,35 @@ def test_empty_paragraphs_collapse() -> None:
     assert output == "<p>a</p><p>b</p>"
 
 
+def test_empty_blocks_go_three_levels_deep_in_one_pass() -> None:
+    """One pattern removes what three passes of the one-level pattern removed: blocks emptied
+    by removing the empty blocks inside them, three levels deep, and no deeper."""
+    import random
+    import re
+
+    from worker.extract.sanitize import _drop_empty_blocks
+
+    one_level = re.compile(r"<(p|div|figure)>(?:\s|&nbsp;|<br>)*</\1>")
+
+    def three_passes(text: str) -> str:
+        for _ in range(3):
+            text = one_level.sub("", text)
+        return text
+
+    atoms = ["<p>", "</p>", "<div>", "</div>", "<figure>", "</figure>", " ", "&nbsp;", "<br>", "x"]
+    rng = random.Random(7)
+    samples = [
+        "<div><div><div><p></p></div></div></div>",  # four levels: the outermost stays
+        "<div> <p>&nbsp;</p> <br> </div>x<p></p>",
+        "<figure><p></p><div> </div></figure>",
+        "<div><p></p>x</div>",
+        *("".join(rng.choice(atoms) for _ in range(rng.randint(1, 14))) for _ in range(5000)),
+    ]
+    for text in samples:
+        assert _drop_empty_blocks(text) == three_passes(text), text
+    assert _drop_empty_blocks(samples[0]) == "<div></div>"
+
+
 def test_comments_are_removed() -> None:
     assert clean("<p>a<!-- secret --></p>") == "<p>a</p>"
 
@@ -264,3 +314,64 @@ def test_deep_nesting_of_any_element_is_flattened(tag: str, lexbor_inputs: list[
     # Unflattened, lexbor's time grows with the square of the depth: 0.5 s per parse here.
     assert all(nesting_depth(parsed) <= MAX_DEPTH for parsed in lexbor_inputs)
     assert output == "<p>deep bold text</p>"
+
+
+# --- Elements prepared where they are (the extractor's body, in the page's tree) -----------------
+
+NODE_PAGES = [
+    # links relative, absolute, within the page, unusable; images lazy, placeholders, pixels
+    (
+        '<div><p>See <a href="/a">a</a>, <a href="https://other.example/b">b</a>, <a href="#n">'
+        'n</a> and <a href="javascript:void(0)">nothing</a>.</p><img src="/blank.gif" '
+        'data-src="r.jpg"><img src="data:image/gif;base64,R0lGOD" width="1" height="1">'
+        '<img alt="none"></div><p>Second <b>block</b> &amp; <i>more</i>&nbsp;<br><br></p>'
+        "<p> </p><h1>Heading</h1>",
+        "body > *",
+    ),
+    # a base inside the body, a picture
+    (
+        '<div><base href="https://cdn.example/x/"><picture><source srcset="s.jpg 300w, '
+        'l.jpg 900w"><img src="p.jpg"></picture><p><a href="rel.html">rel</a></p></div>',
+        "body > *",
+    ),
+    # table rows and cells, whose tags mean nothing outside their table
+    ('<table><tr><td><p>Cell <a href="c.html">link</a></p></td><td>Two</td></tr></table>', "td"),
+    ('<table><tr><td><img src="t.png"> cell</td></tr><tr><th>Head</th></tr></table>', "tr"),
+    # one of the elements is a link, which preparation unwraps: the fragment is parsed again
+    ('<a href="/whole">A block wrapped in a link</a><p>After it.</p>', "body > *"),
+    # a character XML forbids, in text and in an attribute: the fragment is parsed again
+    ('<p>Bell\x07 here <a href="/x\x01y">link</a></p>', "body > *"),
+]
+
+
+@pytest.mark.parametrize(("page", "selector"), NODE_PAGES)
+def test_sanitize_nodes_gives_what_sanitize_html_gives(page: str, selector: str) -> None:
+    from worker.extract.htmlparse import parse_html
+    from worker.extract.sanitize import sanitize_nodes
+
+    nodes = parse_html(f"<body>{page}</body>").css(selector)
+    fragment = "\n".join(node.html or "" for node in nodes)
+    assert sanitize_nodes(nodes, fragment, BASE) == sanitize_html(fragment, BASE)
+
+
+def test_sanitize_nodes_prepares_the_elements_in_their_tree(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The elements are settled where they are (their tree changes), and their HTML is not
+    parsed again."""
+    from worker.extract import sanitize
+    from worker.extract.htmlparse import parse_html
+
+    tree = parse_html('<body><p>A <a href="/a">link</a> <img data-src="i.jpg"></p></body>')
+    node = tree.css_first("p")
+    assert node is not None
+    fragment = node.html or ""
+    expected = sanitize.sanitize_html(fragment, BASE)
+
+    def no_parse(html: str) -> None:
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(sanitize, "parse_flat", no_parse)
+    assert sanitize.sanitize_nodes([node], fragment, BASE) == expected
+    assert 'href="https://news.example/a"' in (node.html or "")
+    assert 'src="https://news.example/world/i.jpg"' in (node.html or "")

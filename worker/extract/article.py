@@ -26,7 +26,7 @@ from worker.extract import body as body_mod
 from worker.extract.htmlparse import FlatHtml, flatten_nesting, parse_flat
 from worker.extract.meta import Metadata, extract_metadata
 from worker.extract.safetynet import Expected, best_body, opening_words
-from worker.extract.sanitize import sanitize_html
+from worker.extract.sanitize import sanitize_html, sanitize_nodes
 from worker.extract.siterule import next_page_link, rule_page, ruled_body, ruled_metadata
 from worker.models import Article, Method
 from worker.publish.xmlchars import xml_safe
@@ -91,7 +91,7 @@ def extract(html: str, url: str, options: ExtractOptions | None = None) -> Artic
     return Article(
         url=url,
         title=meta.title,
-        body_html=sanitize_html(found.html, url),
+        body_html=sanitize_body(found, url),
         body_text=xml_safe(found.text),
         canonical_url=meta.canonical_url,
         authors=meta.authors,
@@ -170,6 +170,14 @@ def jsonld_as_body(text: str, found: body_mod.Body) -> body_mod.Body:
     paragraphs = [line.strip() for line in text.splitlines() if line.strip()]
     fragment = "".join(f"<p>{html_lib.escape(p)}</p>" for p in paragraphs)
     return body_mod.Body("\n".join(paragraphs), fragment, found.fingerprints, True, found.checked)
+
+
+def sanitize_body(found: body_mod.Body, url: str) -> str:
+    """The body's HTML sanitised: its elements prepared where they are in the page's tree,
+    when it has them (the page is parsed once, not its body again)."""
+    if found.nodes:
+        return sanitize_nodes(found.nodes, found.html, url)
+    return sanitize_html(found.html, url)
 
 
 def describe_method(method: Method) -> str:

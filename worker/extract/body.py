@@ -243,6 +243,10 @@ class Body:
     # scoring counts them), as this attempt prepared the page: a body much shorter than that
     # missed the article.
     prose_run: int = 0
+    # The elements `html` is the HTML of, in the tree they were rendered in (unchanged since):
+    # the sanitiser prepares them there rather than parsing `html` again. Empty for a body
+    # made another way (JSON-LD).
+    nodes: tuple[LexborNode, ...] = ()
 
 
 # Not frozen, as `Line` below: a frozen dataclass sets each field through `object.__setattr__`,
@@ -262,7 +266,7 @@ AnyBlock = TypeVar("AnyBlock", bound=Block)
 # --- Step 1: prepare ---------------------------------------------------------------------------
 
 
-# Elements worth asking `is_furniture` about; lexbor selects them in C, in document order.
+# Elements worth asking `furniture` about; lexbor selects them in C, in document order.
 # Inline elements (`a`, `span`, ...) are left alone: furniture comes in blocks, and asking about
 # every link would double the cost of this step. A block without a class, id or hiding attribute
 # cannot be furniture unless its tag says so: those are not even selected. (Attributes before
@@ -320,15 +324,9 @@ def is_hidden(attrs: dict[str, str | None]) -> bool:
     return style is not None and _HIDDEN_STYLE.search(style) is not None
 
 
-def is_furniture(tag: str | None, attrs: dict[str, str | None]) -> bool:
-    """Furniture by tag, hint or hidden state; the page's root containers never are. `attrs`
-    are the element's `attributes`, read once by the caller (each read builds a dict)."""
-    if tag in ROOT_CONTAINERS:
-        return False
-    furniture_tag = tag in FURNITURE_TAGS
-    if hint_verdict(furniture_tag, attrs.get("class"), attrs.get("id")):
-        return True
-    return not furniture_tag and is_hidden(attrs)
+def furniture_hint(tag: str | None, class_: str | None, id_: str | None) -> bool:
+    """Furniture by tag or class/id hint; the page's root containers never are."""
+    return tag not in ROOT_CONTAINERS and hint_verdict(tag in FURNITURE_TAGS, class_, id_)
 
 
 @functools.lru_cache(maxsize=16384)
@@ -427,16 +425,23 @@ def furniture(root: LexborNode, hints: Hints) -> list[LexborNode]:
     candidates = root.css(FURNITURE_AND_HIDDEN)
     page = PageSize(root)
     at = 0
+    last = 0
     while at < len(candidates):
         node = candidates[at]
         at += 1
-        attrs = node.attributes
+        # lexbor reports an element once per part of the selector it matches, one after the
+        # other (a hidden `nav` twice): asked once, and never freed twice.
+        if (key := node.mem_id) == last:
+            continue
+        last = key
+        attrs = node.attributes  # read once: each read builds a dict
         tag = node.tag
+        class_, id_ = attrs.get("class"), attrs.get("id")
         # Hidden copies of the article (schema.org microdata, print versions) are long prose too.
         if tag not in PAGE_ROOTS and is_hidden(attrs):
             pass
-        elif not is_furniture(tag, attrs) or holds_prose(
-            node, hints.groups_of(attrs.get("class"), attrs.get("id")), page
+        elif not furniture_hint(tag, class_, id_) or holds_prose(
+            node, hints.groups_of(class_, id_), page
         ):
             continue
         doomed.append(node)
@@ -936,6 +941,9 @@ class _Open:
     holds_block: bool = False  # a kept block element lies inside
     labelled: bool = False  # a child heading or line is a widget label ("Related posts")
     headed: bool = False  # ...and it comes first: the element is that widget
+    # A piece of `own` is whitespace alone: joined, it may part the pieces around it with a
+    # space, where the page's block text (`collect_blocks` passes over such pieces) does not.
+    spaced: bool = False
 
 
 @dataclass(slots=True)
@@ -966,9 +974,17 @@ class Rendered:
 
 
 def render(
-    root: LexborNode, keep: Callable[[_Open], bool], title: str, boilerplate: frozenset[str]
+    root: LexborNode,
+    keep: Callable[[_Open], bool],
+    title: str,
+    boilerplate: frozenset[str],
+    block_texts: dict[int, str] | None = None,
 ) -> Rendered:
-    """The text of `root` with dropped elements left out; drops them from the tree too."""
+    """The text of `root` with dropped elements left out; drops them from the tree too. `keep`
+    judges block elements: an inline one (a link, `em`, `span`) is never furniture by itself.
+    `block_texts` are the texts of the tree's blocks by node id (`collect_blocks`' on the tree
+    as it is), the same own text a block has here unless `_Open.spaced`: not made again."""
+    block_texts = block_texts or {}
     parts: list[str] = []
     lines: list[Line] = []
     stack: list[_Open] = []
@@ -987,19 +1003,30 @@ def render(
         while stack and stack[-1].after == key:
             current = stack.pop()
             tag = current.tag
-            links -= current.link
-            block = tag in BLOCK_TAGS
-            if block:
-                parts.append("\n")
+            if tag not in BLOCK_TAGS:  # inline: never dropped, its text is its parent's own
+                links -= current.link
+                if (
+                    captions
+                    and current.chars < CAPTION_MAX_CHARS
+                    and current.node.mem_id in captions
+                ):
+                    leave_out_caption(current, parts, lines)
                 if stack:
-                    mark_label(current, stack[-1])
+                    close_into(stack[-1], current, False)
+                continue
+            parts.append("\n")
+            if stack:
+                mark_label(current, stack[-1])
             inner = current is not root_open
             dropped = inner and not keep(current)
-            own_text = collapse_spaces("".join(current.own)) if block and not dropped else ""
+            own_text = ""
+            if current.own and not dropped:
+                known = None if current.spaced else block_texts.get(current.node.mem_id)
+                own_text = known if known is not None else collapse_spaces("".join(current.own))
             if inner and not dropped:
                 # Looked up whether or not there is a template yet (a cache hit: the same text
                 # as the page's block), so the caller learns what a template could drop.
-                if block and (fp := fingerprint(own_text)) is not None:
+                if own_text and (fp := fingerprint(own_text)) is not None:
                     checked.append(fp)
                     dropped = fp in boilerplate
                 if not dropped and tag in HEADING_TAGS:
@@ -1012,16 +1039,11 @@ def render(
             if tag in HTML_ONLY_TAGS or (
                 captions and current.chars < CAPTION_MAX_CHARS and current.node.mem_id in captions
             ):
-                del parts[current.parts_at :]
-                del lines[current.lines_at :]
-                parts.append("\n")
-                # Out of the text, so out of its wrappers' counts: a caption inside a caption
-                # wrapper leaves it a short caption.
-                current.chars = current.link_chars = 0
-            elif block and current.first_own_at >= 0:
+                leave_out_caption(current, parts, lines)
+            elif own_text:
                 add_line(lines, current, own_text, len(parts))
             if stack:
-                close_into(stack[-1], current, block)
+                close_into(stack[-1], current, True)
         if node is None:
             break
         tag = node.tag or ""
@@ -1034,6 +1056,8 @@ def render(
                 if top.first_own_at < 0:
                     top.first_own_at = len(parts) - 1
                 size = len(text.strip())
+                if not size and text:
+                    top.spaced = True
                 top.chars += size
                 if links:
                     top.link_chars += size
@@ -1061,6 +1085,15 @@ def render(
     return Rendered(root, parts, lines, root_open is not None and root_open.headed, checked)
 
 
+def leave_out_caption(element: _Open, parts: list[str], lines: list[Line]) -> None:
+    """A caption stays in the HTML only: its text leaves the output and, so, its wrappers'
+    counts (a caption inside a caption wrapper leaves it a short caption)."""
+    del parts[element.parts_at :]
+    del lines[element.lines_at :]
+    parts.append("\n")
+    element.chars = element.link_chars = 0
+
+
 def add_line(lines: list[Line], element: _Open, text: str, end: int) -> None:
     """Record a kept block's line; `text` is its own text, `collapse_spaces`'d."""
     if text:
@@ -1076,6 +1109,7 @@ def close_into(parent: _Open, child: _Open, block: bool) -> None:
     if not block:
         parent.own.extend(child.own)
         parent.own_link_chars += child.own_link_chars
+        parent.spaced = parent.spaced or child.spaced
         if parent.first_own_at < 0:  # else the parent's own text came first
             parent.first_own_at = child.first_own_at
 
@@ -1218,7 +1252,7 @@ def extract_body(
         if holder is None:
             return Body("", "", prints, prose_run=run.chars)
     content = find_content(tree, scored, holder)
-    found = render_content(content, preset, title, boilerplate, prints)
+    found = render_content(content, preset, title, boilerplate, prints, blocks)
     return replace(found, scored=not (content and content[0].tag == "body"), prose_run=run.chars)
 
 
@@ -1228,9 +1262,13 @@ def render_content(
     title: str,
     boilerplate: frozenset[str],
     prints: tuple[str, ...],
+    blocks: list[Block] | None = None,
 ) -> Body:
+    """The `content` elements rendered with the preset's cleaning; `blocks` are the tree's
+    (`collect_blocks`, on the tree as it is), when the caller has them."""
     keep = keep_clean if preset.clean else keep_all
-    rendered = [render(node, keep, title, boilerplate) for node in content]
+    own_texts = {block.node.mem_id: block.text for block in blocks} if blocks else None
+    rendered = [render(node, keep, title, boilerplate, own_texts) for node in content]
     kept = [r for r in rendered if r.has_text and not r.widget]
     if not kept:  # a widget-headed container is still better than nothing
         kept = [r for r in rendered if r.has_text]
@@ -1238,7 +1276,8 @@ def render_content(
         trim_edges_and_repeats(kept)
     texts = [(r.node, text) for r in kept if (text := r.text)]
     text, html = "\n".join(t for _, t in texts), "\n".join(n.html or "" for n, _ in texts)
-    return Body(text, html, prints, checked=frozenset(fp for r in rendered for fp in r.checked))
+    checked = frozenset(fp for r in rendered for fp in r.checked)
+    return Body(text, html, prints, checked=checked, nodes=tuple(n for n, _ in texts))
 
 
 def trim_edges_and_repeats(rendered: list[Rendered]) -> None:

@@ -118,8 +118,8 @@ _HEAD_SELECTOR = "title,base[href]"
 # Visible markup, queried only when the metadata above leaves a field empty.
 _H1_SELECTOR = "article h1,main h1"
 _TIME_SELECTOR = "article time[datetime],main time[datetime],time[pubdate]"
-_ITEMPROP_DATE_SELECTOR = "[itemprop=datePublished]"
-_ITEMPROP_MODIFIED_SELECTOR = "[itemprop=dateModified]"
+_ITEMPROP_PUBLISHED = "datePublished"
+_ITEMPROP_MODIFIED = "dateModified"
 _REL_AUTHOR_SELECTOR = "a[rel~=author]"
 _BYLINE_SELECTOR = ",".join(_BYLINE_SELECTORS)
 
@@ -200,22 +200,23 @@ def extract_metadata(
     others) in document order, found by a walk the caller makes anyway: this one is then saved.
     """
     signals = _collect_signals(tree, elements)
+    props = _ItemProps(tree)
     base = absolute_url(url, _clean_text(signals.base_href)) or url
     article = _jsonld_article(signals.jsonld)
     site_name = _first_text(_meta_values(signals, _SITE_NAME_KEYS), [article.site_name])
     return Metadata(
         title=_pick_title(tree, signals, article, site_name),
-        authors=_pick_authors(tree, signals, article),
+        authors=_pick_authors(tree, signals, article, props),
         published=_first_date(
             [article.published],
             _meta_values(signals, _PUBLISHED_KEYS),
-            _markup_values(tree, _ITEMPROP_DATE_SELECTOR),
+            props.values(_ITEMPROP_PUBLISHED),
             _markup_values(tree, _TIME_SELECTOR),
         ),
         modified=_first_date(
             [article.modified],
             _meta_values(signals, _MODIFIED_KEYS),
-            _markup_values(tree, _ITEMPROP_MODIFIED_SELECTOR),
+            props.values(_ITEMPROP_MODIFIED),
         ),
         image=_first_url(
             base, [article.image], _meta_values(signals, _IMAGE_KEYS), [signals.image_src]
@@ -347,16 +348,43 @@ def _markup_values(tree: LexborHTMLParser, selector: str) -> Iterator[str]:
 
     Pickers stop at the first usable value, so pages with good metadata never pay for these.
     """
-    for node in tree.css(selector):
+    yield from _node_values(tree.css(selector))
+
+
+def _node_values(nodes: Iterable[LexborNode]) -> Iterator[str]:
+    for node in nodes:
         attrs = node.attributes
         yield attrs.get("datetime") or attrs.get("content") or node.text()
 
 
-def _microdata_authors(tree: LexborHTMLParser) -> Iterator[str]:
-    """`itemprop=author`, or the `itemprop=name` inside it (a schema.org Person)."""
-    for node in tree.css("[itemprop=author]"):
-        name = node.css_first("[itemprop=name]") or node
-        yield name.attributes.get("content") or name.text()
+class _ItemProps:
+    """The page's microdata properties (`itemprop` elements) by name, found in one walk of the
+    page the first time one is asked for (the dates and the author each walked it)."""
+
+    __slots__ = ("_by_name", "_tree")
+
+    def __init__(self, tree: LexborHTMLParser) -> None:
+        self._tree = tree
+        self._by_name: dict[str, list[LexborNode]] | None = None
+
+    def nodes(self, name: str) -> list[LexborNode]:
+        """What `[itemprop=name]` selects: the value is the name exactly, case and all."""
+        if self._by_name is None:
+            self._by_name = {}
+            for node in self._tree.css("[itemprop]"):
+                value = node.attributes.get("itemprop") or ""
+                self._by_name.setdefault(value, []).append(node)
+        return self._by_name.get(name, [])
+
+    def values(self, name: str) -> Iterator[str]:
+        """`_markup_values` of `[itemprop=name]`, asked for only if a caller iterates."""
+        yield from _node_values(self.nodes(name))
+
+    def authors(self) -> Iterator[str]:
+        """`itemprop=author`, or the `itemprop=name` inside it (a schema.org Person)."""
+        for node in self.nodes("author"):
+            name = node.css_first("[itemprop=name]") or node
+            yield name.attributes.get("content") or name.text()
 
 
 # --- JSON-LD -----------------------------------------------------------------------------------
@@ -577,13 +605,13 @@ def _strip_title_suffix(title: str) -> str:
 
 
 def _pick_authors(
-    tree: LexborHTMLParser, signals: _Signals, article: _JsonLdArticle
+    tree: LexborHTMLParser, signals: _Signals, article: _JsonLdArticle, props: _ItemProps
 ) -> tuple[str, ...]:
     """The first source that names anyone wins; its names are cleaned and deduplicated."""
     sources: list[tuple[Iterable[str], int]] = [
         (article.authors, 0),
         (_meta_values(signals, _AUTHOR_KEYS), 0),
-        (_microdata_authors(tree), 0),
+        (props.authors(), 0),
         (_markup_values(tree, _REL_AUTHOR_SELECTOR), 0),
         (_markup_values(tree, _BYLINE_SELECTOR), _MAX_BYLINE_WORDS),
     ]

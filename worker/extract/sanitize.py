@@ -4,7 +4,9 @@
    and image URL absolute against the fragment's `<base href>` or the caller's `base_url`;
    images with no usable source and `<noscript>` duplicates of images are dropped, links whose
    URL is unusable (`javascript:`, `data:`, however obfuscated) are unwrapped to their text.
-   Pathologically deep nesting is flattened to paragraphs before any parser sees it.
+   Pathologically deep nesting is flattened to paragraphs before any parser sees it. The
+   extractor's body is prepared where it is, in the page's tree (`sanitize_nodes`): the same
+   result as parsing its HTML again.
 2. Clean (nh3, i.e. ammonia): an allowlist of article tags and attributes; scripts, styles,
    frames, embeds, SVG and forms go with their content; only http(s) (and mailto for links) URLs
    survive; links get `rel="noopener noreferrer"`.
@@ -18,10 +20,10 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import nh3
-from selectolax.lexbor import LexborNode
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from worker.extract.htmlparse import FlatHtml, parse_flat, parse_html, too_deep
 from worker.extract.weburl import WEB_SCHEMES, absolute_url
@@ -72,14 +74,35 @@ _PLACEHOLDER_SRC = re.compile(
     r"\.(?:gif|png|svg)(?:[?#]|$)",
     re.IGNORECASE,
 )
+# What a placeholder's URL holds, whatever else (lower case; `_is_placeholder`).
+_PLACEHOLDER_TYPES = (".gif", ".png", ".svg")
 
 # Tab and newline anywhere, and C0 controls or spaces at the ends, are ignored by browsers' URL
 # parsing: "jav&#x09;ascript:" and " javascript:" are both javascript: URLs.
 _URL_IGNORED = re.compile(r"[\t\n\r]")
 _URL_TRIM = "".join(chr(c) for c in range(0x21))
 
-_EMPTY_BLOCK = re.compile(r"<(p|div|figure)>(?:\s|&nbsp;|<br>)*</\1>")
-_EMPTY_BLOCK_PASSES = 3
+# An empty paragraph (or div, or figure): nothing but whitespace, `&nbsp;` and `<br>` inside, or
+# empty blocks itself, nested up to `_EMPTY_BLOCK_LEVELS` deep (one pass over the text, where a
+# pass per level found the blocks emptied by the pass before).
+_EMPTY_BLOCK_LEVELS = 3
+_BLANK = r"(?:\s|&nbsp;|<br>)"
+
+
+def _empty_block_pattern(levels: int) -> str:
+    """The innermost block holds blanks only; each one around it, blanks and empty blocks."""
+    inside = f"{_BLANK}*"
+    for level in range(levels, 0, -1):  # groups number from the outermost block, 1
+        inside = f"<(p|div|figure)>{inside}</\\{level}>"
+        if level > 1:
+            inside = f"(?:{_BLANK}|{inside})*"
+    return inside
+
+
+_EMPTY_BLOCK = re.compile(_empty_block_pattern(_EMPTY_BLOCK_LEVELS))
+# Elements the preparation may remove or unwrap: as one of `sanitize_nodes`'s own nodes, its
+# place would be lost.
+_SETTLED_TAGS = frozenset({"a", "img", "noscript"})
 _HEADING_DEMOTIONS = (("<h1>", "<h2>"), ("</h1>", "</h2>"))
 
 # Lexbor and html5ever both take quadratic time on deeply nested elements (measured: 30,000
@@ -123,10 +146,29 @@ def sanitize_html(fragment: str, base_url: str) -> str:
     fragment = xml_safe(fragment)
     if too_deep(fragment):
         fragment = _flatten(fragment)
-    cleaned = _CLEANER.clean(_prepare(FlatHtml(fragment), base_url))
-    for old, new in _HEADING_DEMOTIONS:
-        cleaned = cleaned.replace(old, new)
-    return xml_safe(_drop_empty_blocks(cleaned)).strip()
+    tree = parse_flat(FlatHtml(fragment))  # its nesting was checked above
+    _prepare([tree], base_url)
+    prepared = (tree.body.inner_html or "") if tree.body is not None else ""
+    return xml_safe(_tidy(_CLEANER.clean(prepared))).strip()
+
+
+def sanitize_nodes(nodes: Sequence[LexborNode], fragment: str, base_url: str) -> str:
+    """`sanitize_html(fragment, base_url)`, where `fragment` is the HTML of `nodes`, elements
+    of a tree lexbor parsed (unchanged since): they are prepared where they are, changed in
+    place, rather than parsed again from `fragment` (the extractor's body is in the page's tree
+    already). The same result; when `fragment` holds characters XML forbids, nests too deep,
+    or one of `nodes` is an element the preparation removes or unwraps, `sanitize_html` runs.
+
+    nh3's output then holds no character XML forbids either: lexbor's HTML escapes only with
+    `&amp;`, `&lt;`, `&gt;`, `&quot;` and `&nbsp;`, so nh3 decodes nothing else."""
+    if (
+        xml_safe(fragment) != fragment
+        or too_deep(fragment)
+        or any(node.tag in _SETTLED_TAGS for node in nodes)
+    ):
+        return sanitize_html(fragment, base_url)
+    _prepare(nodes, base_url)
+    return _tidy(_CLEANER.clean("\n".join(node.html or "" for node in nodes))).strip()
 
 
 def html_to_text(fragment: str) -> str:
@@ -145,34 +187,38 @@ def html_to_text(fragment: str) -> str:
     return xml_safe("\n".join(line for line in lines if line))
 
 
+def _tidy(cleaned: str) -> str:
+    """nh3's output with headings demoted and empty paragraphs gone."""
+    for old, new in _HEADING_DEMOTIONS:
+        cleaned = cleaned.replace(old, new)
+    return _drop_empty_blocks(cleaned)
+
+
 def _drop_empty_blocks(cleaned: str) -> str:
     """Remove empty paragraphs (and the blocks that held only them), a few levels deep."""
-    for _ in range(_EMPTY_BLOCK_PASSES):
-        emptied = _EMPTY_BLOCK.sub("", cleaned)
-        if emptied == cleaned:
-            break
-        cleaned = emptied
-    return cleaned
+    return _EMPTY_BLOCK.sub("", cleaned)
 
 
 # --- Preparation (Lexbor) ----------------------------------------------------------------------
 
 
-def _prepare(fragment: FlatHtml, base_url: str) -> str:
-    tree = parse_flat(fragment)  # its nesting was checked by the caller
-    # One walk finds three kinds (each query walks the whole tree); the order they are settled
-    # in stays: the base first, images before the noscript copies that pair with them.
+def _prepare(roots: Sequence[LexborNode | LexborHTMLParser], base_url: str) -> None:
+    """Settle the base, images, noscript copies and links in `roots` (and under them), in
+    place. One query per root finds three kinds (each query walks all of a root); the order
+    they are settled in stays: the base first, images before the noscript copies that pair
+    with them, links last (the noscript copies went with any link inside them)."""
     found: dict[str, list[LexborNode]] = {"base": [], "img": [], "noscript": []}
-    for node in tree.css("base[href], img, noscript"):
-        found[node.tag or ""].append(node)
+    for root in roots:
+        for node in root.css("base[href], img, noscript"):
+            found[node.tag or ""].append(node)
     base = _fragment_base(found["base"], base_url)
     for image in found["img"]:
         _settle_image(image, base)
     for noscript in found["noscript"]:
         _settle_noscript(noscript)
-    for link in tree.css("a"):  # after the noscript copies went, with any link inside them
-        _settle_link(link, base)
-    return (tree.body.inner_html or "") if tree.body is not None else ""
+    for root in roots:
+        for link in root.css("a"):
+            _settle_link(link, base)
 
 
 def _fragment_base(bases: list[LexborNode], base_url: str) -> str:
@@ -185,28 +231,41 @@ def _fragment_base(bases: list[LexborNode], base_url: str) -> str:
 
 def _settle_image(image: LexborNode, base: str) -> None:
     """Point `src` at the real image, absolute; drop the image when there is none."""
-    resolved = (_absolute_url(url, base, _IMAGE_SCHEMES) for url in _image_candidates(image))
+    attrs = image.attributes
+    candidates = _image_candidates(image, attrs)
+    resolved = (_absolute_url(url, base, _IMAGE_SCHEMES) for url in candidates)
     src = next((url for url in resolved if url), None)
     if src is None:
         image.decompose()
-    else:
+    elif src != attrs.get("src"):  # most images point at their absolute URL already
         image.attrs["src"] = src
 
 
-def _image_candidates(image: LexborNode) -> Iterator[str]:
+def _image_candidates(image: LexborNode, attrs: dict[str, str | None]) -> Iterator[str]:
     """Possible sources, best first: `src` unless a placeholder, lazy-loading attributes, then
     the largest candidate of each `srcset` (the image's own, then its `<picture>`'s)."""
-    attrs = image.attributes
     if attrs.get("width") == "1" and attrs.get("height") == "1":
         return  # a tracking pixel
     for name in ("src", *_LAZY_SRC_ATTRIBUTES):
         value = (attrs.get(name) or "").strip()
-        if value and not _PLACEHOLDER_SRC.search(value):
+        if value and not _is_placeholder(value):
             yield value
     for srcset in [*(attrs.get(name) for name in _SRCSET_ATTRIBUTES), *_picture_srcsets(image)]:
         largest = _largest_candidate(srcset or "")
         if largest:
             yield largest
+
+
+def _is_placeholder(url: str) -> bool:
+    """Whether `url` matches `_PLACEHOLDER_SRC`; an ASCII URL without its file types or a data:
+    scheme cannot, and is not searched (the pattern backtracks over every path segment)."""
+    if url.isascii():
+        lowered = url.lower()
+        if not lowered.startswith("data:") and not any(
+            kind in lowered for kind in _PLACEHOLDER_TYPES
+        ):
+            return False
+    return _PLACEHOLDER_SRC.search(url) is not None
 
 
 def _picture_srcsets(image: LexborNode) -> list[str | None]:
@@ -222,7 +281,7 @@ def _largest_candidate(srcset: str) -> str | None:
     """The URL of the widest (or highest-density) candidate of a `srcset`."""
     best: tuple[tuple[int, float], str] | None = None
     for url, descriptor in _srcset_candidates(srcset):
-        if _PLACEHOLDER_SRC.search(url):
+        if _is_placeholder(url):
             continue
         size = _descriptor_size(descriptor)
         if best is None or size > best[0]:
@@ -286,10 +345,11 @@ def _has_image_beside(node: LexborNode) -> bool:
 
 def _settle_link(link: LexborNode, base: str) -> None:
     """Make `href` absolute; a link without a usable one is unwrapped to its text."""
-    href = _absolute_url(link.attributes.get("href"), base, _LINK_SCHEMES)
+    value = link.attributes.get("href")
+    href = _absolute_url(value, base, _LINK_SCHEMES)
     if href is None:
         link.unwrap()
-    else:
+    elif href != value:  # most links are absolute already
         link.attrs["href"] = href
 
 

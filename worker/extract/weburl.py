@@ -9,6 +9,8 @@ parse); any other goes through `urljoin`. That was half the cost of sanitising a
 
 Relative links (`/wiki/Page`, `page2.html`) against a plain base are joined the same way by
 string operations when neither holds a dot segment (`./`, `../`), which `urljoin` would resolve.
+So are links within the page (`#cite_note-3`: the base without its fragment, then the link's)
+and links to another host on the base's scheme (`//cdn.example/a.png`) when the result is plain.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class _Base:
     netloc: str
     origin: str  # scheme://netloc
     folder: str  # the path up to its last `/`, or "/"
+    page: str  # the base without its fragment
 
 
 @functools.lru_cache(maxsize=256)
@@ -57,7 +60,8 @@ def _plain_base(base: str) -> _Base | None:
     if "/." in path:
         return None
     origin = f"{plain.group(1)}://{plain.group(2)}"
-    return _Base(plain.group(1), plain.group(2), origin, path[: path.rfind("/") + 1] or "/")
+    folder = path[: path.rfind("/") + 1] or "/"
+    return _Base(plain.group(1), plain.group(2), origin, folder, base.partition("#")[0])
 
 
 def _plain_relative(value: str) -> bool:
@@ -74,16 +78,39 @@ def join_url(base: str, value: str) -> tuple[str, str, str]:
     ValueError where either does."""
     plain = _PLAIN_WEB_URL.fullmatch(value) if value.isascii() else None
     if plain is None:
-        parts = _plain_base(base) if value.isascii() else None
-        if parts is not None and _plain_relative(value):
-            folder = "" if value.startswith("/") else parts.folder
-            return f"{parts.origin}{folder}{value}", parts.scheme, parts.netloc
+        parts = _plain_base(base)
+        joined = _join_plain(parts, value) if parts is not None else None
+        if joined is not None:
+            return joined
         absolute = urljoin(base, value)
         scheme, netloc = urlsplit(absolute)[:2]
         return absolute, scheme, netloc
     if base:
         _check_base(base)  # `urljoin` parses a base first, and raises on a malformed one
     return value, plain.group(1), plain.group(2)
+
+
+def _join_plain(base: _Base, value: str) -> tuple[str, str, str] | None:
+    """`join_url` of a plain base and a value that is not a plain web URL, where string
+    operations give what `urljoin` gives; else None."""
+    if value[:1] <= " ":  # empty, or `urljoin` strips its leading controls and spaces first
+        return None
+    if value.startswith("#"):  # the same page: a fragment is kept as it is, a bare "#" dropped
+        return base.page + value if len(value) > 1 else base.page, base.scheme, base.netloc
+    if not value.isascii():
+        return None
+    if value.startswith("//"):  # another host, on the base's scheme
+        plain = _PLAIN_WEB_URL.fullmatch(absolute := f"{base.scheme}:{value}")
+        return (absolute, plain.group(1), plain.group(2)) if plain is not None else None
+    if value.startswith("/"):
+        folder = ""
+    elif "//" in value or "//" in base.folder:
+        return None  # `urljoin` drops the empty segments of a path it appends to the base's
+    else:
+        folder = base.folder
+    if _plain_relative(value):
+        return f"{base.origin}{folder}{value}", base.scheme, base.netloc
+    return None
 
 
 @functools.lru_cache(maxsize=256)
