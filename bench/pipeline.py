@@ -235,7 +235,7 @@ class Measure:
         return self.cpu / max(self.pages, 1)
 
 
-def _descendants(root: int) -> set[int]:
+def descendants(root: int) -> set[int]:
     """`root` and every process below it (from each process's parent in /proc/PID/stat)."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
@@ -251,7 +251,7 @@ def _descendants(root: int) -> set[int]:
     return tree
 
 
-def _rss_kib(pid: int) -> int:
+def rss_kib(pid: int) -> int:
     with contextlib.suppress(OSError, StopIteration):
         status = Path(f"/proc/{pid}/status").read_text()
         return next(int(x.split()[1]) for x in status.splitlines() if x[:6] == "VmRSS:")
@@ -260,7 +260,7 @@ def _rss_kib(pid: int) -> int:
 
 def tree_rss_mib(root: int) -> float:
     """Resident memory of process `root` and all its descendants (extractor processes), MiB."""
-    return sum(_rss_kib(pid) for pid in _descendants(root)) / 1024
+    return sum(rss_kib(pid) for pid in descendants(root)) / 1024
 
 
 class TreeSampler:

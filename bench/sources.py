@@ -54,7 +54,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.pipeline import tree_rss_mib
+from bench.pipeline import descendants, rss_kib, tree_rss_mib
 from bench.quietsite import QuietWeb, source_url
 
 PYTHON = sys.executable
@@ -97,33 +97,15 @@ def source_table(number: int, port: int) -> str:
 def cpu_seconds(pid: int) -> float:
     """CPU time of process `pid` and its children still running (the extractor processes)."""
     total = 0.0
-    for member in _tree(pid):
+    for member in descendants(pid):
         with contextlib.suppress(OSError, IndexError):
             stat = Path(f"/proc/{member}/stat").read_text().rpartition(")")[2].split()
             total += (int(stat[11]) + int(stat[12])) / TICK
     return total
 
 
-def _tree(root: int) -> set[int]:
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                stat = (entry / "stat").read_text()
-                parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
-    tree, grew = {root}, True
-    while grew:
-        more = {pid for pid, parent in parents.items() if parent in tree} - tree
-        tree |= more
-        grew = bool(more)
-    return tree
-
-
 def rss_mib(pid: int) -> float:
-    with contextlib.suppress(OSError, StopIteration):
-        status = Path(f"/proc/{pid}/status").read_text()
-        return next(int(x.split()[1]) for x in status.splitlines() if x[:6] == "VmRSS:") / 1024
-    return 0.0
+    return rss_kib(pid) / 1024
 
 
 @dataclass
