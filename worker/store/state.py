@@ -818,22 +818,8 @@ class Store:
 
     def source_states(self, source_ids: Iterable[str] | None = None) -> list[SourceState]:
         """The stored run state of these sources (None: of every source), by id."""
-        if source_ids is not None and not isinstance(source_ids, Collection):
-            source_ids = list(source_ids)
-        if source_ids is not None and len(source_ids) > WHOLE_TABLE_ABOVE:
-            wanted = set(source_ids)  # one read of the table beats hundreds of IN lists
-            return [state for state in self.source_states() if state.source_id in wanted]
-        if source_ids is None:
-            rows = self._all(f"SELECT {_STATE_COLUMNS} FROM source_state ORDER BY source_id", ())
-            return [_state_from_row(row) for row in rows]
-        found = [
-            _state_from_row(row)
-            for marks, chunk in _in_lists(source_ids)
-            for row in self._all(
-                f"SELECT {_STATE_COLUMNS} FROM source_state WHERE source_id IN ({marks})", chunk
-            )
-        ]
-        return sorted(found, key=lambda state: state.source_id)
+        rows = self._rows_by_source("source_state", _STATE_COLUMNS, source_ids)
+        return [_state_from_row(row) for row in rows]
 
     def source_overviews(self) -> dict[str, SourceOverview]:
         """Every source with a stored state or health: whether it ran, fails, is degraded. Two
@@ -908,17 +894,8 @@ class Store:
     def source_healths(self, source_ids: Iterable[str] | None = None) -> list[SourceHealth]:
         """The health of these sources (None: of every source), by id."""
         columns = "source_id, state, reasons, since, checked"
-        if source_ids is None:
-            rows = self._all(f"SELECT {columns} FROM source_health ORDER BY source_id", ())
-            return [_source_health_from_row(row) for row in rows]
-        found = [
-            _source_health_from_row(row)
-            for marks, chunk in _in_lists(source_ids)
-            for row in self._all(
-                f"SELECT {columns} FROM source_health WHERE source_id IN ({marks})", chunk
-            )
-        ]
-        return sorted(found, key=lambda health: health.source_id)
+        rows = self._rows_by_source("source_health", columns, source_ids)
+        return [_source_health_from_row(row) for row in rows]
 
     # -- site template learning -----------------------------------------------------------
 
@@ -1266,6 +1243,29 @@ class Store:
         with self._guard("reading"):
             row: Row | None = self._db.execute(sql, params).fetchone()
             return row
+
+    def _rows_by_source(
+        self, table: str, columns: str, source_ids: Iterable[str] | None
+    ) -> list[Row]:
+        """`columns` (the first: source_id) of the rows of `table` for these sources (None: for
+        every source), ordered by id: one query per `IN_LIST_SIZE` ids, or for more than
+        `WHOLE_TABLE_ABOVE` of them one read of the table (it beats hundreds of IN lists)."""
+        if source_ids is not None and not isinstance(source_ids, Collection):
+            source_ids = list(source_ids)
+        if source_ids is None or len(source_ids) > WHOLE_TABLE_ABOVE:
+            rows = self._all(f"SELECT {columns} FROM {table} ORDER BY source_id", ())
+            if source_ids is None:
+                return rows
+            wanted = set(source_ids)
+            return [row for row in rows if row[0] in wanted]
+        found = [
+            row
+            for marks, chunk in _in_lists(source_ids)
+            for row in self._all(
+                f"SELECT {columns} FROM {table} WHERE source_id IN ({marks})", chunk
+            )
+        ]
+        return sorted(found, key=lambda row: str(row[0]))
 
     def _all(self, sql: str, params: Params) -> list[Row]:
         with self._guard("reading"):
