@@ -31,7 +31,7 @@ from tests.localserver import LocalServer
 from worker.fetch.client import Fetcher, FetchOptions
 from worker.models import Page
 from worker.render import Renderer, RendererOptions, RenderPolicy, find_browser
-from worker.render.browser import group_memory
+from worker.render.browser import group_memory, group_stats
 
 MIB = 1024 * 1024
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -61,18 +61,8 @@ def group_cpu(pgid: int | None) -> float:
     """CPU seconds (user + system) of the live processes of a process group."""
     if pgid is None:
         return 0.0
-    total = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as stat:
-                fields = stat.read().rpartition(b")")[2].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / TICKS
+    ticks = sum(int(fields[11]) + int(fields[12]) for _, fields in group_stats(pgid))
+    return ticks / TICKS  # utime, stime
 
 
 def timed_memory(pid: int) -> tuple[int, float]:

@@ -30,6 +30,7 @@ import socket
 import tempfile
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,7 @@ __all__ = [
     "BrowserOptions",
     "find_browser",
     "group_memory",
+    "group_stats",
 ]
 
 log = logging.getLogger("feedworker")
@@ -374,18 +376,25 @@ def group_memory(pgid: int) -> int:
     """Bytes of memory used by the processes of group `pgid`: their proportional set sizes
     (shared pages divided among the processes sharing them), else their resident sizes."""
     total = 0
+    for pid, _ in group_stats(pgid):
+        with contextlib.suppress(OSError, ValueError, IndexError):  # gone meanwhile
+            total += _process_memory(pid)
+    return total
+
+
+def group_stats(pgid: int) -> Iterator[tuple[str, list[bytes]]]:
+    """The live processes of group `pgid`: each one's pid and the fields of its
+    /proc/PID/stat after the name (state, ppid, pgrp, ...)."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
             with open(f"/proc/{entry.name}/stat", "rb") as stat:
                 fields = stat.read().rpartition(b")")[2].split()
-            if int(fields[2]) != pgid:  # after the name: state, ppid, pgrp
-                continue
-            total += _process_memory(entry.name)
+            if int(fields[2]) == pgid:
+                yield entry.name, fields
         except (OSError, ValueError, IndexError):
             continue  # gone meanwhile
-    return total
 
 
 def _process_memory(pid: str) -> int:
