@@ -132,6 +132,28 @@ def test_author_precedence_metadata_over_byline() -> None:
     assert meta('<meta name="author" content="From Meta">', body).authors == ("From Meta",)
 
 
+BYLINE_BODIES = [
+    '<span class="author byline">Ann Lee</span><p class="xauthor">Not Her</p>',
+    '<p class="ByLine">Bo Chan</p><p class="post-author">Cy Dee</p>',
+    '<p class="byline\xa0wide">Not Him</p><p class="entry-author\tx">Di Eng</p>',
+    '<p class="authorship">Nobody</p><p class="AUTHOR">Ed Fox</p><i class="author">Gil Ho</i>',
+]
+
+
+@pytest.mark.parametrize("doctype", ["<!DOCTYPE html>", ""])  # standards and quirks mode
+@pytest.mark.parametrize("body", BYLINE_BODIES)
+def test_byline_query_answers_as_the_class_selectors_do(doctype: str, body: str) -> None:
+    """The bylines come from one cheap query and a check of the class words; lexbor's
+    twelve class selectors (case-insensitive in quirks mode only, split at ASCII spaces only)
+    find the same names."""
+    from worker.extract import meta as meta_mod
+
+    tree = LexborHTMLParser(f"{doctype}<html><body>{body}</body></html>")
+    expected = meta_mod._dedupe(meta_mod._markup_values(tree, meta_mod._BYLINE_SELECTOR))
+    assert meta_mod._dedupe(meta_mod._byline_values(tree)) == expected
+    assert expected  # every body holds a byline in both modes
+
+
 def test_long_byline_is_not_an_author() -> None:
     body = '<div class="byline">By Jane Doe, Senior Correspondent | Updated 3 May 2024, 10:00</div>'
     assert meta(body=body).authors == ()

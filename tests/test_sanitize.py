@@ -351,7 +351,7 @@ def test_sanitize_nodes_gives_what_sanitize_html_gives(page: str, selector: str)
 
     nodes = parse_html(f"<body>{page}</body>").css(selector)
     fragment = "\n".join(node.html or "" for node in nodes)
-    assert sanitize_nodes(nodes, fragment, BASE) == sanitize_html(fragment, BASE)
+    assert sanitize_nodes(nodes, BASE) == sanitize_html(fragment, BASE)
 
 
 def test_sanitize_nodes_prepares_the_elements_in_their_tree(
@@ -372,6 +372,27 @@ def test_sanitize_nodes_prepares_the_elements_in_their_tree(
         raise AssertionError("parsed again")
 
     monkeypatch.setattr(sanitize, "parse_flat", no_parse)
-    assert sanitize.sanitize_nodes([node], fragment, BASE) == expected
+    assert sanitize.sanitize_nodes([node], BASE) == expected
     assert 'href="https://news.example/a"' in (node.html or "")
     assert 'src="https://news.example/world/i.jpg"' in (node.html or "")
+
+
+def test_sanitize_nodes_drops_forbidden_characters_after_resolving_urls() -> None:
+    """The one difference from `sanitize_html`: a control character inside a URL is resolved
+    with the URL, as a browser would ("java\\x01script:" is no scheme, so a relative path),
+    then dropped. Either way nothing active and nothing XML forbids is left."""
+    from worker.extract.htmlparse import parse_html
+    from worker.extract.sanitize import sanitize_nodes
+
+    page = '<p>Go <a href="java\x01script:alert(1)">here</a>, <a href="/ok\x07">there</a>\x0b.</p>'
+    nodes = parse_html(f"<body>{page}</body>").css("p")
+    fragment = nodes[0].html or ""
+    via_html = sanitize_html(fragment, BASE)
+    via_nodes = sanitize_nodes(nodes, BASE)
+    assert 'href="https://news.example/ok"' in via_html
+    assert 'href="https://news.example/ok"' in via_nodes
+    assert 'href="https://news.example/world/javascript:alert(1)"' in via_nodes
+    assert "here" in via_html and "javascript" not in via_html  # unwrapped there
+    for out in (via_html, via_nodes):
+        assert not any(ord(c) < 0x20 and c not in "\t\n\r" for c in out)
+        assert 'href="javascript' not in out

@@ -72,7 +72,7 @@ class ExtractOptions:
 def extract(html: str, url: str, options: ExtractOptions | None = None) -> Article:
     """Pure: no I/O, no globals that change between calls. Raises ExtractError when no article."""
     options = options or ExtractOptions()
-    if not html or not html.strip():
+    if not html or html.isspace():  # not `strip`, which copies the page
         raise ExtractError(f"{url}: empty page")
     original = page = flatten_nesting(html)  # once: the body paths may parse the page again
     ruled = rule_page(page, url, options.site_rules)
@@ -176,7 +176,7 @@ def sanitize_body(found: body_mod.Body, url: str) -> str:
     """The body's HTML sanitised: its elements prepared where they are in the page's tree,
     when it has them (the page is parsed once, not its body again)."""
     if found.nodes:
-        return sanitize_nodes(found.nodes, found.html, url)
+        return sanitize_nodes(found.nodes, url)
     return sanitize_html(found.html, url)
 
 

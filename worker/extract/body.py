@@ -233,7 +233,7 @@ class Body:
     """The article body found on a page."""
 
     text: str  # paragraphs separated by newlines
-    html: str  # unsanitised fragment
+    html: str  # unsanitised fragment, when the body is not `nodes` (see `fragment`)
     fingerprints: tuple[str, ...]  # of the whole page's text blocks (first preset)
     scored: bool = True  # False when no paragraph scored and the whole page body was taken
     # Fingerprints of the blocks looked up in the site's template while rendering, on every
@@ -243,10 +243,15 @@ class Body:
     # scoring counts them), as this attempt prepared the page: a body much shorter than that
     # missed the article.
     prose_run: int = 0
-    # The elements `html` is the HTML of, in the tree they were rendered in (unchanged since):
-    # the sanitiser prepares them there rather than parsing `html` again. Empty for a body
-    # made another way (JSON-LD).
+    # The body's elements, in the tree they were rendered in (unchanged since): the sanitiser
+    # prepares them there rather than parsing their HTML again. Empty for a body made another
+    # way (JSON-LD), whose `html` is the fragment.
     nodes: tuple[LexborNode, ...] = ()
+
+    def fragment(self) -> str:
+        """The unsanitised HTML: `html`, or that of `nodes`, serialised when asked (the
+        sanitiser prepares the nodes first and then serialises them, once)."""
+        return self.html or "\n".join(node.html or "" for node in self.nodes)
 
 
 # Not frozen, as `Line` below: a frozen dataclass sets each field through `object.__setattr__`,
@@ -338,14 +343,17 @@ def hint_verdict(furniture_tag: bool, class_: str | None, id_: str | None) -> bo
     return is_noise_groups(groups)
 
 
-class PageSize:
-    """The length of the page's raw text, read once and only when asked."""
+class PageFacts:
+    """What `holds_prose` asks of the whole page, each read once and only when asked: the
+    length of its raw text, and which elements hold its main content (`PAGE_CONTENT_SELECTOR`).
+    """
 
-    __slots__ = ("_chars", "root")
+    __slots__ = ("_chars", "_content", "root")
 
     def __init__(self, root: LexborNode) -> None:
         self.root = root
         self._chars = -1
+        self._content: set[int] | None = None
 
     @property
     def chars(self) -> int:
@@ -353,8 +361,22 @@ class PageSize:
             self._chars = len(self.root.text())
         return self._chars
 
+    def holds_content(self, node: LexborNode) -> bool:
+        """Whether `node` is or holds an element of the page's main content: what
+        `node.css_first(PAGE_CONTENT_SELECTOR)` finds, from one query of the page (a page has
+        a few such elements; a query per flagged element cost more than all the rest of its
+        questions). The tree must not change between the calls."""
+        if self._content is None:
+            self._content = set()
+            for element in self.root.css(PAGE_CONTENT_SELECTOR):
+                climb: LexborNode | None = element
+                while climb is not None and (key := climb.mem_id) not in self._content:
+                    self._content.add(key)
+                    climb = climb.parent
+        return node.mem_id in self._content
 
-def holds_prose(node: LexborNode, groups: frozenset[str], page: PageSize | None = None) -> bool:
+
+def holds_prose(node: LexborNode, groups: frozenset[str], page: PageFacts) -> bool:
     """Class names lie ("ad_body", "with-right-rail", Blogger's "date-outer" round a post): a
     flagged element holding the page's main content, most of the page's text, or much text and
     few links, is the article's or the page's wrapper, not furniture. Comment sections are long
@@ -368,10 +390,9 @@ def holds_prose(node: LexborNode, groups: frozenset[str], page: PageSize | None 
     if raw < MIN_PARAGRAPH_CHARS:
         return False
     if node.tag not in FURNITURE_TAGS and (
-        node.css_first(PAGE_CONTENT_SELECTOR) is not None
+        page.holds_content(node)
         or (
-            page is not None
-            and raw >= PROSE_CHARS
+            raw >= PROSE_CHARS
             and not groups & STRONG_GROUPS  # a "related" grid may well outweigh a short story
             and raw >= WRAPPER_SHARE * page.chars
         )
@@ -423,7 +444,7 @@ def furniture(root: LexborNode, hints: Hints) -> list[LexborNode]:
     a whole subtree's text)."""
     doomed: list[LexborNode] = []
     candidates = root.css(FURNITURE_AND_HIDDEN)
-    page = PageSize(root)
+    page = PageFacts(root)
     at = 0
     last = 0
     while at < len(candidates):
@@ -931,7 +952,7 @@ class _Open:
     tag: str
     after: int  # mem_id of the node following its subtree in the walk, 0 if none
     parts_at: int
-    own: list[str]
+    own: list[str]  # the block's own text so far; an inline element shares its parent's list
     lines_at: int  # how many lines (kept blocks) were rendered before this element
     link: bool  # an `a` with an `href` (a named anchor, `<a name="more">`, links nowhere)
     chars: int = 0
@@ -994,14 +1015,16 @@ def render(
     captions = {node.mem_id for node in root.css(CAPTION_SELECTOR) if is_photo_caption(node)}
     links = 0  # open `a` elements
     root_open: _Open | None = None
+    top: _Open | None = None  # the innermost open element, `stack[-1]`
     # One walk in document order, lexbor's `traverse` (cheaper than a Python stack of each
     # element's children); an element closes when the walk reaches the node after its subtree
     # (`_Open.after`), and the final None closes what is still open. Comments are passed over.
     # Inlined, not a generator, and each node's tag read once: this loop runs for every node.
     for node in itertools.chain(root.traverse(include_text=True), (None,)):
         key = node.mem_id if node is not None else 0
-        while stack and stack[-1].after == key:
+        while top is not None and top.after == key:
             current = stack.pop()
+            top = stack[-1] if stack else None
             tag = current.tag
             if tag not in BLOCK_TAGS:  # inline: never dropped, its text is its parent's own
                 links -= current.link
@@ -1011,12 +1034,18 @@ def render(
                     and current.node.mem_id in captions
                 ):
                     leave_out_caption(current, parts, lines)
-                if stack:
-                    close_into(stack[-1], current, False)
+                if top is not None:  # as `close_into`; its own text is in the parent's list
+                    top.chars += current.chars
+                    top.link_chars += current.chars if current.link else current.link_chars
+                    top.holds_block = top.holds_block or current.holds_block
+                    top.own_link_chars += current.own_link_chars
+                    top.spaced = top.spaced or current.spaced
+                    if top.first_own_at < 0:
+                        top.first_own_at = current.first_own_at
                 continue
             parts.append("\n")
-            if stack:
-                mark_label(current, stack[-1])
+            if top is not None:
+                mark_label(current, top)
             inner = current is not root_open
             dropped = inner and not keep(current)
             own_text = ""
@@ -1042,16 +1071,15 @@ def render(
                 leave_out_caption(current, parts, lines)
             elif own_text:
                 add_line(lines, current, own_text, len(parts))
-            if stack:
-                close_into(stack[-1], current, True)
+            if top is not None:
+                close_into(top, current)
         if node is None:
             break
         tag = node.tag or ""
         if tag == TEXT_TAG:
             text = node.text_content or ""
             parts.append(text)
-            if stack:
-                top = stack[-1]
+            if top is not None:
                 top.own.append(text)
                 if top.first_own_at < 0:
                     top.first_own_at = len(parts) - 1
@@ -1068,17 +1096,20 @@ def render(
         if tag == "br":  # void: no children, never open
             parts.append("\n")
             continue
-        if tag in BLOCK_TAGS:
+        block = tag in BLOCK_TAGS
+        if block:
             parts.append("\n")
         link = tag == "a" and "href" in node.attrs
         links += link
-        if stack:
+        if top is not None:
             following = node.next
-            after = following.mem_id if following is not None else stack[-1].after
-            stack.append(_Open(node, tag, after, len(parts), [], len(lines), link))
+            after = following.mem_id if following is not None else top.after
+            # An inline element's own text is its parent's: it adds to the parent's list.
+            own = [] if block else top.own
+            top = _Open(node, tag, after, len(parts), own, len(lines), link)
         else:  # the root: closed by the final None
-            root_open = _Open(node, tag, 0, len(parts), [], len(lines), link)
-            stack.append(root_open)
+            top = root_open = _Open(node, tag, 0, len(parts), [], len(lines), link)
+        stack.append(top)
     for node in doomed:  # post-order: descendants before ancestors
         node.decompose()
     lines.sort(key=lambda line: line.order)
@@ -1101,17 +1132,12 @@ def add_line(lines: list[Line], element: _Open, text: str, end: int) -> None:
         lines.append(Line(element.node, text, element.own_link_chars, start, end, order, leaf))
 
 
-def close_into(parent: _Open, child: _Open, block: bool) -> None:
-    """Pass a kept element's counts to its parent; an inline element's text is the parent's own."""
+def close_into(parent: _Open, child: _Open) -> None:
+    """Pass a kept block's counts to its parent (`render` passes an inline element's itself:
+    its own text went into its parent's list as it was read)."""
     parent.chars += child.chars
     parent.link_chars += child.chars if child.link else child.link_chars
-    parent.holds_block = parent.holds_block or block or child.holds_block
-    if not block:
-        parent.own.extend(child.own)
-        parent.own_link_chars += child.own_link_chars
-        parent.spaced = parent.spaced or child.spaced
-        if parent.first_own_at < 0:  # else the parent's own text came first
-            parent.first_own_at = child.first_own_at
+    parent.holds_block = True
 
 
 def is_photo_caption(node: LexborNode) -> bool:
@@ -1275,9 +1301,9 @@ def render_content(
     if preset.clean:
         trim_edges_and_repeats(kept)
     texts = [(r.node, text) for r in kept if (text := r.text)]
-    text, html = "\n".join(t for _, t in texts), "\n".join(n.html or "" for n, _ in texts)
     checked = frozenset(fp for r in rendered for fp in r.checked)
-    return Body(text, html, prints, checked=checked, nodes=tuple(n for n, _ in texts))
+    nodes = tuple(n for n, _ in texts)
+    return Body("\n".join(t for _, t in texts), "", prints, checked=checked, nodes=nodes)
 
 
 def trim_edges_and_repeats(rendered: list[Rendered]) -> None:

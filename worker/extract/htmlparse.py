@@ -24,7 +24,7 @@ import itertools
 import re
 from typing import NewType
 
-from selectolax.lexbor import LexborHTMLParser
+from selectolax.lexbor import LexborDocumentOptions, LexborHTMLParser
 
 __all__ = [
     "CHECK_TAGS",
@@ -94,8 +94,12 @@ def parse_html(html: str) -> LexborHTMLParser:
 
 def parse_flat(html: FlatHtml) -> LexborHTMLParser:
     """The tree of a page flattened already: a caller parsing one page more than once (the
-    extractor's retries) flattens it once, as checking its nesting scans the whole page."""
-    return LexborHTMLParser(html)
+    extractor's retries) flattens it once, as checking its nesting scans the whole page.
+
+    Without lexbor's DOM events: they apply a browser's side effects after each insertion (a
+    `<selectedcontent>` mirroring its `<option>`), none of which holds article text; parsing
+    without them is an eighth faster."""
+    return LexborHTMLParser(html, options=LexborDocumentOptions.WO_EVENTS)
 
 
 def as_tree(html: str | LexborHTMLParser) -> LexborHTMLParser:

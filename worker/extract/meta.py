@@ -122,6 +122,12 @@ _ITEMPROP_PUBLISHED = "datePublished"
 _ITEMPROP_MODIFIED = "dateModified"
 _REL_AUTHOR_SELECTOR = "a[rel~=author]"
 _BYLINE_SELECTOR = ",".join(_BYLINE_SELECTORS)
+# What every byline class holds, as one cheap query: lexbor's cost grows with each part of a
+# selector list (twelve class selectors walk the page at eight times the cost of one part).
+_BYLINE_CLASSES = frozenset(selector[1:] for selector in _BYLINE_SELECTORS)
+_BYLINE_SUPERSET = "[class*=byline i],[class*=author i]"
+# Class names are split on ASCII whitespace only, as selectors match them.
+_ASCII_SPACES = str.maketrans("\t\n\f\r", "    ")
 
 # schema.org types whose object describes the article itself (matched on the type's last segment).
 _ARTICLE_TYPE_SUFFIXES = ("Article", "Posting", "Report")
@@ -349,6 +355,22 @@ def _markup_values(tree: LexborHTMLParser, selector: str) -> Iterator[str]:
     Pickers stop at the first usable value, so pages with good metadata never pay for these.
     """
     yield from _node_values(tree.css(selector))
+
+
+def _byline_values(tree: LexborHTMLParser) -> Iterator[str]:
+    """`_markup_values(tree, _BYLINE_SELECTOR)`, from a cheaper query: the elements whose class
+    holds "byline" or "author" in any case, kept when a class word is a byline class. A word
+    matching only in another case ("ByLine") is a byline in quirks mode and not in standards
+    mode: lexbor, which knows the page's mode, then answers the full query."""
+    kept: list[LexborNode] = []
+    for node in tree.css(_BYLINE_SUPERSET):
+        words = (node.attributes.get("class") or "").translate(_ASCII_SPACES).split(" ")
+        if not _BYLINE_CLASSES.isdisjoint(words):
+            kept.append(node)
+        elif not _BYLINE_CLASSES.isdisjoint(word.lower() for word in words):
+            yield from _markup_values(tree, _BYLINE_SELECTOR)
+            return
+    yield from _node_values(kept)
 
 
 def _node_values(nodes: Iterable[LexborNode]) -> Iterator[str]:
@@ -613,7 +635,7 @@ def _pick_authors(
         (_meta_values(signals, _AUTHOR_KEYS), 0),
         (props.authors(), 0),
         (_markup_values(tree, _REL_AUTHOR_SELECTOR), 0),
-        (_markup_values(tree, _BYLINE_SELECTOR), _MAX_BYLINE_WORDS),
+        (_byline_values(tree), _MAX_BYLINE_WORDS),
     ]
     for values, max_words in sources:
         names = _dedupe(filter(None, (_author_name(value, max_words) for value in values)))

@@ -152,23 +152,25 @@ def sanitize_html(fragment: str, base_url: str) -> str:
     return xml_safe(_tidy(_CLEANER.clean(prepared))).strip()
 
 
-def sanitize_nodes(nodes: Sequence[LexborNode], fragment: str, base_url: str) -> str:
-    """`sanitize_html(fragment, base_url)`, where `fragment` is the HTML of `nodes`, elements
-    of a tree lexbor parsed (unchanged since): they are prepared where they are, changed in
-    place, rather than parsed again from `fragment` (the extractor's body is in the page's tree
-    already). The same result; when `fragment` holds characters XML forbids, nests too deep,
-    or one of `nodes` is an element the preparation removes or unwraps, `sanitize_html` runs.
+def sanitize_nodes(nodes: Sequence[LexborNode], base_url: str) -> str:
+    """`sanitize_html` of the HTML of `nodes`, elements of a tree lexbor parsed: they are
+    prepared where they are, changed in place, and serialised once, rather than serialised,
+    parsed again and prepared (the extractor's body is in the page's tree already). When one of
+    `nodes` is an element the preparation removes or unwraps, `sanitize_html` runs instead; when
+    the prepared HTML nests too deep, it is flattened as there.
 
-    nh3's output then holds no character XML forbids either: lexbor's HTML escapes only with
-    `&amp;`, `&lt;`, `&gt;`, `&quot;` and `&nbsp;`, so nh3 decodes nothing else."""
-    if (
-        xml_safe(fragment) != fragment
-        or too_deep(fragment)
-        or any(node.tag in _SETTLED_TAGS for node in nodes)
-    ):
-        return sanitize_html(fragment, base_url)
+    The same result, but for characters XML forbids: `sanitize_html` drops them before the
+    preparation, this after it, so a URL holding one is resolved with it and loses it then (a
+    browser ignores only tabs and newlines inside a URL). nh3's output then holds none either:
+    lexbor's HTML escapes only with `&amp;`, `&lt;`, `&gt;`, `&quot;` and `&nbsp;`, so nh3
+    decodes nothing else."""
+    if any(node.tag in _SETTLED_TAGS for node in nodes):
+        return sanitize_html("\n".join(node.html or "" for node in nodes), base_url)
     _prepare(nodes, base_url)
-    return _tidy(_CLEANER.clean("\n".join(node.html or "" for node in nodes))).strip()
+    prepared = "\n".join(node.html or "" for node in nodes)
+    if too_deep(prepared):
+        return sanitize_html(prepared, base_url)
+    return _tidy(_CLEANER.clean(xml_safe(prepared))).strip()
 
 
 def html_to_text(fragment: str) -> str:

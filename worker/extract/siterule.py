@@ -208,7 +208,7 @@ def looks_worse(rule: body_mod.Body, auto: body_mod.Body) -> str:
     if (
         _share_in(auto_lines, rule_lines) >= CONTAINED
         and extra_chars >= EXTRA_SHARE * len(rule.text)
-        and (linked := _link_lines(extra, rule.html)) >= EXTRA_LINK_LINES
+        and (linked := _link_lines(extra, rule.fragment())) >= EXTRA_LINK_LINES
     ):
         return (
             f"automatic extraction kept: the rule's body adds {len(extra)} lines to it,"
