@@ -60,9 +60,9 @@ def test_a_long_paragraph_written_twice_is_kept_twice() -> None:
 
 
 def test_words_parted_by_a_space_between_inline_elements_stay_apart() -> None:
-    """A block's own text is taken from the page's blocks when it is the same; not when a
-    space between two inline elements parts words, which the page's blocks pass over: the
-    body's lines, and the fingerprints looked up in the site's template, keep the space."""
+    """Whitespace between two inline elements parts their words in the page's block texts
+    (scored, fingerprinted, looked for as a description's opening) as in the body's lines: both
+    read "Photo by Jane", and the renderer takes the block texts as they are."""
     from worker.extract import body
     from worker.extract.template import fingerprint
 
@@ -71,10 +71,23 @@ def test_words_parted_by_a_space_between_inline_elements_stay_apart() -> None:
     tree = body.parse_html(html)
     assert tree.body is not None
     blocks = body.collect_blocks(tree.body)
-    assert "Photo byJane Doe for the Gazette" in [b.text for b in blocks]  # the blocks' way
+    texts = [b.text for b in blocks]
+    assert "Photo by Jane Doe for the Gazette" in texts
+    assert not any("byJane" in text for text in texts)
     story = tree.css_first("div.story")
     assert story is not None
     found = body.render_content([story], body.PRESETS[0], "", frozenset(), (), blocks)
     assert found.text.count("Photo by Jane Doe for the Gazette") == 1  # the repeat went
     assert fingerprint("Photo by Jane Doe for the Gazette") in found.checked
     assert fingerprint("Photo byJane Doe for the Gazette") not in found.checked
+
+
+def test_a_line_break_in_the_source_is_a_space_outside_pre() -> None:
+    """A paragraph wrapped in the page's source is one line of the body's text; a `pre`
+    block keeps its lines."""
+    wrapped = PROSE.replace("on Tuesday to", "on\nTuesday\nto")
+    code = "<pre>first line\n  second line</pre>"
+    text = extract(page("<p>" + wrapped + "</p>{body}" + code), "https://example.org/a").body_text
+    assert PROSE in text.splitlines()
+    assert "first line" in text.splitlines()
+    assert "second line" in text.splitlines()

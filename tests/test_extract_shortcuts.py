@@ -7,6 +7,9 @@ both ways, on pages built to hit the cases where they could part.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from selectolax.lexbor import LexborNode
 
 from worker.extract import body
 from worker.extract.htmlparse import parse_html
@@ -39,3 +42,61 @@ def test_page_facts_count_the_page_text_once() -> None:
     assert tree.body is not None
     facts = body.PageFacts(tree.body)
     assert facts.chars == len("onetwo")
+
+
+def reference_blocks(root: LexborNode) -> list[tuple[int, str, int]]:
+    """`collect_blocks` the straightforward way: every text node, whitespace alone included, and
+    a space for each `br`, joined into its nearest block's text; a block is listed from its
+    first non-blank text."""
+    texts: dict[int, list[str]] = {}
+    started: list[int] = []
+    links: dict[int, int] = {}
+    for node in root.traverse(include_text=True):
+        if not node.is_text_node and node.tag != "br":
+            continue
+        block, in_link = body.nearest_block(node)
+        if block is None:
+            continue
+        key = block.mem_id
+        text = node.text_content or "" if node.is_text_node else " "
+        texts.setdefault(key, []).append(text)
+        if node.is_text_node and not node.is_empty_text_node and key not in started:
+            started.append(key)
+        if in_link and node.is_text_node and not node.is_empty_text_node:
+            links[key] = links.get(key, 0) + len(text.strip())
+    return [(k, body.collapse_spaces("".join(texts[k])), links.get(k, 0)) for k in started]
+
+
+INLINE = ["b", "i", "span", "a href='/x'", "em"]
+BLOCKS = ["p", "div", "li", "h2", "td"]
+piece = st.recursive(
+    st.sampled_from(["", " ", "\n  ", "word", "two words", " lead", "trail ", "\xa0", "x", "<br>"]),
+    lambda inner: st.one_of(
+        st.tuples(st.sampled_from(INLINE + BLOCKS), st.lists(inner, max_size=4)).map(
+            lambda t: f"<{t[0]}>{''.join(t[1])}</{t[0].split()[0]}>"
+        ),
+        st.lists(inner, min_size=2, max_size=4).map("".join),
+        st.just("<!-- note -->"),
+        st.just("<img src='/i.png'>"),
+    ),
+    max_leaves=24,
+)
+
+
+@given(st.lists(piece, min_size=1, max_size=5))
+def test_blocks_read_whitespace_between_pieces_as_the_whole_walk_does(pieces: list[str]) -> None:
+    """`collect_blocks` walks non-blank text only and looks back for whitespace where two
+    pieces of a block meet; reading every text node gives the same blocks and texts."""
+    tree = parse_html("<html><body><div>" + "".join(pieces) + "</div></body></html>")
+    assert tree.body is not None
+    fast = [(b.node.mem_id, b.text, b.link_chars) for b in body.collect_blocks(tree.body)]
+    assert fast == reference_blocks(tree.body)
+
+
+def test_blocks_part_words_where_the_page_parts_them() -> None:
+    tree = parse_html(
+        "<html><body><p><b>Photo by</b> <i>Jane</i><span><br></span>Doe<em> </em>"
+        "<a href='/x'>now</a><span>X</span><span>Y</span></p></body></html>"
+    )
+    assert tree.body is not None
+    assert [b.text for b in body.collect_blocks(tree.body)] == ["Photo by Jane Doe nowXY"]

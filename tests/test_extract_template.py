@@ -186,3 +186,32 @@ def test_a_template_of_unchecked_blocks_changes_nothing() -> None:
         changed = extract(html, url, ExtractOptions(boilerplate=widget))
         assert "From the editors" not in changed.body_text
         assert changed.body_text != plain.body_text
+
+
+def test_a_block_of_inline_elements_parted_by_spaces_is_matched_as_learnt() -> None:
+    """Whitespace between two inline elements parts their words in the block texts a template
+    is learnt from, as in the rendered text the renderer looks blocks up by: a recurring credit
+    line in `<b>` and `<i>` is learnt, and dropped, whatever spacing its markup has."""
+    credit = (
+        "<p><b>Photos by</b> <i>the Harbour Herald picture desk</i>\n<a href='/pictures'>"
+        "see the gallery</a> <em>and order prints</em></p>"
+    )
+    pages = {
+        slug: site_page(paras, 0).replace("</div></div></body>", f"{credit}</div></div></body>")
+        for slug, paras in ARTICLES.items()
+    }
+    url = "https://herald.example/tides"
+    alone = extract(pages["tides"], url)
+    line = "Photos by the Harbour Herald picture desk see the gallery and order prints"
+    assert line in alone.body_text, "precondition: in the body, words parted"
+    seen = [
+        extract(pages[slug], f"https://herald.example/{slug}").block_fingerprints
+        for slug in ("orchard", "bridge")
+    ]
+    assert all(fingerprint(line) in prints for prints in seen)
+    assert fingerprint(line) in alone.template_checked
+    learnt = learn_boilerplate(seen)
+    article = extract(pages["tides"], url, ExtractOptions(boilerplate=learnt))
+    assert "picture desk" not in article.body_text
+    for paragraph in ARTICLES["tides"]:
+        assert paragraph in article.body_text
