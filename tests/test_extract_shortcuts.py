@@ -7,7 +7,7 @@ both ways, on pages built to hit the cases where they could part.
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from selectolax.lexbor import LexborNode
 
@@ -100,3 +100,31 @@ def test_blocks_part_words_where_the_page_parts_them() -> None:
     )
     assert tree.body is not None
     assert [b.text for b in body.collect_blocks(tree.body)] == ["Photo by Jane Doe nowXY"]
+
+
+@given(st.text(alphabet=st.characters(exclude_categories=()), max_size=60))
+@example("plain ascii")
+@example("caf\xe9 \x07")
+@example("\u2014\ud800")
+@example("\ufffe")
+@example("\U0001f600\x1f")
+@example("\x85\x9f\xa0")  # C1 controls and a no-break space: allowed
+def test_forbidden_characters_are_found_as_the_regex_finds_them(text: str) -> None:
+    from worker.publish.xmlchars import _NOT_XML_CHAR, has_forbidden, xml_safe
+
+    assert has_forbidden(text) == (_NOT_XML_CHAR.search(text) is not None)
+    assert not has_forbidden(xml_safe(text))
+
+
+@given(st.text(max_size=40))
+@example("Done.  ")
+@example("He said «no» ")
+@example("x\u3002")
+@example("")
+@example("  \n")
+def test_a_sentence_end_is_read_as_the_regex_reads_it(text: str) -> None:
+    import re
+
+    regex = re.compile(r"[.!?。！？…؟।»”“‘’«›‹\"')\]]\s*$")
+    assert body.ends_sentence(text) == (regex.search(text) is not None)
+    assert body.ends_sentence(text + ".")

@@ -189,9 +189,10 @@ LABELLED_MAX_CHARS = 600
 
 # --- Body edges and repeats ------------------------------------------------------------------
 
-# A line ending like a sentence: the mark may be followed by closing quotes and brackets in any
-# language's style (German „…“ and ‚…‘ close with “ and ‘, Swiss and Danish »…« with «).
-_SENTENCE_END = re.compile(r"[.!?。！？…؟।»”“‘’«›‹\"')\]]\s*$")
+# A line ending like a sentence: its last mark (before any whitespace) is one of these, closing
+# quotes and brackets in any language's style included (German „…“ and ‚…‘ close with “ and ‘,
+# Swiss and Danish »…« with «).
+SENTENCE_END_MARKS = frozenset(".!?。！？…؟।»”“‘’«›‹\"')]")
 # Lines at the start or end of a body are trimmed while they look like furniture (bylines,
 # datelines, "Share", "Follow us", teaser titles): not ending a sentence, and shorter than this
 # or mostly link text.
@@ -840,7 +841,13 @@ def is_sentence_line(text: str, link_chars: int = 0) -> bool:
     if len(text) < MIN_PARAGRAPH_CHARS or link_chars > len(text) / 2:
         return False
     # A paragraph whose last sentence lost its full stop still holds sentences inside.
-    return _SENTENCE_END.search(text) is not None or len(_INNER_SENTENCE.findall(text)) >= 2
+    return ends_sentence(text) or len(_INNER_SENTENCE.findall(text)) >= 2
+
+
+def ends_sentence(text: str) -> bool:
+    """Whether the last mark of `text` ends a sentence (`SENTENCE_END_MARKS`): read at the end,
+    where a regex ending in `$` tries every mark of the text on its way there."""
+    return text.rstrip()[-1:] in SENTENCE_END_MARKS
 
 
 def merge_siblings(top: LexborNode, top_score: float, scores: dict[int, float]) -> list[LexborNode]:
@@ -926,7 +933,7 @@ def is_sibling_paragraph(node: LexborNode) -> bool:
     density = link_density(node)
     if len(text) > 80:
         return density < 0.25
-    return density == 0 and _SENTENCE_END.search(text) is not None
+    return density == 0 and ends_sentence(text)
 
 
 def same_kind(node: LexborNode, other: LexborNode) -> bool:
@@ -1374,7 +1381,7 @@ def is_weak_block(block: Block) -> bool:
     """Furniture-like at a body's edge: not ending a sentence, and either very short ("Video",
     a name) or mostly link text (a teaser title, "Follow us on Twitter")."""
     text = block.text
-    if _SENTENCE_END.search(text) is not None and block.link_chars <= len(text) / 2:
+    if ends_sentence(text) and block.link_chars <= len(text) / 2:
         return False
     return len(text) < EDGE_SHORT_CHARS or block.link_chars > len(text) / 2
 
