@@ -128,6 +128,11 @@ RUN_ITEM_TAGS = frozenset({"p", "li", "dd", "dt", "blockquote", "pre"}) | HEADIN
 MIN_PARAGRAPH_CHARS = 25
 # How far a paragraph's score reaches up the tree, and the divisor per level beyond the parent.
 SCORE_LEVELS = 5
+# What a paragraph's points are divided by at each level: the parent 1, the grandparent 2, then
+# three times the level (Readability.js).
+SCORE_DIVISORS = tuple(
+    1 if level == 0 else 2 if level == 1 else level * 3 for level in range(SCORE_LEVELS)
+)
 # How many of the best raw candidates get their (costlier) link density measured.
 TOP_CANDIDATES = 8
 # Candidates within this share of the best are alternatives; when this many of them share an
@@ -683,28 +688,31 @@ def score_candidates(blocks: list[Block], preset: Preset, hints: Hints) -> Score
     scores: dict[int, float] = {}
     nodes: dict[int, LexborNode] = {}
     runs: dict[int, int] = {}
-    parents: dict[int, LexborNode | None] = {}  # of the candidates: paragraphs share ancestors
+    # The parent of each candidate, and its id (0: none): paragraphs share ancestors.
+    parents: dict[int, tuple[LexborNode | None, int]] = {}
     for block in blocks:
         text = block.text
-        if len(text) < MIN_PARAGRAPH_CHARS or block.link_chars > len(text) / 2:
+        size = len(text)
+        if size < MIN_PARAGRAPH_CHARS or block.link_chars > size / 2:
             continue
         points = paragraph_score(text)
         # A block holding text directly is itself a candidate (a text `div`, a `td`).
         ancestor: LexborNode | None = block.node if block.node.tag != "p" else block.node.parent
-        if ancestor is not None and ancestor.tag not in ("html", None):
-            key = ancestor.mem_id
-            runs[key] = runs.get(key, 0) + len(text)
-        for level in range(SCORE_LEVELS):
-            if ancestor is None:
-                break
-            key = ancestor.mem_id
+        if ancestor is None:
+            continue
+        key = ancestor.mem_id
+        if ancestor.tag not in ("html", None):
+            runs[key] = runs.get(key, 0) + size
+        for divisor in SCORE_DIVISORS:
             if key not in scores:
-                if ancestor.tag in ("html", None):
+                if ancestor is None or ancestor.tag in ("html", None):
                     break
                 scores[key] = initial_score(ancestor, preset, hints)
-                nodes[key], parents[key] = ancestor, ancestor.parent
-            scores[key] += points / (1 if level == 0 else 2 if level == 1 else level * 3)
-            ancestor = parents[key]
+                nodes[key] = ancestor
+                parent = ancestor.parent
+                parents[key] = (parent, parent.mem_id if parent is not None else 0)
+            scores[key] += points / divisor
+            ancestor, key = parents[key]
     return Scored(scores, nodes, runs)
 
 
@@ -1133,8 +1141,8 @@ def render(
         tag = node.tag or ""
         if tag == TEXT_TAG:
             text = node.text_content or ""
-            if not preformatted and "\n" in text:  # a line break in the source: a space
-                text = text.replace("\n", " ")
+            if "\n" in text and not preformatted:  # a line break in the source: a space
+                text = " " if text.isspace() else text.replace("\n", " ")
             parts.append(text)
             if top is not None:
                 top.own.append(text)

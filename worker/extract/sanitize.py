@@ -191,8 +191,9 @@ def html_to_text(fragment: str) -> str:
 
 def _tidy(cleaned: str) -> str:
     """nh3's output with headings demoted and empty paragraphs gone."""
-    for old, new in _HEADING_DEMOTIONS:
-        cleaned = cleaned.replace(old, new)
+    if "<h1>" in cleaned:  # one search, where two replacements would search twice
+        for old, new in _HEADING_DEMOTIONS:
+            cleaned = cleaned.replace(old, new)
     return _drop_empty_blocks(cleaned)
 
 
