@@ -335,16 +335,15 @@ def is_hidden(attrs: dict[str, str | None]) -> bool:
     return style is not None and _HIDDEN_STYLE.search(style) is not None
 
 
-def furniture_hint(tag: str | None, class_: str | None, id_: str | None) -> bool:
-    """Furniture by tag or class/id hint; the page's root containers never are."""
-    return tag not in ROOT_CONTAINERS and hint_verdict(tag in FURNITURE_TAGS, class_, id_)
-
-
+# A cache of a pure function, as `element_groups`: asked of every furniture candidate.
 @functools.lru_cache(maxsize=16384)
-def hint_verdict(furniture_tag: bool, class_: str | None, id_: str | None) -> bool:
-    """Furniture by class/id: a noise hint, or for `nav`, `aside` ... the lack of a content one."""
+def furniture_hint(tag: str | None, class_: str | None, id_: str | None) -> bool:
+    """Furniture by tag or class/id hint: a noise hint, or for `nav`, `aside` ... the lack of a
+    content one; the page's root containers never are."""
+    if tag in ROOT_CONTAINERS:
+        return False
     groups = element_groups(class_, id_)
-    if furniture_tag and "content" not in groups:
+    if tag in FURNITURE_TAGS and "content" not in groups:
         return True
     return is_noise_groups(groups)
 
@@ -466,7 +465,11 @@ def furniture(root: LexborNode, hints: Hints) -> list[LexborNode]:
         tag = node.tag
         class_, id_ = attrs.get("class"), attrs.get("id")
         # Hidden copies of the article (schema.org microdata, print versions) are long prose too.
-        if tag not in PAGE_ROOTS and is_hidden(attrs):
+        if (
+            ("style" in attrs or "hidden" in attrs or "aria-hidden" in attrs)  # else not hidden
+            and tag not in PAGE_ROOTS
+            and is_hidden(attrs)
+        ):
             pass
         elif not furniture_hint(tag, class_, id_) or holds_prose(
             node, hints.groups_of(class_, id_), page
@@ -869,6 +872,8 @@ def merge_siblings(top: LexborNode, top_score: float, scores: dict[int, float]) 
     threshold = max(10.0, top_score * SIBLING_SCORE_RATIO)
     container = content_container(top)
     unit, kept = top, [top]
+    kept_chars = 0  # the text of what is kept, counted as it joins (`uncounted` not yet)
+    uncounted = [top]
     for level in range(CONTAINER_LEVELS):
         parent = unit.parent
         if parent is None or parent.tag in PAGE_ROOTS:
@@ -884,13 +889,17 @@ def merge_siblings(top: LexborNode, top_score: float, scores: dict[int, float]) 
             ):
                 (after if seen else before).append(sibling)
         kept = before + kept + after
+        uncounted += before + after
         if container is not None:
             if parent.mem_id == container.mem_id:
                 break
-        elif level + 1 >= MERGE_LEVELS or (
-            sum(map(text_chars, kept)) < BULK_SHARE * text_chars(parent)
-        ):
+        elif level + 1 >= MERGE_LEVELS:
             break
+        else:
+            kept_chars += sum(map(text_chars, uncounted))
+            uncounted = []
+            if kept_chars < BULK_SHARE * text_chars(parent):
+                break
         unit = parent
     return kept
 

@@ -658,13 +658,17 @@ def _looks_like_url(text: str) -> bool:
     return "/" in text or text.lower().startswith("www.") or "@" in text
 
 
-def _dedupe(names: Iterable[str]) -> tuple[str, ...]:
+def _dedupe(names: Iterable[str], most: int = 0) -> tuple[str, ...]:
+    """The names without repeats (in any case), first seen first; at most `most` (0: all), read
+    no further than that."""
     seen: set[str] = set()
     kept: list[str] = []
     for name in names:
         if name.casefold() not in seen:
             seen.add(name.casefold())
             kept.append(name)
+            if len(kept) == most:
+                break
     return tuple(kept)
 
 
@@ -672,8 +676,8 @@ def _pick_categories(signals: _Signals, article: _JsonLdArticle) -> tuple[str, .
     """JSON-LD section and keywords, then `article:section` and `article:tag`; deduplicated."""
     values = (*article.categories, *_meta_values(signals, _CATEGORY_KEYS))
     names = (_clean_text(value) for value in values)
-    kept = _dedupe(name for name in names if name and len(name) <= _MAX_CATEGORY_CHARS)
-    return kept[:_MAX_CATEGORIES]
+    usable = (name for name in names if name and len(name) <= _MAX_CATEGORY_CHARS)
+    return _dedupe(usable, _MAX_CATEGORIES)  # stops there: keyword lists run to hundreds
 
 
 def _first_date(*sources: Iterable[str]) -> datetime | None:
