@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from worker.extract import ExtractOptions, extract, learn_boilerplate, page_fingerprints
 from worker.extract.template import fingerprint, normalise_block
+from worker.models import Article
 
 # A made-up site. Its "From the editors" widget sits inside the article container, has no
 # telling class names, no links and reads like prose: one page alone cannot spot it.
@@ -58,6 +59,37 @@ def site_page(paragraphs: list[str], variant: int) -> str:
         "</div></div>"
         "</body></html>"
     )
+
+
+def pages_ending_with(block: str) -> dict[str, str]:
+    """Each article's page with `block` at the end of its article container."""
+    return {
+        slug: site_page(paras, 0).replace("</div></div></body>", f"{block}</div></div></body>")
+        for slug, paras in ARTICLES.items()
+    }
+
+
+def fingerprints_of(pages: dict[str, str], *slugs: str) -> list[tuple[str, ...]]:
+    """The block fingerprints of those pages, as the pipeline keeps them to learn from."""
+    return [
+        extract(pages[slug], f"https://herald.example/{slug}").block_fingerprints for slug in slugs
+    ]
+
+
+LEARNT_FROM = ("orchard", "bridge")
+
+
+def alone_and_templated(pages: dict[str, str]) -> tuple[Article, Article]:
+    """The tides page extracted alone, and with the template learnt from two other pages; the
+    article's own paragraphs are in both."""
+    url = "https://herald.example/tides"
+    learnt = learn_boilerplate(fingerprints_of(pages, *LEARNT_FROM))
+    alone = extract(pages["tides"], url)
+    article = extract(pages["tides"], url, ExtractOptions(boilerplate=learnt))
+    for paragraph in ARTICLES["tides"]:
+        assert paragraph in alone.body_text
+        assert paragraph in article.body_text
+    return alone, article
 
 
 def index_page() -> str:
@@ -143,21 +175,9 @@ def test_a_block_split_by_inline_markup_is_matched_as_learnt() -> None:
         "<p>Sub<b>scribe</b> to the Herald: one e<i>mail</i> a week with the harbour news, "
         "the tide tables and the events of the coming weekend.</p>"
     )
-    pages = {
-        slug: site_page(paras, 0).replace("</div></div></body>", f"{split}</div></div></body>")
-        for slug, paras in ARTICLES.items()
-    }
-    url = "https://herald.example/tides"
-    alone = extract(pages["tides"], url)
+    alone, article = alone_and_templated(pages_ending_with(split))
     assert "Subscribe to the Herald" in alone.body_text, "precondition: in the body"
-    learnt = learn_boilerplate(
-        [extract(pages[slug], f"https://herald.example/{slug}").block_fingerprints
-         for slug in ("orchard", "bridge")]
-    )  # fmt: skip
-    article = extract(pages["tides"], url, ExtractOptions(boilerplate=learnt))
     assert "Subscribe to the Herald" not in article.body_text
-    for paragraph in ARTICLES["tides"]:
-        assert paragraph in article.body_text
 
 
 def test_template_checked_names_the_rendered_blocks_only() -> None:
@@ -196,22 +216,10 @@ def test_a_block_of_inline_elements_parted_by_spaces_is_matched_as_learnt() -> N
         "<p><b>Photos by</b> <i>the Harbour Herald picture desk</i>\n<a href='/pictures'>"
         "see the gallery</a> <em>and order prints</em></p>"
     )
-    pages = {
-        slug: site_page(paras, 0).replace("</div></div></body>", f"{credit}</div></div></body>")
-        for slug, paras in ARTICLES.items()
-    }
-    url = "https://herald.example/tides"
-    alone = extract(pages["tides"], url)
+    pages = pages_ending_with(credit)
+    alone, article = alone_and_templated(pages)
     line = "Photos by the Harbour Herald picture desk see the gallery and order prints"
     assert line in alone.body_text, "precondition: in the body, words parted"
-    seen = [
-        extract(pages[slug], f"https://herald.example/{slug}").block_fingerprints
-        for slug in ("orchard", "bridge")
-    ]
-    assert all(fingerprint(line) in prints for prints in seen)
+    assert all(fingerprint(line) in prints for prints in fingerprints_of(pages, *LEARNT_FROM))
     assert fingerprint(line) in alone.template_checked
-    learnt = learn_boilerplate(seen)
-    article = extract(pages["tides"], url, ExtractOptions(boilerplate=learnt))
     assert "picture desk" not in article.body_text
-    for paragraph in ARTICLES["tides"]:
-        assert paragraph in article.body_text
