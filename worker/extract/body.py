@@ -1062,7 +1062,8 @@ class Rendered:
 
     @property
     def has_text(self) -> bool:
-        return any(not part.isspace() for part in self.parts if part)
+        joined = "".join(self.parts)  # one pass in C, where a test per part runs in Python
+        return bool(joined) and not joined.isspace()
 
 
 def render(
@@ -1282,7 +1283,9 @@ def tidy_text(text: str) -> str:
     as a regex; the zero-width space is not whitespace to Python, so it is replaced first."""
     if "\u200b" in text:
         text = text.replace("\u200b", " ")
-    return "\n".join([" ".join(words) for line in text.split("\n") if (words := line.split())])
+    return "\n".join(
+        [" ".join(line.split()) for line in text.split("\n") if line and not line.isspace()]
+    )
 
 
 # --- The sequence ------------------------------------------------------------------------------
