@@ -108,6 +108,82 @@ def test_hidden_elements_of_any_tag_are_dropped(hidden: str) -> None:
     assert "SECRET" not in text and "Part 2." in text
 
 
+def test_panels_hidden_until_found_are_content() -> None:
+    """`hidden="until-found"` collapses content that a search of the page opens (accordion
+    panels): it stays, where a plain `hidden` goes."""
+    panels = (
+        f"<div hidden='until-found'><p>OPENED {SENTENCE}</p></div>"
+        f"<div hidden><p>CLOSED {SENTENCE}</p></div>"
+    )
+    text = extract(page(f"<div>{paragraphs(3)}{panels}</div>"), URL).body_text
+    assert "OPENED" in text and "CLOSED" not in text
+
+
+FAQ_HIDINGS = ['style="display: none"', "hidden", 'aria-hidden="true"']
+
+
+def faq_page(hiding: str, answer_on: str) -> str:
+    """An FAQ in schema.org microdata whose answers an accordion hides; `answer_on` says which
+    element carries the hiding: the Answer, its text, or a wrapper around the Answer."""
+    items = []
+    for i in range(4):
+        answer = f"ANSWER {i}: {SENTENCE}"
+        text = f'<div itemprop="text"{" " + hiding if answer_on == "text" else ""}>{answer}</div>'
+        on_answer = " " + hiding if answer_on == "answer" else ""
+        body = (
+            f'<div itemscope itemprop="acceptedAnswer" itemtype="https://schema.org/Answer"'
+            f"{on_answer}>{text}</div>"
+        )
+        if answer_on == "wrapper":
+            body = f'<div class="panel" {hiding}>{body}</div>'
+        items.append(
+            '<div itemscope itemprop="mainEntity" itemtype="https://schema.org/Question">'
+            f'<h3 itemprop="name">Question {i}: when does the ferry run?</h3>{body}</div>'
+        )
+    login = f"<div class='login' {hiding}><p>LOGIN No account was found for {SENTENCE}</p></div>"
+    return page(
+        f'<div itemscope itemtype="https://schema.org/FAQPage"><h1>Ferry questions</h1>'
+        f"{''.join(items)}</div>{login}"
+    )
+
+
+@pytest.mark.parametrize("answer_on", ["answer", "text", "wrapper"])
+@pytest.mark.parametrize("hiding", FAQ_HIDINGS)
+def test_closed_faq_answers_are_content(hiding: str, answer_on: str) -> None:
+    """An accordion's answers are hidden until a reader opens their question; marked up as a
+    schema.org FAQ's answers they are the page's content. Other hidden text still goes."""
+    text = extract(faq_page(hiding, answer_on), URL).body_text
+    for i in range(4):
+        assert f"ANSWER {i}:" in text
+    assert "LOGIN" not in text
+
+
+@pytest.mark.parametrize(
+    "toggle",
+    [
+        '<button aria-expanded="false"><span itemprop="name">QUESTION {i}?</span></button>',
+        '<h3 itemprop="name"><button aria-expanded="false">QUESTION {i}?</button></h3>',
+        '<h3><button itemprop="name" aria-expanded="false">QUESTION {i}?</button></h3>',
+    ],
+)
+def test_an_faq_question_in_its_toggle_button_is_content(toggle: str) -> None:
+    """Buttons are interface, but an accordion's toggle that names an FAQ question holds the
+    question; a vote button beside it stays out."""
+    items = "".join(
+        '<div itemscope itemprop="mainEntity" itemtype="https://schema.org/Question">'
+        + toggle.format(i=i)
+        + '<div itemscope itemprop="acceptedAnswer" itemtype="https://schema.org/Answer" hidden>'
+        f'<div itemprop="text"><p>ANSWER {i}: {SENTENCE}</p></div></div>'
+        "<div class='vote'><button>HELPFUL</button></div></div>"
+        for i in range(4)
+    )
+    faq = f'<div itemscope itemtype="https://schema.org/FAQPage">{items}</div>'
+    text = extract(page(faq), URL).body_text
+    for i in range(4):
+        assert f"QUESTION {i}?" in text and f"ANSWER {i}:" in text
+    assert "HELPFUL" not in text
+
+
 def test_a_page_hidden_until_its_scripts_run_is_still_read() -> None:
     html = f'<html><body style="display:none"><div>{paragraphs(3)}</div></body></html>'
     assert "Part 2." in extract(html, URL).body_text

@@ -292,6 +292,14 @@ FURNITURE_CANDIDATES = ", ".join(
 )
 # Elements that may be hidden from readers, whatever their tag (`is_hidden` decides).
 HIDDEN_SELECTOR = "[hidden], [aria-hidden=true i], [style*=none i], [style*=hidden i]"
+# Schema.org FAQ answers (`is_closed_answer`), found from a hidden element at most this many
+# levels up (`Answer` > `text` > a wrapper), or inside it.
+ANSWER_PROPS = frozenset({"acceptedanswer", "suggestedanswer"})
+ANSWER_SELECTOR = "[itemprop~=acceptedAnswer i], [itemprop~=suggestedAnswer i]"
+ANSWER_LEVELS = 3
+# ...and their questions, whose toggle button is junk unless it names the question.
+QUESTION_TYPE = re.compile(r"schema\.org/Question\b", re.IGNORECASE)
+NAME_SELECTOR = "[itemprop~=name i]"
 FURNITURE_AND_HIDDEN = f"{FURNITURE_CANDIDATES}, {HIDDEN_SELECTOR}"
 # What only the page's own wrapper holds, never a widget: a flagged element holding one of these
 # is the page (or the article), however short and whatever its links. The page's main element,
@@ -327,12 +335,33 @@ def element_groups(class_: str | None, id_: str | None) -> frozenset[str]:
 
 
 def is_hidden(attrs: dict[str, str | None]) -> bool:
+    """Hidden from readers by the element's own attributes. `hidden="until-found"` is not: it
+    collapses content that a search of the page opens (an accordion's panels)."""
     if len(attrs) < 2 and ("class" in attrs or "id" in attrs):
         return False  # the common case, answered without a lookup per hiding attribute
-    if "hidden" in attrs or attrs.get("aria-hidden") == "true":
+    if "hidden" in attrs and (attrs["hidden"] or "").lower() != "until-found":
+        return True
+    if attrs.get("aria-hidden") == "true":
         return True
     style = attrs.get("style")
     return style is not None and _HIDDEN_STYLE.search(style) is not None
+
+
+def is_closed_answer(node: LexborNode) -> bool:
+    """A hidden element that is, lies in (the answer's `text`, a few levels down) or holds a
+    schema.org FAQ answer: an accordion keeps its answers hidden until a reader opens their
+    question, and on an FAQ page they are the content. Asked of hidden elements only, and only
+    of those holding a paragraph's worth of text (not an icon, not an empty panel)."""
+    if len(node.text_lexbor()) < MIN_PARAGRAPH_CHARS:
+        return False
+    current: LexborNode | None = node
+    for _ in range(ANSWER_LEVELS):
+        if current is None or current.tag in PAGE_ROOTS:
+            break
+        if not ANSWER_PROPS.isdisjoint((current.attributes.get("itemprop") or "").lower().split()):
+            return True
+        current = current.parent
+    return node.css_first(ANSWER_SELECTOR) is not None
 
 
 # A cache of a pure function, as `element_groups`: asked of every furniture candidate.
@@ -418,6 +447,37 @@ def decompose_all(nodes: list[LexborNode]) -> None:
         node.decompose()
 
 
+def drop_junk(junk: list[LexborNode]) -> None:
+    """Remove the junk elements (`junk_elements`), but unwrap the buttons that are an FAQ's
+    question toggles (`is_question_toggle`): their text is the question."""
+    toggles = [node for node in junk if node.tag == "button" and is_question_toggle(node)]
+    for node in toggles:
+        node.unwrap()
+    if toggles:
+        kept = {node.mem_id for node in toggles}
+        junk = [node for node in junk if node.mem_id not in kept]
+    decompose_all(junk)
+
+
+def is_question_toggle(button: LexborNode) -> bool:
+    """A button naming a schema.org FAQ question, in the Question itself or one level down (an
+    accordion's toggle, `<h3><button>`): its `name` is the button, its parent or inside it. A
+    button beside the question (a "Was this helpful?" vote) names nothing."""
+    parent = button.parent
+    if parent is None:
+        return False
+    grandparent = parent.parent
+    for node in (parent, grandparent):  # read without a generator: asked of every button
+        itemtype = node.attributes.get("itemtype") if node is not None else None
+        if itemtype and QUESTION_TYPE.search(itemtype) is not None:
+            break
+    else:
+        return False
+    if any("name" in (node.attributes.get("itemprop") or "").split() for node in (button, parent)):
+        return True
+    return button.css_first(NAME_SELECTOR) is not None
+
+
 def junk_elements(tree: LexborHTMLParser) -> list[LexborNode]:
     """The elements that never hold article text (JUNK_TAGS), in document order; the page's
     metadata (`meta`, `link`, `script`) is among them."""
@@ -433,7 +493,7 @@ def prepare_tree(
 ) -> None:
     """Drop junk (`junk`, when the caller found it already), `remove` matches, hidden elements
     and furniture."""
-    decompose_all(junk_elements(tree) if junk is None else junk)
+    drop_junk(junk_elements(tree) if junk is None else junk)
     decompose_all(removal_targets(tree, remove))
     if tree.body is None:
         return
@@ -465,14 +525,15 @@ def furniture(root: LexborNode, hints: Hints) -> list[LexborNode]:
         tag = node.tag
         class_, id_ = attrs.get("class"), attrs.get("id")
         # Hidden copies of the article (schema.org microdata, print versions) are long prose too.
-        if (
+        hidden = (
             ("style" in attrs or "hidden" in attrs or "aria-hidden" in attrs)  # else not hidden
             and tag not in PAGE_ROOTS
             and is_hidden(attrs)
-        ):
-            pass
-        elif not furniture_hint(tag, class_, id_) or holds_prose(
-            node, hints.groups_of(class_, id_), page
+            and not is_closed_answer(node)
+        )
+        if not hidden and (
+            not furniture_hint(tag, class_, id_)
+            or holds_prose(node, hints.groups_of(class_, id_), page)
         ):
             continue
         doomed.append(node)
@@ -522,13 +583,16 @@ class Subtree:
 def hidden_elements(root: LexborNode) -> list[LexborNode]:
     """Elements hidden from readers (`hidden`, `aria-hidden`, inline `display:none` or
     `visibility:hidden`), whatever their tag: a login form's messages, a closed menu, a MathML
-    copy of a formula. Never the page itself: a page may hide its body until a script has run.
+    copy of a formula. Never the page itself: a page may hide its body until a script has run;
+    nor an FAQ's closed answers (`is_closed_answer`).
     """
     return outermost(
         [
             node
             for node in root.css(HIDDEN_SELECTOR)
-            if node.tag not in PAGE_ROOTS and is_hidden(node.attributes)
+            if node.tag not in PAGE_ROOTS
+            and is_hidden(node.attributes)
+            and not is_closed_answer(node)
         ]
     )
 
