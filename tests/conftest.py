@@ -132,6 +132,14 @@ def state_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def store(state_url: str) -> Iterator[Store]:
+    """The test's state database, open (`state_url`), closed after the test."""
+    opened = Store.open(state_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
 def postgres_server() -> str:
     """The PostgreSQL server URL; the test is skipped, with the reason, without one."""
     if not SERVER_URL:

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-
-import pytest
 
 from worker.config import Source
 from worker.service.schedule import SPREAD_NEW_ABOVE, RunTimes
@@ -139,13 +137,6 @@ def test_a_reload_drops_removed_sources_and_moves_changed_ones() -> None:
     assert slots._take_due(clock.now) == []  # neither the removed nor the old 1-minute slot
     clock.now = 1_800_000_120.0
     assert slots._take_due(clock.now) == [Due("s1", 1_800_000_120)]
-
-
-@pytest.fixture
-def store(state_url: str) -> Iterator[Store]:
-    opened = Store.open(state_url)
-    yield opened
-    opened.close()
 
 
 def test_the_store_claims_many_slots_in_a_few_statements(store: Store) -> None:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,13 +34,6 @@ def make_item(n: int, *, source_id: str = "blog", published: datetime | None = N
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "state" / "feedworker.db"
-
-
-@pytest.fixture
-def store(state_url: str) -> Iterator[Store]:
-    opened = Store.open(state_url)
-    yield opened
-    opened.close()
 
 
 # -- opening ---------------------------------------------------------------------------------

@@ -3,23 +3,13 @@ bounded number of statements, with the same answers as for a few."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from tests.test_serve import item
 from worker.models import RunReport
 from worker.store.state import IN_LIST_SIZE, WHOLE_TABLE_ABOVE, Store
 
 T0 = datetime(2026, 2, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(state_url: str) -> Iterator[Store]:
-    opened = Store.open(state_url)
-    yield opened
-    opened.close()
 
 
 def test_recent_items_of_more_sources_than_an_in_list_holds(store: Store) -> None:
